@@ -1,0 +1,125 @@
+package backends
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned (possibly wrapped) by Get and GetValue when a key holds no entry.
+// Test for it with errors.Is. A backend never reports a miss as a nil value with a nil error.
+var ErrNotFound = errors.New("backends: not found")
+
+// ErrMalformed is returned by DecodeEntry when stored bytes are not an entry this version of the
+// library wrote: a foreign value, a truncated one, or one from a newer format version. Regions treat
+// such an entry as a miss and report it; it is never a panic.
+var ErrMalformed = errors.New("backends: malformed entry")
+
+// Backend is the interface every backend implements: get, set and delete of encoded entries on
+// string keys. Keys are already mangled by the region; values are the bytes of an entry envelope
+// (see EncodeEntry) and must be stored and returned unchanged.
+//
+// Implementations must be safe for concurrent use. A backend may implement any of the optional
+// capabilities in this package (MultiGetter, MultiSetter, MultiDeleter, Locker, ValueStore,
+// io.Closer); regions discover them with type assertions, walking Unwrap chains with As.
+type Backend interface {
+	// Get returns the value stored under key, or an error that errors.Is ErrNotFound when there is
+	// none. The returned slice belongs to the caller.
+	Get(ctx context.Context, key string) ([]byte, error)
+
+	// Set stores value under key, replacing any previous value. A ttl greater than zero bounds
+	// how long the backend keeps the value; zero keeps it until it is deleted or evicted.
+	// The backend must not retain value after Set returns unless it copied it.
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+
+	// Delete removes key. Deleting a key that does not exist is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// MultiGetter is implemented by backends that read many keys in one round trip.
+type MultiGetter interface {
+	// GetMulti returns the values of the keys that hold one; keys that do not are absent from the
+	// map. An empty keys slice returns an empty map and does no I/O.
+	GetMulti(ctx context.Context, keys []string) (map[string][]byte, error)
+}
+
+// MultiSetter is implemented by backends that write many keys in one round trip.
+type MultiSetter interface {
+	// SetMulti stores every pair of items with the same ttl rule as Backend.Set.
+	SetMulti(ctx context.Context, items map[string][]byte, ttl time.Duration) error
+}
+
+// MultiDeleter is implemented by backends that delete many keys in one round trip.
+type MultiDeleter interface {
+	// DeleteMulti removes every key; absent keys are not an error.
+	DeleteMulti(ctx context.Context, keys []string) error
+}
+
+// Lock is a held distributed lock.
+type Lock interface {
+	// Unlock releases the lock if, and only if, this holder still holds it: a holder whose lock
+	// timed out and was taken by another must not release the other's lock. Unlocking a lock that
+	// already expired is not an error.
+	Unlock(ctx context.Context) error
+}
+
+// Locker is implemented by backends that offer a mutex per key shared by every process that uses
+// the backend (Redis SET NX, Memcached add, flock). Regions use it for the dogpile lock across
+// processes; without it the lock holds within one process only.
+type Locker interface {
+	// TryLock tries once, without waiting, to take the lock named key. It returns (lock, true, nil)
+	// when taken and (nil, false, nil) when another holder has it. The lock frees itself after
+	// timeout, so that a holder that crashed cannot block the key forever.
+	TryLock(ctx context.Context, key string, timeout time.Duration) (Lock, bool, error)
+}
+
+// Item is an entry kept as a Go value by a ValueStore: no encoding on either side.
+type Item struct {
+	// Value is the cached value as the region stored it.
+	Value any
+	// Created is when the value was created, in Unix nanoseconds.
+	Created int64
+}
+
+// ValueStore is implemented by in-process backends that keep Go values without encoding them,
+// so that a cache hit costs no decoding. The values are shared: a caller that mutates a value it
+// got mutates the cached one.
+type ValueStore interface {
+	// StoresValues reports whether the region should use GetValue and SetValue. A backend that
+	// implements the methods but is configured to copy values (the memory backend's WithCopy)
+	// returns false, and the region then goes through the byte methods and its codec.
+	StoresValues() bool
+
+	// GetValue returns the item under key, or an error that errors.Is ErrNotFound.
+	GetValue(ctx context.Context, key string) (Item, error)
+
+	// SetValue stores item under key with the same ttl rule as Backend.Set.
+	SetValue(ctx context.Context, key string, item Item, ttl time.Duration) error
+}
+
+// Wrapper is implemented by backends that wrap another backend (logging, metrics, fault
+// injection). Unwrap returns the wrapped backend so that As can find its capabilities.
+type Wrapper interface {
+	Unwrap() Backend
+}
+
+// As finds the first backend in the chain b, b.Unwrap(), b.Unwrap().Unwrap(), ... that implements
+// T and returns it as T. It is how regions find optional capabilities behind wrappers, as
+// http.ResponseController does. It costs a type assertion per link and does not allocate.
+//
+// A wrapper that must see every call (fault injection, for instance) should implement the
+// capabilities itself, forwarding them, since As otherwise reaches past it.
+func As[T any](b Backend) (T, bool) {
+	for b != nil {
+		if t, ok := b.(T); ok {
+			return t, true
+		}
+		w, ok := b.(Wrapper)
+		if !ok {
+			break
+		}
+		b = w.Unwrap()
+	}
+	var zero T
+	return zero, false
+}

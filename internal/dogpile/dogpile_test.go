@@ -1,0 +1,536 @@
+package dogpile
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// store is a fake backend: entries, a distributed lock table, and counters. Time is the
+// synctest bubble's.
+type store struct {
+	mu      sync.Mutex
+	entries map[string]Entry
+	locks   map[string]bool
+	exp     time.Duration
+	creates atomic.Int32
+	unlocks atomic.Int32
+	lockErr error
+}
+
+func newStore(exp time.Duration) *store {
+	return &store{entries: map[string]Entry{}, locks: map[string]bool{}, exp: exp}
+}
+
+func (s *store) put(key string, v any, created time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries[key] = Entry{Value: v, Created: created.UnixNano()}
+}
+
+// op builds a call for key whose creator is create; distributed says whether the store's lock
+// table acts as a distributed lock.
+func (s *store) op(key string, distributed bool, create func(context.Context) (any, error)) *fakeOp {
+	return &fakeOp{s: s, key: key, distributed: distributed, create: create}
+}
+
+type fakeOp struct {
+	s           *store
+	key         string
+	distributed bool
+	create      func(context.Context) (any, error)
+}
+
+func (o *fakeOp) Key() string { return o.key }
+
+func (o *fakeOp) Load(context.Context) (Entry, bool, error) {
+	o.s.mu.Lock()
+	defer o.s.mu.Unlock()
+	e, ok := o.s.entries[o.key]
+	return e, ok, nil
+}
+
+func (o *fakeOp) Fresh(e Entry) bool {
+	return o.s.exp == 0 || time.Now().UnixNano()-e.Created < int64(o.s.exp)
+}
+
+func (o *fakeOp) Create(ctx context.Context) (any, error) {
+	o.s.creates.Add(1)
+	return o.create(ctx)
+}
+
+func (o *fakeOp) Store(_ context.Context, v any) error {
+	o.s.put(o.key, v, time.Now())
+	return nil
+}
+
+func (o *fakeOp) TryLock(context.Context) (func(), bool, error) {
+	if !o.distributed {
+		return nil, true, nil
+	}
+	if o.s.lockErr != nil {
+		return nil, false, o.s.lockErr
+	}
+	o.s.mu.Lock()
+	defer o.s.mu.Unlock()
+	if o.s.locks[o.key] {
+		return nil, false, nil
+	}
+	o.s.locks[o.key] = true
+	return func() {
+		o.s.mu.Lock()
+		delete(o.s.locks, o.key)
+		o.s.mu.Unlock()
+		o.s.unlocks.Add(1)
+	}, true, nil
+}
+
+// get is what a region does: a fresh entry is returned directly, anything else goes to Resolve.
+func get(ctx context.Context, e *Engine, o *fakeOp) (any, error) {
+	cur, found, _ := o.Load(ctx)
+	if found && o.Fresh(cur) {
+		return cur.Value, nil
+	}
+	return e.Resolve(ctx, o, cur, found)
+}
+
+// gate is a creator that blocks until the test opens it.
+type gate struct {
+	open chan struct{}
+	val  any
+	err  error
+}
+
+func newGate(val any) *gate { return &gate{open: make(chan struct{}), val: val} }
+
+func (g *gate) create(ctx context.Context) (any, error) {
+	select {
+	case <-g.open:
+		return g.val, g.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func TestColdKeyCreatedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		e := New(0)
+		defer e.Close()
+		g := newGate("v1")
+		const n = 1000
+		var wg sync.WaitGroup
+		results := make([]any, n)
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() {
+				results[i], errs[i] = get(t.Context(), e, s.op("k", false, g.create))
+			})
+		}
+		synctest.Wait() // every caller is waiting on the one creation
+		if got := s.creates.Load(); got != 1 {
+			t.Fatalf("creator started %d times before release, want 1", got)
+		}
+		close(g.open)
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil || results[i] != "v1" {
+				t.Fatalf("caller %d: got (%v, %v), want (v1, nil)", i, results[i], errs[i])
+			}
+		}
+		if got := s.creates.Load(); got != 1 {
+			t.Fatalf("creator ran %d times, want 1", got)
+		}
+		if n := e.InFlight(); n != 0 {
+			t.Fatalf("InFlight = %d after the creation, want 0", n)
+		}
+	})
+}
+
+func TestExpiredServesStaleWithoutBlocking(t *testing.T) {
+	for _, distributed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "in-process", true: "distributed"}[distributed], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newStore(time.Minute)
+				s.put("k", "old", time.Now())
+				time.Sleep(2 * time.Minute) // expired
+				e := New(0)
+				defer e.Close()
+				g := newGate("new")
+
+				winner := make(chan any)
+				go func() {
+					v, _ := get(t.Context(), e, s.op("k", distributed, g.create))
+					winner <- v
+				}()
+				synctest.Wait() // the winner is inside the creator
+
+				// Everyone else returns the old value while the regeneration is blocked: they
+				// run to completion before the test opens the gate.
+				const n = 100
+				var served atomic.Int32
+				var wg sync.WaitGroup
+				for range n {
+					wg.Go(func() {
+						v, err := get(t.Context(), e, s.op("k", distributed, g.create))
+						if err != nil || v != "old" {
+							t.Errorf("loser got (%v, %v), want (old, nil)", v, err)
+						}
+						served.Add(1)
+					})
+				}
+				wg.Wait()
+				if served.Load() != n {
+					t.Fatalf("served %d stale values, want %d", served.Load(), n)
+				}
+				close(g.open)
+				if v := <-winner; v != "new" {
+					t.Fatalf("winner got %v, want new", v)
+				}
+				if c := s.creates.Load(); c != 1 {
+					t.Fatalf("creator ran %d times, want 1", c)
+				}
+				if v, _ := get(t.Context(), e, s.op("k", distributed, g.create)); v != "new" {
+					t.Fatalf("after regeneration got %v, want new", v)
+				}
+			})
+		})
+	}
+}
+
+func TestCreatorErrorReachesEveryWaiter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(0)
+		e := New(0)
+		defer e.Close()
+		boom := errors.New("boom")
+		g := newGate(nil)
+		g.err = boom
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Go(func() {
+				if _, err := get(t.Context(), e, s.op("k", false, g.create)); !errors.Is(err, boom) {
+					t.Errorf("got %v, want boom", err)
+				}
+			})
+		}
+		synctest.Wait()
+		close(g.open)
+		wg.Wait()
+		if c := s.creates.Load(); c != 1 {
+			t.Fatalf("creator ran %d times, want 1", c)
+		}
+		if _, ok := s.entries["k"]; ok {
+			t.Fatal("an error was cached")
+		}
+		// The next call creates again.
+		v, err := get(t.Context(), e, s.op("k", false, func(context.Context) (any, error) { return "ok", nil }))
+		if err != nil || v != "ok" || s.creates.Load() != 2 {
+			t.Fatalf("next call: (%v, %v) after %d creations, want (ok, nil) after 2", v, err, s.creates.Load())
+		}
+	})
+}
+
+func TestCreatorPanicReachesEveryWaiter(t *testing.T) {
+	for _, distributed := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			s := newStore(0)
+			e := New(0)
+			defer e.Close()
+			release := make(chan struct{})
+			panicky := func(context.Context) (any, error) {
+				<-release
+				panic("kaboom")
+			}
+			var wg sync.WaitGroup
+			for range 50 {
+				wg.Go(func() {
+					_, err := get(t.Context(), e, s.op("k", distributed, panicky))
+					var pe *PanicError
+					if !errors.As(err, &pe) || pe.Value != "kaboom" || len(pe.Stack) == 0 {
+						t.Errorf("got %v, want a *PanicError with the value and a stack", err)
+					}
+				})
+			}
+			synctest.Wait()
+			close(release)
+			wg.Wait()
+			if n := e.InFlight(); n != 0 {
+				t.Fatalf("InFlight = %d after a panic", n)
+			}
+			if distributed && len(s.locks) != 0 {
+				t.Fatalf("distributed lock still held after a panic: %v", s.locks)
+			}
+			v, err := get(t.Context(), e, s.op("k", distributed, func(context.Context) (any, error) { return "ok", nil }))
+			if err != nil || v != "ok" {
+				t.Fatalf("next call: (%v, %v), want (ok, nil)", v, err)
+			}
+		})
+	}
+}
+
+func TestPanicErrorUnwrapsErrorValues(t *testing.T) {
+	boom := errors.New("boom")
+	if err := error(&PanicError{Value: boom}); !errors.Is(err, boom) {
+		t.Fatalf("errors.Is(PanicError{boom}, boom) = false")
+	}
+	if err := (&PanicError{Value: "text"}); err.Unwrap() != nil {
+		t.Fatalf("Unwrap of a non-error panic = %v, want nil", err.Unwrap())
+	}
+}
+
+func TestCreatorGoexit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(0)
+		e := New(0)
+		defer e.Close()
+		release := make(chan struct{})
+		exiter := func(context.Context) (any, error) {
+			<-release
+			runtime.Goexit()
+			return nil, nil
+		}
+		errc := make(chan error)
+		for range 3 {
+			go func() {
+				_, err := get(t.Context(), e, s.op("k", false, exiter))
+				errc <- err
+			}()
+		}
+		synctest.Wait()
+		close(release)
+		for range 3 {
+			if err := <-errc; !errors.Is(err, ErrGoexit) {
+				t.Fatalf("got %v, want ErrGoexit", err)
+			}
+		}
+		if n := e.InFlight(); n != 0 {
+			t.Fatalf("InFlight = %d after Goexit", n)
+		}
+	})
+}
+
+func TestCancelledCallerDoesNotCancelCreation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(0)
+		e := New(0)
+		defer e.Close()
+		g := newGate("v")
+
+		// The impatient caller starts the creation, then gives up.
+		ctx, cancel := context.WithCancel(t.Context())
+		impatient := make(chan error)
+		go func() {
+			_, err := get(ctx, e, s.op("k", false, g.create))
+			impatient <- err
+		}()
+		synctest.Wait()
+		patient := make(chan any)
+		go func() {
+			v, err := get(t.Context(), e, s.op("k", false, g.create))
+			if err != nil {
+				t.Errorf("patient caller: %v", err)
+			}
+			patient <- v
+		}()
+		synctest.Wait()
+		cancel()
+		if err := <-impatient; !errors.Is(err, context.Canceled) {
+			t.Fatalf("impatient caller got %v, want context.Canceled", err)
+		}
+		close(g.open)
+		if v := <-patient; v != "v" {
+			t.Fatalf("patient caller got %v, want v", v)
+		}
+		if c := s.creates.Load(); c != 1 {
+			t.Fatalf("creator ran %d times, want 1", c)
+		}
+		if _, ok := s.entries["k"]; !ok {
+			t.Fatal("the creation was abandoned with its caller: nothing stored")
+		}
+	})
+}
+
+func TestCreationKeepsContextValues(t *testing.T) {
+	type ctxKey struct{}
+	s := newStore(0)
+	e := New(0)
+	defer e.Close()
+	ctx, cancel := context.WithCancel(context.WithValue(t.Context(), ctxKey{}, "trace-1"))
+	defer cancel()
+	v, err := get(ctx, e, s.op("k", false, func(ctx context.Context) (any, error) {
+		return ctx.Value(ctxKey{}), nil
+	}))
+	if err != nil || v != "trace-1" {
+		t.Fatalf("got (%v, %v), want the caller's context value", v, err)
+	}
+}
+
+func TestFlightsDoNotLeak(t *testing.T) {
+	s := newStore(0)
+	e := New(0)
+	defer e.Close()
+	ok := func(context.Context) (any, error) { return 1, nil }
+	fail := func(context.Context) (any, error) { return nil, errors.New("no") }
+	for i := range 10_000 {
+		key := string(rune('a'+i%26)) + time.Duration(i).String()
+		create := ok
+		if i%3 == 0 {
+			create = fail
+		}
+		_, _ = get(context.Background(), e, s.op(key, i%2 == 0, create))
+	}
+	if n := e.InFlight(); n != 0 {
+		t.Fatalf("InFlight = %d after 10,000 keys came and went, want 0", n)
+	}
+}
+
+func TestDistributedWaitPicksUpOtherProcessValue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		s.locks["k"] = true // another process is creating k
+		e := New(0)
+		defer e.Close()
+		done := make(chan any)
+		go func() {
+			v, err := get(t.Context(), e, s.op("k", true, func(context.Context) (any, error) { return "mine", nil }))
+			if err != nil {
+				t.Errorf("get: %v", err)
+			}
+			done <- v
+		}()
+		time.Sleep(time.Second) // a second of polling with backoff, in bubble time
+		synctest.Wait()
+		select {
+		case v := <-done:
+			t.Fatalf("returned %v while the other process held the lock", v)
+		default:
+		}
+		// The other process stores its value and releases its lock.
+		s.put("k", "theirs", time.Now())
+		s.mu.Lock()
+		delete(s.locks, "k")
+		s.mu.Unlock()
+		if v := <-done; v != "theirs" {
+			t.Fatalf("got %v, want the other process's value", v)
+		}
+		if c := s.creates.Load(); c != 0 {
+			t.Fatalf("created %d times although another process did, want 0", c)
+		}
+	})
+}
+
+func TestDistributedLockFreedWithoutValueThenCreate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		s.locks["k"] = true // held by a process that will die without storing
+		e := New(0)
+		defer e.Close()
+		done := make(chan any)
+		go func() {
+			v, _ := get(t.Context(), e, s.op("k", true, func(context.Context) (any, error) { return "mine", nil }))
+			done <- v
+		}()
+		time.Sleep(5 * time.Second)
+		s.mu.Lock()
+		delete(s.locks, "k") // its lock timed out
+		s.mu.Unlock()
+		if v := <-done; v != "mine" {
+			t.Fatalf("got %v, want a fresh creation", v)
+		}
+		if s.unlocks.Load() != 1 || len(s.locks) != 0 {
+			t.Fatalf("lock not released after creation: unlocks=%d locks=%v", s.unlocks.Load(), s.locks)
+		}
+	})
+}
+
+func TestDistributedExpiredLockHeldElsewhereServesStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		s.put("k", "old", time.Now())
+		time.Sleep(2 * time.Minute)
+		s.locks["k"] = true
+		e := New(0)
+		defer e.Close()
+		v, err := get(t.Context(), e, s.op("k", true, func(context.Context) (any, error) { return "new", nil }))
+		if err != nil || v != "old" || s.creates.Load() != 0 {
+			t.Fatalf("got (%v, %v) with %d creations, want (old, nil) with none", v, err, s.creates.Load())
+		}
+	})
+}
+
+func TestLockErrorEndsCall(t *testing.T) {
+	s := newStore(0)
+	s.lockErr = errors.New("backend down")
+	e := New(0)
+	defer e.Close()
+	_, err := get(context.Background(), e, s.op("k", true, func(context.Context) (any, error) { return 1, nil }))
+	if !errors.Is(err, s.lockErr) {
+		t.Fatalf("got %v, want the lock error", err)
+	}
+}
+
+func TestBackgroundRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		s.put("k", "old", time.Now())
+		time.Sleep(2 * time.Minute)
+		e := New(1)
+		defer e.Close()
+		g := newGate("new")
+		// The winner is not kept waiting: it gets the old value at once.
+		if v, err := get(t.Context(), e, s.op("k", false, g.create)); err != nil || v != "old" {
+			t.Fatalf("winner got (%v, %v), want (old, nil)", v, err)
+		}
+		synctest.Wait()
+		if c := s.creates.Load(); c != 1 {
+			t.Fatalf("background creator started %d times, want 1", c)
+		}
+		// A second expired key finds the single worker busy: stale, no refresh, retried later.
+		s.put("k2", "old2", time.Now().Add(-2*time.Minute))
+		if v, _ := get(t.Context(), e, s.op("k2", false, g.create)); v != "old2" {
+			t.Fatalf("got %v, want old2", v)
+		}
+		if e.InFlight() != 1 {
+			t.Fatalf("InFlight = %d, want 1 (k2's refresh dropped, not queued)", e.InFlight())
+		}
+		close(g.open)
+		synctest.Wait()
+		if v, _ := get(t.Context(), e, s.op("k", false, g.create)); v != "new" {
+			t.Fatalf("after the background refresh got %v, want new", v)
+		}
+	})
+}
+
+func TestCloseCancelsCreationsAndRefusesNew(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		s.put("k", "old", time.Now().Add(-2*time.Minute))
+		e := New(2)
+		g := newGate("never")
+		_, _ = get(t.Context(), e, s.op("k", false, g.create)) // background refresh blocks
+		errc := make(chan error)
+		go func() {
+			_, err := get(t.Context(), e, s.op("cold", false, g.create))
+			errc <- err
+		}()
+		synctest.Wait()
+		e.Close() // cancels both creations and waits for them
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("waiting caller got %v, want context.Canceled from the cancelled creation", err)
+		}
+		if _, err := get(t.Context(), e, s.op("other", false, g.create)); !errors.Is(err, ErrClosed) {
+			t.Fatalf("after Close got %v, want ErrClosed", err)
+		}
+		e.Close() // idempotent
+	})
+}
