@@ -1,0 +1,49 @@
+package keys_test
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/dogpile-go/dogpile/keys"
+)
+
+func ExampleDefault() {
+	key, err := keys.Default("users.Load", 42, "eu,west", []int{1, 2}, nil)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(key)
+	// Output: users.Load|i:42,s7:eu,west,[2:i:1,i:2],n
+}
+
+func ExampleAppend() {
+	buf := make([]byte, 0, 64)
+	buf = append(buf, "users.Load"...)
+	buf = append(buf, keys.Sep)
+	buf, err := keys.Append(buf, int64(42)) // no allocation
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(string(buf))
+	// Output: users.Load|i64:42
+}
+
+func ExampleSHA1() {
+	fmt.Println(keys.SHA1("abc"))
+	// Output: a9993e364706816aba3e25717850c26c9cd0d89d
+}
+
+func ExampleChain() {
+	mangle := keys.Chain(keys.Prefix("app:"), strings.ToUpper)
+	fmt.Println(mangle("users.Load|i:42"))
+	// Output: APP:USERS.LOAD|I:42
+}
+
+func ExampleLengthConditional() {
+	mangle := keys.LengthConditional(16, keys.SHA1)
+	fmt.Println(mangle("short|i:1"))
+	fmt.Println(mangle("a.much.longer.namespace|s5:hello"))
+	// Output:
+	// short|i:1
+	// 442a6ecda3ed0d3ff7263210f22ccef059743be8
+}
