@@ -1,0 +1,40 @@
+// Package region is the cache: a Region is a named, configured cache (a backend, an expiration,
+// a key mangler, a codec), and a View reads and writes it for one value type under the dogpile
+// lock.
+//
+//	var cache = region.New("users", region.WithExpiration(10*time.Minute))
+//	var users = region.NewView[*User](cache)
+//
+//	func main() {
+//		if err := cache.Configure(memory.New()); err != nil { ... }
+//		u, err := users.GetOrCreate(ctx, "user:42", func(ctx context.Context) (*User, error) {
+//			return db.LoadUser(ctx, 42)
+//		})
+//	}
+//
+// Most programs reach a region through package memo, which wraps functions and builds keys from
+// their arguments; a View is for code that manages its own keys.
+//
+// # The dogpile lock
+//
+// GetOrCreate returns a fresh value at the cost of one backend read, with no lock. When the value
+// is expired, one caller regenerates it while every other caller gets the old value at once; when
+// it is absent, the callers in this process wait for one creation, and where the backend has a
+// distributed lock (backends.Locker) so do callers in other processes. A creator's error or panic
+// reaches every caller waiting for it, and nothing is cached. A caller whose context ends returns
+// ctx.Err() without cancelling the creation the others wait for.
+//
+// # Expiration and invalidation
+//
+// Expiration belongs to the region (WithExpiration, WithExpirationFunc), and a view or a single
+// call may override it (Expiration, ExpirationFunc). The backend keeps entries longer
+// (WithStorageTTL) so that expired values can still be served. Invalidate makes every entry
+// created before it absent (Hard) or expired (Soft) without touching the backend.
+//
+// # Failures
+//
+// By default a cache that is down does not take the application down (FailOpen): a failed read
+// is a miss, a failed write is reported and the creator's value is still returned. Malformed or
+// mistyped entries are misses. Everything is reported through log/slog (WithLogger) and an
+// optional hook (WithErrorHandler).
+package region

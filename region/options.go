@@ -1,0 +1,253 @@
+package region
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/dogpile-go/dogpile/keys"
+)
+
+// Option configures a Region at New.
+type Option func(*config) error
+
+// config is a region's settings: fixed at New, read without locks afterwards.
+type config struct {
+	expiration   time.Duration // 0: never expires
+	expirationFn func() time.Duration
+	storageTTL   time.Duration
+	lockTimeout  time.Duration
+	mangler      keys.Mangler
+	codec        Codec
+	shouldCache  func(any) bool
+	background   int
+	failClosed   bool
+	logger       *slog.Logger
+	onError      func(ctx context.Context, err error)
+	clock        func() time.Time
+}
+
+// DefaultLockTimeout is how long a distributed lock lives unless WithLockTimeout says otherwise:
+// a process that dies while creating a value blocks its key for at most this long.
+const DefaultLockTimeout = 30 * time.Second
+
+// WithExpiration sets how long a value stays fresh after its creation. After that it is expired:
+// still served to every caller but one while that one regenerates it. d == 0 means values never
+// expire (the default); a negative d is an error.
+//
+// Functions (memo.WithExpiration, NewView with Expiration) and single calls (Expiration) may
+// override it.
+func WithExpiration(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("WithExpiration(%v): negative duration", d)
+		}
+		c.expiration = d
+		return nil
+	}
+}
+
+// WithExpirationFunc makes the expiration computed on every read: f returns the current
+// expiration (0: never expires). Use it for expirations that change at run time, read from
+// configuration, for instance. f must be cheap and safe for concurrent use; it runs on the hit path.
+func WithExpirationFunc(f func() time.Duration) Option {
+	return func(c *config) error {
+		if f == nil {
+			return fmt.Errorf("WithExpirationFunc: nil function")
+		}
+		c.expirationFn = f
+		return nil
+	}
+}
+
+// WithStorageTTL sets the time-to-live the region asks the backend to keep each entry for. It is
+// independent of the expiration and should be longer, so that expired values stay available to
+// serve while one caller regenerates them. 0 (the default) asks the backend to keep entries until
+// they are deleted or evicted.
+func WithStorageTTL(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("WithStorageTTL(%v): negative duration", d)
+		}
+		c.storageTTL = d
+		return nil
+	}
+}
+
+// WithLockTimeout sets how long a distributed lock lives (DefaultLockTimeout by default). A
+// creation that runs longer may be started a second time by another process; a holder that
+// dies blocks its key for at most d. It has no effect on backends without a distributed lock.
+func WithLockTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithLockTimeout(%v): must be positive", d)
+		}
+		c.lockTimeout = d
+		return nil
+	}
+}
+
+// WithKeyMangler sets a function applied to every key before it reaches the backend: keys.SHA1
+// to bound key length, keys.Prefix to share a backend between applications, keys.Chain of several.
+func WithKeyMangler(m keys.Mangler) Option {
+	return func(c *config) error {
+		c.mangler = m
+		return nil
+	}
+}
+
+// WithCodec sets how values are encoded for byte backends (Redis, Memcached, files). JSON by
+// default. Backends that keep Go values (the memory backend) do not use it.
+func WithCodec(codec Codec) Option {
+	return func(c *config) error {
+		if codec == nil {
+			return fmt.Errorf("WithCodec: nil codec")
+		}
+		c.codec = codec
+		return nil
+	}
+}
+
+// WithShouldCache sets a predicate on created values: a value for which f returns false is
+// returned to its callers but not stored, so the next call creates again. Functions and calls
+// may add their own typed predicate (ShouldCache); a value is stored only if every one agrees.
+func WithShouldCache(f func(v any) bool) Option {
+	return func(c *config) error {
+		c.shouldCache = f
+		return nil
+	}
+}
+
+// WithBackgroundRefresh turns on stale-while-revalidate: the caller that wins the lock of an
+// expired key returns the old value at once, like every other caller, and the value is
+// regenerated on a goroutine of a pool of at most workers. When every worker is busy the refresh
+// is skipped and a later caller tries again. Close stops the pool.
+func WithBackgroundRefresh(workers int) Option {
+	return func(c *config) error {
+		if workers <= 0 {
+			return fmt.Errorf("WithBackgroundRefresh(%d): need at least one worker", workers)
+		}
+		c.background = workers
+		return nil
+	}
+}
+
+// FailurePolicy says what a region does when its backend fails.
+type FailurePolicy int
+
+const (
+	// FailOpen (the default) keeps the application up when the cache is down: a failed read counts
+	// as a miss, a failed write or lock is reported and the creator's value is still returned.
+	FailOpen FailurePolicy = iota
+	// FailClosed returns backend errors to the caller.
+	FailClosed
+)
+
+// WithFailurePolicy sets what happens when the backend fails; FailOpen by default. Either way the
+// error is reported to the logger and the error handler.
+func WithFailurePolicy(p FailurePolicy) Option {
+	return func(c *config) error {
+		if p != FailOpen && p != FailClosed {
+			return fmt.Errorf("WithFailurePolicy(%d): unknown policy", p)
+		}
+		c.failClosed = p == FailClosed
+		return nil
+	}
+}
+
+// WithLogger sets the logger for the region's reports (backend errors, malformed entries, skipped
+// refreshes); slog.Default() by default. The region never prints.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("WithLogger: nil logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithErrorHandler sets a hook called with every error the region reports (besides logging it):
+// backend failures, malformed entries, values that failed to encode. It runs on the caller's
+// goroutine and must be safe for concurrent use.
+func WithErrorHandler(f func(ctx context.Context, err error)) Option {
+	return func(c *config) error {
+		c.onError = f
+		return nil
+	}
+}
+
+// WithClock replaces time.Now for creation times and expiration, for tests of time-dependent
+// behaviour. Inside testing/synctest bubbles the default clock already works.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return fmt.Errorf("WithClock: nil function")
+		}
+		c.clock = now
+		return nil
+	}
+}
+
+// CallOption changes the policy of one function (NewView, memo options) or one call.
+type CallOption func(*policy)
+
+// policy is the resolved per-function or per-call settings. A View keeps one; a call with options
+// copies it.
+type policy struct {
+	expSet      bool
+	exp         time.Duration
+	expFn       func() time.Duration
+	ignoreExp   bool
+	shouldCache []func(any) bool
+}
+
+// Expiration overrides the region's expiration for a function or a call: d > 0 expires values d
+// after their creation, d == 0 never expires them. A negative d is treated as 0.
+func Expiration(d time.Duration) CallOption {
+	return func(p *policy) {
+		p.expSet, p.exp, p.expFn = true, max(d, 0), nil
+	}
+}
+
+// ExpirationFunc overrides the region's expiration with one computed on every read.
+func ExpirationFunc(f func() time.Duration) CallOption {
+	return func(p *policy) {
+		if f != nil {
+			p.expSet, p.expFn = true, f
+		}
+	}
+}
+
+// IgnoreExpiration makes Get return expired values too (never hard-invalidated ones). It has no
+// effect on GetOrCreate.
+func IgnoreExpiration() CallOption {
+	return func(p *policy) { p.ignoreExp = true }
+}
+
+// ShouldCache adds a typed predicate on created values: a value for which f returns false is
+// returned but not stored. V is inferred from f; it must be the value type of the view it is
+// used with, or f is never consulted.
+func ShouldCache[V any](f func(V) bool) CallOption {
+	return func(p *policy) {
+		if f == nil {
+			return
+		}
+		p.shouldCache = append(p.shouldCache[:len(p.shouldCache):len(p.shouldCache)], func(v any) bool {
+			tv, ok := v.(V)
+			return !ok || f(tv)
+		})
+	}
+}
+
+// with returns a copy of p with opts applied; p itself is not changed.
+func (p *policy) with(opts []CallOption) *policy {
+	q := *p
+	for _, o := range opts {
+		if o != nil {
+			o(&q)
+		}
+	}
+	return &q
+}

@@ -1,0 +1,306 @@
+package region
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dogpile-go/dogpile/backends"
+	"github.com/dogpile-go/dogpile/internal/dogpile"
+)
+
+// ErrNotConfigured is returned by every operation on a region that has no backend yet: see
+// Region.Configure.
+var ErrNotConfigured = errors.New("region: not configured")
+
+// ErrAlreadyConfigured is returned by Configure on a region that has a backend.
+var ErrAlreadyConfigured = errors.New("region: already configured")
+
+// ErrClosed is returned by operations on a region after Close.
+var ErrClosed = dogpile.ErrClosed
+
+// ErrInvalidKey is returned for keys no backend can store: the empty key.
+var ErrInvalidKey = errors.New("region: invalid key")
+
+// ErrGoexit is the error a creation's waiters get when the creator called runtime.Goexit.
+var ErrGoexit = dogpile.ErrGoexit
+
+// PanicError is the error every caller waiting for a creation gets when the creator panicked.
+// The panic stops there: locks are released, nothing is cached, the next call creates again.
+// Use errors.As to reach the panic value and the stack.
+type PanicError = dogpile.PanicError
+
+// Region is a named cache with one policy: a backend, an expiration, a key mangler, a codec.
+// Many functions of different types share one region; each reaches it through a typed View or a
+// memo handle.
+//
+// A Region can be declared at package level and configured later, once the program knows its
+// environment:
+//
+//	var cache = region.New("users", region.WithExpiration(10*time.Minute))
+//
+//	func main() {
+//		if err := cache.Configure(memory.New()); err != nil { ... }
+//	}
+//
+// Until Configure, every operation returns an error that errors.Is ErrNotConfigured. A Region is
+// safe for concurrent use.
+type Region struct {
+	name   string
+	cfg    config
+	engine *dogpile.Engine
+
+	// bound holds the backend and its capabilities: nil before Configure and after Close.
+	bound  atomic.Pointer[bound]
+	closed atomic.Bool
+	// configMu serialises Configure and Close; reads go through bound alone.
+	configMu sync.Mutex
+
+	// softAt and hardAt are the times (Unix nanoseconds) of the last soft and hard invalidation:
+	// entries created before hardAt are absent, entries created before softAt are expired.
+	softAt atomic.Int64
+	hardAt atomic.Int64
+
+	clock wallClock
+}
+
+// bound is a configured backend with the capabilities the region found on it.
+type bound struct {
+	backend backends.Backend
+	values  backends.ValueStore // nil unless the backend keeps Go values
+	locker  backends.Locker     // nil: the dogpile lock holds within this process only
+}
+
+// New returns a region named name (used in errors and reports). It panics if an option is
+// invalid (a negative expiration, a nil codec): options are fixed in code, so that is a
+// programmer error, caught as the program starts.
+func New(name string, opts ...Option) *Region {
+	r := &Region{name: name}
+	r.cfg.lockTimeout = DefaultLockTimeout
+	r.cfg.codec = JSON
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&r.cfg); err != nil {
+			panic(fmt.Sprintf("region.New(%q): %v", name, err))
+		}
+	}
+	if r.cfg.logger == nil {
+		r.cfg.logger = slog.Default()
+	}
+	r.engine = dogpile.New(r.cfg.background)
+	r.engine.OnDrop = func(key string) {
+		r.cfg.logger.Debug("dogpile: background refresh skipped: every worker busy",
+			slog.String("region", r.name), slog.String("key", key))
+	}
+	return r
+}
+
+// Name returns the region's name.
+func (r *Region) Name() string { return r.name }
+
+// Configure gives the region its backend. It fails with ErrAlreadyConfigured if the region has
+// one, and with ErrClosed after Close. The region finds the backend's optional capabilities
+// (distributed lock, Go value storage) now, through wrappers (backends.As).
+//
+// The region owns the backend from now on: Close closes it.
+func (r *Region) Configure(b backends.Backend) error {
+	if b == nil {
+		return fmt.Errorf("region %q: Configure: nil backend", r.name)
+	}
+	r.configMu.Lock()
+	defer r.configMu.Unlock()
+	if r.closed.Load() {
+		return fmt.Errorf("region %q: %w", r.name, ErrClosed)
+	}
+	if r.bound.Load() != nil {
+		return fmt.Errorf("region %q: %w", r.name, ErrAlreadyConfigured)
+	}
+	bd := &bound{backend: b}
+	if vs, ok := backends.As[backends.ValueStore](b); ok && vs.StoresValues() {
+		bd.values = vs
+	}
+	if l, ok := backends.As[backends.Locker](b); ok {
+		bd.locker = l
+	}
+	r.bound.Store(bd)
+	return nil
+}
+
+// Configured reports whether the region has a backend.
+func (r *Region) Configured() bool { return r.bound.Load() != nil }
+
+// Backend returns the configured backend, or nil.
+func (r *Region) Backend() backends.Backend {
+	if b := r.bound.Load(); b != nil {
+		return b.backend
+	}
+	return nil
+}
+
+// Close stops the region: background refreshes and creations in progress see their context
+// cancelled and are waited for, then the backend is closed if it, or a backend it wraps, implements io.Closer. Calls
+// after Close fail with ErrClosed. Close is safe to call more than once.
+func (r *Region) Close() error {
+	r.configMu.Lock()
+	defer r.configMu.Unlock()
+	if r.closed.Swap(true) {
+		return nil
+	}
+	b := r.bound.Swap(nil)
+	r.engine.Close()
+	if b != nil {
+		// Through wrappers: a logging wrapper without Close must not leak the connection pool
+		// or goroutines of what it wraps.
+		if c, ok := backends.As[io.Closer](b.backend); ok {
+			if err := c.Close(); err != nil {
+				return fmt.Errorf("region %q: close backend: %w", r.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Delete removes key from the backend. Deleting an absent key is not an error. It costs one
+// backend round trip; backend errors are returned whatever the failure policy, since the caller
+// asked for the deletion.
+func (r *Region) Delete(ctx context.Context, key string) error {
+	b, err := r.use(key)
+	if err != nil {
+		return err
+	}
+	k := r.mangle(key)
+	if err := b.backend.Delete(ctx, k); err != nil {
+		err = r.wrap("delete", k, err)
+		r.report(ctx, err)
+		return err
+	}
+	return nil
+}
+
+// Invalidation says how Invalidate treats the region's entries.
+type Invalidation int
+
+const (
+	// Hard makes every entry created before the invalidation absent: the next call for a key
+	// waits for its creation, as on a cold cache.
+	Hard Invalidation = iota
+	// Soft makes every entry created before the invalidation expired: one caller per key
+	// regenerates it while the others are still served the old value.
+	Soft
+)
+
+// Invalidate invalidates every entry of the region at once, without touching the backend: it
+// records the time, and entries created before it count as absent (Hard) or expired (Soft).
+// It costs two atomic operations and no I/O. It applies within this process.
+func (r *Region) Invalidate(ctx context.Context, mode Invalidation) error {
+	now := r.now()
+	switch mode {
+	case Hard:
+		r.hardAt.Store(now)
+	case Soft:
+		r.softAt.Store(now)
+	default:
+		return fmt.Errorf("region %q: Invalidate: unknown mode %d", r.name, mode)
+	}
+	return nil
+}
+
+// use returns the bound backend, or why there is none.
+func (r *Region) use(key string) (*bound, error) {
+	b := r.bound.Load()
+	if b == nil {
+		return nil, r.unusable()
+	}
+	if key == "" {
+		return nil, fmt.Errorf("region %q: empty key: %w", r.name, ErrInvalidKey)
+	}
+	return b, nil
+}
+
+func (r *Region) unusable() error {
+	if r.closed.Load() {
+		return fmt.Errorf("region %q: %w", r.name, ErrClosed)
+	}
+	return fmt.Errorf("region %q: %w", r.name, ErrNotConfigured)
+}
+
+func (r *Region) mangle(key string) string {
+	if r.cfg.mangler == nil {
+		return key
+	}
+	return r.cfg.mangler(key)
+}
+
+func (r *Region) now() int64 {
+	if r.cfg.clock != nil {
+		return r.cfg.clock().UnixNano()
+	}
+	return r.clock.now()
+}
+
+// expiration resolves the expiration for p: the call's or function's, else the region's.
+func (r *Region) expiration(p *policy) time.Duration {
+	switch {
+	case p.expFn != nil:
+		return max(p.expFn(), 0)
+	case p.expSet:
+		return p.exp
+	case r.cfg.expirationFn != nil:
+		return max(r.cfg.expirationFn(), 0)
+	}
+	return r.cfg.expiration
+}
+
+// fresh reports whether an entry created at created may be served without regeneration.
+func (r *Region) fresh(created int64, p *policy) bool {
+	if created < r.softAt.Load() {
+		return false
+	}
+	exp := r.expiration(p)
+	return exp == 0 || r.now()-created < int64(exp)
+}
+
+// usable reports whether an entry survived hard invalidation.
+func (r *Region) usable(created int64) bool { return created >= r.hardAt.Load() }
+
+func (r *Region) shouldCache(v any, p *policy) bool {
+	if r.cfg.shouldCache != nil && !r.cfg.shouldCache(v) {
+		return false
+	}
+	for _, f := range p.shouldCache {
+		if !f(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Region) wrap(op, key string, err error) error {
+	return fmt.Errorf("region %q: %s %q: %w", r.name, op, key, err)
+}
+
+// report logs err and hands it to the error handler.
+func (r *Region) report(ctx context.Context, err error) {
+	r.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "dogpile: cache error",
+		slog.String("region", r.name), slog.Any("error", err))
+	if r.cfg.onError != nil {
+		r.cfg.onError(ctx, err)
+	}
+}
+
+// failed reports a backend failure and applies the failure policy: nil under FailOpen.
+func (r *Region) failed(ctx context.Context, op, key string, err error) error {
+	err = r.wrap(op, key, err)
+	r.report(ctx, err)
+	if r.cfg.failClosed {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,334 @@
+package region
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dogpile-go/dogpile/backends"
+	"github.com/dogpile-go/dogpile/internal/dogpile"
+)
+
+// View is a typed window on a region for values of type V: get, set and get-or-create without
+// type assertions at the call site. Views are cheap (a pointer and a policy); make one per value
+// type, or per function with its own policy, and keep it. A View is safe for concurrent use.
+//
+// On a backend that keeps Go values (the memory backend) a hit returns the stored V itself, not
+// a copy: treat it as read-only, or configure the backend to copy (memory.WithCopy).
+type View[V any] struct {
+	r   *Region
+	pol policy
+}
+
+// NewView returns a View of r for values of type V. opts set the view's own policy
+// (Expiration, ShouldCache), which overrides the region's and is overridden by a call's.
+func NewView[V any](r *Region, opts ...CallOption) *View[V] {
+	if r == nil {
+		panic("region.NewView: nil region")
+	}
+	v := &View[V]{r: r}
+	v.pol = *v.pol.with(opts)
+	return v
+}
+
+// Region returns the region the view reads.
+func (v *View[V]) Region() *Region { return v.r }
+
+// Get returns the fresh value under key: (v, true, nil) on a hit, (zero, false, nil) when the key
+// is absent or expired. With IgnoreExpiration it returns expired values too. It never creates.
+// A value stored under key by another type's view is a miss, reported.
+func (v *View[V]) Get(ctx context.Context, key string, opts ...CallOption) (V, bool, error) {
+	var zero V
+	b, err := v.r.use(key)
+	if err != nil {
+		return zero, false, err
+	}
+	p := v.policy(opts)
+	val, created, found, err := v.load(ctx, b, v.r.mangle(key))
+	if err != nil || !found {
+		return zero, false, err
+	}
+	if !p.ignoreExp && !v.r.fresh(created, p) {
+		return zero, false, nil
+	}
+	return val, true, nil
+}
+
+// Set stores val under key as created now, whatever the should-cache predicates say. It costs
+// one backend write (and an encoding on byte backends).
+func (v *View[V]) Set(ctx context.Context, key string, val V) error {
+	b, err := v.r.use(key)
+	if err != nil {
+		return err
+	}
+	k := v.r.mangle(key)
+	if err := v.store(ctx, b, k, val, v.r.now()); err != nil {
+		v.r.report(ctx, err)
+		return err
+	}
+	return nil
+}
+
+// Delete removes key; see Region.Delete.
+func (v *View[V]) Delete(ctx context.Context, key string) error { return v.r.Delete(ctx, key) }
+
+// GetOrCreate returns the value under key, creating it with create when it is absent, under the
+// dogpile lock: on a cold key create runs once however many callers ask (once in the whole fleet
+// where the backend has a distributed lock), and on an expired key one caller regenerates while
+// every other is served the old value at once.
+//
+// A hit costs one backend read and no lock; on the memory backend it allocates nothing. A
+// closure that captures variables is allocated by its caller on every call, hit or not:
+// GetOrCreateWith avoids that on hot paths.
+//
+// create's error is returned to the caller and to every caller waiting on the same creation, and
+// nothing is cached. If create panics, they all get a *PanicError. If ctx ends while the caller
+// waits, it returns ctx.Err(); the creation goes on for the others, with a context that keeps
+// ctx's values but not its cancellation (Close cancels it).
+func (v *View[V]) GetOrCreate(ctx context.Context, key string, create func(context.Context) (V, error), opts ...CallOption) (V, error) {
+	l, err := v.lookup(ctx, key, create == nil, opts)
+	if err != nil || l.hit {
+		return l.val, err
+	}
+	return v.resolve(ctx, &l, create)
+}
+
+// GetOrCreateWith is GetOrCreate for a creator that takes one argument, passed separately, so
+// that the caller need not allocate a closure to bind it: memo handles call it with the wrapped
+// function and its arguments. The closure is made here, on the slow path only.
+func GetOrCreateWith[V, A any](ctx context.Context, v *View[V], key string, create func(context.Context, A) (V, error), arg A, opts ...CallOption) (V, error) {
+	l, err := v.lookup(ctx, key, create == nil, opts)
+	if err != nil || l.hit {
+		return l.val, err
+	}
+	return resolveWith(ctx, v, &l, create, arg)
+}
+
+// lookup is the first half of every get-or-create: the read and the freshness check. What it
+// read goes to the slow path when it is not a hit.
+type lookup[V any] struct {
+	hit     bool
+	found   bool
+	val     V
+	created int64
+	b       *bound
+	key     string // mangled
+	p       *policy
+}
+
+func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts []CallOption) (lookup[V], error) {
+	var l lookup[V]
+	if nilCreate {
+		return l, fmt.Errorf("region %q: GetOrCreate: nil creator", v.r.name)
+	}
+	b, err := v.r.use(key)
+	if err != nil {
+		return l, err
+	}
+	l.b, l.p, l.key = b, v.policy(opts), v.r.mangle(key)
+	l.val, l.created, l.found, err = v.load(ctx, b, l.key)
+	if err != nil {
+		return l, err
+	}
+	l.hit = l.found && v.r.fresh(l.created, l.p)
+	return l, nil
+}
+
+// resolveWith binds arg to create; apart from GetOrCreateWith so that only the slow path
+// allocates the closure.
+func resolveWith[V, A any](ctx context.Context, v *View[V], l *lookup[V], create func(context.Context, A) (V, error), arg A) (V, error) {
+	return v.resolve(ctx, l, func(ctx context.Context) (V, error) { return create(ctx, arg) })
+}
+
+// resolve hands a call that was not a hit to the lock engine.
+func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context.Context) (V, error)) (V, error) {
+	o := &op[V]{v: v, b: l.b, key: l.key, p: l.p, create: create}
+	res, err := v.r.engine.Resolve(ctx, o, dogpile.Entry{Value: l.val, Created: l.created}, l.found)
+	if err != nil {
+		var zero V
+		if errors.Is(err, dogpile.ErrClosed) {
+			err = fmt.Errorf("region %q: %w", v.r.name, err)
+		}
+		return zero, err
+	}
+	val, _ := res.(V) // nil only for a nil interface V
+	return val, nil
+}
+
+// Refresh runs create and stores its value under key (subject to the should-cache predicates)
+// whether or not a fresh value is there, and returns it. It does not take the dogpile lock:
+// use it when the caller knows the cached value is out of date.
+func (v *View[V]) Refresh(ctx context.Context, key string, create func(context.Context) (V, error), opts ...CallOption) (V, error) {
+	var zero V
+	b, err := v.r.use(key)
+	if err != nil {
+		return zero, err
+	}
+	p := v.policy(opts)
+	start := v.r.now()
+	val, err := create(ctx)
+	if err != nil {
+		return zero, err
+	}
+	if !v.r.shouldCache(val, p) {
+		return val, nil
+	}
+	if err := v.store(ctx, b, v.r.mangle(key), val, start); err != nil {
+		v.r.report(ctx, err)
+		if v.r.cfg.failClosed {
+			return zero, err
+		}
+	}
+	return val, nil
+}
+
+func (v *View[V]) policy(opts []CallOption) *policy {
+	if len(opts) == 0 {
+		return &v.pol
+	}
+	return v.pol.with(opts)
+}
+
+// load reads k: found is false for a miss, a hard-invalidated entry, a malformed entry or one of
+// another type (the last two reported). A backend error is a miss under FailOpen.
+func (v *View[V]) load(ctx context.Context, b *bound, k string) (val V, created int64, found bool, err error) {
+	if b.values != nil {
+		it, err := b.values.GetValue(ctx, k)
+		if err != nil {
+			return val, 0, false, v.readFailed(ctx, k, err)
+		}
+		if !v.r.usable(it.Created) {
+			return val, 0, false, nil
+		}
+		if it.Value == nil { // a nil interface V
+			return val, it.Created, true, nil
+		}
+		tv, ok := it.Value.(V)
+		if !ok {
+			v.r.report(ctx, v.r.wrap("get", k, fmt.Errorf("stored value is a %T, not a %T", it.Value, val)))
+			return val, 0, false, nil
+		}
+		return tv, it.Created, true, nil
+	}
+	raw, err := b.backend.Get(ctx, k)
+	if err != nil {
+		return val, 0, false, v.readFailed(ctx, k, err)
+	}
+	e, err := backends.DecodeEntry(raw)
+	if err != nil {
+		v.r.report(ctx, v.r.wrap("get", k, err))
+		return val, 0, false, nil
+	}
+	if !v.r.usable(e.Created) {
+		return val, 0, false, nil
+	}
+	val, err = v.decode(e.Payload)
+	if err != nil {
+		v.r.report(ctx, v.r.wrap("get", k, err))
+		return val, 0, false, nil
+	}
+	return val, e.Created, true, nil
+}
+
+// decode is apart from load so that the pointer handed to the codec moves only this function's
+// value to the heap, not load's on the memory backend's hit path.
+func (v *View[V]) decode(payload []byte) (V, error) {
+	var val V
+	if err := v.r.cfg.codec.Unmarshal(payload, &val); err != nil {
+		var zero V
+		return zero, fmt.Errorf("%w: decode %T: %w", backends.ErrMalformed, val, err)
+	}
+	return val, nil
+}
+
+func (v *View[V]) readFailed(ctx context.Context, k string, err error) error {
+	if errors.Is(err, backends.ErrNotFound) {
+		return nil
+	}
+	return v.r.failed(ctx, "get", k, err)
+}
+
+// store writes val under k as created at created. Errors are wrapped, not reported.
+func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created int64) error {
+	if b.values != nil {
+		if err := b.values.SetValue(ctx, k, backends.Item{Value: val, Created: created}, v.r.cfg.storageTTL); err != nil {
+			return v.r.wrap("set", k, err)
+		}
+		return nil
+	}
+	payload, err := v.r.cfg.codec.Marshal(val)
+	if err != nil {
+		return v.r.wrap("set", k, fmt.Errorf("encode %T: %w", val, err))
+	}
+	raw := backends.EncodeEntry(backends.Entry{Created: created, Payload: payload})
+	if err := b.backend.Set(ctx, k, raw, v.r.cfg.storageTTL); err != nil {
+		return v.r.wrap("set", k, err)
+	}
+	return nil
+}
+
+// op is one slow-path call, the engine's view of it.
+type op[V any] struct {
+	v       *View[V]
+	b       *bound
+	key     string
+	p       *policy
+	create  func(context.Context) (V, error)
+	started int64 // when Create began: the created-at of what it makes
+}
+
+func (o *op[V]) Key() string { return o.key }
+
+func (o *op[V]) Load(ctx context.Context) (dogpile.Entry, bool, error) {
+	val, created, found, err := o.v.load(ctx, o.b, o.key)
+	return dogpile.Entry{Value: val, Created: created}, found, err
+}
+
+func (o *op[V]) Fresh(e dogpile.Entry) bool { return o.v.r.fresh(e.Created, o.p) }
+
+func (o *op[V]) Create(ctx context.Context) (any, error) {
+	// A value counts as created when its creation began: an invalidation during the creation
+	// applies to it, since it may have read data from before.
+	o.started = o.v.r.now()
+	return o.create(ctx)
+}
+
+func (o *op[V]) Store(ctx context.Context, v any) error {
+	val, _ := v.(V)
+	if !o.v.r.shouldCache(val, o.p) {
+		return nil
+	}
+	if err := o.v.store(ctx, o.b, o.key, val, o.started); err != nil {
+		o.v.r.report(ctx, err)
+		if o.v.r.cfg.failClosed {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {
+	if o.b.locker == nil {
+		return nil, true, nil
+	}
+	r := o.v.r
+	l, ok, err := o.b.locker.TryLock(ctx, o.key, r.cfg.lockTimeout)
+	if err != nil {
+		if err := r.failed(ctx, "lock", o.key, err); err != nil {
+			return nil, false, err
+		}
+		// Without the lock, creating anyway is the fail-open choice: the caller gets a value and
+		// this process still creates once.
+		return nil, true, nil
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	return func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.lockTimeout)
+		defer cancel()
+		if err := l.Unlock(uctx); err != nil {
+			r.report(ctx, r.wrap("unlock", o.key, err))
+		}
+	}, true, nil
+}
