@@ -1,0 +1,262 @@
+package memo
+
+import (
+	"context"
+	"reflect"
+
+	"github.com/dogpile-go/dogpile/keys"
+	"github.com/dogpile-go/dogpile/region"
+)
+
+// Handle0 is a cached function of no arguments (besides its context); see Func0.
+type Handle0[V any] struct {
+	c   *core[struct{}, V]
+	key string
+	err error
+}
+
+// Func0 wraps fn, a function of no arguments, with the cache region r. It panics if r or fn is
+// nil or the namespace is invalid: handles are built once, in code, so these are programmer
+// errors caught as the program starts.
+func Func0[V any](r *region.Region, fn func(context.Context) (V, error), opts ...Option) *Handle0[V] {
+	call := func(ctx context.Context, _ struct{}) (V, error) { return fn(ctx) }
+	h := &Handle0[V]{c: newCore(r, fn, call, nil, opts)}
+	if h.c.gen != nil {
+		h.key, h.err = h.c.generated()
+	} else {
+		h.key = h.c.prefix
+	}
+	h.c.keyOf = func(struct{}) (string, error) { return h.key, h.err }
+	return h
+}
+
+// Call returns fn's result from the cache, calling fn under the dogpile lock when the value is
+// absent or expired (see region.View.GetOrCreate). A hit costs one backend read and, on the
+// memory backend, no allocation.
+func (h *Handle0[V]) Call(ctx context.Context) (V, error) {
+	if h.err != nil {
+		var zero V
+		return zero, h.err
+	}
+	return h.c.call(ctx, h.key, struct{}{})
+}
+
+// Invalidate deletes the cached value, so that the next Call creates it again.
+func (h *Handle0[V]) Invalidate(ctx context.Context) error { return h.c.invalidate(ctx, struct{}{}) }
+
+// Refresh calls fn and caches its result, whatever is cached now, and returns it.
+func (h *Handle0[V]) Refresh(ctx context.Context) (V, error) { return h.c.refresh(ctx, struct{}{}) }
+
+// Set caches v as fn's result, as created now.
+func (h *Handle0[V]) Set(ctx context.Context, v V) error { return h.c.set(ctx, struct{}{}, v) }
+
+// Cached returns the fresh cached value, if there is one; it never calls fn.
+func (h *Handle0[V]) Cached(ctx context.Context) (V, bool, error) {
+	return h.c.cached(ctx, struct{}{})
+}
+
+// Uncached calls fn directly, bypassing the cache.
+func (h *Handle0[V]) Uncached(ctx context.Context) (V, error) { return h.c.fn(ctx, struct{}{}) }
+
+// Key returns the cache key (before the region's mangler) of fn's value.
+func (h *Handle0[V]) Key() (string, error) { return h.key, h.err }
+
+// Handle is a cached function of one argument; see Func.
+type Handle[A, V any] struct{ c *core[A, V] }
+
+// Func wraps fn, a function of one argument, with the cache region r:
+//
+//	var userByID = memo.Func(cache, loadUser) // loadUser(ctx, id int64) (*User, error)
+//	u, err := userByID.Call(ctx, 42)
+//
+// Keys are the namespace (fn's qualified name unless WithNamespace says otherwise) and the
+// argument, encoded so that different arguments never share a key (see package keys). Func
+// panics if r or fn is nil, the namespace is invalid, or A is a type keys cannot encode (a map,
+// a func, a channel) and no WithKeyGenerator is given: these are programmer errors, caught as
+// the program starts.
+func Func[A, V any](r *region.Region, fn func(context.Context, A) (V, error), opts ...Option) *Handle[A, V] {
+	h := &Handle[A, V]{c: newCore(r, fn, fn, []reflect.Type{reflect.TypeFor[A]()}, opts)}
+	h.c.keyOf = h.Key
+	return h
+}
+
+// Call returns fn(ctx, a) from the cache, calling fn under the dogpile lock when the value is
+// absent or expired (see region.View.GetOrCreate). A hit costs one backend read and one
+// allocation, the key.
+func (h *Handle[A, V]) Call(ctx context.Context, a A) (V, error) {
+	k, err := h.Key(a)
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	return h.c.call(ctx, k, a)
+}
+
+// Invalidate deletes the cached value for a, so that the next Call creates it again.
+func (h *Handle[A, V]) Invalidate(ctx context.Context, a A) error { return h.c.invalidate(ctx, a) }
+
+// Refresh calls fn(ctx, a) and caches its result, whatever is cached now, and returns it.
+func (h *Handle[A, V]) Refresh(ctx context.Context, a A) (V, error) { return h.c.refresh(ctx, a) }
+
+// Set caches v as the result for a, as created now.
+func (h *Handle[A, V]) Set(ctx context.Context, a A, v V) error { return h.c.set(ctx, a, v) }
+
+// Cached returns the fresh cached value for a, if there is one; it never calls fn.
+func (h *Handle[A, V]) Cached(ctx context.Context, a A) (V, bool, error) {
+	return h.c.cached(ctx, a)
+}
+
+// Uncached calls fn(ctx, a) directly, bypassing the cache.
+func (h *Handle[A, V]) Uncached(ctx context.Context, a A) (V, error) { return h.c.fn(ctx, a) }
+
+// Key returns the cache key (before the region's mangler) for a.
+func (h *Handle[A, V]) Key(a A) (string, error) {
+	if h.c.gen != nil {
+		return h.c.generated(a)
+	}
+	var buf keyBuf
+	b, err := keys.Append(append(buf[:0], h.c.prefix...), a)
+	if err != nil {
+		return "", h.c.keyErr(err)
+	}
+	return string(b), nil
+}
+
+type args2[A, B any] struct {
+	a A
+	b B
+}
+
+// Handle2 is a cached function of two arguments; see Func2.
+type Handle2[A, B, V any] struct{ c *core[args2[A, B], V] }
+
+// Func2 wraps fn, a function of two arguments, with the cache region r; see Func.
+func Func2[A, B, V any](r *region.Region, fn func(context.Context, A, B) (V, error), opts ...Option) *Handle2[A, B, V] {
+	call := func(ctx context.Context, p args2[A, B]) (V, error) { return fn(ctx, p.a, p.b) }
+	h := &Handle2[A, B, V]{c: newCore(r, fn, call, []reflect.Type{reflect.TypeFor[A](), reflect.TypeFor[B]()}, opts)}
+	h.c.keyOf = func(p args2[A, B]) (string, error) { return h.Key(p.a, p.b) }
+	return h
+}
+
+// Call returns fn(ctx, a, b) from the cache; see Handle.Call.
+func (h *Handle2[A, B, V]) Call(ctx context.Context, a A, b B) (V, error) {
+	k, err := h.Key(a, b)
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	return h.c.call(ctx, k, args2[A, B]{a, b})
+}
+
+// Invalidate deletes the cached value for (a, b).
+func (h *Handle2[A, B, V]) Invalidate(ctx context.Context, a A, b B) error {
+	return h.c.invalidate(ctx, args2[A, B]{a, b})
+}
+
+// Refresh calls fn(ctx, a, b) and caches its result, whatever is cached now, and returns it.
+func (h *Handle2[A, B, V]) Refresh(ctx context.Context, a A, b B) (V, error) {
+	return h.c.refresh(ctx, args2[A, B]{a, b})
+}
+
+// Set caches v as the result for (a, b), as created now.
+func (h *Handle2[A, B, V]) Set(ctx context.Context, a A, b B, v V) error {
+	return h.c.set(ctx, args2[A, B]{a, b}, v)
+}
+
+// Cached returns the fresh cached value for (a, b), if there is one; it never calls fn.
+func (h *Handle2[A, B, V]) Cached(ctx context.Context, a A, b B) (V, bool, error) {
+	return h.c.cached(ctx, args2[A, B]{a, b})
+}
+
+// Uncached calls fn(ctx, a, b) directly, bypassing the cache.
+func (h *Handle2[A, B, V]) Uncached(ctx context.Context, a A, b B) (V, error) {
+	return h.c.fn(ctx, args2[A, B]{a, b})
+}
+
+// Key returns the cache key (before the region's mangler) for (a, b).
+func (h *Handle2[A, B, V]) Key(a A, b B) (string, error) {
+	if h.c.gen != nil {
+		return h.c.generated(a, b)
+	}
+	var buf keyBuf
+	k, err := keys.Append(append(buf[:0], h.c.prefix...), a)
+	if err == nil {
+		k, err = keys.Append(append(k, ','), b)
+	}
+	if err != nil {
+		return "", h.c.keyErr(err)
+	}
+	return string(k), nil
+}
+
+type args3[A, B, C any] struct {
+	a A
+	b B
+	c C
+}
+
+// Handle3 is a cached function of three arguments; see Func3.
+type Handle3[A, B, C, V any] struct{ c *core[args3[A, B, C], V] }
+
+// Func3 wraps fn, a function of three arguments, with the cache region r; see Func.
+func Func3[A, B, C, V any](r *region.Region, fn func(context.Context, A, B, C) (V, error), opts ...Option) *Handle3[A, B, C, V] {
+	call := func(ctx context.Context, p args3[A, B, C]) (V, error) { return fn(ctx, p.a, p.b, p.c) }
+	types := []reflect.Type{reflect.TypeFor[A](), reflect.TypeFor[B](), reflect.TypeFor[C]()}
+	h := &Handle3[A, B, C, V]{c: newCore(r, fn, call, types, opts)}
+	h.c.keyOf = func(p args3[A, B, C]) (string, error) { return h.Key(p.a, p.b, p.c) }
+	return h
+}
+
+// Call returns fn(ctx, a, b, c) from the cache; see Handle.Call.
+func (h *Handle3[A, B, C, V]) Call(ctx context.Context, a A, b B, c C) (V, error) {
+	k, err := h.Key(a, b, c)
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	return h.c.call(ctx, k, args3[A, B, C]{a, b, c})
+}
+
+// Invalidate deletes the cached value for (a, b, c).
+func (h *Handle3[A, B, C, V]) Invalidate(ctx context.Context, a A, b B, c C) error {
+	return h.c.invalidate(ctx, args3[A, B, C]{a, b, c})
+}
+
+// Refresh calls fn(ctx, a, b, c) and caches its result, whatever is cached now, and returns it.
+func (h *Handle3[A, B, C, V]) Refresh(ctx context.Context, a A, b B, c C) (V, error) {
+	return h.c.refresh(ctx, args3[A, B, C]{a, b, c})
+}
+
+// Set caches v as the result for (a, b, c), as created now.
+func (h *Handle3[A, B, C, V]) Set(ctx context.Context, a A, b B, c C, v V) error {
+	return h.c.set(ctx, args3[A, B, C]{a, b, c}, v)
+}
+
+// Cached returns the fresh cached value for (a, b, c), if there is one; it never calls fn.
+func (h *Handle3[A, B, C, V]) Cached(ctx context.Context, a A, b B, c C) (V, bool, error) {
+	return h.c.cached(ctx, args3[A, B, C]{a, b, c})
+}
+
+// Uncached calls fn(ctx, a, b, c) directly, bypassing the cache.
+func (h *Handle3[A, B, C, V]) Uncached(ctx context.Context, a A, b B, c C) (V, error) {
+	return h.c.fn(ctx, args3[A, B, C]{a, b, c})
+}
+
+// Key returns the cache key (before the region's mangler) for (a, b, c).
+func (h *Handle3[A, B, C, V]) Key(a A, b B, c C) (string, error) {
+	if h.c.gen != nil {
+		return h.c.generated(a, b, c)
+	}
+	var buf keyBuf
+	k, err := keys.Append(append(buf[:0], h.c.prefix...), a)
+	if err == nil {
+		k, err = keys.Append(append(k, ','), b)
+	}
+	if err == nil {
+		k, err = keys.Append(append(k, ','), c)
+	}
+	if err != nil {
+		return "", h.c.keyErr(err)
+	}
+	return string(k), nil
+}

@@ -1,0 +1,153 @@
+package memo
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"runtime"
+	"time"
+
+	"github.com/dogpile-go/dogpile/keys"
+	"github.com/dogpile-go/dogpile/region"
+)
+
+// Option configures a memo handle at construction.
+type Option func(*config)
+
+type config struct {
+	namespace string
+	gen       keys.Generator
+	view      []region.CallOption
+}
+
+// WithNamespace sets the namespace that starts every key of the function, in place of its
+// qualified name. Set one when the default is not stable or not unique: for closures and
+// function literals (whose names, like "main.main.func1", change as code moves), for methods of
+// different instances that must not share entries, and for keys that several binaries must agree
+// on (a shared Redis). It must not be empty or contain keys.Sep.
+func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns } }
+
+// WithKeyGenerator replaces the default key encoding with g, called with the namespace and the
+// arguments. The default (the encoding of keys.Default, built without boxing) never makes two
+// different argument lists collide; a custom generator must keep that property itself. Passing
+// the arguments to g as ...any allocates on every call.
+func WithKeyGenerator(g keys.Generator) Option { return func(c *config) { c.gen = g } }
+
+// WithExpiration sets the function's own expiration, overriding the region's: d > 0 expires values
+// d after their creation, 0 never expires them.
+func WithExpiration(d time.Duration) Option {
+	return func(c *config) { c.view = append(c.view, region.Expiration(d)) }
+}
+
+// WithExpirationFunc sets the function's expiration to one computed on every read.
+func WithExpirationFunc(f func() time.Duration) Option {
+	return func(c *config) { c.view = append(c.view, region.ExpirationFunc(f)) }
+}
+
+// WithShouldCache sets a predicate on the function's results: a result for which f returns false
+// is returned but not cached (an empty list, a partial answer). V is inferred from f and must be
+// the function's result type.
+func WithShouldCache[V any](f func(V) bool) Option {
+	return func(c *config) { c.view = append(c.view, region.ShouldCache(f)) }
+}
+
+// core is what every handle does, over its arguments packed in one value of type P. Each handle
+// builds keys itself (a direct call keeps its key buffer on the stack on the hit path) and hands
+// core the rest.
+type core[P, V any] struct {
+	view   *region.View[V]
+	fn     func(context.Context, P) (V, error)
+	ns     string
+	prefix string         // ns + keys.Sep: the start of every default key
+	gen    keys.Generator // nil: the default encoding
+	keyOf  func(P) (string, error)
+}
+
+// newCore validates the handle's configuration; it panics on programmer errors (see Func).
+func newCore[P, V any](r *region.Region, fn any, call func(context.Context, P) (V, error), argTypes []reflect.Type, opts []Option) *core[P, V] {
+	if r == nil {
+		panic("memo: nil region")
+	}
+	if fn == nil || reflect.ValueOf(fn).IsNil() {
+		panic("memo: nil function")
+	}
+	var c config
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	if c.namespace == "" {
+		c.namespace = runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name()
+	}
+	if err := keys.ValidNamespace(c.namespace); err != nil {
+		panic(fmt.Sprintf("memo: %v (set one with memo.WithNamespace)", err))
+	}
+	if c.gen == nil {
+		for _, t := range argTypes {
+			if err := keys.Check(t); err != nil {
+				panic(fmt.Sprintf("memo: %s: %v (use memo.WithKeyGenerator)", c.namespace, err))
+			}
+		}
+	}
+	return &core[P, V]{
+		view:   region.NewView[V](r, c.view...),
+		fn:     call,
+		ns:     c.namespace,
+		prefix: c.namespace + string(keys.Sep),
+		gen:    c.gen,
+	}
+}
+
+func (c *core[P, V]) keyErr(err error) error {
+	return fmt.Errorf("memo: %s: key: %w", c.ns, err)
+}
+
+func (c *core[P, V]) generated(args ...any) (string, error) {
+	k, err := c.gen(c.ns, args...)
+	if err != nil {
+		return "", c.keyErr(err)
+	}
+	return k, nil
+}
+
+func (c *core[P, V]) call(ctx context.Context, key string, p P) (V, error) {
+	return region.GetOrCreateWith(ctx, c.view, key, c.fn, p)
+}
+
+func (c *core[P, V]) invalidate(ctx context.Context, p P) error {
+	k, err := c.keyOf(p)
+	if err != nil {
+		return err
+	}
+	return c.view.Delete(ctx, k)
+}
+
+func (c *core[P, V]) refresh(ctx context.Context, p P) (V, error) {
+	k, err := c.keyOf(p)
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	return c.view.Refresh(ctx, k, func(ctx context.Context) (V, error) { return c.fn(ctx, p) })
+}
+
+func (c *core[P, V]) set(ctx context.Context, p P, v V) error {
+	k, err := c.keyOf(p)
+	if err != nil {
+		return err
+	}
+	return c.view.Set(ctx, k, v)
+}
+
+func (c *core[P, V]) cached(ctx context.Context, p P) (V, bool, error) {
+	k, err := c.keyOf(p)
+	if err != nil {
+		var zero V
+		return zero, false, err
+	}
+	return c.view.Get(ctx, k)
+}
+
+// keyBuf is the stack buffer default keys are built in; longer keys grow onto the heap.
+type keyBuf [128]byte
