@@ -1,0 +1,43 @@
+# Targets for developers and CI. `make test` is what CI runs (.ci/run calls it).
+GO ?= go
+# The Go of this project's machines lives here; a Go already on PATH comes first.
+export PATH := $(PATH):/usr/local/go/bin
+
+PKGS := ./...
+BENCHTIME ?= 1s
+COUNT ?= 6
+
+.PHONY: test race bench lint cover fuzz example
+
+## test: vet, then every test and example under the race detector.
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+
+## race: the same as test (every test run here uses -race).
+race: test
+
+## bench: the benchmarks with allocation counts, COUNT runs each, for benchstat.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) $(PKGS)
+
+## lint: formatting and vet; fails on any file gofmt would change.
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+## cover: tests with a coverage profile, summarised per function.
+cover:
+	$(GO) test -count=1 -coverprofile=coverage.out $(PKGS)
+	$(GO) tool cover -func=coverage.out | tail -1
+
+## fuzz: each fuzz target for FUZZTIME (the seed corpora also run in `make test`).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzNoCollision$$' -fuzztime $(FUZZTIME) ./keys
+	$(GO) test -run '^$$' -fuzz '^FuzzRoundTrip$$' -fuzztime $(FUZZTIME) ./keys
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEntry$$' -fuzztime $(FUZZTIME) ./backends
+
+## example: the README's first command.
+example:
+	$(GO) run ./examples/stampede
