@@ -74,6 +74,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error returns the panic value and the creator's stack.
 func (p *PanicError) Error() string {
 	return fmt.Sprintf("dogpile: creator panicked: %v\n\n%s", p.Value, p.Stack)
 }
