@@ -26,6 +26,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 )
@@ -45,6 +46,9 @@ type Entry struct {
 type Op interface {
 	// Key is the backend key (mangled) whose flight and lock this call uses.
 	Key() string
+	// Kind tells apart calls on one key that expect values of different types: only calls of
+	// the same kind join one flight. Any comparable value; regions use the value type.
+	Kind() any
 	// Load reads the entry: found is false for an absent or unusable entry.
 	Load(ctx context.Context) (e Entry, found bool, err error)
 	// Fresh reports whether e may be returned without regeneration.
@@ -104,6 +108,10 @@ type Engine struct {
 	// OnDrop, if set, is called when a background refresh could not start because every slot was
 	// busy: the stale value was served and the key will be retried by a later caller.
 	OnDrop func(key string)
+
+	// OnError, if set, is called with the error of a background refresh, which has no caller to
+	// return it to.
+	OnError func(ctx context.Context, key string, err error)
 }
 
 // New returns an Engine. backgroundWorkers > 0 turns on background refresh with at most that
@@ -126,7 +134,9 @@ func (e *Engine) Background() bool { return e.slots != nil }
 func (e *Engine) InFlight() int { return e.flights.len() }
 
 // Close cancels the context of every creation in progress, waits for them to end, and makes
-// later creations fail with ErrClosed. It is safe to call more than once.
+// later creations fail with ErrClosed. Callers waiting for a cancelled creation get ErrClosed. A
+// creator that ignores its context delays Close until it returns. Close is safe to call more than
+// once.
 func (e *Engine) Close() {
 	e.mu.Lock()
 	e.closed = true
@@ -134,6 +144,15 @@ func (e *Engine) Close() {
 	e.stop()
 	e.wg.Wait()
 }
+
+// Forget detaches the flights in progress for key from the key: callers that come later start a
+// new flight instead of joining them, and they store nothing (they still answer the callers that
+// joined them). Regions call it when the key is written or deleted, so that a value computed from
+// data older than the write never lands over it.
+func (e *Engine) Forget(key string) { e.flights.forget(key) }
+
+// ForgetAll is Forget for every key, for a hard invalidation of the whole region.
+func (e *Engine) ForgetAll() { e.flights.forgetAll() }
 
 // enter counts a creation about to start; false after Close.
 func (e *Engine) enter() bool {
@@ -149,7 +168,7 @@ func (e *Engine) enter() bool {
 // Resolve answers a call whose entry was not fresh: cur is the entry read (valid when have is
 // true, expired by op.Fresh). It returns the value to give the caller.
 func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any, error) {
-	f, leader := e.flights.join(op.Key())
+	f, leader := e.flights.join(op.Key(), op.Kind())
 	if !leader {
 		if have {
 			// Someone in this process is regenerating: the old value, now.
@@ -158,18 +177,22 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 		return f.wait(ctx)
 	}
 	if !e.enter() {
-		e.flights.finish(op.Key(), f, nil, ErrClosed)
+		e.flights.finish(f, nil, ErrClosed)
 		return nil, ErrClosed
 	}
 	if have && e.slots != nil {
 		select {
 		case e.slots <- struct{}{}:
 			go func() {
+				defer e.wg.Done() // last: Close returns only once the slot is free too
 				defer func() { <-e.slots }()
 				e.run(ctx, op, f, cur, have)
+				if f.err != nil && e.OnError != nil {
+					e.OnError(context.WithoutCancel(ctx), op.Key(), f.err)
+				}
 			}()
 		default:
-			e.flights.finish(op.Key(), f, cur.Value, nil)
+			e.flights.finish(f, cur.Value, nil)
 			e.wg.Done()
 			if e.OnDrop != nil {
 				e.OnDrop(op.Key())
@@ -181,8 +204,12 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 		// The caller cannot give up, so nobody can be left waiting for a creation it abandoned:
 		// run it here and save a goroutine.
 		e.run(ctx, op, f, cur, have)
+		e.wg.Done()
 	} else {
-		go e.run(ctx, op, f, cur, have)
+		go func() {
+			defer e.wg.Done()
+			e.run(ctx, op, f, cur, have)
+		}()
 	}
 	return f.wait(ctx)
 }
@@ -190,8 +217,8 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 // run produces the flight's result and finishes it, whatever the creator does: return, panic,
 // or runtime.Goexit. It runs on its own goroutine (or inline for callers that cannot cancel)
 // with a context that keeps the caller's values but not its cancellation; Close cancels it.
+// Its caller counted it in e.wg and marks it done after it returns.
 func (e *Engine) run(callerCtx context.Context, op Op, f *flight, cur Entry, have bool) {
-	defer e.wg.Done()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(callerCtx))
 	stop := context.AfterFunc(e.closing, cancel)
 	defer func() {
@@ -208,7 +235,12 @@ func (e *Engine) run(callerCtx context.Context, op Op, f *flight, cur Entry, hav
 		if !returned && err == nil {
 			err = ErrGoexit
 		}
-		e.flights.finish(op.Key(), f, val, err)
+		if err != nil && e.closing.Err() != nil && errors.Is(err, context.Canceled) {
+			// Cancelled by Close, not by any caller: say so, or callers whose own context is
+			// live would take it for theirs.
+			err = ErrClosed
+		}
+		e.flights.finish(f, val, err)
 	}()
 	func() {
 		defer func() {
@@ -217,9 +249,9 @@ func (e *Engine) run(callerCtx context.Context, op Op, f *flight, cur Entry, hav
 			}
 		}()
 		if have {
-			val, err = e.regenerate(ctx, op, cur)
+			val, err = e.regenerate(ctx, op, f, cur)
 		} else {
-			val, err = e.create(ctx, op)
+			val, err = e.create(ctx, op, f)
 		}
 		returned = true
 	}()
@@ -227,7 +259,7 @@ func (e *Engine) run(callerCtx context.Context, op Op, f *flight, cur Entry, hav
 
 // regenerate handles an expired entry: try the distributed lock without waiting; lost, the old
 // value stands; won, read again (another process may have just regenerated) and create.
-func (e *Engine) regenerate(ctx context.Context, op Op, cur Entry) (any, error) {
+func (e *Engine) regenerate(ctx context.Context, op Op, f *flight, cur Entry) (any, error) {
 	unlock, ok, err := op.TryLock(ctx)
 	if err != nil {
 		return nil, err
@@ -238,12 +270,12 @@ func (e *Engine) regenerate(ctx context.Context, op Op, cur Entry) (any, error) 
 	if unlock != nil {
 		defer unlock()
 	}
-	return e.createLocked(ctx, op)
+	return e.createLocked(ctx, op, f)
 }
 
 // create handles an absent entry: wait for the distributed lock, polling for the value that its
 // holder may store meanwhile, then read again and create.
-func (e *Engine) create(ctx context.Context, op Op) (any, error) {
+func (e *Engine) create(ctx context.Context, op Op, f *flight) (any, error) {
 	backoff := time.Millisecond
 	for {
 		unlock, ok, err := op.TryLock(ctx)
@@ -254,7 +286,7 @@ func (e *Engine) create(ctx context.Context, op Op) (any, error) {
 			if unlock != nil {
 				defer unlock()
 			}
-			return e.createLocked(ctx, op)
+			return e.createLocked(ctx, op, f)
 		}
 		// Another process holds the lock and is creating: its value may be there already.
 		if cur, found, err := op.Load(ctx); err != nil {
@@ -276,7 +308,7 @@ func (e *Engine) create(ctx context.Context, op Op) (any, error) {
 }
 
 // createLocked runs under the key's lock: read once more, and create only if still needed.
-func (e *Engine) createLocked(ctx context.Context, op Op) (any, error) {
+func (e *Engine) createLocked(ctx context.Context, op Op, f *flight) (any, error) {
 	cur, found, err := op.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -288,7 +320,7 @@ func (e *Engine) createLocked(ctx context.Context, op Op) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := op.Store(ctx, v); err != nil {
+	if err := f.store(ctx, op, v); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -296,9 +328,33 @@ func (e *Engine) createLocked(ctx context.Context, op Op) (any, error) {
 
 // flight is one creation or regeneration in progress for a key.
 type flight struct {
+	key  string
+	kind any
+
 	done chan struct{} // closed when val and err are set
 	val  any
 	err  error
+
+	// mu orders store against forget: a flight forgotten before it stores does not store, and
+	// one that stores first is stored before Forget's caller goes on to write or delete the key.
+	mu        sync.Mutex
+	forgotten bool // guarded by mu
+}
+
+// store saves v unless the flight was forgotten.
+func (f *flight) store(ctx context.Context, op Op, v any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.forgotten {
+		return nil
+	}
+	return op.Store(ctx, v)
+}
+
+func (f *flight) forget() {
+	f.mu.Lock()
+	f.forgotten = true
+	f.mu.Unlock()
 }
 
 // wait returns the flight's result, or ctx.Err() if ctx ends first.
@@ -312,7 +368,8 @@ func (f *flight) wait(ctx context.Context) (any, error) {
 }
 
 // group is the set of flights in progress, sharded by key hash so that misses on different keys
-// rarely meet on one mutex. A flight is in the map exactly while it runs.
+// rarely meet on one mutex. A flight is in the map from its start until it finishes or is
+// forgotten.
 type group struct {
 	seed   maphash.Seed
 	shards [32]shard
@@ -320,14 +377,15 @@ type group struct {
 
 type shard struct {
 	mu sync.Mutex
-	m  map[string]*flight // guarded by mu
-	_  [40]byte           // keeps neighbouring shards' mutexes off one cache line
+	// m holds the flights of each key, one per kind: almost always one.
+	m map[string][]*flight // guarded by mu
+	_ [40]byte             // keeps neighbouring shards' mutexes off one cache line
 }
 
 func (g *group) init() {
 	g.seed = maphash.MakeSeed()
 	for i := range g.shards {
-		g.shards[i].m = make(map[string]*flight)
+		g.shards[i].m = make(map[string][]*flight)
 	}
 }
 
@@ -335,29 +393,69 @@ func (g *group) shard(key string) *shard {
 	return &g.shards[maphash.String(g.seed, key)%uint64(len(g.shards))]
 }
 
-// join returns the flight for key, starting one (leader true) if there is none.
-func (g *group) join(key string) (f *flight, leader bool) {
+// join returns the flight for key and kind, starting one (leader true) if there is none.
+func (g *group) join(key string, kind any) (f *flight, leader bool) {
 	s := g.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f, ok := s.m[key]; ok {
-		return f, false
+	for _, f := range s.m[key] {
+		if f.kind == kind {
+			return f, false
+		}
 	}
-	f = &flight{done: make(chan struct{})}
-	s.m[key] = f
+	f = &flight{key: key, kind: kind, done: make(chan struct{})}
+	s.m[key] = append(s.m[key], f)
 	return f, true
 }
 
 // finish publishes the result and removes the flight, so the next call for key starts afresh.
-func (g *group) finish(key string, f *flight, val any, err error) {
-	s := g.shard(key)
+func (g *group) finish(f *flight, val any, err error) {
+	s := g.shard(f.key)
 	s.mu.Lock()
-	if s.m[key] == f {
-		delete(s.m, key)
-	}
+	s.remove(f)
 	s.mu.Unlock()
 	f.val, f.err = val, err
 	close(f.done)
+}
+
+// remove takes f out of the map if it is still there; s.mu is held.
+func (s *shard) remove(f *flight) {
+	fs := s.m[f.key]
+	i := slices.Index(fs, f)
+	if i < 0 {
+		return
+	}
+	if len(fs) == 1 {
+		delete(s.m, f.key)
+		return
+	}
+	s.m[f.key] = slices.Delete(fs, i, i+1)
+}
+
+func (g *group) forget(key string) {
+	s := g.shard(key)
+	s.mu.Lock()
+	fs := s.m[key]
+	delete(s.m, key)
+	s.mu.Unlock()
+	for _, f := range fs {
+		f.forget()
+	}
+}
+
+func (g *group) forgetAll() {
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		m := s.m
+		s.m = make(map[string][]*flight)
+		s.mu.Unlock()
+		for _, fs := range m {
+			for _, f := range fs {
+				f.forget()
+			}
+		}
+	}
 }
 
 func (g *group) len() int {
@@ -365,7 +463,9 @@ func (g *group) len() int {
 	for i := range g.shards {
 		s := &g.shards[i]
 		s.mu.Lock()
-		n += len(s.m)
+		for _, fs := range s.m {
+			n += len(fs)
+		}
 		s.mu.Unlock()
 	}
 	return n

@@ -46,11 +46,13 @@ func (s *store) op(key string, distributed bool, create func(context.Context) (a
 type fakeOp struct {
 	s           *store
 	key         string
+	kind        any
 	distributed bool
 	create      func(context.Context) (any, error)
 }
 
 func (o *fakeOp) Key() string { return o.key }
+func (o *fakeOp) Kind() any   { return o.kind }
 
 func (o *fakeOp) Load(context.Context) (Entry, bool, error) {
 	o.s.mu.Lock()
@@ -525,12 +527,150 @@ func TestCloseCancelsCreationsAndRefusesNew(t *testing.T) {
 		}()
 		synctest.Wait()
 		e.Close() // cancels both creations and waits for them
-		if err := <-errc; !errors.Is(err, context.Canceled) {
-			t.Fatalf("waiting caller got %v, want context.Canceled from the cancelled creation", err)
+		if err := <-errc; !errors.Is(err, ErrClosed) {
+			t.Fatalf("waiting caller got %v, want ErrClosed: its own context is live", err)
 		}
 		if _, err := get(t.Context(), e, s.op("other", false, g.create)); !errors.Is(err, ErrClosed) {
 			t.Fatalf("after Close got %v, want ErrClosed", err)
 		}
 		e.Close() // idempotent
 	})
+}
+
+func TestKindsDoNotShareFlights(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(0)
+		e := New(0)
+		defer e.Close()
+		g := newGate("text")
+		strOp := s.op("k", false, g.create)
+		strOp.kind = "string"
+		intOp := s.op("k", false, func(context.Context) (any, error) { return 7, nil })
+		intOp.kind = "int"
+		done := make(chan any)
+		go func() {
+			v, _ := e.Resolve(t.Context(), strOp, Entry{}, false)
+			done <- v
+		}()
+		synctest.Wait()
+		// A caller expecting another type must not get the string creation's result.
+		if v, err := e.Resolve(t.Context(), intOp, Entry{}, false); err != nil || v != 7 {
+			t.Fatalf("caller of another kind got (%v, %v), want its own creation (7, nil)", v, err)
+		}
+		close(g.open)
+		if v := <-done; v != "text" {
+			t.Fatalf("first caller got %v", v)
+		}
+	})
+}
+
+func TestForgetStopsStoreAndJoins(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			s := newStore(0)
+			e := New(0)
+			defer e.Close()
+			g := newGate("computed-before-the-write")
+			first := make(chan any)
+			go func() {
+				v, _ := get(t.Context(), e, s.op("k", false, g.create))
+				first <- v
+			}()
+			synctest.Wait()
+			// The key is written (or deleted) while the creation runs.
+			if all {
+				e.ForgetAll()
+			} else {
+				e.Forget("k")
+			}
+			if n := e.InFlight(); n != 0 {
+				t.Fatalf("InFlight = %d after Forget, want 0", n)
+			}
+			// A later caller starts its own creation rather than joining the forgotten one.
+			if v, _ := get(t.Context(), e, s.op("k", false, func(context.Context) (any, error) { return "after", nil })); v != "after" {
+				t.Fatalf("caller after Forget got %v, want its own creation", v)
+			}
+			close(g.open)
+			if v := <-first; v != "computed-before-the-write" {
+				t.Fatalf("the forgotten flight's own caller got %v", v)
+			}
+			if got := s.entries["k"].Value; got != "after" {
+				t.Fatalf("stored %v: the forgotten flight stored over the newer value", got)
+			}
+		})
+	}
+}
+
+func TestBackgroundErrorsAreReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		s.put("k", "old", time.Now().Add(-2*time.Minute))
+		e := New(1)
+		defer e.Close()
+		reported := make(chan error, 2)
+		e.OnError = func(_ context.Context, key string, err error) { reported <- err }
+		boom := errors.New("boom")
+		if v, _ := get(t.Context(), e, s.op("k", false, func(context.Context) (any, error) { return nil, boom })); v != "old" {
+			t.Fatalf("got %v, want old", v)
+		}
+		synctest.Wait()
+		if err := <-reported; !errors.Is(err, boom) {
+			t.Fatalf("reported %v, want boom", err)
+		}
+		_, _ = get(t.Context(), e, s.op("k", false, func(context.Context) (any, error) { panic("bad") }))
+		synctest.Wait()
+		var pe *PanicError
+		if err := <-reported; !errors.As(err, &pe) {
+			t.Fatalf("reported %v, want a PanicError", err)
+		}
+	})
+}
+
+func TestBackgroundSlotsAreReleased(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		e := New(1)
+		defer e.Close()
+		for i := range 5 { // more refreshes than slots, one after another
+			s.put("k", i, time.Now().Add(-2*time.Minute))
+			_, _ = get(t.Context(), e, s.op("k", false, func(context.Context) (any, error) { return "new", nil }))
+			synctest.Wait()
+			if v := s.entries["k"].Value; v != "new" {
+				t.Fatalf("refresh %d did not run: the single slot was not released", i)
+			}
+		}
+	})
+}
+
+func TestRegenerationReleasesDistributedLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		s.put("k", "old", time.Now().Add(-2*time.Minute))
+		e := New(0)
+		defer e.Close()
+		if v, _ := get(t.Context(), e, s.op("k", true, func(context.Context) (any, error) { return "new", nil })); v != "new" {
+			t.Fatalf("got %v", v)
+		}
+		if s.unlocks.Load() != 1 || len(s.locks) != 0 {
+			t.Fatalf("after regenerating: %d unlocks, locks held %v", s.unlocks.Load(), s.locks)
+		}
+	})
+}
+
+func TestFlightsDoNotLeakWithCancelableContexts(t *testing.T) {
+	s := newStore(0)
+	e := New(0)
+	defer e.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range 2000 {
+		create := func(context.Context) (any, error) { return i, nil }
+		if i%4 == 0 {
+			create = func(context.Context) (any, error) { panic("x") }
+		}
+		_, _ = get(ctx, e, s.op(time.Duration(i).String(), i%2 == 0, create))
+	}
+	if n := e.InFlight(); n != 0 {
+		t.Fatalf("InFlight = %d, want 0", n)
+	}
 }
