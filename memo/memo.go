@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/dogpile-go/dogpile/keys"
@@ -15,17 +16,21 @@ import (
 type Option func(*config)
 
 type config struct {
-	namespace string
-	gen       keys.Generator
-	view      []region.CallOption
+	namespace    string
+	namespaceSet bool
+	gen          keys.Generator
+	view         []region.CallOption
 }
 
 // WithNamespace sets the namespace that starts every key of the function, in place of its
 // qualified name. Set one when the default is not stable or not unique: for closures and
 // function literals (whose names, like "main.main.func1", change as code moves), for methods of
 // different instances that must not share entries, and for keys that several binaries must agree
-// on (a shared Redis). It must not be empty or contain keys.Sep.
-func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns } }
+// on (a shared Redis), and for instantiations of generic functions, which all share one name. It
+// must not be empty or contain keys.Sep.
+func WithNamespace(ns string) Option {
+	return func(c *config) { c.namespace, c.namespaceSet = ns, true }
+}
 
 // WithKeyGenerator replaces the default key encoding with g, called with the namespace and the
 // arguments. The default (the encoding of keys.Default, built without boxing) never makes two
@@ -77,8 +82,13 @@ func newCore[P, V any](r *region.Region, fn any, call func(context.Context, P) (
 			o(&c)
 		}
 	}
-	if c.namespace == "" {
+	if !c.namespaceSet {
 		c.namespace = runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name()
+		if strings.Contains(c.namespace, "[...]") {
+			// Every instantiation of a generic function has this one name: fetch[User] and
+			// fetch[Order] would share their keys.
+			panic(fmt.Sprintf("memo: %s is generic: its instantiations share one name; set a namespace with memo.WithNamespace", c.namespace))
+		}
 	}
 	if err := keys.ValidNamespace(c.namespace); err != nil {
 		panic(fmt.Sprintf("memo: %v (set one with memo.WithNamespace)", err))

@@ -348,6 +348,7 @@ func TestConstructionPanics(t *testing.T) {
 		"nil region":        func() { memo.Func(nil, fn) },
 		"nil function":      func() { memo.Func[int, int](r, nil) },
 		"namespace with |":  func() { memo.Func(r, fn, memo.WithNamespace("a|b")) },
+		"empty namespace":   func() { memo.Func(r, fn, memo.WithNamespace("")) },
 		"map argument":      func() { memo.Func(r, func(context.Context, map[string]int) (int, error) { return 0, nil }) },
 		"func argument (2)": func() { memo.Func2(r, func(context.Context, int, func()) (int, error) { return 0, nil }) },
 	} {

@@ -46,7 +46,6 @@ func ExampleRegion_Invalidate() {
 	defer r.Close()
 	prices := region.NewView[int](r)
 	_ = prices.Set(ctx, "tea", 3)
-	time.Sleep(time.Millisecond)
 
 	// Soft: every entry is expired, but still served while one caller regenerates it.
 	_ = r.Invalidate(ctx, region.Soft)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"github.com/dogpile-go/dogpile/keys"
@@ -49,8 +50,9 @@ func WithExpiration(d time.Duration) Option {
 }
 
 // WithExpirationFunc makes the expiration computed on every read: f returns the current
-// expiration (0: never expires). Use it for expirations that change at run time, read from
-// configuration, for instance. f must be cheap and safe for concurrent use; it runs on the hit path.
+// expiration (0: never expires; negative: already expired). Use it for expirations that change at
+// run time, read from configuration, for instance. f must be cheap and safe for concurrent use;
+// it runs on the hit path. It cannot be combined with WithExpiration.
 func WithExpirationFunc(f func() time.Duration) Option {
 	return func(c *config) error {
 		if f == nil {
@@ -62,9 +64,9 @@ func WithExpirationFunc(f func() time.Duration) Option {
 }
 
 // WithStorageTTL sets the time-to-live the region asks the backend to keep each entry for. It is
-// independent of the expiration and should be longer, so that expired values stay available to
-// serve while one caller regenerates them. 0 (the default) asks the backend to keep entries until
-// they are deleted or evicted.
+// independent of the expiration and must be longer than a fixed WithExpiration, so that expired
+// values stay available to serve while one caller regenerates them. 0 (the default) asks the
+// backend to keep entries until they are deleted or evicted.
 func WithStorageTTL(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
@@ -169,8 +171,9 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithErrorHandler sets a hook called with every error the region reports (besides logging it):
-// backend failures, malformed entries, values that failed to encode. It runs on the caller's
-// goroutine and must be safe for concurrent use.
+// backend failures, malformed entries, values that failed to encode, background refreshes that
+// failed. It runs on the goroutine that met the error (a caller's, a creation's or a background
+// worker's), must be safe for concurrent use, and should return quickly.
 func WithErrorHandler(f func(ctx context.Context, err error)) Option {
 	return func(c *config) error {
 		c.onError = f
@@ -190,6 +193,17 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// validate checks the settings that only make sense together.
+func (c *config) validate() error {
+	if c.expiration > 0 && c.expirationFn != nil {
+		return fmt.Errorf("WithExpiration and WithExpirationFunc: choose one")
+	}
+	if c.storageTTL > 0 && c.expiration > 0 && c.storageTTL <= c.expiration {
+		return fmt.Errorf("WithStorageTTL(%v) must be longer than WithExpiration(%v): expired values must stay stored to be served while one caller regenerates them", c.storageTTL, c.expiration)
+	}
+	return nil
+}
+
 // CallOption changes the policy of one function (NewView, memo options) or one call.
 type CallOption func(*policy)
 
@@ -201,17 +215,21 @@ type policy struct {
 	expFn       func() time.Duration
 	ignoreExp   bool
 	shouldCache []func(any) bool
+	// cacheTypes are the V of each ShouldCache, checked against the view's at NewView.
+	cacheTypes []reflect.Type
 }
 
 // Expiration overrides the region's expiration for a function or a call: d > 0 expires values d
-// after their creation, d == 0 never expires them. A negative d is treated as 0.
+// after their creation, d == 0 never expires them, and d < 0 makes them expired already (every
+// call regenerates, while the others are served the old value).
 func Expiration(d time.Duration) CallOption {
 	return func(p *policy) {
-		p.expSet, p.exp, p.expFn = true, max(d, 0), nil
+		p.expSet, p.exp, p.expFn = true, d, nil
 	}
 }
 
-// ExpirationFunc overrides the region's expiration with one computed on every read.
+// ExpirationFunc overrides the region's expiration with one computed on every read, with the
+// meanings of Expiration's argument.
 func ExpirationFunc(f func() time.Duration) CallOption {
 	return func(p *policy) {
 		if f != nil {
@@ -227,8 +245,9 @@ func IgnoreExpiration() CallOption {
 }
 
 // ShouldCache adds a typed predicate on created values: a value for which f returns false is
-// returned but not stored. V is inferred from f; it must be the value type of the view it is
-// used with, or f is never consulted.
+// returned but not stored. V is inferred from f and must be the value type of the view: NewView
+// (and so memo's constructors) panics otherwise; a per-call ShouldCache of another type is never
+// consulted.
 func ShouldCache[V any](f func(V) bool) CallOption {
 	return func(p *policy) {
 		if f == nil {
@@ -236,8 +255,12 @@ func ShouldCache[V any](f func(V) bool) CallOption {
 		}
 		p.shouldCache = append(p.shouldCache[:len(p.shouldCache):len(p.shouldCache)], func(v any) bool {
 			tv, ok := v.(V)
-			return !ok || f(tv)
+			if !ok && v != nil { // not a V: another type's predicate
+				return true
+			}
+			return f(tv) // a nil v is the zero value of an interface V
 		})
+		p.cacheTypes = append(p.cacheTypes[:len(p.cacheTypes):len(p.cacheTypes)], reflect.TypeFor[V]())
 	}
 }
 

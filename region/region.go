@@ -21,8 +21,9 @@ var ErrNotConfigured = errors.New("region: not configured")
 // ErrAlreadyConfigured is returned by Configure on a region that has a backend.
 var ErrAlreadyConfigured = errors.New("region: already configured")
 
-// ErrClosed is returned by operations on a region after Close.
-var ErrClosed = dogpile.ErrClosed
+// ErrClosed is returned by operations on a region after Close, and to callers whose creation
+// Close cancelled.
+var ErrClosed = errors.New("region: closed")
 
 // ErrInvalidKey is returned for keys no backend can store: the empty key.
 var ErrInvalidKey = errors.New("region: invalid key")
@@ -32,7 +33,8 @@ var ErrGoexit = dogpile.ErrGoexit
 
 // PanicError is the error every caller waiting for a creation gets when the creator panicked.
 // The panic stops there: locks are released, nothing is cached, the next call creates again.
-// Use errors.As to reach the panic value and the stack.
+// Use errors.As to reach its fields: Value, what the creator passed to panic, and Stack, the
+// creator's stack at the panic. When Value is an error, errors.Is and errors.As see through to it.
 type PanicError = dogpile.PanicError
 
 // Region is a named cache with one policy: a backend, an expiration, a key mangler, a codec.
@@ -67,6 +69,8 @@ type Region struct {
 	hardAt atomic.Int64
 
 	clock wallClock
+	// lastStamp is the last time handed out by stamp.
+	lastStamp atomic.Int64
 }
 
 // bound is a configured backend with the capabilities the region found on it.
@@ -91,6 +95,9 @@ func New(name string, opts ...Option) *Region {
 			panic(fmt.Sprintf("region.New(%q): %v", name, err))
 		}
 	}
+	if err := r.cfg.validate(); err != nil {
+		panic(fmt.Sprintf("region.New(%q): %v", name, err))
+	}
 	if r.cfg.logger == nil {
 		r.cfg.logger = slog.Default()
 	}
@@ -98,6 +105,9 @@ func New(name string, opts ...Option) *Region {
 	r.engine.OnDrop = func(key string) {
 		r.cfg.logger.Debug("dogpile: background refresh skipped: every worker busy",
 			slog.String("region", r.name), slog.String("key", key))
+	}
+	r.engine.OnError = func(ctx context.Context, key string, err error) {
+		r.report(ctx, r.wrap("background refresh", key, err))
 	}
 	return r
 }
@@ -145,7 +155,8 @@ func (r *Region) Backend() backends.Backend {
 }
 
 // Close stops the region: background refreshes and creations in progress see their context
-// cancelled and are waited for, then the backend is closed if it, or a backend it wraps, implements io.Closer. Calls
+// cancelled and are waited for (a creator that ignores its context delays Close until it
+// returns), then the backend is closed if it, or a backend it wraps, implements io.Closer. Calls
 // after Close fail with ErrClosed. Close is safe to call more than once.
 func (r *Region) Close() error {
 	r.configMu.Lock()
@@ -176,6 +187,7 @@ func (r *Region) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	k := r.mangle(key)
+	r.engine.Forget(k) // a creation in progress must not store over the deletion
 	if err := b.backend.Delete(ctx, k); err != nil {
 		err = r.wrap("delete", k, err)
 		r.report(ctx, err)
@@ -189,8 +201,9 @@ type Invalidation int
 
 const (
 	// Hard makes every entry created before the invalidation absent: the next call for a key
-	// waits for its creation, as on a cold cache.
-	Hard Invalidation = iota
+	// waits for its creation, as on a cold cache. Creations in progress are not joined by later
+	// callers, and what they make counts as absent too.
+	Hard Invalidation = iota + 1
 	// Soft makes every entry created before the invalidation expired: one caller per key
 	// regenerates it while the others are still served the old value.
 	Soft
@@ -198,16 +211,28 @@ const (
 
 // Invalidate invalidates every entry of the region at once, without touching the backend: it
 // records the time, and entries created before it count as absent (Hard) or expired (Soft).
-// It costs two atomic operations and no I/O. It applies within this process.
+// It costs a clock read and a few atomic operations, and no I/O. It applies within this process.
 func (r *Region) Invalidate(ctx context.Context, mode Invalidation) error {
-	now := r.now()
+	var at *atomic.Int64
 	switch mode {
 	case Hard:
-		r.hardAt.Store(now)
+		at = &r.hardAt
 	case Soft:
-		r.softAt.Store(now)
+		at = &r.softAt
 	default:
 		return fmt.Errorf("region %q: Invalidate: unknown mode %d", r.name, mode)
+	}
+	// A stamp after every created-at handed out so far: a value set before this call is
+	// invalidated even within one clock tick, and one set after it is not.
+	s := r.stamp()
+	for {
+		old := at.Load()
+		if old >= s || at.CompareAndSwap(old, s) {
+			break
+		}
+	}
+	if mode == Hard {
+		r.engine.ForgetAll()
 	}
 	return nil
 }
@@ -245,15 +270,32 @@ func (r *Region) now() int64 {
 	return r.clock.now()
 }
 
+// stamp returns the current time for a write (a created-at or an invalidation), strictly after
+// every stamp before it, so that writes and invalidations in one process are totally ordered even
+// within one clock tick or across a step back of the clock. It costs a clock read and a
+// compare-and-swap; reads use now.
+func (r *Region) stamp() int64 {
+	for {
+		now, last := r.now(), r.lastStamp.Load()
+		if now <= last {
+			now = last + 1
+		}
+		if r.lastStamp.CompareAndSwap(last, now) {
+			return now
+		}
+	}
+}
+
 // expiration resolves the expiration for p: the call's or function's, else the region's.
+// 0 means never; a negative value means already expired.
 func (r *Region) expiration(p *policy) time.Duration {
 	switch {
 	case p.expFn != nil:
-		return max(p.expFn(), 0)
+		return p.expFn()
 	case p.expSet:
 		return p.exp
 	case r.cfg.expirationFn != nil:
-		return max(r.cfg.expirationFn(), 0)
+		return r.cfg.expirationFn()
 	}
 	return r.cfg.expiration
 }
@@ -263,8 +305,14 @@ func (r *Region) fresh(created int64, p *policy) bool {
 	if created < r.softAt.Load() {
 		return false
 	}
-	exp := r.expiration(p)
-	return exp == 0 || r.now()-created < int64(exp)
+	switch exp := r.expiration(p); {
+	case exp == 0:
+		return true
+	case exp < 0:
+		return false
+	default:
+		return r.now()-created < int64(exp)
+	}
 }
 
 // usable reports whether an entry survived hard invalidation.

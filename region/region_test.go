@@ -116,16 +116,19 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestNewPanicsOnInvalidOptions(t *testing.T) {
-	for name, opt := range map[string]region.Option{
-		"negative expiration":  region.WithExpiration(-time.Second),
-		"nil expiration func":  region.WithExpirationFunc(nil),
-		"negative storage ttl": region.WithStorageTTL(-1),
-		"zero lock timeout":    region.WithLockTimeout(0),
-		"nil codec":            region.WithCodec(nil),
-		"no workers":           region.WithBackgroundRefresh(0),
-		"unknown policy":       region.WithFailurePolicy(7),
-		"nil logger":           region.WithLogger(nil),
-		"nil clock":            region.WithClock(nil),
+	every := func() time.Duration { return time.Minute }
+	for name, opts := range map[string][]region.Option{
+		"negative expiration":      {region.WithExpiration(-time.Second)},
+		"nil expiration func":      {region.WithExpirationFunc(nil)},
+		"expiration and func":      {region.WithExpiration(time.Minute), region.WithExpirationFunc(every)},
+		"negative storage ttl":     {region.WithStorageTTL(-1)},
+		"storage ttl < expiration": {region.WithExpiration(time.Hour), region.WithStorageTTL(time.Minute)},
+		"zero lock timeout":        {region.WithLockTimeout(0)},
+		"nil codec":                {region.WithCodec(nil)},
+		"no workers":               {region.WithBackgroundRefresh(0)},
+		"unknown policy":           {region.WithFailurePolicy(7)},
+		"nil logger":               {region.WithLogger(nil)},
+		"nil clock":                {region.WithClock(nil)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
@@ -133,9 +136,20 @@ func TestNewPanicsOnInvalidOptions(t *testing.T) {
 					t.Fatal("New did not panic")
 				}
 			}()
-			region.New("bad", opt)
+			region.New("bad", opts...)
 		})
 	}
+	// Valid together: a storage TTL longer than the expiration.
+	region.New("good", region.WithExpiration(time.Minute), region.WithStorageTTL(time.Hour))
+}
+
+func TestNewViewPanicsOnShouldCacheOfAnotherType(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("NewView[int] with a ShouldCache for string did not panic")
+		}
+	}()
+	region.NewView[int](region.New("x"), region.ShouldCache(func(string) bool { return true }))
 }
 
 // clock is a settable time source for WithClock.
@@ -171,6 +185,9 @@ func TestExpirationLevels(t *testing.T) {
 		{name: "call overrides view", view: []region.CallOption{region.Expiration(10 * time.Second)}, call: []region.CallOption{region.Expiration(time.Hour)}, freshFor: time.Hour},
 		{name: "call never overrides region", region: []region.Option{region.WithExpiration(time.Second)}, call: []region.CallOption{region.Expiration(0)}, freshFor: 0},
 		{name: "view func", view: []region.CallOption{region.ExpirationFunc(func() time.Duration { return 5 * time.Second })}, freshFor: 5 * time.Second},
+		{name: "call overrides view func", view: []region.CallOption{region.ExpirationFunc(func() time.Duration { return 5 * time.Second })}, call: []region.CallOption{region.Expiration(time.Minute)}, freshFor: time.Minute},
+		{name: "call overrides region func", region: []region.Option{region.WithExpirationFunc(func() time.Duration { return time.Second })}, call: []region.CallOption{region.Expiration(time.Minute)}, freshFor: time.Minute},
+		{name: "view overrides region func", region: []region.Option{region.WithExpirationFunc(func() time.Duration { return time.Second })}, view: []region.CallOption{region.Expiration(time.Minute)}, freshFor: time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -295,7 +312,7 @@ func TestInvalidation(t *testing.T) {
 				if err := v.Set(ctx, "k", "old"); err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(time.Millisecond)
+				// No time passes (synctest): the invalidation still covers the write before it.
 				if err := r.Invalidate(ctx, mode); err != nil {
 					t.Fatal(err)
 				}
@@ -348,8 +365,10 @@ func TestInvalidation(t *testing.T) {
 			})
 		})
 	}
-	if err := region.New("x").Invalidate(context.Background(), 9); err == nil {
-		t.Fatal("Invalidate accepted an unknown mode")
+	for _, mode := range []region.Invalidation{0, 9} {
+		if err := region.New("x").Invalidate(context.Background(), mode); err == nil {
+			t.Fatalf("Invalidate accepted mode %d", mode)
+		}
 	}
 }
 
@@ -364,7 +383,6 @@ func TestInvalidationDuringCreationApplies(t *testing.T) {
 			done <- s
 		}()
 		synctest.Wait()
-		time.Sleep(time.Millisecond)
 		_ = r.Invalidate(t.Context(), region.Hard) // the data the creator read may be out of date
 		close(g.open)
 		<-done
@@ -652,11 +670,15 @@ func TestMalformedAndMistypedEntriesAreMisses(t *testing.T) {
 		})
 	}
 	t.Run("value of another type", func(t *testing.T) {
-		r := newRegion(t, nil)
+		var mistyped atomic.Int32
+		r := newRegion(t, nil, region.WithErrorHandler(func(context.Context, error) { mistyped.Add(1) }))
 		_ = region.NewView[string](r).Set(ctx, "k", "text")
 		n, err := region.NewView[int](r).GetOrCreate(ctx, "k", func(context.Context) (int, error) { return 3, nil })
 		if err != nil || n != 3 {
 			t.Fatalf("got (%d, %v), want a creation over the mistyped entry", n, err)
+		}
+		if mistyped.Load() == 0 {
+			t.Fatal("the mistyped entry was not reported")
 		}
 	})
 }
@@ -813,5 +835,85 @@ func TestHitAllocatesNothing(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(1000, func() { _, _, _ = v.Get(ctx, "k") }); n != 0 {
 		t.Fatalf("a Get hit allocates %v times, want 0", n)
+	}
+}
+
+// writeFails is a byte backend whose reads work and whose writes fail.
+type writeFails struct{ backends.Backend }
+
+func (writeFails) Set(context.Context, string, []byte, time.Duration) error { return errDown }
+
+func TestFailClosedWrites(t *testing.T) {
+	ctx := context.Background()
+	for _, policy := range []region.FailurePolicy{region.FailOpen, region.FailClosed} {
+		b := memory.New(memory.WithCopy())
+		r := newRegion(t, writeFails{b}, region.WithFailurePolicy(policy))
+		t.Cleanup(func() { b.Close() })
+		v := region.NewView[string](r)
+		create := (&counter{}).create
+		for name, call := range map[string]func() (string, error){
+			"GetOrCreate": func() (string, error) { return v.GetOrCreate(ctx, "k", create) },
+			"Refresh":     func() (string, error) { return v.Refresh(ctx, "k", create) },
+		} {
+			s, err := call()
+			if policy == region.FailClosed && !errors.Is(err, errDown) {
+				t.Fatalf("fail-closed %s with a failing write = (%q, %v), want the write error", name, s, err)
+			}
+			if policy == region.FailOpen && (err != nil || s == "") {
+				t.Fatalf("fail-open %s with a failing write = (%q, %v), want the created value", name, s, err)
+			}
+		}
+	}
+}
+
+func TestFailClosedReadDoesNotCreate(t *testing.T) {
+	f := &faulty{Backend: memory.New(memory.WithCopy())}
+	r := newRegion(t, f, region.WithFailurePolicy(region.FailClosed))
+	f.down.Store(true)
+	cr := &counter{}
+	if _, err := region.NewView[string](r).GetOrCreate(context.Background(), "k", cr.create); !errors.Is(err, errDown) {
+		t.Fatalf("got %v, want the read error", err)
+	}
+	if cr.n.Load() != 0 {
+		t.Fatal("the creator ran although the read failed under FailClosed")
+	}
+}
+
+// lockFails is a backend whose distributed lock is down.
+type lockFails struct{ backends.Backend }
+
+func (lockFails) TryLock(context.Context, string, time.Duration) (backends.Lock, bool, error) {
+	return nil, false, errDown
+}
+
+func TestLockErrorPolicy(t *testing.T) {
+	ctx := context.Background()
+	for _, policy := range []region.FailurePolicy{region.FailOpen, region.FailClosed} {
+		b := memory.New()
+		t.Cleanup(func() { b.Close() })
+		var reports atomic.Int32
+		r := newRegion(t, lockFails{b}, region.WithFailurePolicy(policy),
+			region.WithErrorHandler(func(context.Context, error) { reports.Add(1) }))
+		s, err := region.NewView[string](r).GetOrCreate(ctx, "k", (&counter{}).create)
+		if policy == region.FailOpen && (err != nil || s != "v1") {
+			t.Fatalf("fail-open with the lock down = (%q, %v), want a creation without the lock", s, err)
+		}
+		if policy == region.FailClosed && !errors.Is(err, errDown) {
+			t.Fatalf("fail-closed with the lock down = (%q, %v), want the lock error", s, err)
+		}
+		if reports.Load() == 0 {
+			t.Fatal("the lock error was not reported")
+		}
+	}
+}
+
+func TestHardInvalidationOnByteBackend(t *testing.T) {
+	ctx := context.Background()
+	r := newRegion(t, memory.New(memory.WithCopy()))
+	v := region.NewView[string](r)
+	_ = v.Set(ctx, "k", "old")
+	_ = r.Invalidate(ctx, region.Hard)
+	if _, ok, _ := v.Get(ctx, "k", region.IgnoreExpiration()); ok {
+		t.Fatal("a hard-invalidated entry read from bytes was found")
 	}
 }

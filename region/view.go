@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/internal/dogpile"
@@ -18,16 +19,24 @@ import (
 type View[V any] struct {
 	r   *Region
 	pol policy
+	typ reflect.Type // V: calls for one key with different value types never share a creation
 }
 
 // NewView returns a View of r for values of type V. opts set the view's own policy
 // (Expiration, ShouldCache), which overrides the region's and is overridden by a call's.
+// It panics if r is nil or a ShouldCache is not for V: programmer errors, caught where the
+// view is made.
 func NewView[V any](r *Region, opts ...CallOption) *View[V] {
 	if r == nil {
 		panic("region.NewView: nil region")
 	}
-	v := &View[V]{r: r}
+	v := &View[V]{r: r, typ: reflect.TypeFor[V]()}
 	v.pol = *v.pol.with(opts)
+	for _, t := range v.pol.cacheTypes {
+		if t != v.typ {
+			panic(fmt.Sprintf("region.NewView[%v]: ShouldCache for %v, not %v", v.typ, t, v.typ))
+		}
+	}
 	return v
 }
 
@@ -36,7 +45,8 @@ func (v *View[V]) Region() *Region { return v.r }
 
 // Get returns the fresh value under key: (v, true, nil) on a hit, (zero, false, nil) when the key
 // is absent or expired. With IgnoreExpiration it returns expired values too. It never creates.
-// A value stored under key by another type's view is a miss, reported.
+// A value of another type stored under key is a miss, reported, on backends that keep Go values;
+// on byte backends the codec decides whether the stored payload decodes into a V.
 func (v *View[V]) Get(ctx context.Context, key string, opts ...CallOption) (V, bool, error) {
 	var zero V
 	b, err := v.r.use(key)
@@ -54,15 +64,17 @@ func (v *View[V]) Get(ctx context.Context, key string, opts ...CallOption) (V, b
 	return val, true, nil
 }
 
-// Set stores val under key as created now, whatever the should-cache predicates say. It costs
-// one backend write (and an encoding on byte backends).
+// Set stores val under key as created now, whatever the should-cache predicates say. A creation of
+// the key in progress will not store over it. It costs one backend write (and an encoding on byte
+// backends).
 func (v *View[V]) Set(ctx context.Context, key string, val V) error {
 	b, err := v.r.use(key)
 	if err != nil {
 		return err
 	}
 	k := v.r.mangle(key)
-	if err := v.store(ctx, b, k, val, v.r.now()); err != nil {
+	v.r.engine.Forget(k)
+	if err := v.store(ctx, b, k, val, v.r.stamp()); err != nil {
 		v.r.report(ctx, err)
 		return err
 	}
@@ -116,10 +128,14 @@ type lookup[V any] struct {
 	p       *policy
 }
 
+func (v *View[V]) nilCreator() error {
+	return fmt.Errorf("region %q: nil creator", v.r.name)
+}
+
 func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts []CallOption) (lookup[V], error) {
 	var l lookup[V]
 	if nilCreate {
-		return l, fmt.Errorf("region %q: GetOrCreate: nil creator", v.r.name)
+		return l, v.nilCreator()
 	}
 	b, err := v.r.use(key)
 	if err != nil {
@@ -147,7 +163,7 @@ func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context
 	if err != nil {
 		var zero V
 		if errors.Is(err, dogpile.ErrClosed) {
-			err = fmt.Errorf("region %q: %w", v.r.name, err)
+			err = fmt.Errorf("region %q: %w", v.r.name, ErrClosed)
 		}
 		return zero, err
 	}
@@ -157,15 +173,20 @@ func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context
 
 // Refresh runs create and stores its value under key (subject to the should-cache predicates)
 // whether or not a fresh value is there, and returns it. It does not take the dogpile lock:
-// use it when the caller knows the cached value is out of date.
+// use it when the caller knows the cached value is out of date. A creation of the key that was
+// already in progress will not store over it.
 func (v *View[V]) Refresh(ctx context.Context, key string, create func(context.Context) (V, error), opts ...CallOption) (V, error) {
 	var zero V
+	if create == nil {
+		return zero, v.nilCreator()
+	}
 	b, err := v.r.use(key)
 	if err != nil {
 		return zero, err
 	}
-	p := v.policy(opts)
-	start := v.r.now()
+	p, k := v.policy(opts), v.r.mangle(key)
+	v.r.engine.Forget(k)
+	start := v.r.stamp()
 	val, err := create(ctx)
 	if err != nil {
 		return zero, err
@@ -173,7 +194,7 @@ func (v *View[V]) Refresh(ctx context.Context, key string, create func(context.C
 	if !v.r.shouldCache(val, p) {
 		return val, nil
 	}
-	if err := v.store(ctx, b, v.r.mangle(key), val, start); err != nil {
+	if err := v.store(ctx, b, k, val, start); err != nil {
 		v.r.report(ctx, err)
 		if v.r.cfg.failClosed {
 			return zero, err
@@ -200,10 +221,10 @@ func (v *View[V]) load(ctx context.Context, b *bound, k string) (val V, created 
 		if !v.r.usable(it.Created) {
 			return val, 0, false, nil
 		}
-		if it.Value == nil { // a nil interface V
-			return val, it.Created, true, nil
-		}
 		tv, ok := it.Value.(V)
+		if !ok && it.Value == nil && v.typ.Kind() == reflect.Interface {
+			ok = true // a nil stored by a View of this interface type
+		}
 		if !ok {
 			v.r.report(ctx, v.r.wrap("get", k, fmt.Errorf("stored value is a %T, not a %T", it.Value, val)))
 			return val, 0, false, nil
@@ -278,6 +299,7 @@ type op[V any] struct {
 }
 
 func (o *op[V]) Key() string { return o.key }
+func (o *op[V]) Kind() any   { return o.v.typ }
 
 func (o *op[V]) Load(ctx context.Context) (dogpile.Entry, bool, error) {
 	val, created, found, err := o.v.load(ctx, o.b, o.key)
@@ -289,7 +311,7 @@ func (o *op[V]) Fresh(e dogpile.Entry) bool { return o.v.r.fresh(e.Created, o.p)
 func (o *op[V]) Create(ctx context.Context) (any, error) {
 	// A value counts as created when its creation began: an invalidation during the creation
 	// applies to it, since it may have read data from before.
-	o.started = o.v.r.now()
+	o.started = o.v.r.stamp()
 	return o.create(ctx)
 }
 
