@@ -7,10 +7,14 @@ PKGS := ./...
 BENCHTIME ?= 1s
 COUNT ?= 6
 
-.PHONY: test race bench lint cover fuzz example
+.PHONY: test servers race bench lint cover fuzz example
 
-## test: vet, then every test and example under the race detector.
-test:
+## servers: install the server binaries tests start (redis-server) when they are missing.
+servers:
+	@scripts/ensure-servers.sh
+
+## test: install missing server binaries, vet, then every test and example under the race detector.
+test: servers
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 
@@ -18,7 +22,7 @@ test:
 race: test
 
 ## bench: the benchmarks with allocation counts, COUNT runs each, for benchstat.
-bench:
+bench: servers
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) $(PKGS)
 
 ## lint: formatting and vet; fails on any file gofmt would change.

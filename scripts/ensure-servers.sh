@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the server binaries the tests start (each test starts its own on a free port) when
+# they are missing, from Debian's packages. Fails loudly if it cannot: tests never skip for a
+# missing server.
+set -euo pipefail
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+redis-server --version
