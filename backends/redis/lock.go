@@ -1,0 +1,141 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/dogpile-go/dogpile/backends"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// lockSuffix follows a key to name its lock.
+const lockSuffix = ":lock"
+
+// unlockScript deletes the lock KEYS[1] if it holds the token ARGV[1]; it returns 1 if it
+// deleted it, 0 otherwise (expired, or taken by another holder since).
+var unlockScript = goredis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("DEL", KEYS[1])
+end
+return 0`)
+
+// extendScript resets the expiry of the lock KEYS[1] to ARGV[2] milliseconds if it holds the
+// token ARGV[1]; it returns 1 if it did, 0 otherwise.
+var extendScript = goredis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+end
+return 0`)
+
+// TryLock tries once, without waiting, to take the lock named key, with
+// SET <prefix><key>:lock <token> NX PX <timeout>: the token is 16 random bytes in hex, the
+// timeout is rounded up to whole milliseconds and must be positive. It returns (lock, true, nil)
+// when taken, (nil, false, nil) when another holder has the lock, and an error wrapping ctx.Err()
+// without any I/O when ctx is already done. One round trip.
+//
+// An error other than ctx's may leave the lock taken (the SET reached Redis, its reply did not
+// come back); it then frees itself after timeout.
+func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration) (backends.Lock, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("redis: trylock %q: %w", key, err)
+	}
+	if timeout <= 0 {
+		return nil, false, fmt.Errorf("redis: trylock %q: timeout %v: must be positive", key, timeout)
+	}
+	timeout = roundUpMs(timeout)
+	var raw [16]byte
+	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (it crashes the program instead)
+	l := &lock{b: b, name: key, key: b.prefix + key + lockSuffix, token: hex.EncodeToString(raw[:])}
+	taken, err := b.client.SetNX(ctx, l.key, l.token, timeout).Result()
+	if err != nil {
+		return nil, false, fmt.Errorf("redis: trylock %q: %w", key, err)
+	}
+	if !taken {
+		return nil, false, nil
+	}
+	if b.watchdog {
+		b.startWatchdog(ctx, l, timeout)
+	}
+	return l, true, nil
+}
+
+// lock is a lock taken by TryLock.
+type lock struct {
+	b     *Backend
+	name  string // the key TryLock was given, for errors
+	key   string // the lock's Redis key, prefix and suffix included
+	token string // this holder's random token, the lock key's value while it holds the lock
+
+	// The watchdog, when there is one; nil otherwise.
+	stopWatchdog context.CancelFunc // cancels the watchdog's context
+	watchdogDone chan struct{}      // closed when the watchdog goroutine returns
+	unlockOnce   sync.Once
+}
+
+// Unlock releases the lock if it still holds this holder's token, with a compare-and-delete
+// script (EVALSHA, falling back to EVAL the first time a server does not know the script): one
+// round trip. A lock that expired, or was taken by another holder since, is left alone, and that
+// is not an error. It first stops the lock's watchdog, if it has one, and waits for it. Unlock
+// may be called more than once.
+func (l *lock) Unlock(ctx context.Context) error {
+	l.unlockOnce.Do(func() {
+		if l.stopWatchdog != nil {
+			l.stopWatchdog()
+			<-l.watchdogDone
+		}
+	})
+	if err := unlockScript.Run(ctx, l.b.client, []string{l.key}, l.token).Err(); err != nil {
+		return fmt.Errorf("redis: unlock %q: %w", l.name, err)
+	}
+	return nil
+}
+
+// startWatchdog starts the goroutine that extends l every timeout/3 until Unlock or Close. Its
+// context keeps ctx's values (for tracing hooks) but not its cancellation: the lock outlives the
+// call that took it.
+func (b *Backend) startWatchdog(ctx context.Context, l *lock, timeout time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return // the lock still frees itself after timeout
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.stopWatchdog = cancel
+	l.watchdogDone = make(chan struct{})
+	b.watchers.Add(1)
+	go func() {
+		defer b.watchers.Done()
+		defer close(l.watchdogDone)
+		defer cancel()
+		l.watch(wctx, timeout)
+	}()
+}
+
+// watch extends the lock every timeout/3 until ctx is done, the backend closes, or the lock is
+// found no longer held by this holder. Each extension may take up to timeout/3.
+func (l *lock) watch(ctx context.Context, timeout time.Duration) {
+	interval := max(timeout/3, time.Millisecond)
+	ms := timeout.Milliseconds()
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.b.closing:
+			return
+		case <-ticker.C:
+		}
+		callCtx, cancel := context.WithTimeout(ctx, interval)
+		n, err := extendScript.Run(callCtx, l.b.client, []string{l.key}, l.token, ms).Int64()
+		cancel()
+		if err == nil && n == 0 {
+			return // expired or taken by another holder: nothing left to extend
+		}
+		// On an error, the lock may still be ours: try again at the next tick.
+	}
+}

@@ -1,0 +1,278 @@
+package redis_test
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dogpile-go/dogpile/backends"
+	"github.com/dogpile-go/dogpile/backends/redis"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+func mustLock(t *testing.T, b *redis.Backend, key string, timeout time.Duration) backends.Lock {
+	t.Helper()
+	l, ok, err := b.TryLock(t.Context(), key, timeout)
+	if err != nil || !ok || l == nil {
+		t.Fatalf("TryLock(%q, %v) = %v, %v, %v; want a lock", key, timeout, l, ok, err)
+	}
+	return l
+}
+
+func wantLocked(t *testing.T, b *redis.Backend, key string) {
+	t.Helper()
+	l, ok, err := b.TryLock(t.Context(), key, time.Minute)
+	if err != nil || ok || l != nil {
+		if ok {
+			_ = l.Unlock(t.Context())
+		}
+		t.Fatalf("TryLock(%q) of a held lock = %v, %v, %v; want nil, false, nil", key, l, ok, err)
+	}
+}
+
+// lockValue returns the lock key's value, "" if absent.
+func lockValue(t *testing.T, client *goredis.Client, redisKey string) string {
+	t.Helper()
+	v, err := client.Get(t.Context(), redisKey).Result()
+	if err == goredis.Nil {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestLockKeyAndToken(t *testing.T) {
+	ctx := t.Context()
+	client := newClient(t)
+	prefix := uniquePrefix(t)
+	b := redis.New(client, redis.WithPrefix(prefix))
+	other := redis.New(client, redis.WithPrefix(prefix)) // another process, as far as Redis can tell
+
+	l := mustLock(t, b, "k", 1500*time.Millisecond)
+	token := lockValue(t, client, prefix+"k:lock")
+	if raw, err := hex.DecodeString(token); err != nil || len(raw) != 16 {
+		t.Errorf("the lock key %sk:lock holds %q; want 16 random bytes in hex", prefix, token)
+	}
+	if ttl, err := client.PTTL(ctx, prefix+"k:lock").Result(); err != nil || ttl <= 0 || ttl > 1500*time.Millisecond {
+		t.Errorf("PTTL of the lock key = %v, %v; want within (0, 1.5s]", ttl, err)
+	}
+	if n, err := client.Exists(ctx, prefix+"k").Result(); err != nil || n != 0 {
+		t.Errorf("the lock wrote the data key %sk (EXISTS = %d, %v)", prefix, n, err)
+	}
+	wantLocked(t, other, "k")
+	wantLocked(t, b, "k")
+
+	l2 := mustLock(t, b, "k2", time.Minute)
+	if token2 := lockValue(t, client, prefix+"k2:lock"); token2 == token {
+		t.Errorf("two locks got the same token %q", token)
+	}
+	_ = l2.Unlock(ctx)
+
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := lockValue(t, client, prefix+"k:lock"); v != "" {
+		t.Fatalf("after Unlock the lock key holds %q; want it deleted", v)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatalf("second Unlock: %v; want nil", err)
+	}
+	_ = mustLock(t, other, "k", time.Minute).Unlock(ctx)
+}
+
+// TestLockStaleHolder makes the first holder's lock expire by deleting its key (what its timeout
+// does), lets another holder take the lock, and checks that the first holder's Unlock leaves the
+// new holder's lock in place.
+func TestLockStaleHolder(t *testing.T) {
+	ctx := t.Context()
+	client := newClient(t)
+	prefix := uniquePrefix(t)
+	first := redis.New(client, redis.WithPrefix(prefix))
+	second := redis.New(client, redis.WithPrefix(prefix))
+	lockKey := prefix + "k:lock"
+
+	stale := mustLock(t, first, "k", time.Minute)
+	if err := client.Del(ctx, lockKey).Err(); err != nil { // the timeout passes
+		t.Fatal(err)
+	}
+	current := mustLock(t, second, "k", time.Minute)
+	token := lockValue(t, client, lockKey)
+	for range 2 {
+		if err := stale.Unlock(ctx); err != nil {
+			t.Fatalf("Unlock by the stale holder: %v; want nil", err)
+		}
+		if v := lockValue(t, client, lockKey); v != token {
+			t.Fatalf("after the stale holder's Unlock the lock key holds %q; want the current holder's %q", v, token)
+		}
+		wantLocked(t, first, "k")
+	}
+	if err := current.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := lockValue(t, client, lockKey); v != "" {
+		t.Fatalf("after the current holder's Unlock the lock key holds %q", v)
+	}
+}
+
+func TestLockTimeout(t *testing.T) {
+	client := newClient(t)
+	b := redis.New(client, redis.WithPrefix(uniquePrefix(t)))
+	mustLock(t, b, "k", 100*time.Millisecond) // never unlocked
+	wantLocked(t, b, "k")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, ok, err := b.TryLock(t.Context(), "k", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			_ = l.Unlock(t.Context())
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a lock taken with timeout 100ms is still held after 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestTryLockErrors(t *testing.T) {
+	client := newClient(t)
+	prefix := uniquePrefix(t)
+	b := redis.New(client, redis.WithPrefix(prefix))
+
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	expired, cancel2 := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel2()
+	for _, tc := range []struct {
+		name    string
+		ctx     context.Context
+		timeout time.Duration
+		want    error
+	}{
+		{"cancelled", cancelled, time.Minute, context.Canceled},
+		{"deadline", expired, time.Minute, context.DeadlineExceeded},
+		{"zero timeout", t.Context(), 0, nil},
+		{"negative timeout", t.Context(), -time.Second, nil},
+	} {
+		l, ok, err := b.TryLock(tc.ctx, "k", tc.timeout)
+		if err == nil || ok || l != nil {
+			t.Errorf("%s: TryLock = %v, %v, %v; want an error", tc.name, l, ok, err)
+		}
+		if tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s: TryLock error %v; want one wrapping %v", tc.name, err, tc.want)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), `redis: trylock "k": `) {
+			t.Errorf("%s: TryLock error %q; want it to name the operation and key", tc.name, err)
+		}
+	}
+	if v := lockValue(t, client, prefix+"k:lock"); v != "" {
+		t.Fatalf("a failed TryLock left the lock key holding %q", v)
+	}
+	_ = mustLock(t, b, "k", time.Minute).Unlock(t.Context())
+}
+
+// watchLock checks for d that the lock key holds token, every 25ms, and returns false as soon
+// as it does not.
+func watchLock(t *testing.T, client *goredis.Client, redisKey, token string, d time.Duration) bool {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(25 * time.Millisecond) {
+		if lockValue(t, client, redisKey) != token {
+			return false
+		}
+	}
+	return true
+}
+
+func TestLockWatchdog(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	ctx := t.Context()
+	client := newClient(t)
+	prefix := uniquePrefix(t)
+
+	// Without a watchdog the lock is gone after its timeout (this is what makes the test able to
+	// fail)...
+	plain := redis.New(client, redis.WithPrefix(prefix))
+	mustLock(t, plain, "plain", timeout)
+	if watchLock(t, client, prefix+"plain:lock", lockValue(t, client, prefix+"plain:lock"), 4*timeout) {
+		t.Fatalf("a lock without watchdog outlived its timeout %v by 3 times", timeout)
+	}
+
+	// ...with one it lasts while held, and Unlock releases it.
+	b := redis.New(client, redis.WithPrefix(prefix), redis.WithLockWatchdog())
+	l := mustLock(t, b, "k", timeout)
+	token := lockValue(t, client, prefix+"k:lock")
+	if !watchLock(t, client, prefix+"k:lock", token, 4*timeout) {
+		t.Fatalf("a lock with a watchdog expired within 4 times its timeout %v while held", timeout)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := lockValue(t, client, prefix+"k:lock"); v != "" {
+		t.Fatalf("after Unlock the lock key holds %q", v)
+	}
+	// The watchdog stopped with Unlock (goleak checks that no goroutine is left): a lock taken
+	// again is not extended by the old one's watchdog.
+	_ = mustLock(t, plain, "k", timeout)
+	if watchLock(t, client, prefix+"k:lock", lockValue(t, client, prefix+"k:lock"), 4*timeout) {
+		t.Fatal("a lock taken after Unlock was kept alive: the old watchdog still runs")
+	}
+}
+
+// TestLockWatchdogLost checks that a watchdog whose lock expired and was taken by another holder
+// neither extends nor touches the other's lock, and stops.
+func TestLockWatchdogLost(t *testing.T) {
+	const timeout = 150 * time.Millisecond
+	ctx := t.Context()
+	client, c := countingClient(t)
+	prefix := uniquePrefix(t)
+	b := redis.New(client, redis.WithPrefix(prefix), redis.WithLockWatchdog())
+	other := redis.New(newClient(t), redis.WithPrefix(prefix))
+
+	l := mustLock(t, b, "k", timeout)
+	if err := client.Del(ctx, prefix+"k:lock").Err(); err != nil { // the lock is lost
+		t.Fatal(err)
+	}
+	current := mustLock(t, other, "k", time.Minute)
+	time.Sleep(3 * timeout) // the watchdog ticks every 50ms: it runs at least once and stops
+	c.take()
+	time.Sleep(3 * timeout)
+	if cmds, pipelines := c.take(); len(cmds) != 0 || len(pipelines) != 0 {
+		t.Errorf("the watchdog of a lost lock still sends commands: %v %v", cmds, pipelines)
+	}
+	if ttl, err := client.PTTL(ctx, prefix+"k:lock").Result(); err != nil || ttl < 50*time.Second {
+		t.Errorf("PTTL of the new holder's lock = %v, %v; want about a minute: the old watchdog changed it", ttl, err)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantLocked(t, b, "k")
+	_ = current.Unlock(ctx)
+}
+
+func TestLockWatchdogStopsOnClose(t *testing.T) {
+	client := newClient(t)
+	prefix := uniquePrefix(t)
+	b := redis.New(client, redis.WithPrefix(prefix), redis.WithLockWatchdog())
+	mustLock(t, b, "k", 200*time.Millisecond) // never unlocked
+	done := make(chan error)
+	go func() { done <- b.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close with a watched lock held did not return within 5s")
+	}
+	// The lock is no longer extended: it frees itself. (goleak checks the goroutine is gone.)
+	if watchLock(t, client, prefix+"k:lock", lockValue(t, client, prefix+"k:lock"), 4*200*time.Millisecond) {
+		t.Fatal("the lock is still extended after Close")
+	}
+}
