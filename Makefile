@@ -9,7 +9,7 @@ COUNT ?= 6
 
 .PHONY: test servers race bench lint cover fuzz example
 
-## servers: install the server binaries tests start (redis-server) when they are missing.
+## servers: install the server binaries tests start (redis-server, memcached) when they are missing.
 servers:
 	@scripts/ensure-servers.sh
 

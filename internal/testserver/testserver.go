@@ -1,5 +1,5 @@
-// Package testserver starts real servers for tests: a redis-server of the test's own on a free
-// loopback port, stopped when the test (or TestMain) ends. Tests talk to real servers, never to
+// Package testserver starts real servers for tests: a redis-server or a memcached of the test's
+// own on a free loopback port, stopped when the test (or TestMain) ends. Tests talk to real servers, never to
 // mocks, and never to a server they did not start, so runs do not see each other's keys.
 //
 // A missing server binary is a test failure, never a skip: `make test` installs what is missing
@@ -8,7 +8,6 @@ package testserver
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -21,24 +20,31 @@ import (
 	"time"
 )
 
-// Redis is a redis-server process of the test's own.
-type Redis struct {
+// Server is a server process of the test's own, on a free loopback port.
+type Server struct {
 	// Addr is host:port on 127.0.0.1.
 	Addr string
 
-	port int
-	dir  string
+	name  string
+	args  func(port int) []string // the command line, for the port
+	ready func(addr string) error // nil once the server answers
 
-	mu  sync.Mutex
-	cmd *exec.Cmd // nil while stopped
+	port int
+	mu   sync.Mutex
+	cmd  *exec.Cmd // nil while stopped
 }
+
+// Redis is a redis-server of the test's own.
+type Redis = Server
+
+// Memcached is a memcached of the test's own.
+type Memcached = Server
 
 // StartRedis starts a redis-server for tb and stops it when tb ends. It fails tb if redis-server
 // cannot start (not installed: run `make test`, or apt-get install redis-server).
 func StartRedis(tb testing.TB) *Redis {
 	tb.Helper()
-	dir := tb.TempDir()
-	r, err := NewRedis(dir)
+	r, err := NewRedis(tb.TempDir())
 	if err != nil {
 		tb.Fatalf("testserver: %v", err)
 	}
@@ -49,76 +55,107 @@ func StartRedis(tb testing.TB) *Redis {
 // NewRedis starts a redis-server that keeps its files in dir, for a TestMain that shares one
 // server across a package's tests; Close stops it.
 func NewRedis(dir string) (*Redis, error) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		return nil, errors.New("redis-server is not installed: run `make test`, which installs it, or apt-get install redis-server")
+	return newServer("redis-server", func(port int) []string {
+		return []string{"redis-server",
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir,
+			"--daemonize", "no", "--loglevel", "warning"}
+	}, pingRedis)
+}
+
+// StartMemcached starts a memcached for tb and stops it when tb ends. Its item size limit is
+// 2 MiB (-I 2m), above the 1 MiB values of the conformance suite. It fails tb if memcached cannot
+// start (not installed: run `make test`, or apt-get install memcached).
+func StartMemcached(tb testing.TB) *Memcached {
+	tb.Helper()
+	m, err := NewMemcached()
+	if err != nil {
+		tb.Fatalf("testserver: %v", err)
+	}
+	tb.Cleanup(m.Close)
+	return m
+}
+
+// NewMemcached starts a memcached for a TestMain that shares one server across a package's
+// tests; Close stops it.
+func NewMemcached() (*Memcached, error) {
+	return newServer("memcached", func(port int) []string {
+		args := []string{"memcached", "-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", "64", "-I", "2m"}
+		if os.Geteuid() == 0 {
+			args = append(args, "-u", "root") // memcached refuses to run as root without it
+		}
+		return args
+	}, pingMemcached)
+}
+
+func newServer(name string, args func(int) []string, ready func(string) error) (*Server, error) {
+	if _, err := exec.LookPath(name); err != nil {
+		return nil, fmt.Errorf("%s is not installed: run `make test`, which installs it, or apt-get install %s", name, name)
 	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	r := &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), port: port, dir: dir}
-	if err := r.Start(); err != nil {
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), name: name, args: args, ready: ready, port: port}
+	if err := s.Start(); err != nil {
 		return nil, err
 	}
-	return r, nil
+	return s, nil
 }
 
-// Start starts the server again on the same port after Stop. It waits until the server answers
-// PING, for up to 10 seconds.
-func (r *Redis) Start() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd != nil {
+// Start starts the server again on the same port after Stop. It waits until the server answers,
+// for up to 10 seconds.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
 		return nil
 	}
-	cmd := exec.Command("redis-server",
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir,
-		"--daemonize", "no", "--loglevel", "warning")
-	cmd.Stdout, cmd.Stderr = nil, nil
+	argv := s.args(s.port)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
+		return fmt.Errorf("start %s: %w", s.name, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := ping(r.Addr); err == nil {
+		if err := s.ready(s.Addr); err == nil {
 			break
 		} else if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
-			return fmt.Errorf("redis-server on %s did not answer PING within 10s: %w", r.Addr, err)
+			return fmt.Errorf("%s on %s did not answer within 10s: %w", s.name, s.Addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	r.cmd = cmd
+	s.cmd = cmd
 	return nil
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL after 5 seconds) and waits for it to exit. Data is
-// lost: the server keeps nothing on disk.
-func (r *Redis) Stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd == nil {
+// lost: the servers keep nothing on disk.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
 		return
 	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
-		_ = r.cmd.Wait()
+		_ = s.cmd.Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		_ = r.cmd.Process.Kill()
+		_ = s.cmd.Process.Kill()
 		<-done
 	}
-	r.cmd = nil
+	s.cmd = nil
 }
 
 // Close stops the server; it is Stop under the name Cleanup and TestMain expect.
-func (r *Redis) Close() { r.Stop() }
+func (s *Server) Close() { s.Stop() }
 
 // freePort asks the kernel for a free loopback port. Another process could take it before the
 // server binds it; Start then fails and says so.
@@ -131,23 +168,33 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// ping sends PING in the inline protocol and expects +PONG.
-func ping(addr string) error {
+// pingRedis sends PING in the inline protocol and expects +PONG.
+func pingRedis(addr string) error {
+	return ask(addr, "PING\r\n", "+PONG")
+}
+
+// pingMemcached sends version and expects VERSION.
+func pingMemcached(addr string) error {
+	return ask(addr, "version\r\n", "VERSION")
+}
+
+// ask sends req and expects a first line starting with want.
+func ask(addr, req, want string) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+	if _, err := c.Write([]byte(req)); err != nil {
 		return err
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	if !strings.HasPrefix(line, want) {
+		return fmt.Errorf("%q answered %q", strings.TrimSpace(req), strings.TrimSpace(line))
 	}
 	return nil
 }
