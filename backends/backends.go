@@ -15,6 +15,11 @@ var ErrNotFound = errors.New("backends: not found")
 // such an entry as a miss and report it; it is never a panic.
 var ErrMalformed = errors.New("backends: malformed entry")
 
+// ErrTooLarge is returned (wrapped, with the key and the size) by Set and SetMulti when a value
+// is larger than the backend can store, before anything is sent. Nothing is stored; a region
+// reports it and still returns the created value.
+var ErrTooLarge = errors.New("backends: value too large")
+
 // Backend is the interface every backend implements: get, set and delete of encoded entries on
 // string keys. Keys are already mangled by the region; values are the bytes of an entry envelope
 // (see EncodeEntry) and must be stored and returned unchanged.
