@@ -51,6 +51,9 @@
 //
 // # Failures
 //
+// Locks live beside the values under the same prefix, as prefix + "\x00lock\x00" + key, so that
+// no data key of a region can be a lock's name.
+//
 // A miss is an error wrapping backends.ErrNotFound; anything else (Redis down, a timeout, ctx
 // done) is wrapped with the operation and key and is never a miss, so that the region's failure
 // policy decides. The backend does not retry: how soon a call to an unreachable Redis fails is
@@ -64,8 +67,10 @@
 //
 //	redis://[user:password@]host[:port][/db]?prefix=myapp:&default_ttl=24h&dial_timeout=1s
 //
-// The backend's own parameters are prefix and default_ttl (a time.ParseDuration string);
-// everything else is go-redis's goredis.ParseURL: the database number in the path, dial_timeout,
+// The backend's own parameters are prefix and default_ttl (a time.ParseDuration string), and
+// dialer_retries and dialer_retry_timeout, which go-redis's URLs lack and which a cache that must
+// fail fast needs (dialer_retries=1 dials once per command). Everything else is go-redis's
+// goredis.ParseURL: the database number in the path, dial_timeout,
 // read_timeout, write_timeout, pool_size, max_retries, protocol, skip_verify (rediss only) and the
 // rest of its snake_case options. Any other parameter is an error naming it. Open builds a
 // single-node client and owns it (Close closes it); for Cluster or Sentinel, build the client and

@@ -12,8 +12,24 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// lockSuffix follows a key to name its lock.
-const lockSuffix = ":lock"
+// lockTag starts the name of every lock after the prefix: prefix + lockTag + key. A data key
+// (prefix + key) can equal a lock's name only if its key starts with a NUL byte and "lock", which
+// no key from memo does and no key of a View should; a suffix such as ":lock" would collide with
+// any data key that happens to end with it ("report" and "report:lock").
+const lockTag = "\x00lock\x00"
+
+// acquireScript takes the lock KEYS[1] for the token ARGV[1] for ARGV[2] milliseconds, unless
+// another token holds it. It also answers 1 when the lock already holds ARGV[1]: a retry of a
+// SET whose reply was lost (go-redis retries a command on a dropped connection) then finds its
+// own lock instead of mistaking it for another holder's and waiting for it to expire.
+var acquireScript = goredis.NewScript(`
+if redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then
+	return 1
+end
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return 1
+end
+return 0`)
 
 // unlockScript deletes the lock KEYS[1] if it holds the token ARGV[1]; it returns 1 if it
 // deleted it, 0 otherwise (expired, or taken by another holder since).
@@ -31,14 +47,16 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
-// TryLock tries once, without waiting, to take the lock named key, with
-// SET <prefix><key>:lock <token> NX PX <timeout>: the token is 16 random bytes in hex, the
-// timeout is rounded up to whole milliseconds and must be positive. It returns (lock, true, nil)
-// when taken, (nil, false, nil) when another holder has the lock, and an error wrapping ctx.Err()
-// without any I/O when ctx is already done. One round trip.
+// TryLock tries once, without waiting, to take the lock named key: a script runs
+// SET <prefix>\x00lock\x00<key> <token> NX PX <timeout>, and also succeeds when the lock already
+// holds the token, so that go-redis's retry of a command whose reply was lost finds its own lock.
+// The token is 16 random bytes in hex; the timeout is rounded up to whole milliseconds and must
+// be positive. It returns (lock, true, nil) when taken, (nil, false, nil) when another holder has
+// the lock, and an error wrapping ctx.Err() without any I/O when ctx is already done. One round
+// trip (EVALSHA; EVAL too, once, on a server that has not seen the script).
 //
-// An error other than ctx's may leave the lock taken (the SET reached Redis, its reply did not
-// come back); it then frees itself after timeout.
+// An error other than ctx's may leave the lock taken (the script ran, every reply was lost); it
+// then frees itself after timeout.
 func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration) (backends.Lock, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, fmt.Errorf("redis: trylock %q: %w", key, err)
@@ -49,12 +67,12 @@ func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration
 	timeout = roundUpMs(timeout)
 	var raw [16]byte
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (it crashes the program instead)
-	l := &lock{b: b, name: key, key: b.prefix + key + lockSuffix, token: hex.EncodeToString(raw[:])}
-	taken, err := b.client.SetNX(ctx, l.key, l.token, timeout).Result()
+	l := &lock{b: b, name: key, key: b.prefix + lockTag + key, token: hex.EncodeToString(raw[:])}
+	taken, err := acquireScript.Run(ctx, b.client, []string{l.key}, l.token, timeout.Milliseconds()).Int()
 	if err != nil {
 		return nil, false, fmt.Errorf("redis: trylock %q: %w", key, err)
 	}
-	if !taken {
+	if taken != 1 {
 		return nil, false, nil
 	}
 	if b.watchdog {

@@ -54,11 +54,11 @@ func TestLockKeyAndToken(t *testing.T) {
 	other := redis.New(client, redis.WithPrefix(prefix)) // another process, as far as Redis can tell
 
 	l := mustLock(t, b, "k", 1500*time.Millisecond)
-	token := lockValue(t, client, prefix+"k:lock")
+	token := lockValue(t, client, lockKey(prefix, "k"))
 	if raw, err := hex.DecodeString(token); err != nil || len(raw) != 16 {
 		t.Errorf("the lock key %sk:lock holds %q; want 16 random bytes in hex", prefix, token)
 	}
-	if ttl, err := client.PTTL(ctx, prefix+"k:lock").Result(); err != nil || ttl <= 0 || ttl > 1500*time.Millisecond {
+	if ttl, err := client.PTTL(ctx, lockKey(prefix, "k")).Result(); err != nil || ttl <= 0 || ttl > 1500*time.Millisecond {
 		t.Errorf("PTTL of the lock key = %v, %v; want within (0, 1.5s]", ttl, err)
 	}
 	if n, err := client.Exists(ctx, prefix+"k").Result(); err != nil || n != 0 {
@@ -68,7 +68,7 @@ func TestLockKeyAndToken(t *testing.T) {
 	wantLocked(t, b, "k")
 
 	l2 := mustLock(t, b, "k2", time.Minute)
-	if token2 := lockValue(t, client, prefix+"k2:lock"); token2 == token {
+	if token2 := lockValue(t, client, lockKey(prefix, "k2")); token2 == token {
 		t.Errorf("two locks got the same token %q", token)
 	}
 	_ = l2.Unlock(ctx)
@@ -76,7 +76,7 @@ func TestLockKeyAndToken(t *testing.T) {
 	if err := l.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if v := lockValue(t, client, prefix+"k:lock"); v != "" {
+	if v := lockValue(t, client, lockKey(prefix, "k")); v != "" {
 		t.Fatalf("after Unlock the lock key holds %q; want it deleted", v)
 	}
 	if err := l.Unlock(ctx); err != nil {
@@ -94,7 +94,7 @@ func TestLockStaleHolder(t *testing.T) {
 	prefix := uniquePrefix(t)
 	first := redis.New(client, redis.WithPrefix(prefix))
 	second := redis.New(client, redis.WithPrefix(prefix))
-	lockKey := prefix + "k:lock"
+	lockKey := lockKey(prefix, "k")
 
 	stale := mustLock(t, first, "k", time.Minute)
 	if err := client.Del(ctx, lockKey).Err(); err != nil { // the timeout passes
@@ -172,7 +172,7 @@ func TestTryLockErrors(t *testing.T) {
 			t.Errorf("%s: TryLock error %q; want it to name the operation and key", tc.name, err)
 		}
 	}
-	if v := lockValue(t, client, prefix+"k:lock"); v != "" {
+	if v := lockValue(t, client, lockKey(prefix, "k")); v != "" {
 		t.Fatalf("a failed TryLock left the lock key holding %q", v)
 	}
 	_ = mustLock(t, b, "k", time.Minute).Unlock(t.Context())
@@ -200,27 +200,27 @@ func TestLockWatchdog(t *testing.T) {
 	// fail)...
 	plain := redis.New(client, redis.WithPrefix(prefix))
 	mustLock(t, plain, "plain", timeout)
-	if watchLock(t, client, prefix+"plain:lock", lockValue(t, client, prefix+"plain:lock"), 4*timeout) {
+	if watchLock(t, client, lockKey(prefix, "plain"), lockValue(t, client, lockKey(prefix, "plain")), 4*timeout) {
 		t.Fatalf("a lock without watchdog outlived its timeout %v by 3 times", timeout)
 	}
 
 	// ...with one it lasts while held, and Unlock releases it.
 	b := redis.New(client, redis.WithPrefix(prefix), redis.WithLockWatchdog())
 	l := mustLock(t, b, "k", timeout)
-	token := lockValue(t, client, prefix+"k:lock")
-	if !watchLock(t, client, prefix+"k:lock", token, 4*timeout) {
+	token := lockValue(t, client, lockKey(prefix, "k"))
+	if !watchLock(t, client, lockKey(prefix, "k"), token, 4*timeout) {
 		t.Fatalf("a lock with a watchdog expired within 4 times its timeout %v while held", timeout)
 	}
 	if err := l.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if v := lockValue(t, client, prefix+"k:lock"); v != "" {
+	if v := lockValue(t, client, lockKey(prefix, "k")); v != "" {
 		t.Fatalf("after Unlock the lock key holds %q", v)
 	}
 	// The watchdog stopped with Unlock (goleak checks that no goroutine is left): a lock taken
 	// again is not extended by the old one's watchdog.
 	_ = mustLock(t, plain, "k", timeout)
-	if watchLock(t, client, prefix+"k:lock", lockValue(t, client, prefix+"k:lock"), 4*timeout) {
+	if watchLock(t, client, lockKey(prefix, "k"), lockValue(t, client, lockKey(prefix, "k")), 4*timeout) {
 		t.Fatal("a lock taken after Unlock was kept alive: the old watchdog still runs")
 	}
 }
@@ -236,7 +236,7 @@ func TestLockWatchdogLost(t *testing.T) {
 	other := redis.New(newClient(t), redis.WithPrefix(prefix))
 
 	l := mustLock(t, b, "k", timeout)
-	if err := client.Del(ctx, prefix+"k:lock").Err(); err != nil { // the lock is lost
+	if err := client.Del(ctx, lockKey(prefix, "k")).Err(); err != nil { // the lock is lost
 		t.Fatal(err)
 	}
 	current := mustLock(t, other, "k", time.Minute)
@@ -246,7 +246,7 @@ func TestLockWatchdogLost(t *testing.T) {
 	if cmds, pipelines := c.take(); len(cmds) != 0 || len(pipelines) != 0 {
 		t.Errorf("the watchdog of a lost lock still sends commands: %v %v", cmds, pipelines)
 	}
-	if ttl, err := client.PTTL(ctx, prefix+"k:lock").Result(); err != nil || ttl < 50*time.Second {
+	if ttl, err := client.PTTL(ctx, lockKey(prefix, "k")).Result(); err != nil || ttl < 50*time.Second {
 		t.Errorf("PTTL of the new holder's lock = %v, %v; want about a minute: the old watchdog changed it", ttl, err)
 	}
 	if err := l.Unlock(ctx); err != nil {
@@ -272,7 +272,10 @@ func TestLockWatchdogStopsOnClose(t *testing.T) {
 		t.Fatal("Close with a watched lock held did not return within 5s")
 	}
 	// The lock is no longer extended: it frees itself. (goleak checks the goroutine is gone.)
-	if watchLock(t, client, prefix+"k:lock", lockValue(t, client, prefix+"k:lock"), 4*200*time.Millisecond) {
+	if watchLock(t, client, lockKey(prefix, "k"), lockValue(t, client, lockKey(prefix, "k")), 4*200*time.Millisecond) {
 		t.Fatal("the lock is still extended after Close")
 	}
 }
+
+// lockKey is the Redis key of the lock named key under prefix.
+func lockKey(prefix, key string) string { return prefix + "\x00lock\x00" + key }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
@@ -39,6 +40,8 @@ func Open(u *url.URL) (backends.Backend, error) {
 		return nil, fmt.Errorf("redis: query: %w", err)
 	}
 	opts := []Option{WithCloseClient()}
+	var dialerRetries int
+	var dialerRetryTimeout time.Duration
 	for _, name := range slices.Sorted(maps.Keys(query)) { // sorted: the same error every time
 		values := query[name]
 		if len(values) != 1 {
@@ -54,6 +57,18 @@ func Open(u *url.URL) (backends.Backend, error) {
 				return nil, fmt.Errorf("redis: parameter default_ttl=%q: want a duration >= 0, such as 24h", v)
 			}
 			opts = append(opts, WithDefaultTTL(d))
+		case "dialer_retries": // not known to ParseURL, and the one setting that makes a down server fail fast
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("redis: parameter dialer_retries=%q: want a whole number >= 1", v)
+			}
+			dialerRetries = n
+		case "dialer_retry_timeout":
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("redis: parameter dialer_retry_timeout=%q: want a positive duration, such as 50ms", v)
+			}
+			dialerRetryTimeout = d
 		default:
 			continue // go-redis's, or unknown: ParseURL decides
 		}
@@ -71,6 +86,12 @@ func Open(u *url.URL) (backends.Backend, error) {
 			err = ue.Err
 		}
 		return nil, err
+	}
+	if dialerRetries > 0 {
+		clientOpts.DialerRetries = dialerRetries
+	}
+	if dialerRetryTimeout > 0 {
+		clientOpts.DialerRetryTimeout = dialerRetryTimeout
 	}
 	return New(goredis.NewClient(clientOpts), opts...), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -239,7 +240,9 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) (map[string][]byt
 			switch v, err := cmd.Bytes(); {
 			case err == nil:
 				m[keys[i]] = v
-			case err != goredis.Nil:
+			case err == goredis.Nil, isWrongType(err):
+				// A miss, or a key of another Redis type, which MGET also leaves out.
+			default:
 				return nil, fmt.Errorf("redis: getmulti (%d keys): %w", len(keys), err)
 			}
 		}
@@ -363,4 +366,10 @@ func (b *Backend) Close() error {
 		}
 	})
 	return b.closeErr
+}
+
+// isWrongType reports whether err is Redis's WRONGTYPE: the key holds a list, a hash or another
+// type that is not a string.
+func isWrongType(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE")
 }

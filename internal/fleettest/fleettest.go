@@ -28,10 +28,13 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/memo"
 	"github.com/dogpile-go/dogpile/region"
@@ -47,7 +50,8 @@ type Config struct {
 	Role string
 	// BackendURL is opened with backends.Open in each child.
 	BackendURL string
-	// CounterURL names where creations are counted: redis://host:port/key or file:///path.
+	// CounterURL names where creations are counted: redis://host:port/key,
+	// memcached://host:port/key or file:///path.
 	CounterURL string
 	// Key is the argument every call passes; the namespace is "fleettest".
 	Key         string
@@ -61,17 +65,23 @@ type Config struct {
 type Wave struct {
 	PID     int            `json:"pid"`
 	Results map[string]int `json:"results"` // value returned -> how many callers got it
-	Errors  []string       `json:"errors"`
-	Slowest time.Duration  `json:"slowest"`
+	Errors  []string       `json:"errors"`  // errors callers got
+	// Reported are the errors the child's region reported during the wave (backend failures,
+	// lock errors): a fleet that created twice says why here.
+	Reported []string      `json:"reported"`
+	Slowest  time.Duration `json:"slowest"`
 }
+
+// WaveTimeout bounds how long the parent waits for a child's answer: a child that hangs fails
+// the test (with its goroutines dumped by SIGQUIT) instead of hanging the test binary.
+const WaveTimeout = 2 * time.Minute
 
 // Child is a running child process.
 type Child struct {
 	cmd   *exec.Cmd
 	in    io.WriteCloser
-	out   *bufio.Scanner
+	lines chan string // the child's standard output, a line at a time; closed at its end
 	PID   int
-	errMu sync.Mutex
 }
 
 // MaybeChild runs the child's role and exits if this process is a fleet child; otherwise it
@@ -106,6 +116,7 @@ func Start(tb testing.TB, n int, cfg Config) []*Child {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), envConfig+"="+string(raw))
 		cmd.Stderr = os.Stderr
+		dieWithParent(cmd)
 		in, err := cmd.StdinPipe()
 		if err != nil {
 			tb.Fatal(err)
@@ -117,8 +128,15 @@ func Start(tb testing.TB, n int, cfg Config) []*Child {
 		if err := cmd.Start(); err != nil {
 			tb.Fatal(err)
 		}
-		c := &Child{cmd: cmd, in: in, out: bufio.NewScanner(out), PID: cmd.Process.Pid}
-		c.out.Buffer(make([]byte, 64<<10), 1<<20)
+		c := &Child{cmd: cmd, in: in, lines: make(chan string, 16), PID: cmd.Process.Pid}
+		go func() {
+			defer close(c.lines)
+			sc := bufio.NewScanner(out)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() {
+				c.lines <- sc.Text()
+			}
+		}()
 		tb.Cleanup(func() {
 			_ = c.in.Close()
 			_ = c.cmd.Process.Kill()
@@ -136,10 +154,17 @@ func Start(tb testing.TB, n int, cfg Config) []*Child {
 
 func (c *Child) expectLine(tb testing.TB) string {
 	tb.Helper()
-	if !c.out.Scan() {
-		tb.Fatalf("child %d ended early: %v", c.PID, c.out.Err())
+	select {
+	case line, ok := <-c.lines:
+		if !ok {
+			tb.Fatalf("child %d ended early", c.PID)
+		}
+		return line
+	case <-time.After(WaveTimeout):
+		_ = c.cmd.Process.Signal(syscall.SIGQUIT) // its goroutines go to stderr
+		tb.Fatalf("child %d did not answer within %v", c.PID, WaveTimeout)
+		return ""
 	}
-	return c.out.Text()
 }
 
 // Go releases one wave in every child at once and returns what each reported.
@@ -199,30 +224,64 @@ func Count(tb testing.TB, counterURL string) int {
 // in the fleet itself. It is closed when tb ends.
 func Region(tb testing.TB, cfg Config) (*region.Region, *memo.Handle[string, string]) {
 	tb.Helper()
-	r, h, err := newHandle(cfg)
+	f, err := newFleetHandle(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = r.Close() })
-	return r, h
+	tb.Cleanup(f.close)
+	return f.r, f.h
 }
 
-func newHandle(cfg Config) (*region.Region, *memo.Handle[string, string], error) {
+// fleetHandle is a process's part of a fleet: its region, its handle, its counter client and
+// the errors its region reported.
+type fleetHandle struct {
+	r       *region.Region
+	h       *memo.Handle[string, string]
+	counter counter
+
+	mu       sync.Mutex
+	reported []string // guarded by mu
+}
+
+func (f *fleetHandle) close() {
+	_ = f.r.Close()
+	f.counter.close()
+}
+
+// takeReported returns the errors reported since the last call.
+func (f *fleetHandle) takeReported() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.reported
+	f.reported = nil
+	return r
+}
+
+func newFleetHandle(cfg Config) (*fleetHandle, error) {
 	b, err := backends.Open(cfg.BackendURL)
 	if err != nil {
-		return nil, nil, err
-	}
-	r := region.New("fleettest", region.WithExpiration(cfg.Expiration),
-		region.WithLockTimeout(cfg.LockTimeout), region.WithLogger(slog.New(slog.DiscardHandler)))
-	if err := r.Configure(b); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	counter, err := openCounter(cfg.CounterURL)
 	if err != nil {
-		_ = r.Close()
-		return nil, nil, err
+		if c, ok := backends.As[io.Closer](b); ok {
+			_ = c.Close()
+		}
+		return nil, err
 	}
-	h := memo.Func(r, func(ctx context.Context, key string) (string, error) {
+	f := &fleetHandle{counter: counter}
+	f.r = region.New("fleettest", region.WithExpiration(cfg.Expiration),
+		region.WithLockTimeout(cfg.LockTimeout), region.WithLogger(slog.New(slog.DiscardHandler)),
+		region.WithErrorHandler(func(_ context.Context, err error) {
+			f.mu.Lock()
+			f.reported = append(f.reported, err.Error())
+			f.mu.Unlock()
+		}))
+	if err := f.r.Configure(b); err != nil {
+		counter.close()
+		return nil, err
+	}
+	f.h = memo.Func(f.r, func(ctx context.Context, key string) (string, error) {
 		n, err := counter.incr(ctx)
 		if err != nil {
 			return "", err
@@ -234,23 +293,24 @@ func newHandle(cfg Config) (*region.Region, *memo.Handle[string, string], error)
 		time.Sleep(cfg.Creator)
 		return "v" + strconv.Itoa(n), nil
 	}, memo.WithNamespace("fleettest"))
-	return r, h, nil
+	return f, nil
 }
 
 func runChild(cfg Config) error {
-	r, h, err := newHandle(cfg)
+	f, err := newFleetHandle(cfg)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer f.close()
 	fmt.Println("ready")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		if cfg.Role == "holder" {
-			_, _ = h.Call(context.Background(), cfg.Key) // never returns
+			_, _ = f.h.Call(context.Background(), cfg.Key) // never returns
 			continue
 		}
-		w := wave(h, cfg)
+		w := wave(f.h, cfg)
+		w.Reported = f.takeReported()
 		raw, err := json.Marshal(w)
 		if err != nil {
 			return err
@@ -307,6 +367,8 @@ func openCounter(raw string) (counter, error) {
 			key = key[1:]
 		}
 		return &redisCounter{c: goredis.NewClient(&goredis.Options{Addr: u.Host}), key: key}, nil
+	case "memcached":
+		return &memcachedCounter{c: memcache.New(u.Host), key: strings.TrimPrefix(u.Path, "/")}, nil
 	case "file":
 		return fileCounter(u.Path), nil
 	}
@@ -333,6 +395,40 @@ func (r *redisCounter) get(ctx context.Context) (int, error) {
 
 func (r *redisCounter) close() { _ = r.c.Close() }
 
+type memcachedCounter struct {
+	c   *memcache.Client
+	key string
+}
+
+func (m *memcachedCounter) incr(context.Context) (int, error) {
+	for {
+		n, err := m.c.Increment(m.key, 1)
+		if err == nil {
+			return int(n), nil
+		}
+		if !errors.Is(err, memcache.ErrCacheMiss) {
+			return 0, err
+		}
+		// The first creation makes the counter; Add loses to a concurrent one harmlessly.
+		if err := m.c.Add(&memcache.Item{Key: m.key, Value: []byte("0")}); err != nil && !errors.Is(err, memcache.ErrNotStored) {
+			return 0, err
+		}
+	}
+}
+
+func (m *memcachedCounter) get(context.Context) (int, error) {
+	it, err := m.c.Get(m.key)
+	if errors.Is(err, memcache.ErrCacheMiss) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(it.Value)))
+}
+
+func (m *memcachedCounter) close() { _ = m.c.Close() }
+
 // fileCounter appends one byte per creation: appends of one byte are atomic across processes
 // on a local file system, so the file's size is the count.
 type fileCounter string
@@ -346,11 +442,10 @@ func (f fileCounter) incr(context.Context) (int, error) {
 	if _, err := fd.Write([]byte{'x'}); err != nil {
 		return 0, err
 	}
-	st, err := fd.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return int(st.Size()), nil
+	// The offset after an O_APPEND write is the end of this write, whatever others append
+	// after it: this creation's own number.
+	off, err := fd.Seek(0, io.SeekCurrent)
+	return int(off), err
 }
 
 func (f fileCounter) get(context.Context) (int, error) {

@@ -1,0 +1,135 @@
+package redis_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/region"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// dropReplyProxy forwards TCP to the shared server, except that the reply to the first command
+// naming a lock key (SET <key>:lock <token> NX PX ...) is never delivered: the client's
+// connection is closed instead, as when a network blip or a read timeout loses the reply after
+// Redis executed the command.
+func dropReplyProxy(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tripped atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", server.Addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			var drop atomic.Bool
+			wg.Go(func() { // client -> server
+				defer s.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						if bytes.Contains(buf[:n], []byte(":lock\r\n")) && tripped.CompareAndSwap(false, true) {
+							drop.Store(true)
+						}
+						if _, werr := s.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			})
+			wg.Go(func() { // server -> client
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := s.Read(buf)
+					if n > 0 {
+						if drop.Load() {
+							return // the reply is lost
+						}
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	return l.Addr().String()
+}
+
+// TestLostLockReplyKeepsTheLock: the reply to the lock command is lost after Redis executed it, and
+// go-redis retries the command (default MaxRetries 3) with the same token. With a plain SET NX the
+// retry found the key taken by our own first attempt and TryLock answered "held by another
+// holder": nobody held a Lock for that token and the key stayed blocked for the whole timeout,
+// for this process too. The lock script now recognises its own token.
+func TestLostLockReplyKeepsTheLock(t *testing.T) {
+	ctx := t.Context()
+	client := goredis.NewClient(&goredis.Options{Addr: dropReplyProxy(t)})
+	t.Cleanup(func() { _ = client.Close() })
+	if err := client.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	prefix := uniquePrefix(t)
+	b := redis.New(client, redis.WithPrefix(prefix))
+	direct := newClient(t)
+
+	l, ok, err := b.TryLock(ctx, "k", time.Minute)
+	held, _ := direct.Get(context.Background(), prefix+"k:lock").Result()
+	ttl, _ := direct.PTTL(context.Background(), prefix+"k:lock").Result()
+	t.Logf("TryLock = %v, %v, %v; lock key holds %q, PTTL %v", l, ok, err, held, ttl)
+	if err == nil && !ok && held != "" {
+		t.Fatalf("TryLock said the lock is held by another holder, but the only holder is this call "+
+			"(its first SET NX succeeded, the reply was lost, go-redis retried): the key is blocked "+
+			"for %v with no Lock to release it", ttl.Round(time.Second))
+	}
+	if ok {
+		_ = l.Unlock(ctx)
+	}
+}
+
+// TestLostLockReplyDoesNotStallCreation is the same lost reply seen from a region: a cold
+// GetOrCreate, which nobody else is creating, used to wait out the whole lock timeout (30s by default)
+// for a lock that it held itself, and so did every other process asking for the key.
+func TestLostLockReplyDoesNotStallCreation(t *testing.T) {
+	const lockTimeout = 2 * time.Second
+	client := goredis.NewClient(&goredis.Options{Addr: dropReplyProxy(t)})
+	r := region.New("lostreply", region.WithExpiration(time.Hour), region.WithLockTimeout(lockTimeout))
+	if err := r.Configure(redis.New(client, redis.WithPrefix(uniquePrefix(t)), redis.WithCloseClient())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	v := region.NewView[string](r)
+	start := time.Now()
+	got, err := v.GetOrCreate(t.Context(), "k", func(context.Context) (string, error) { return "v", nil })
+	elapsed := time.Since(start)
+	if err != nil || got != "v" {
+		t.Fatalf("GetOrCreate = %q, %v", got, err)
+	}
+	if elapsed > lockTimeout/2 {
+		t.Fatalf("a cold GetOrCreate with no other caller took %v (lock timeout %v): it waited for its own orphaned lock",
+			elapsed.Round(time.Millisecond), lockTimeout)
+	}
+}
