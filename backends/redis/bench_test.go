@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,7 +30,7 @@ func BenchmarkRedisGet(b *testing.B) {
 			if err := be.Set(ctx, key, benchValue, 0); err != nil {
 				b.Fatal(err)
 			}
-			b.Cleanup(func() { _ = be.Delete(ctx, key) })
+			b.Cleanup(func() { _ = be.Delete(context.Background(), key) }) // b.Context() is done by then
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := be.Get(ctx, key); err != nil {
@@ -47,7 +48,7 @@ func BenchmarkBareGoRedisGet(b *testing.B) {
 	if err := client.Set(ctx, key, benchValue, 0).Err(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { client.Del(ctx, key) })
+	b.Cleanup(func() { client.Del(context.Background(), key) })
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := client.Get(ctx, key).Bytes(); err != nil {
@@ -69,7 +70,7 @@ func multiBench(b *testing.B) (*redis.Backend, []string) {
 	if err := be.SetMulti(ctx, items, 0); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = be.DeleteMulti(ctx, keys) })
+	b.Cleanup(func() { _ = be.DeleteMulti(context.Background(), keys) })
 	return be, keys
 }
 

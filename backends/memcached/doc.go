@@ -1,0 +1,103 @@
+// Package memcached is a backend on memcached through github.com/bradfitz/gomemcache: one
+// memcached, or a pool of them, shared by every process of a fleet, with a distributed dogpile
+// lock so that a cold or expired key is regenerated once for the whole fleet.
+//
+//	client := memcache.New("10.0.0.1:11211", "10.0.0.2:11211")
+//	b := memcached.New(client, memcached.WithPrefix("myapp:"))
+//	if err := cache.Configure(b); err != nil { ... } // cache is a *region.Region
+//
+// New takes a *memcache.Client, which picks a server per key among those it was given. The caller
+// owns the client: New does no I/O, and Close leaves the client alone. A hit costs one gets
+// command, a miss the same command answered with nothing.
+//
+// gomemcache takes no context. The backend checks ctx before each call and returns its error
+// without I/O when it is done, but a call that started runs to its end: the client's Timeout
+// (500ms by default) bounds each dial, read and write. A cache that should fail fast sets it low.
+//
+// # Keys
+//
+// memcached refuses keys longer than 250 bytes or with spaces or control characters, and a
+// region's keys may hold anything (memo keys hold string arguments as they are). So the backend
+// sends a key as it is, after WithPrefix's prefix, when memcached can take it, and otherwise the
+// prefix, "sha1:" and the 40 hex digits of the key's SHA-1: what keys.LengthConditional and
+// keys.SHA1 would do, chosen per key. A key that itself starts with "sha1:" is hashed too, so
+// distinct keys stay distinct. Nobody meets memcache.ErrMalformedKey. Keys seen in memcached
+// (with memcached-tool or a stats dump) are therefore the region's keys, except the awkward ones.
+//
+// # Values
+//
+// Values are stored byte for byte, with flags 0. memcached refuses an item larger than its item
+// size limit (-I, 1 MiB by default), which counts the key and 59 bytes of overhead besides the
+// value. The backend checks the size before sending: a value that would not fit is an error
+// wrapping backends.ErrTooLarge, naming the key and the size, and nothing is stored. A region
+// reports it and still returns the created value. Tell the backend about a larger limit with
+// WithMaxItemSize (memcached -I 2m: WithMaxItemSize(2<<20)); a server that refuses a value anyway
+// also yields ErrTooLarge.
+//
+// # Multi-key operations
+//
+// GetMulti is gomemcache's GetMulti: one gets command per server naming all of that server's
+// keys, sent to the servers concurrently, so one round trip per server. memcached's text protocol
+// has no multi-key set or delete, and gomemcache does not pipeline, so SetMulti and DeleteMulti
+// cost a round trip per key.
+//
+// # The lock
+//
+// TryLock takes the lock named key with
+//
+//	add <the mapped key of "\x00lock\x00" + key> 0 <expiry> 32
+//	<random 128-bit token, hex>
+//
+// which only succeeds when no such item exists, and Unlock releases it with a compare-and-delete:
+// gets returns the lock item and its CAS id, and, if the item holds the holder's token, a cas with
+// that id and a negative expiry (memcached stores the item already expired) removes it. The cas
+// fails if the item changed in between, so a holder whose lock timed out, and was then taken by
+// another, never releases the other's lock; its Unlock is a no-op. The lock name (a NUL byte, "lock", a
+// NUL byte, then the key) goes through the key mapping above, so it fits memcached's limits
+// whatever the key, and no data key of a region can be a lock's name (a suffix such as ":lock"
+// would collide with data keys that end with it). On a pool,
+// a lock lives on the server its name maps to; if that server restarts, the locks it held are
+// gone, as are its values.
+//
+// The expiry frees the lock of a holder that crashed. memcached counts it in whole seconds (see
+// TTLs): a lock taken with a timeout of 500ms frees itself between 1 and 2 seconds later, one of
+// 30s between 30 and 31 seconds later. memcached cannot do better, and the lock cannot be
+// extended while held: give the region a lock timeout longer than its slowest creation.
+//
+// # TTLs
+//
+// Two different times meet here. The region's expiration decides when a value is stale; the
+// region keeps it in the envelope and memcached never sees it. The storage TTL is how long
+// memcached keeps the value, which the region passes to Set (region.WithStorageTTL) and which
+// should be longer than the expiration, so that stale values stay available to serve while one
+// caller regenerates them. When the region passes no storage TTL (0), the backend uses
+// WithDefaultTTL, and without that keeps values until memcached's LRU evicts them.
+//
+// memcached counts expiry in whole seconds on a clock that ticks once a second, so an item with
+// an expiry of n seconds lives more than n-1 seconds and at most n (an expiry of 1 may end a
+// millisecond after the set). The backend sends the TTL rounded up to whole seconds, plus one: an
+// item lives at least its TTL and at most about two seconds more, and a TTL under a second never
+// becomes 0, which memcached reads as "no expiry". memcached reads an expiry over 30 days as a Unix
+// time; the backend sends longer TTLs as one, computed from the local clock, so users never meet
+// the rule (the server's clock must agree with the local one to within the precision wanted).
+//
+// # Failures
+//
+// A miss is an error wrapping backends.ErrNotFound; anything else (memcached down, a timeout, ctx
+// done) is wrapped with the operation and key and is never a miss, so that the region's failure
+// policy decides. The backend retries only a call that failed on an idle connection the server
+// had closed (after a memcached restart, or its idle timeout), which gomemcache then drops: the
+// call goes on with another connection, so that a restart does not become a burst of errors.
+//
+// # URLs
+//
+// Importing the package registers it under the name "memcached" for backends.Open:
+//
+//	memcached://10.0.0.1:11211,10.0.0.2:11211?prefix=myapp:&default_ttl=24h&max_item_size=2m
+//
+// Servers are separated by commas; a server without a port uses 11211. The parameters are prefix,
+// default_ttl, timeout (the client's), max_idle_conns (the client's, per server) and max_item_size
+// (bytes, or with a k or m suffix as memcached's -I). Any other parameter is an error naming it.
+// Open does no I/O and owns the client it builds (Close closes its idle connections). url.Parse
+// does not take a list that holds an IPv6 address: for those, build the client and call New.
+package memcached
