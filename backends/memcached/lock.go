@@ -27,7 +27,7 @@ const lockTag = "\x00lock\x00"
 // the lock frees itself at least timeout and at most about timeout+2s after it was taken. timeout
 // must be positive. It returns (lock, true, nil) when taken, (nil, false, nil) when another holder
 // has the lock, and an error wrapping ctx.Err() without any I/O when ctx is already done. One
-// round trip.
+// round trip when the lock is free; two when it is held (see below).
 //
 // An error other than ctx's may leave the lock taken (the add reached memcached, its reply did not
 // come back); it then frees itself after timeout.
@@ -46,6 +46,12 @@ func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration
 	case nil:
 		return l, true, nil
 	case memcache.ErrNotStored:
+		// Held, perhaps by us: the add may have been sent again after a connection died with its
+		// reply (b.add retries on dead connections), and then finds our own first add. Reading
+		// the token tells; otherwise this process would wait out its own lock's timeout.
+		if it, gerr := b.get(l.key); gerr == nil && string(it.Value) == l.token {
+			return l, true, nil
+		}
 		return nil, false, nil
 	}
 	return nil, false, fmt.Errorf("memcached: trylock %q: %w", key, err)

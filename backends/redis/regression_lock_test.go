@@ -44,7 +44,7 @@ func dropReplyProxy(t *testing.T) string {
 				for {
 					n, err := c.Read(buf)
 					if n > 0 {
-						if bytes.Contains(buf[:n], []byte(":lock\r\n")) && tripped.CompareAndSwap(false, true) {
+						if bytes.Contains(buf[:n], []byte("\x00lock\x00")) && tripped.CompareAndSwap(false, true) { // the lock command
 							drop.Store(true)
 						}
 						if _, werr := s.Write(buf[:n]); werr != nil {
@@ -95,10 +95,17 @@ func TestLostLockReplyKeepsTheLock(t *testing.T) {
 	prefix := uniquePrefix(t)
 	b := redis.New(client, redis.WithPrefix(prefix))
 	direct := newClient(t)
+	// Load the lock script into the server first: otherwise the reply dropped is NOSCRIPT, from
+	// a command that took no lock, and the test proves nothing.
+	if l, ok, err := redis.New(direct, redis.WithPrefix(prefix)).TryLock(ctx, "warm-up", time.Minute); err != nil || !ok {
+		t.Fatalf("warm-up TryLock = %v, %v", ok, err)
+	} else {
+		_ = l.Unlock(ctx)
+	}
 
 	l, ok, err := b.TryLock(ctx, "k", time.Minute)
-	held, _ := direct.Get(context.Background(), prefix+"k:lock").Result()
-	ttl, _ := direct.PTTL(context.Background(), prefix+"k:lock").Result()
+	held, _ := direct.Get(context.Background(), lockKey(prefix, "k")).Result()
+	ttl, _ := direct.PTTL(context.Background(), lockKey(prefix, "k")).Result()
 	t.Logf("TryLock = %v, %v, %v; lock key holds %q, PTTL %v", l, ok, err, held, ttl)
 	if err == nil && !ok && held != "" {
 		t.Fatalf("TryLock said the lock is held by another holder, but the only holder is this call "+
