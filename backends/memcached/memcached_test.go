@@ -599,32 +599,8 @@ func TestRestartWithIdleConnections(t *testing.T) {
 // TestHung points the backend at a server that accepts connections and never answers: a call
 // fails after the client's timeout, and is not a miss.
 func TestHung(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c) // held open, never answered
-			mu.Unlock()
-		}
-	})
-	t.Cleanup(func() {
-		_ = l.Close()
-		wg.Wait()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	client := newClient(t, l.Addr().String())
+	addr := testserver.Silent(t)
+	client := newClient(t, addr)
 	client.Timeout = 200 * time.Millisecond
 	b := memcached.New(client)
 

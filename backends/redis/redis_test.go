@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -418,33 +417,9 @@ func TestRedisDown(t *testing.T) {
 // TestRedisHung points the backend at a server that accepts connections and never answers: a
 // call fails after the client's read timeout, and is not a miss.
 func TestRedisHung(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c) // held open, never answered
-			mu.Unlock()
-		}
-	})
-	t.Cleanup(func() {
-		_ = l.Close()
-		wg.Wait()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
+	addr := testserver.Silent(t)
 	client := goredis.NewClient(&goredis.Options{
-		Addr:          l.Addr().String(),
+		Addr:          addr,
 		DialTimeout:   200 * time.Millisecond,
 		ReadTimeout:   200 * time.Millisecond,
 		WriteTimeout:  200 * time.Millisecond,
@@ -455,7 +430,7 @@ func TestRedisHung(t *testing.T) {
 	t.Cleanup(func() { _ = b.Close() })
 
 	start := time.Now()
-	_, err = b.Get(t.Context(), "k")
+	_, err := b.Get(t.Context(), "k")
 	elapsed := time.Since(start)
 	t.Logf("Get on a hung server: %v after %v", err, elapsed.Round(time.Millisecond))
 	if err == nil || errors.Is(err, backends.ErrNotFound) {

@@ -3,82 +3,14 @@ package redis_test
 import (
 	"bytes"
 	"context"
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/region"
 	goredis "github.com/redis/go-redis/v9"
 )
-
-// dropReplyProxy forwards TCP to the shared server, except that the reply to the first command
-// naming a lock key (SET <key>:lock <token> NX PX ...) is never delivered: the client's
-// connection is closed instead, as when a network blip or a read timeout loses the reply after
-// Redis executed the command.
-func dropReplyProxy(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tripped atomic.Bool
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", server.Addr)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			var drop atomic.Bool
-			wg.Go(func() { // client -> server
-				defer s.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 {
-						if bytes.Contains(buf[:n], []byte("\x00lock\x00")) && tripped.CompareAndSwap(false, true) { // the lock command
-							drop.Store(true)
-						}
-						if _, werr := s.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			})
-			wg.Go(func() { // server -> client
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := s.Read(buf)
-					if n > 0 {
-						if drop.Load() {
-							return // the reply is lost
-						}
-						if _, werr := c.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			})
-		}
-	})
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	return l.Addr().String()
-}
 
 // TestLostLockReplyKeepsTheLock: the reply to the lock command is lost after Redis executed it, and
 // go-redis retries the command (default MaxRetries 3) with the same token. With a plain SET NX the
@@ -87,7 +19,7 @@ func dropReplyProxy(t *testing.T) string {
 // for this process too. The lock script now recognises its own token.
 func TestLostLockReplyKeepsTheLock(t *testing.T) {
 	ctx := t.Context()
-	client := goredis.NewClient(&goredis.Options{Addr: dropReplyProxy(t)})
+	client := goredis.NewClient(&goredis.Options{Addr: dropLockReply(t)})
 	t.Cleanup(func() { _ = client.Close() })
 	if err := client.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
@@ -122,7 +54,7 @@ func TestLostLockReplyKeepsTheLock(t *testing.T) {
 // for a lock that it held itself, and so did every other process asking for the key.
 func TestLostLockReplyDoesNotStallCreation(t *testing.T) {
 	const lockTimeout = 2 * time.Second
-	client := goredis.NewClient(&goredis.Options{Addr: dropReplyProxy(t)})
+	client := goredis.NewClient(&goredis.Options{Addr: dropLockReply(t)})
 	r := region.New("lostreply", region.WithExpiration(time.Hour), region.WithLockTimeout(lockTimeout))
 	if err := r.Configure(redis.New(client, redis.WithPrefix(uniquePrefix(t)), redis.WithCloseClient())); err != nil {
 		t.Fatal(err)
@@ -139,4 +71,13 @@ func TestLostLockReplyDoesNotStallCreation(t *testing.T) {
 		t.Fatalf("a cold GetOrCreate with no other caller took %v (lock timeout %v): it waited for its own orphaned lock",
 			elapsed.Round(time.Millisecond), lockTimeout)
 	}
+}
+
+// dropLockReply is a proxy to the shared server that loses the reply to the first command naming a
+// lock (its key holds "\x00lock\x00"), as when a network blip or a read timeout loses the reply
+// after Redis executed the command.
+func dropLockReply(t *testing.T) string {
+	return testserver.DropReplyProxy(t, server.Addr, func(sent []byte) bool {
+		return bytes.Contains(sent, []byte("\x00lock\x00"))
+	})
 }
