@@ -1,0 +1,116 @@
+// Package file is a backend that keeps entries in a directory on the local disk: a cache that
+// survives restarts, needs no server, and is shared by every process on the machine that opens
+// the same directory (a CLI run many times, workers forked from one service, a CI job), with a
+// dogpile lock across those processes.
+//
+//	b, err := file.New("/var/cache/myapp", file.WithMaxSize(1<<30))
+//	if err != nil { ... }
+//	defer b.Close()
+//	if err := cache.Configure(b); err != nil { ... } // cache is a *region.Region
+//
+// or, from configuration, backends.Open("file:///var/cache/myapp?max_size=1GiB").
+//
+// The package works where Go's syscall package has flock: Linux, macOS and the BSDs. Elsewhere New
+// returns an error wrapping errors.ErrUnsupported rather than offer a lock that does not lock.
+//
+// # Layout
+//
+//	dir/data/<2 hex digits>/<62 hex digits>   one file per key: the hex SHA-256 of the key
+//	dir/data/<2 hex digits>/.tmp-*            a write in progress (or a crashed writer's leftover)
+//	dir/locks/<0..4095>.lock                  lock stripes, created on first use, always empty
+//	dir/evict.lock                            held while a process runs an eviction pass
+//
+// One file per key was chosen over an embedded database for correctness across processes first:
+// every write is a rename, which the kernel makes atomic for every reader in every process, with
+// no shared writer lock, no log to recover and nothing a killed process can leave half done. The
+// cost is a few syscalls per operation, which is still well under what the region spends around
+// it (see the benchmarks). Since a file's name is the hash of its key, made of hex digits only,
+// no key can name a path outside the directory, whatever it holds ("../../etc/passwd", NUL bytes,
+// an empty key, 10 KB). Files and directories are created with modes 0600 and 0700: the cache is
+// private to the user that runs the processes.
+//
+// An entry file holds, in order (integers big-endian):
+//
+//	"dpf1"            magic, 4 bytes
+//	crc               CRC-32C (Castagnoli) of everything after it, 4 bytes
+//	expires           Unix nanoseconds, int64; 0: never
+//	key length        uint32
+//	key               the region's key, checked on every read
+//	value             the bytes given to Set
+//
+// A file that is too short, has another magic or a wrong checksum (truncated, filled with
+// garbage, written by something else), or holds another key, is a miss: Get returns an error
+// wrapping backends.ErrNotFound, as for an absent key, and removes the file, so the next Set
+// starts clean. The backend does not log (a region reports nothing for misses); Get never panics
+// on any content. The checksum is what makes a truncation a miss instead of a shorter, wrong
+// value; it costs about 60 ns per KB.
+//
+// # Writes
+//
+// Set writes the entry to a temporary file (os.CreateTemp) in the key's subdirectory, fsyncs it
+// unless WithFsync(false), and renames it over the entry file. A reader, in any process, opens
+// either the old file or the new one and reads it whole: it never sees a part of an entry, and a
+// crashed writer leaves at most a temporary file, which an eviction pass removes after an hour.
+// The directory itself is not fsynced after the rename: after a power loss, the last writes may
+// be lost (the old entry or none is there), which a cache can afford; what fsync buys is that
+// whatever entry is there is whole. A failed write (a read-only or full disk) returns the error
+// wrapped with the key, removes its temporary file, and leaves the old entry in place; the
+// region's failure policy decides what the caller sees.
+//
+// # Expiry and the size bound
+//
+// An entry read after its storage TTL is a miss, and the read removes its file. Entries nobody
+// reads are removed by eviction passes. With WithMaxSize or WithMaxEntries, each process keeps
+// approximate totals (initialised by a scan in New, moved by its own writes and deletes), and a
+// write that takes them over a bound runs a pass in the writer's goroutine: it scans data/,
+// removes expired entries and stale temporary files, then removes entries oldest first until
+// the directory is under 90% of each bound, and re-bases the totals on what it found. One pass
+// runs at a time per process (other writers skip it and go on) and across processes (a
+// non-blocking flock on evict.lock: if another process runs one, this one skips it). Readers never
+// wait for a pass. Evict runs a pass on demand.
+//
+// "Oldest" means written longest ago (the file's mtime), not least recently read: Get changes
+// nothing on disk, so a hit costs no write. An entry read often but written once is evicted as
+// early as one never read; regions that rewrite entries as they expire keep the hot ones young.
+// The size counted is that of the files (header, key and value), not the file system's blocks.
+// Other processes' writes are seen only by a pass (or a new New), so with several writing
+// processes the directory may exceed a bound by what the others wrote since this process's last
+// pass, until the next pass of any of them; the bound holds for one process, and is approximate
+// for a fleet.
+//
+// # The lock
+//
+// TryLock hashes the lock's name to one of 65536 stripe files under dir/locks and takes an
+// exclusive, non-blocking flock on a new open file description of it; the Lock keeps that file
+// open, and Unlock closes it. flock belongs to the open file description, so the lock excludes
+// other processes and also other TryLocks in the same process, which open the file anew. Two
+// names on one stripe exclude each other (probability 1/65536 per pair): the cost is a caller
+// that waits for a value instead of making it, never a wrong value. Lock files are never removed,
+// so no holder can find its file unlinked under it.
+//
+// A lock frees itself when its timeout passes (a timer closes its file), as backends.Locker
+// requires, and, unlike a Redis or Memcached lock, also at once when the holding process dies:
+// the kernel releases a flock with the last descriptor of its file. A holder whose lock timed out
+// may still call Unlock: the file is closed only once (an *os.File guarded by sync.Once), so it
+// never closes a descriptor number the kernel has since handed to a later holder.
+//
+// flock is advisory and local: it works between processes of one machine. On NFS it is emulated
+// with fcntl locks on Linux (or not at all, depending on the mount); do not share a directory
+// between machines.
+//
+// # Multi-key operations and Close
+//
+// GetMulti, SetMulti and DeleteMulti loop over the single-key operations: the disk is local and
+// there is no round trip to save. Close closes the backend's own file and makes later calls fail;
+// it leaves entries and other holders' locks alone, and locks taken through the backend stay held
+// until their Unlock or timeout. Close may be called more than once.
+//
+// # URLs
+//
+// Importing the package registers it under the name "file" for backends.Open:
+//
+//	file:///var/cache/myapp?max_size=1GiB&max_entries=100000&fsync=false&default_ttl=24h
+//
+// See Open for the parameters. Unlike the network backends' Openers, Open does I/O: it creates
+// the directory, as New does.
+package file

@@ -1,0 +1,204 @@
+package file
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// evictTarget is the fraction of each bound an eviction pass brings the directory down to, so
+// that passes do not run on every write once the directory is full.
+const evictTarget = 0.9
+
+// scanStats are the figures of a scan of dataDir.
+type scanStats struct {
+	size    int64
+	entries int64
+}
+
+// fileInfo is an entry file seen by a scan.
+type fileInfo struct {
+	path  string
+	size  int64
+	mtime int64
+	info  fs.FileInfo
+}
+
+// scan walks dataDir and returns the size and number of its entry files. When evict is set it
+// also removes expired entries, temporary files older than staleTmpAge, and then the entries
+// written longest ago (oldest mtime first) until the totals are under evictTarget of each bound.
+// Files other than entries and temporary files are left alone and not counted.
+func (b *Backend) scan(now time.Time, evict bool) (scanStats, error) {
+	var st scanStats
+	subs, err := os.ReadDir(b.dataDir)
+	if err != nil {
+		return st, err
+	}
+	var live []fileInfo
+	for _, sub := range subs {
+		if !sub.IsDir() || !isHexName(sub.Name(), 2) {
+			continue
+		}
+		subDir := filepath.Join(b.dataDir, sub.Name())
+		ents, err := os.ReadDir(subDir)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return st, err
+		}
+		for _, e := range ents {
+			name := e.Name()
+			p := filepath.Join(subDir, name)
+			if !e.Type().IsRegular() {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				continue // removed since the ReadDir
+			}
+			if len(name) > len(tmpPrefix) && name[:len(tmpPrefix)] == tmpPrefix {
+				if evict && now.Sub(info.ModTime()) > staleTmpAge {
+					_ = os.Remove(p)
+				}
+				continue
+			}
+			if !isHexName(name, 62) {
+				continue
+			}
+			if evict && expired(p, now) {
+				if removeIfSame(p, info) {
+					continue
+				}
+			}
+			st.size += info.Size()
+			st.entries++
+			if evict {
+				live = append(live, fileInfo{path: p, size: info.Size(), mtime: info.ModTime().UnixNano(), info: info})
+			}
+		}
+	}
+	if !evict || !b.over(st, 1) {
+		return st, nil
+	}
+	slices.SortFunc(live, func(x, y fileInfo) int {
+		switch {
+		case x.mtime < y.mtime:
+			return -1
+		case x.mtime > y.mtime:
+			return 1
+		}
+		return 0
+	})
+	for _, f := range live {
+		if !b.over(st, evictTarget) {
+			break
+		}
+		if removeIfSame(f.path, f.info) {
+			st.size -= f.size
+			st.entries--
+		}
+	}
+	return st, nil
+}
+
+// over reports whether st is over fraction of a bound.
+func (b *Backend) over(st scanStats, fraction float64) bool {
+	return b.maxSize > 0 && float64(st.size) > fraction*float64(b.maxSize) ||
+		b.maxEntries > 0 && float64(st.entries) > fraction*float64(b.maxEntries)
+}
+
+// expired reports whether the entry file at p holds an expiry that has passed at now. It reads
+// the first 16 bytes only, and does not check the CRC (Get does). A file too short to hold them,
+// or with another magic, is reported expired: it is no entry.
+func expired(p string, now time.Time) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var hdr [expOffset + 8]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return true
+	}
+	if string(hdr[:4]) != magic {
+		return true
+	}
+	exp := int64(binary.BigEndian.Uint64(hdr[expOffset:]))
+	return exp != 0 && now.UnixNano() >= exp
+}
+
+// removeIfSame removes p if it still names the file described by info (a writer may have renamed
+// a new entry over it since), and reports whether it did.
+func removeIfSame(p string, info fs.FileInfo) bool {
+	cur, err := os.Lstat(p)
+	if err != nil || !os.SameFile(cur, info) {
+		return false
+	}
+	return os.Remove(p) == nil
+}
+
+// maybeEvict runs an eviction pass if the approximate totals are over a bound and no pass is
+// running, in this process or (by the flock on evict.lock) in another. It runs in the calling
+// writer's goroutine: that writer pays for the pass, other writers and every reader go on (the
+// pass takes no lock they wait for). Errors of a pass are dropped: the totals stay over the
+// bound and the next write tries again.
+func (b *Backend) maybeEvict() {
+	if !b.over(scanStats{size: b.size.Load(), entries: b.entries.Load()}, 1) {
+		return
+	}
+	if !b.evicting.CompareAndSwap(false, true) {
+		return
+	}
+	defer b.evicting.Store(false)
+	if b.closed.Load() {
+		return
+	}
+	_ = b.pass()
+}
+
+// Evict runs an eviction pass now, waiting for one that runs in this process: it removes expired
+// entries and stale temporary files and, if a bound is set and exceeded, the oldest entries until
+// the directory is under 90% of each bound. Another process's pass in progress makes it return
+// at once. It is what writes do when they cross a bound; call it to clean up a directory at a
+// time of one's choosing (from a cron job, say).
+func (b *Backend) Evict() error {
+	for !b.evicting.CompareAndSwap(false, true) {
+		if b.closed.Load() {
+			return errClosed // Close holds the flag for good
+		}
+		time.Sleep(time.Millisecond)
+	}
+	defer b.evicting.Store(false)
+	if b.closed.Load() {
+		return errClosed
+	}
+	return b.pass()
+}
+
+// pass runs an eviction pass if no other process runs one; the caller holds b.evicting.
+func (b *Backend) pass() error {
+	taken, err := tryFlock(b.evictFile)
+	if err != nil {
+		return err
+	}
+	if !taken {
+		return nil
+	}
+	defer func() { _ = unflock(b.evictFile) }()
+	size0, entries0 := b.size.Load(), b.entries.Load()
+	st, err := b.scan(time.Now(), true)
+	if err != nil {
+		return err
+	}
+	if b.bounded() {
+		b.size.Add(st.size - size0)
+		b.entries.Add(st.entries - entries0)
+	}
+	return nil
+}
