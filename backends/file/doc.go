@@ -60,7 +60,8 @@
 // # Expiry and the size bound
 //
 // An entry read after its storage TTL is a miss, and the read removes its file. Entries nobody
-// reads are removed by eviction passes. With WithMaxSize or WithMaxEntries, each process keeps
+// reads are removed by eviction passes, which a write also runs when the last one is more than
+// ten minutes old, with or without a bound. With WithMaxSize or WithMaxEntries, each process keeps
 // approximate totals (initialised by a scan in New, moved by its own writes and deletes), and a
 // write that takes them over a bound runs a pass in the writer's goroutine: it scans data/,
 // removes expired entries and stale temporary files, then removes entries oldest first until
@@ -73,10 +74,9 @@
 // nothing on disk, so a hit costs no write. An entry read often but written once is evicted as
 // early as one never read; regions that rewrite entries as they expire keep the hot ones young.
 // The size counted is that of the files (header, key and value), not the file system's blocks.
-// Other processes' writes are seen only by a pass (or a new New), so with several writing
-// processes the directory may exceed a bound by what the others wrote since this process's last
-// pass, until the next pass of any of them; the bound holds for one process, and is approximate
-// for a fleet.
+// Other processes' writes are seen only by a pass (or a new New), so a process also runs a pass
+// once it alone has written a tenth of a bound since its last one: with N writing processes the
+// directory exceeds a bound by about N tenths of it at most, until the next pass of any of them.
 //
 // # The lock
 //

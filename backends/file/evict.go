@@ -143,13 +143,38 @@ func removeIfSame(p string, info fs.FileInfo) bool {
 	return os.Remove(p) == nil
 }
 
-// maybeEvict runs an eviction pass if the approximate totals are over a bound and no pass is
-// running, in this process or (by the flock on evict.lock) in another. It runs in the calling
-// writer's goroutine: that writer pays for the pass, other writers and every reader go on (the
-// pass takes no lock they wait for). Errors of a pass are dropped: the totals stay over the
-// bound and the next write tries again.
+// cleanupInterval is how often a writer runs a pass whatever the totals say: it removes expired
+// entries nobody reads and temporary files of crashed writers, with or without a bound.
+const cleanupInterval = 10 * time.Minute
+
+// wrote counts n entries and size bytes just written by this process and runs a pass if one is
+// due.
+func (b *Backend) wrote(n, size int64) {
+	if n == 0 {
+		return
+	}
+	b.writes.Add(n)
+	b.written.Add(size)
+	b.maybeEvict()
+}
+
+// due reports whether a pass should run: the totals are over a bound; or this process alone wrote
+// a tenth of a bound since the last pass, which the totals cannot tell when several processes
+// write (each counts only its own writes), so that N writers overshoot a bound by about N tenths
+// at most; or the last pass is older than cleanupInterval.
+func (b *Backend) due() bool {
+	return b.over(scanStats{size: b.size.Load(), entries: b.entries.Load()}, 1) ||
+		b.maxEntries > 0 && b.writes.Load() > max(b.maxEntries/10, 1) ||
+		b.maxSize > 0 && b.written.Load() > max(b.maxSize/10, 1) ||
+		time.Now().UnixNano()-b.lastPass.Load() > int64(cleanupInterval)
+}
+
+// maybeEvict runs an eviction pass if one is due and none is running, in this process or (by the
+// flock on evict.lock) in another. It runs in the calling writer's goroutine: that writer pays
+// for the pass, other writers and every reader go on (the pass takes no lock they wait for).
+// Errors of a pass are dropped: the next write tries again.
 func (b *Backend) maybeEvict() {
-	if !b.over(scanStats{size: b.size.Load(), entries: b.entries.Load()}, 1) {
+	if !b.due() {
 		return
 	}
 	if !b.evicting.CompareAndSwap(false, true) {
@@ -191,6 +216,9 @@ func (b *Backend) pass() error {
 		return nil
 	}
 	defer func() { _ = unflock(b.evictFile) }()
+	b.writes.Store(0)
+	b.written.Store(0)
+	b.lastPass.Store(time.Now().UnixNano())
 	size0, entries0 := b.size.Load(), b.entries.Load()
 	st, err := b.scan(time.Now(), true)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -78,6 +79,14 @@ type Backend struct {
 	// figures by every eviction pass. Other processes' writes are seen at the next pass.
 	size    atomic.Int64
 	entries atomic.Int64
+
+	// What this process wrote since the last pass (entries, bytes) and when that pass was, in
+	// Unix nanoseconds: other processes' writes are invisible to the totals above, so a pass also
+	// runs after a tenth of a bound's worth of this process's own writes, and, with or without a
+	// bound, every cleanupInterval, to remove expired entries nobody reads.
+	writes   atomic.Int64
+	written  atomic.Int64
+	lastPass atomic.Int64
 
 	evicting  atomic.Bool // one eviction pass at a time in this process
 	evictFile *os.File    // dir/evict.lock, flocked during a pass: one pass at a time across processes; owned by Close
@@ -184,6 +193,7 @@ func New(dir string, opts ...Option) (*Backend, error) {
 		return nil, fmt.Errorf("file: new %q: %w", dir, err)
 	}
 	b.evictFile = f
+	b.lastPass.Store(time.Now().UnixNano())
 	if b.bounded() {
 		st, err := b.scan(time.Now(), false)
 		if err != nil {
@@ -320,6 +330,9 @@ func (b *Backend) expiresAt(ttl time.Duration, now time.Time) int64 {
 	if ttl <= 0 {
 		return 0
 	}
+	if ttl > time.Duration(math.MaxInt64-now.UnixNano()) {
+		return 0 // past what Unix nanoseconds can hold (the year 2262): never, rather than an overflow into the past
+	}
 	return now.Add(ttl).UnixNano()
 }
 
@@ -337,9 +350,7 @@ func (b *Backend) Set(ctx context.Context, key string, value []byte, ttl time.Du
 	if err := b.set(key, value, b.expiresAt(ttl, time.Now())); err != nil {
 		return fmt.Errorf("file: set %q: %w", key, err)
 	}
-	if b.bounded() {
-		b.maybeEvict()
-	}
+	b.wrote(1, int64(len(key)+len(value)))
 	return nil
 }
 
@@ -482,6 +493,8 @@ func (b *Backend) SetMulti(ctx context.Context, items map[string][]byte, ttl tim
 		return nil
 	}
 	exp := b.expiresAt(ttl, time.Now())
+	var n, size int64
+	defer func() { b.wrote(n, size) }()
 	for k, v := range items {
 		if err := b.check(ctx, "setmulti", k); err != nil {
 			return err
@@ -489,9 +502,7 @@ func (b *Backend) SetMulti(ctx context.Context, items map[string][]byte, ttl tim
 		if err := b.set(k, v, exp); err != nil {
 			return fmt.Errorf("file: setmulti: set %q: %w", k, err)
 		}
-	}
-	if b.bounded() {
-		b.maybeEvict()
+		n, size = n+1, size+int64(len(k)+len(v))
 	}
 	return nil
 }
