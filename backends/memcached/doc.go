@@ -45,17 +45,17 @@
 //
 // TryLock takes the lock named key with
 //
-//	add <the mapped key of "\x00lock\x00" + key> 0 <expiry> 32
+//	add <prefix>lock:<hex SHA-1 of key> 0 <expiry> 32
 //	<random 128-bit token, hex>
 //
 // which only succeeds when no such item exists, and Unlock releases it with a compare-and-delete:
 // gets returns the lock item and its CAS id, and, if the item holds the holder's token, a cas with
 // that id and a negative expiry (memcached stores the item already expired) removes it. The cas
 // fails if the item changed in between, so a holder whose lock timed out, and was then taken by
-// another, never releases the other's lock; its Unlock is a no-op. The lock name (a NUL byte, "lock", a
-// NUL byte, then the key) goes through the key mapping above, so it fits memcached's limits
-// whatever the key, and no data key of a region can be a lock's name (a suffix such as ":lock"
-// would collide with data keys that end with it). On a pool,
+// another, never releases the other's lock; its Unlock is a no-op. The lock's key is the prefix, "lock:"
+// and the hex SHA-1 of the key: it fits memcached's limits whatever the key, and no data key maps
+// to it, since data keys starting with "lock:" are hashed (a suffix such as ":lock" would collide
+// with data keys that end with it). On a pool,
 // a lock lives on the server its name maps to; if that server restarts, the locks it held are
 // gone, as are its values.
 //

@@ -86,7 +86,7 @@ func TestKeyMapping(t *testing.T) {
 			if len(got) > 250 || !sendable(got) || got == "" {
 				t.Errorf("prefix %q: key(%q) = %q, which memcached refuses", prefix, tc.key, got)
 			}
-			if lk := b.key(lockTag + tc.key); len(lk) > 250 || !sendable(lk) {
+			if lk := b.lockKey(tc.key); len(lk) > 250 || !sendable(lk) {
 				t.Errorf("prefix %q: the lock key of %q is %q, which memcached refuses", prefix, tc.key, lk)
 			}
 		}

@@ -11,15 +11,9 @@ import (
 	"github.com/dogpile-go/dogpile/backends"
 )
 
-// lockTag starts the name of every lock: lockTag + key, which then goes through the key mapping
-// as data keys do (the NUL bytes make it a hashed key, within memcached's limits). A data key can
-// be a lock's name only if it starts with a NUL byte and "lock"; a suffix such as ":lock" would
-// collide with any data key that ends with it ("report" and "report:lock").
-const lockTag = "\x00lock\x00"
-
 // TryLock tries once, without waiting, to take the lock named key, with
 //
-//	add <mapped lockTag+key> 0 <expiry> 32
+//	add <prefix>lock:<hex SHA-1 of key> 0 <expiry> 32
 //	<token>
 //
 // where the token is 16 random bytes in hex and the expiry is the timeout in whole seconds,
@@ -40,7 +34,7 @@ func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration
 	}
 	var raw [16]byte
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (it crashes the program instead)
-	l := &lock{b: b, name: key, key: b.key(lockTag + key), token: hex.EncodeToString(raw[:])}
+	l := &lock{b: b, name: key, key: b.lockKey(key), token: hex.EncodeToString(raw[:])}
 	err := b.add(&memcache.Item{Key: l.key, Value: []byte(l.token), Expiration: expiration(timeout, time.Now())})
 	switch err {
 	case nil:
@@ -49,10 +43,15 @@ func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration
 		// Held, perhaps by us: the add may have been sent again after a connection died with its
 		// reply (b.add retries on dead connections), and then finds our own first add. Reading
 		// the token tells; otherwise this process would wait out its own lock's timeout.
-		if it, gerr := b.get(l.key); gerr == nil && string(it.Value) == l.token {
+		it, err := b.get(l.key)
+		switch {
+		case err == nil && string(it.Value) == l.token:
 			return l, true, nil
+		case err == nil, err == memcache.ErrCacheMiss: // another's, or expired since
+			return nil, false, nil
 		}
-		return nil, false, nil
+		// Unknown: the lock may be ours, so say so rather than report it held by another.
+		return nil, false, fmt.Errorf("memcached: trylock %q: reading the lock: %w", key, err)
 	}
 	return nil, false, fmt.Errorf("memcached: trylock %q: %w", key, err)
 }

@@ -20,8 +20,8 @@ func TestUnlockDeletes(t *testing.T) {
 	client, rec := countingClient(t, server.Addr)
 	prefix := uniquePrefix(t)
 	b := memcached.New(client, memcached.WithPrefix(prefix))
-	sum := sha1.Sum([]byte("\x00lock\x00k")) // the lock's name, hashed for its NUL bytes
-	lockKey := prefix + "sha1:" + hex.EncodeToString(sum[:])
+	sum := sha1.Sum([]byte("k"))
+	lockKey := prefix + "lock:" + hex.EncodeToString(sum[:]) // the lock's key, as doc.go describes it
 
 	rec.take()
 	lock, ok, err := b.TryLock(ctx, "k", time.Minute)
@@ -71,8 +71,8 @@ func TestUnlockLeavesOthersLock(t *testing.T) {
 	client := newClient(t)
 	prefix := uniquePrefix(t)
 	b := memcached.New(client, memcached.WithPrefix(prefix))
-	sum := sha1.Sum([]byte("\x00lock\x00k")) // the lock's name, hashed for its NUL bytes
-	lockKey := prefix + "sha1:" + hex.EncodeToString(sum[:])
+	sum := sha1.Sum([]byte("k"))
+	lockKey := prefix + "lock:" + hex.EncodeToString(sum[:]) // the lock's key, as doc.go describes it
 	lock, ok, err := b.TryLock(ctx, "k", time.Minute)
 	if err != nil || !ok {
 		t.Fatalf("TryLock = %v, %v", ok, err)

@@ -38,7 +38,10 @@ const (
 	// 40 hex digits of the SHA-1 of the region's key. Keys that start with it are hashed too, so
 	// that a key sent as it is can never be the hash of another.
 	hashedMark = "sha1:"
-	hashedLen  = len(hashedMark) + 2*sha1.Size
+	// lockMark starts (after the prefix) every lock's key: "lock:" and the hex SHA-1 of the
+	// lock's name. Data keys that start with it are hashed, so no data key is ever a lock.
+	lockMark  = "lock:"
+	hashedLen = len(hashedMark) + 2*sha1.Size
 
 	// maxPrefixLen leaves room after the prefix for a hashed key.
 	maxPrefixLen = maxKeyLen - hashedLen
@@ -154,18 +157,27 @@ func (b *Backend) Client() *memcache.Client { return b.client }
 
 // key maps a region's key to the key sent to memcached: the prefix and the key as they are when
 // memcached can take them (at most 250 bytes in all, no spaces or control characters, and not
-// starting with "sha1:"), otherwise the prefix, "sha1:" and the hex SHA-1 of the key. Distinct keys
+// starting with "sha1:" or "lock:"), otherwise the prefix, "sha1:" and the hex SHA-1 of the key. Distinct keys
 // stay distinct (short of a SHA-1 collision). Keys sent as they are cost what the prefix costs
 // (nothing without one); hashed ones a SHA-1 and an allocation.
 func (b *Backend) key(key string) string {
 	if len(b.prefix)+len(key) <= maxKeyLen && len(b.prefix)+len(key) > 0 &&
-		sendable(key) && !strings.HasPrefix(key, hashedMark) {
+		sendable(key) && !strings.HasPrefix(key, hashedMark) && !strings.HasPrefix(key, lockMark) {
 		return b.prefix + key
 	}
+	return b.hashed(hashedMark, key)
+}
+
+// lockKey maps the name of a lock to its memcached key: the prefix, "lock:" and the hex SHA-1 of
+// the name, which no data key maps to.
+func (b *Backend) lockKey(name string) string { return b.hashed(lockMark, name) }
+
+// hashed returns the prefix, mark and the hex SHA-1 of key; mark is as long as hashedMark.
+func (b *Backend) hashed(mark, key string) string {
 	sum := sha1.Sum([]byte(key))
 	buf := make([]byte, len(b.prefix)+hashedLen)
 	n := copy(buf, b.prefix)
-	n += copy(buf[n:], hashedMark)
+	n += copy(buf[n:], mark)
 	hex.Encode(buf[n:], sum[:])
 	return string(buf)
 }
