@@ -88,6 +88,11 @@
 // policy decides. The backend retries only a call that failed on an idle connection the server
 // had closed (after a memcached restart, or its idle timeout), which gomemcache then drops: the
 // call goes on with another connection, so that a restart does not become a burst of errors.
+// If the server had in fact run the call and only its reply was lost, the call runs twice: a
+// second add finds the first (TryLock then reads its token and knows its own lock), a second cas
+// finds nothing to swap (the lock is released either way), but a set or delete sent again may
+// land after another process's newer write of the key and overwrite or delete it. For a cache
+// that costs at worst an older value or a miss, until the next write.
 //
 // # URLs
 //
