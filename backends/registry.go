@@ -63,7 +63,7 @@ func Register(name string, open Opener) error {
 //
 // The scheme must have been registered, usually by importing the backend's package. An unknown
 // scheme yields an error wrapping ErrUnknownBackend that names it and the registered ones. Errors
-// show the URL with any password redacted. Open costs a URL parse, a read lock and what the
+// show the URL with any user information (name, password, token) redacted. Open costs a URL parse, a read lock and what the
 // Opener costs, which should not include I/O (see Opener).
 func Open(rawURL string) (Backend, error) {
 	u, err := url.Parse(rawURL)
@@ -76,8 +76,12 @@ func Open(rawURL string) (Backend, error) {
 		return nil, fmt.Errorf("backends: open: invalid URL: %w", err)
 	}
 	shown := rawURL // the URL as errors show it
-	if _, hasPassword := u.User.Password(); hasPassword {
-		shown = u.Redacted()
+	if u.User != nil {
+		// All of the user information, not only a password: a token alone sits in the user part
+		// (redis://token@host).
+		r := *u
+		r.User = url.User("xxxxx")
+		shown = r.String()
 	}
 	if u.Scheme == "" {
 		return nil, fmt.Errorf("backends: open %q: %w: the URL has no scheme (want name://...; registered: %s)",

@@ -134,3 +134,19 @@ func TestRegistryConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestOpenRedactsUserInformation: errors show no credentials, whether a password or a token in the
+// user part alone (redis://token@host), which the standard Redacted keeps.
+func TestOpenRedactsUserInformation(t *testing.T) {
+	for _, raw := range []string{"nosuch://alice:s3cret@host:1/0", "nosuch://t0ken@host:1/0"} {
+		_, err := Open(raw)
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", raw)
+		}
+		for _, secret := range []string{"alice", "s3cret", "t0ken"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("Open(%q) error shows %q: %v", raw, secret, err)
+			}
+		}
+	}
+}
