@@ -1,0 +1,251 @@
+package bench
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The in-process scenarios. Each Benchmark runs one sub-benchmark per contender (impl=NAME), in
+// the same process, one after another; cmd/report runs them with -count=10 and reads medians
+// through benchstat's statistics.
+
+const (
+	hitCapacity = 100_000 // the bound of the caches outside the zipf scenario
+	hitKeys     = 1024    // keys read by the parallel hit scenario
+
+	zipfKeys     = 100_000
+	zipfCapacity = zipfKeys / 10
+	zipfS        = 1.01     // the skew: a few keys are read very often, most rarely
+	zipfWarm     = 200_000  // reads before timing, to reach the steady hit ratio
+	zipfSeqLen   = 1 << 20  // pregenerated key sequence, so sampling is not timed
+	zipfSeqMask  = zipfSeqLen - 1
+	zipfStride   = 1 << 14 // the distance between parallel readers' starts in the sequence
+
+	stampedeCallers = 1000
+	stampedeDelay   = 50 * time.Millisecond
+
+	expiryReaders = 100
+	expiryDelay   = 50 * time.Millisecond
+	expiryAfter   = 20 * time.Millisecond
+	// waitThreshold is the latency above which a caller counts as having waited for the
+	// loader rather than being served the old value at once.
+	waitThreshold = 10 * time.Millisecond
+)
+
+// forEach runs f as one sub-benchmark per contender that can take part in a scenario that asks
+// cfg, each with a fresh cache on a fresh source.
+func forEach(b *testing.B, cfg config, f func(b *testing.B, c cache, src *source)) {
+	for _, ct := range contenders {
+		if !ct.runs(cfg) {
+			continue
+		}
+		b.Run("impl="+ct.name, func(b *testing.B) {
+			cfg := cfg
+			cfg.src = new(source)
+			f(b, ct.new(b, cfg), cfg.src)
+		})
+	}
+}
+
+func check(tb testing.TB, u *user, err error, id int64) {
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if u == nil || u.ID != id {
+		tb.Fatalf("got %+v, want the user %d", u, id)
+	}
+}
+
+// BenchmarkHit is scenario 1, one goroutine: a warm hit on one key through the get-or-load path.
+func BenchmarkHit(b *testing.B) {
+	forEach(b, config{capacity: hitCapacity}, func(b *testing.B, c cache, _ *source) {
+		ctx := context.Background()
+		u, err := c.get(ctx, 42)
+		check(b, u, err, 42)
+		b.ReportAllocs()
+		for b.Loop() {
+			u, err := c.get(ctx, 42)
+			if err != nil || u.ID != 42 {
+				b.Fatal(u, err)
+			}
+		}
+	})
+}
+
+// BenchmarkHitParallel is scenario 1 from every P at once (RunParallel), over 1,024 warm keys.
+func BenchmarkHitParallel(b *testing.B) {
+	forEach(b, config{capacity: hitCapacity}, func(b *testing.B, c cache, _ *source) {
+		ctx := context.Background()
+		for id := range int64(hitKeys) {
+			u, err := c.get(ctx, id)
+			check(b, u, err, id)
+		}
+		var next atomic.Int64
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			i := next.Add(1) * 97
+			for pb.Next() {
+				id := i & (hitKeys - 1)
+				if u, err := c.get(ctx, id); err != nil || u.ID != id {
+					b.Error(u, err)
+					return
+				}
+				i++
+			}
+		})
+	})
+}
+
+// zipfSeq is a fixed sequence of zipf-distributed ids in [0, zipfKeys), the same for every
+// contender and every run.
+var zipfSeq = sync.OnceValue(func() []int32 {
+	z := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), zipfS, 1, zipfKeys-1)
+	seq := make([]int32, zipfSeqLen)
+	for i := range seq {
+		seq[i] = int32(z.Uint64())
+	}
+	return seq
+})
+
+// BenchmarkZipf is scenario 2: zipf-distributed reads from every P over a cache bounded to 10%
+// of the key space, with a loader that answers at once. It reports throughput (ns/op) and the
+// hit ratio of the timed reads (1 - loads/reads). Caches that cannot be bounded sit it out.
+func BenchmarkZipf(b *testing.B) {
+	seq := zipfSeq()
+	forEach(b, config{capacity: zipfCapacity, strict: true}, func(b *testing.B, c cache, src *source) {
+		ctx := context.Background()
+		for i := range zipfWarm {
+			id := int64(seq[i&zipfSeqMask])
+			u, err := c.get(ctx, id)
+			check(b, u, err, id)
+		}
+		before := src.calls.Load()
+		var next atomic.Int64
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			i := next.Add(1) * zipfStride
+			for pb.Next() {
+				id := int64(seq[i&zipfSeqMask])
+				if u, err := c.get(ctx, id); err != nil || u.ID != id {
+					b.Error(u, err)
+					return
+				}
+				i++
+			}
+		})
+		b.StopTimer()
+		loads := src.calls.Load() - before
+		b.ReportMetric(1-float64(loads)/float64(b.N), "hit-ratio")
+	})
+}
+
+// crowd runs n goroutines that each read id once, all released at the same moment, and returns
+// each one's latency. Only the reads are timed: the goroutines start with the timer stopped.
+func crowd(b *testing.B, c cache, id int64, n int) []time.Duration {
+	ctx := context.Background()
+	lat := make([]time.Duration, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for j := range n {
+		wg.Go(func() {
+			<-start
+			t0 := time.Now()
+			u, err := c.get(ctx, id)
+			lat[j] = time.Since(t0)
+			if err != nil || u == nil || u.ID != id {
+				b.Error(u, err)
+			}
+		})
+	}
+	b.StartTimer()
+	close(start)
+	wg.Wait()
+	b.StopTimer()
+	return lat
+}
+
+// BenchmarkStampede is scenario 3: each op, 1,000 goroutines ask for one cold key at once, with a
+// loader that takes 50 ms. It reports how many times the loader ran per op and the p50 and p99 of
+// the callers' latencies. Run it with a fixed count (-benchtime=5x).
+func BenchmarkStampede(b *testing.B) {
+	forEach(b, config{capacity: hitCapacity}, func(b *testing.B, c cache, src *source) {
+		src.delay.Store(int64(stampedeDelay))
+		var all []time.Duration
+		b.StopTimer()
+		for i := range b.N {
+			all = append(all, crowd(b, c, int64(i), stampedeCallers)...)
+			src.waitIdle()
+		}
+		b.StartTimer()
+		b.ReportMetric(float64(src.calls.Load())/float64(b.N), "loader-calls/op")
+		reportLatency(b, all, false)
+	})
+}
+
+// BenchmarkExpiry is scenario 4: each op, a warm key expires and then 100 goroutines read it at
+// once, with a loader that takes 50 ms. It reports how many times the loader ran per op, how
+// many callers waited (took longer than 10 ms, rather than being served the old value at once),
+// and the p50, p99 and maximum of their latencies. Each cache is set up to serve the stale value
+// while one caller reloads, where it can: dogpile (the regenerating caller waits, the others
+// do not), dogpile-bg (nobody waits), otter (RefreshWriting), sturdyc (WithEarlyRefreshes). The
+// others drop the value at expiry. Run it with a fixed count (-benchtime=5x).
+func BenchmarkExpiry(b *testing.B) {
+	forEach(b, config{capacity: hitCapacity, expire: expiryAfter}, func(b *testing.B, c cache, src *source) {
+		ctx := context.Background()
+		var all []time.Duration
+		var loads, waited int64
+		b.StopTimer()
+		for i := range b.N {
+			id := int64(i)
+			src.delay.Store(0)
+			u, err := c.get(ctx, id) // fresh now
+			check(b, u, err, id)
+			src.waitIdle()
+			time.Sleep(expiryAfter + expiryAfter/2) // expired now
+			src.delay.Store(int64(expiryDelay))
+			before := src.calls.Load()
+			lat := crowd(b, c, id, expiryReaders)
+			src.waitIdle() // a refresh in the background counts too
+			loads += src.calls.Load() - before
+			for _, d := range lat {
+				if d > waitThreshold {
+					waited++
+				}
+			}
+			all = append(all, lat...)
+		}
+		b.StartTimer()
+		b.ReportMetric(float64(loads)/float64(b.N), "loader-calls/op")
+		b.ReportMetric(float64(waited)/float64(b.N), "waiters/op")
+		reportLatency(b, all, true)
+	})
+}
+
+// reportLatency reports the p50 and p99 (nearest rank) of lat in milliseconds, and the maximum
+// too if withMax.
+func reportLatency(b *testing.B, lat []time.Duration, withMax bool) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(percentile(lat, 0.50)), "p50-ms")
+	b.ReportMetric(ms(percentile(lat, 0.99)), "p99-ms")
+	if withMax {
+		b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
+	}
+}
+
+// percentile returns the nearest-rank p-quantile of sorted.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(i, 0)]
+}
