@@ -21,9 +21,9 @@ const (
 
 	zipfKeys     = 100_000
 	zipfCapacity = zipfKeys / 10
-	zipfS        = 1.01     // the skew: a few keys are read very often, most rarely
-	zipfWarm     = 200_000  // reads before timing, to reach the steady hit ratio
-	zipfSeqLen   = 1 << 20  // pregenerated key sequence, so sampling is not timed
+	zipfS        = 1.01    // the skew: a few keys are read very often, most rarely
+	zipfWarm     = 200_000 // reads before timing, to reach the steady hit ratio
+	zipfSeqLen   = 1 << 20 // pregenerated key sequence, so sampling is not timed
 	zipfSeqMask  = zipfSeqLen - 1
 	zipfStride   = 1 << 14 // the distance between parallel readers' starts in the sequence
 
