@@ -1,0 +1,368 @@
+package dogpile
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"runtime/debug"
+	"slices"
+	"time"
+)
+
+// ErrNoValue is the result of a key that a batch creator was asked for and returned no value
+// for. Callers of the batch see the key absent from their result; a single-key caller that
+// joined the key's flight gets this error.
+var ErrNoValue = errors.New("dogpile: the batch creator returned no value for the key")
+
+// Batch is one get-or-create of many keys as the engine sees it. The region numbers the batch's
+// distinct keys 0..n-1 and the engine refers to them by number; the methods that take a list
+// of numbers do one backend round trip for all of them where the backend can.
+//
+// As for Op, methods that touch the backend apply the region's failure policy themselves.
+type Batch interface {
+	// Key returns the backend key (mangled) of item i.
+	Key(i int) string
+	// Kind is as for Op: only calls of one kind share a flight.
+	Kind() any
+	// Load reads the entries of items idx: found[j] reports whether entries[j], the entry of
+	// idx[j], exists and is usable.
+	Load(ctx context.Context, idx []int) (entries []Entry, found []bool, err error)
+	// Fresh reports whether e may be returned without regeneration.
+	Fresh(e Entry) bool
+	// Create runs the user's creator once for items idx. ok[j] is false when the creator
+	// returned no value for idx[j].
+	Create(ctx context.Context, idx []int) (vals []any, ok []bool, err error)
+	// Store saves created values (or decides not to, by the should-cache rules); vals[j] is the
+	// value of idx[j].
+	Store(ctx context.Context, idx []int, vals []any) error
+	// TryLock tries the distributed lock of each of items idx once, without waiting. taken[j]
+	// reports whether the lock of idx[j] is now held; unlock (never nil) releases every lock
+	// taken. Without a distributed lock every lock is taken: the flights are the locks.
+	TryLock(ctx context.Context, idx []int) (taken []bool, unlock func(), err error)
+}
+
+// Want is one key of a batch that was not fresh when read.
+type Want struct {
+	// Index is the key's number in the Batch.
+	Index int
+	// Cur is the entry read, valid when Have is true (then expired).
+	Cur  Entry
+	Have bool
+}
+
+// Result is what a batch call gets for one Want.
+type Result struct {
+	Value any
+	// OK is false when the key has no value: its creator did not return one.
+	OK bool
+}
+
+// ResolveBatch is Resolve for many keys at once; it returns one Result per Want, in order.
+//
+// Each key keeps the dogpile rules: an expired key whose flight another caller leads is served
+// its old value now; an absent one is waited for. The keys this call leads are created together,
+// by one call of the creator, in rounds: every round tries the distributed locks of the keys
+// still pending, without waiting, creates the ones it took (after reading them once more, under
+// the lock) and releases them, and only then waits for the others, polling for the values their
+// holders store. A round never waits for a lock while it holds one, so no two batches, whatever
+// their keys' order, can deadlock each other; and a call never waits for a flight it follows
+// before its own are done, so flights led by different batches cannot wait on each other either.
+//
+// With background refresh on, the expired keys this call leads are regenerated in the
+// background and served old now, as Resolve does for one key.
+//
+// An error of any key ends the call with that error.
+func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Result, error) {
+	res := make([]Result, len(wants))
+	fs := make([]*flight, len(wants))
+	var fore, back []led
+	kind := b.Kind()
+	for j, w := range wants {
+		f, leader := e.flights.join(b.Key(w.Index), kind)
+		switch {
+		case leader && w.Have && e.slots != nil:
+			// Regenerated in the background (or not at all, with every worker busy); the old
+			// value now, either way.
+			back = append(back, led{f: f, Want: w})
+			res[j] = Result{Value: w.Cur.Value, OK: true}
+			continue
+		case leader:
+			fore = append(fore, led{f: f, Want: w})
+		case w.Have:
+			// Someone in this process is regenerating it: the old value, now.
+			res[j] = Result{Value: w.Cur.Value, OK: true}
+			continue
+		}
+		fs[j] = f
+	}
+	if len(back) > 0 {
+		e.background(ctx, b, back)
+	}
+	if len(fore) > 0 {
+		if !e.enter() {
+			for _, l := range fore {
+				e.flights.finish(l.f, nil, ErrClosed)
+			}
+			return nil, ErrClosed
+		}
+		if ctx.Done() == nil {
+			e.runBatch(ctx, b, fore)
+			e.wg.Done()
+		} else {
+			go func() {
+				defer e.wg.Done()
+				e.runBatch(ctx, b, fore)
+			}()
+		}
+	}
+	// Every flight, led or followed, ends without waiting for this call, so the order of these
+	// waits does not matter.
+	for j, f := range fs {
+		if f == nil {
+			continue
+		}
+		v, err := f.wait(ctx)
+		switch {
+		case errors.Is(err, ErrNoValue):
+			// Absent: res[j] stays zero.
+		case err != nil:
+			return nil, err
+		default:
+			res[j] = Result{Value: v, OK: true}
+		}
+	}
+	return res, nil
+}
+
+// led is a key whose flight a batch call leads.
+type led struct {
+	f *flight
+	Want
+	done bool
+}
+
+// background hands the expired keys a batch leads to a background worker, or, with every worker
+// busy, ends their flights with the old values.
+func (e *Engine) background(ctx context.Context, b Batch, back []led) {
+	if e.enter() {
+		select {
+		case e.slots <- struct{}{}:
+			go func() {
+				defer e.wg.Done()
+				defer func() { <-e.slots }()
+				if err := e.runBatch(ctx, b, back); err != nil && e.OnError != nil {
+					e.OnError(context.WithoutCancel(ctx), b.Key(back[0].Index), err)
+				}
+			}()
+			return
+		default:
+			e.wg.Done()
+		}
+	}
+	for _, l := range back {
+		e.flights.finish(l.f, l.Cur.Value, nil)
+		if e.OnDrop != nil {
+			e.OnDrop(b.Key(l.Index))
+		}
+	}
+}
+
+// runBatch produces the result of every flight in ls and finishes each exactly once, whatever
+// the creator does. It returns the error that ended any of them, for background reports. Like
+// run, it works under a context that keeps the caller's values but not its cancellation.
+func (e *Engine) runBatch(callerCtx context.Context, b Batch, ls []led) (err error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(callerCtx))
+	stop := context.AfterFunc(e.closing, cancel)
+	defer func() {
+		stop()
+		cancel()
+	}()
+	returned := false
+	defer func() {
+		if !returned && err == nil {
+			err = ErrGoexit
+		}
+		if err != nil && e.closing.Err() != nil && errors.Is(err, context.Canceled) {
+			err = ErrClosed
+		}
+		for i := range ls {
+			if !ls[i].done {
+				e.flights.finish(ls[i].f, nil, err)
+			}
+		}
+	}()
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = &PanicError{Value: r, Stack: debug.Stack()}
+			}
+		}()
+		err = e.batchRounds(ctx, b, ls)
+		returned = true
+	}()
+	return err
+}
+
+// batchRounds runs the rounds of runBatch: lock what it can, create that, then wait for the rest.
+func (e *Engine) batchRounds(ctx context.Context, b Batch, ls []led) error {
+	// Sorted by key: locks are tried in one order by every process. Not needed for deadlock
+	// freedom (no round waits while holding), but it makes overlapping batches meet on their
+	// first common key rather than race for all of them.
+	slices.SortFunc(ls, func(x, y led) int {
+		kx, ky := b.Key(x.Index), b.Key(y.Index)
+		switch {
+		case kx < ky:
+			return -1
+		case kx > ky:
+			return 1
+		}
+		return 0
+	})
+	pending := make([]*led, len(ls))
+	for i := range ls {
+		pending[i] = &ls[i]
+	}
+	backoff := time.Millisecond
+	for {
+		next, err := e.batchRound(ctx, b, pending)
+		if err != nil {
+			return err
+		}
+		if len(next) == 0 {
+			return nil
+		}
+		// Other processes hold the locks of next and are creating them: their values may be
+		// there already.
+		entries, found, err := b.Load(ctx, indexes(next))
+		if err != nil {
+			return err
+		}
+		pending = next[:0]
+		for j, l := range next {
+			if found[j] && b.Fresh(entries[j]) {
+				e.finishLed(l, entries[j].Value, nil)
+			} else {
+				pending = append(pending, l)
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		d := time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 100*time.Millisecond)
+	}
+}
+
+// batchRound tries the locks of pending, creates the keys it locked, and returns the absent keys
+// whose locks others hold. Expired keys whose locks others hold keep their old values.
+func (e *Engine) batchRound(ctx context.Context, b Batch, pending []*led) ([]*led, error) {
+	taken, unlock, err := b.TryLock(ctx, indexes(pending))
+	if err != nil {
+		return nil, err
+	}
+	// Results are published after the locks are released, as Resolve does for one key: a caller
+	// that has its value finds the keys unlocked.
+	var results []settled
+	settle := func(l *led, v any, err error) { results = append(results, settled{l, v, err}) }
+	defer func() {
+		unlock()
+		for _, s := range results {
+			e.finishLed(s.l, s.v, s.err)
+		}
+	}()
+	var locked, waiting []*led
+	for j, l := range pending {
+		switch {
+		case taken[j]:
+			locked = append(locked, l)
+		case l.Have:
+			settle(l, l.Cur.Value, nil) // another process regenerates it
+		default:
+			waiting = append(waiting, l)
+		}
+	}
+	if len(locked) == 0 {
+		return waiting, nil
+	}
+	// Under the locks: another process may have created some keys since they were read.
+	entries, found, err := b.Load(ctx, indexes(locked))
+	if err != nil {
+		return nil, err
+	}
+	create := locked[:0]
+	for j, l := range locked {
+		if found[j] && b.Fresh(entries[j]) {
+			settle(l, entries[j].Value, nil)
+		} else {
+			create = append(create, l)
+		}
+	}
+	if len(create) == 0 {
+		return waiting, nil
+	}
+	vals, ok, err := b.Create(ctx, indexes(create))
+	if err != nil {
+		return nil, err
+	}
+	if err := e.storeBatch(ctx, b, create, vals, ok); err != nil {
+		return nil, err
+	}
+	for j, l := range create {
+		if ok[j] {
+			settle(l, vals[j], nil)
+		} else {
+			settle(l, nil, ErrNoValue)
+		}
+	}
+	return waiting, nil
+}
+
+// storeBatch stores the values the creator returned, except for flights forgotten meanwhile. It
+// holds every flight's mutex while it stores, as flight.store does for one: a Forget that comes
+// first stops the store, one that comes later waits for it. Forget takes one mutex at a time and
+// no other call holds these flights', so holding them all cannot deadlock.
+func (e *Engine) storeBatch(ctx context.Context, b Batch, ls []*led, vals []any, ok []bool) error {
+	var idx []int
+	var keep []any
+	for j, l := range ls {
+		if !ok[j] {
+			continue
+		}
+		l.f.mu.Lock()
+		defer l.f.mu.Unlock()
+		if !l.f.forgotten {
+			idx = append(idx, l.Index)
+			keep = append(keep, vals[j])
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	return b.Store(ctx, idx, keep)
+}
+
+type settled struct {
+	l   *led
+	v   any
+	err error
+}
+
+func (e *Engine) finishLed(l *led, v any, err error) {
+	l.done = true
+	e.flights.finish(l.f, v, err)
+}
+
+func indexes(ls []*led) []int {
+	idx := make([]int, len(ls))
+	for j, l := range ls {
+		idx[j] = l.Index
+	}
+	return idx
+}
