@@ -78,6 +78,28 @@ type Locker interface {
 	TryLock(ctx context.Context, key string, timeout time.Duration) (Lock, bool, error)
 }
 
+// MultiLocker is implemented by backends that try many locks in one round trip. Regions use it
+// for the keys a batch creates; without it they call TryLock once a key.
+type MultiLocker interface {
+	// TryLockMulti tries once, without waiting, to take the lock of every key, each with
+	// TryLock's rules (same names, same timeout, same exclusion against TryLock's holders).
+	// taken[i] reports whether the lock of keys[i] is now held. release.Unlock releases every
+	// lock taken, with Lock.Unlock's rules for each; release is never nil when err is nil, even if
+	// nothing was taken. An empty keys slice takes nothing and does no I/O.
+	//
+	// An error may leave some locks taken; they free themselves after timeout.
+	TryLockMulti(ctx context.Context, keys []string, timeout time.Duration) (taken []bool, release Lock, err error)
+}
+
+// BatchLimiter is implemented by backends whose multi-key operations should carry a bounded
+// number of keys per call: one huge command holds a single-threaded server (and the client's
+// memory) for everyone. Regions split larger batches into calls of at most MaxBatch keys.
+type BatchLimiter interface {
+	// MaxBatch returns the most keys one GetMulti, SetMulti, DeleteMulti or TryLockMulti call
+	// should carry; zero or less means no limit.
+	MaxBatch() int
+}
+
 // Item is an entry kept as a Go value by a ValueStore: no encoding on either side.
 type Item struct {
 	// Value is the cached value as the region stored it.

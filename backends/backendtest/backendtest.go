@@ -98,6 +98,7 @@ var suite = []struct {
 	{"LockContended", testLockContended},
 	{"LockTimeout", testLockTimeout},
 	{"LockUnlockByStaleHolder", testLockUnlockByStaleHolder},
+	{"LockMulti", testLockMulti},
 	{"ValueRoundTrip", testValueRoundTrip},
 	{"Concurrency", testConcurrency},
 }

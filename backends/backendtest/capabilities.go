@@ -241,6 +241,66 @@ func testLockUnlockByStaleHolder(h *harness) {
 	h.unlock(h.mustLock(l, k, longLock), k)
 }
 
+func testLockMulti(h *harness) {
+	l := h.locker()
+	ml, ok := backends.As[backends.MultiLocker](h.b)
+	if !ok {
+		h.Skip("the backend does not implement backends.MultiLocker")
+	}
+	for _, keys := range [][]string{nil, {}} {
+		taken, release, err := ml.TryLockMulti(h.ctx, keys, longLock)
+		if err != nil || len(taken) != 0 || release == nil {
+			h.Fatalf("TryLockMulti(%#v) = %v, %v, %v; want nothing taken, a release and no error", keys, taken, release, err)
+		}
+		if err := release.Unlock(h.ctx); err != nil {
+			h.Fatalf("releasing an empty TryLockMulti: %v", err)
+		}
+	}
+	a, held, b := h.lockKey("a"), h.lockKey("held"), h.lockKey("b")
+	other := h.mustLock(l, held, longLock)
+	keys := []string{a, held, b}
+	taken, release, err := ml.TryLockMulti(h.ctx, keys, longLock)
+	if err != nil {
+		h.Fatalf("TryLockMulti(%q): %v", keys, err)
+	}
+	if len(taken) != 3 || !taken[0] || taken[1] || !taken[2] || release == nil {
+		h.Fatalf("TryLockMulti(%q) with the second held by TryLock = %v (release %v); want [true false true] and a release", keys, taken, release)
+	}
+	// The same locks as TryLock's, both ways.
+	h.wantLocked(l, a, "while TryLockMulti holds the lock")
+	h.wantLocked(l, b, "while TryLockMulti holds the lock")
+	if again, release2, err := ml.TryLockMulti(h.ctx, []string{a}, longLock); err != nil || len(again) != 1 || again[0] {
+		h.Fatalf("TryLockMulti of a lock TryLockMulti holds = %v, %v; want [false]", again, err)
+	} else {
+		_ = release2.Unlock(h.ctx)
+	}
+	if err := release.Unlock(h.ctx); err != nil {
+		h.Fatalf("releasing TryLockMulti(%q): %v", keys, err)
+	}
+	h.wantLocked(l, held, "after a TryLockMulti that did not take it was released")
+	h.unlock(h.mustLock(l, a, longLock), a)
+	h.unlock(h.mustLock(l, b, longLock), b)
+	h.unlock(other, held)
+
+	// Locks taken together free themselves after the timeout, and a stale release leaves the
+	// next holder's lock alone.
+	taken, stale, err := ml.TryLockMulti(h.ctx, []string{a, b}, shortLock)
+	if err != nil || len(taken) != 2 || !taken[0] || !taken[1] {
+		h.Fatalf("TryLockMulti(%q, %v) on free locks = %v, %v", []string{a, b}, shortLock, taken, err)
+	}
+	var current backends.Lock
+	h.poll("the locks taken with timeout "+shortLock.String()+" free themselves", func() bool {
+		lock, ok := h.tryLock(l, a, longLock)
+		current = lock
+		return ok
+	})
+	if err := stale.Unlock(h.ctx); err != nil {
+		h.Fatalf("a stale TryLockMulti release: %v; want nil", err)
+	}
+	h.wantLocked(l, a, "after a stale TryLockMulti release: it released the current holder's lock")
+	h.unlock(current, a)
+}
+
 // testItem is a value as a region would store it: a pointer to a struct.
 type testItem struct {
 	Name string

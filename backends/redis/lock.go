@@ -81,6 +81,99 @@ func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration
 	return l, true, nil
 }
 
+// TryLockMulti tries once, without waiting, to take the lock of every key, with TryLock's script
+// for each, all in one pipeline: one round trip (one per node on a Cluster or Ring; a server that
+// has not seen the script gets SCRIPT LOAD and the pipeline once more). The locks are TryLock's:
+// the same names, tokens of their own, a watchdog each under WithLockWatchdog. release.Unlock
+// runs the compare-and-delete script of every lock taken, in one pipeline too.
+func (b *Backend) TryLockMulti(ctx context.Context, keys []string, timeout time.Duration) ([]bool, backends.Lock, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("redis: trylockmulti (%d keys): %w", len(keys), err)
+	}
+	if timeout <= 0 {
+		return nil, nil, fmt.Errorf("redis: trylockmulti (%d keys): timeout %v: must be positive", len(keys), timeout)
+	}
+	taken := make([]bool, len(keys))
+	if len(keys) == 0 {
+		return taken, &multiLock{b: b}, nil
+	}
+	timeout = roundUpMs(timeout)
+	ms := timeout.Milliseconds()
+	raw := make([]byte, 16*len(keys))
+	_, _ = rand.Read(raw)
+	ls := make([]*lock, len(keys))
+	for i, key := range keys {
+		ls[i] = &lock{b: b, name: key, key: b.prefix + lockTag + key, token: hex.EncodeToString(raw[16*i : 16*(i+1)])}
+	}
+	cmds, err := b.scriptAll(ctx, acquireScript, ls, ms)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis: trylockmulti (%d keys): %w", len(keys), err)
+	}
+	held := &multiLock{b: b}
+	for i, cmd := range cmds {
+		if n, _ := cmd.Int(); n == 1 {
+			taken[i] = true
+			held.locks = append(held.locks, ls[i])
+			if b.watchdog {
+				b.startWatchdog(ctx, ls[i], timeout)
+			}
+		}
+	}
+	return taken, held, nil
+}
+
+// scriptAll runs script once a lock in one pipeline, with the lock's key and token and then
+// args, and returns its commands, all without error. A server without the script (NOSCRIPT)
+// gets SCRIPT LOAD and the pipeline again, once: EVALSHA's fallback, which go-redis's Script.Run
+// does for a single command, cannot run inside a pipeline.
+func (b *Backend) scriptAll(ctx context.Context, script *goredis.Script, ls []*lock, args ...any) ([]*goredis.Cmd, error) {
+	run := func() ([]*goredis.Cmd, error) {
+		cmds := make([]*goredis.Cmd, len(ls))
+		_, _ = b.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, l := range ls {
+				cmds[i] = script.EvalSha(ctx, p, []string{l.key}, append([]any{l.token}, args...)...)
+			}
+			return nil
+		})
+		for _, cmd := range cmds {
+			if err := cmd.Err(); err != nil {
+				return cmds, err
+			}
+		}
+		return cmds, nil
+	}
+	cmds, err := run()
+	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := script.Load(ctx, b.client).Err(); err != nil {
+			return nil, err
+		}
+		cmds, err = run()
+	}
+	return cmds, err
+}
+
+// multiLock is the locks one TryLockMulti took.
+type multiLock struct {
+	b     *Backend
+	locks []*lock
+}
+
+// Unlock releases every lock TryLockMulti took that still holds its holder's token, in one
+// pipeline, after stopping their watchdogs. Locks that expired, or were taken by another holder
+// since, are left alone, and that is not an error. Unlock may be called more than once.
+func (m *multiLock) Unlock(ctx context.Context) error {
+	if len(m.locks) == 0 {
+		return nil
+	}
+	for _, l := range m.locks {
+		l.stop()
+	}
+	if _, err := m.b.scriptAll(ctx, unlockScript, m.locks); err != nil {
+		return fmt.Errorf("redis: unlock (%d locks): %w", len(m.locks), err)
+	}
+	return nil
+}
+
 // lock is a lock taken by TryLock.
 type lock struct {
 	b     *Backend
@@ -100,16 +193,21 @@ type lock struct {
 // is not an error. It first stops the lock's watchdog, if it has one, and waits for it. Unlock
 // may be called more than once.
 func (l *lock) Unlock(ctx context.Context) error {
+	l.stop()
+	if err := unlockScript.Run(ctx, l.b.client, []string{l.key}, l.token).Err(); err != nil {
+		return fmt.Errorf("redis: unlock %q: %w", l.name, err)
+	}
+	return nil
+}
+
+// stop stops the lock's watchdog, if it has one, and waits for it.
+func (l *lock) stop() {
 	l.unlockOnce.Do(func() {
 		if l.stopWatchdog != nil {
 			l.stopWatchdog()
 			<-l.watchdogDone
 		}
 	})
-	if err := unlockScript.Run(ctx, l.b.client, []string{l.key}, l.token).Err(); err != nil {
-		return fmt.Errorf("redis: unlock %q: %w", l.name, err)
-	}
-	return nil
 }
 
 // startWatchdog starts the goroutine that extends l every timeout/3 until Unlock or Close. Its

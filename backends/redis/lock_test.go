@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -279,3 +280,89 @@ func TestLockWatchdogStopsOnClose(t *testing.T) {
 
 // lockKey is the Redis key of the lock named key under prefix.
 func lockKey(prefix, key string) string { return prefix + "\x00lock\x00" + key }
+
+func TestTryLockMultiRoundTrips(t *testing.T) {
+	ctx := t.Context()
+	client, c := countingClient(t)
+	prefix := uniquePrefix(t)
+	b := redis.New(client, redis.WithPrefix(prefix))
+	keys := make([]string, 20)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+	}
+	held := mustLock(t, b, "k3", time.Minute)
+	if err := mustLock(t, b, "warm", time.Minute).Unlock(ctx); err != nil { // both scripts known
+		t.Fatal(err)
+	}
+	c.take()
+
+	for _, flush := range []bool{false, true} {
+		if flush {
+			// A server that has lost its scripts (restarted, SCRIPT FLUSH): one SCRIPT LOAD, then
+			// the pipeline again.
+			if err := client.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			c.take()
+		}
+		taken, release, err := b.TryLockMulti(ctx, keys, time.Minute)
+		if err != nil {
+			t.Fatalf("TryLockMulti (flushed scripts: %v): %v", flush, err)
+		}
+		for i, ok := range taken {
+			if ok != (i != 3) {
+				t.Errorf("taken[%d] = %v", i, ok)
+			}
+		}
+		cmds, pipelines := c.take()
+		wantCmds, wantPipelines := 0, 1
+		if flush {
+			wantCmds, wantPipelines = 1, 2 // SCRIPT LOAD, and the pipeline twice
+		}
+		if len(cmds) != wantCmds || len(pipelines) != wantPipelines || len(pipelines[0]) != 20 {
+			t.Errorf("TryLockMulti of 20 keys (flushed scripts: %v) sent %v and pipelines %v; want %d commands and %d pipelines of 20",
+				flush, cmds, pipelines, wantCmds, wantPipelines)
+		}
+		if flush {
+			if err := client.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			c.take()
+		}
+		if err := release.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cmds, pipelines = c.take()
+		if len(cmds) != wantCmds || len(pipelines) != wantPipelines || len(pipelines[0]) != 19 {
+			t.Errorf("releasing 19 locks sent %v and pipelines %v; want %d commands and %d pipelines of 19", cmds, pipelines, wantCmds, wantPipelines)
+		}
+		for i, k := range keys {
+			if v := lockValue(t, client, lockKey(prefix, k)); (v != "") != (i == 3) {
+				t.Errorf("after release, lock %s holds %q", k, v)
+			}
+		}
+	}
+	if err := held.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTryLockMultiWatchdog(t *testing.T) {
+	ctx := t.Context()
+	client := newClient(t)
+	prefix := uniquePrefix(t)
+	b := redis.New(client, redis.WithPrefix(prefix), redis.WithLockWatchdog())
+	t.Cleanup(func() { _ = b.Close() })
+	taken, release, err := b.TryLockMulti(ctx, []string{"a", "b"}, 300*time.Millisecond)
+	if err != nil || !taken[0] || !taken[1] {
+		t.Fatalf("TryLockMulti = %v, %v", taken, err)
+	}
+	time.Sleep(time.Second) // three timeouts: only the watchdogs keep the locks
+	wantLocked(t, b, "a")
+	wantLocked(t, b, "b")
+	if err := release.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustLock(t, b, "a", time.Minute).Unlock(ctx)
+	mustLock(t, b, "b", time.Minute).Unlock(ctx)
+}

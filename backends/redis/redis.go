@@ -18,6 +18,8 @@ var (
 	_ backends.MultiSetter  = (*Backend)(nil)
 	_ backends.MultiDeleter = (*Backend)(nil)
 	_ backends.Locker       = (*Backend)(nil)
+	_ backends.MultiLocker  = (*Backend)(nil)
+	_ backends.BatchLimiter = (*Backend)(nil)
 	_ io.Closer             = (*Backend)(nil)
 )
 
@@ -37,6 +39,7 @@ type Backend struct {
 	defaultTTL  time.Duration
 	closeClient bool
 	watchdog    bool
+	maxBatch    int
 
 	mu       sync.Mutex     // guards closed and the watchers.Add calls
 	closed   bool           // set by Close; no watchdog starts after it
@@ -65,6 +68,19 @@ type config struct {
 	defaultTTL  time.Duration
 	closeClient bool
 	watchdog    bool
+	maxBatch    int
+}
+
+// DefaultMaxBatch is the most keys a region puts in one multi-key call (MGET, a pipeline of SETs,
+// DEL, a pipeline of lock scripts) unless WithMaxBatch says otherwise: Redis runs one command at a
+// time, and a command of many thousand keys holds every other client up while it runs.
+const DefaultMaxBatch = 1000
+
+// WithMaxBatch sets the most keys a region puts in one multi-key call (see DefaultMaxBatch);
+// larger batches are split into several calls, one round trip each. n <= 0 removes the limit.
+// It bounds what regions send; GetMulti and the other methods called directly take any number.
+func WithMaxBatch(n int) Option {
+	return func(c *config) { c.maxBatch = n }
 }
 
 // WithPrefix prepends p to every key the backend reads or writes, lock keys included, so that
@@ -116,7 +132,7 @@ func New(client goredis.UniversalClient, opts ...Option) *Backend {
 	if client == nil {
 		panic("redis: New: nil client")
 	}
-	var c config
+	c := config{maxBatch: DefaultMaxBatch}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&c)
@@ -131,6 +147,7 @@ func New(client goredis.UniversalClient, opts ...Option) *Backend {
 		defaultTTL:  c.defaultTTL,
 		closeClient: c.closeClient,
 		watchdog:    c.watchdog,
+		maxBatch:    c.maxBatch,
 		closing:     make(chan struct{}),
 	}
 	switch client.(type) {
@@ -141,6 +158,9 @@ func New(client goredis.UniversalClient, opts ...Option) *Backend {
 	}
 	return b
 }
+
+// MaxBatch returns the most keys a region puts in one multi-key call; see WithMaxBatch.
+func (b *Backend) MaxBatch() int { return b.maxBatch }
 
 // Client returns the client the backend uses, for commands of one's own or for adding hooks
 // (tracing, metrics). It belongs to the backend when the backend was made by backends.Open or
