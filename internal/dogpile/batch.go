@@ -29,16 +29,27 @@ type Batch interface {
 	Load(ctx context.Context, idx []int) (entries []Entry, found []bool, err error)
 	// Fresh reports whether e may be returned without regeneration.
 	Fresh(e Entry) bool
-	// Create runs the user's creator once for items idx. ok[j] is false when the creator
-	// returned no value for idx[j].
-	Create(ctx context.Context, idx []int) (vals []any, ok []bool, err error)
+	// Create runs the user's creator once for items idx.
+	Create(ctx context.Context, idx []int) (Made, error)
 	// Store saves created values (or decides not to, by the should-cache rules); vals[j] is the
-	// value of idx[j].
-	Store(ctx context.Context, idx []int, vals []any) error
+	// value of idx[j], made by the Create call whose Made.Created is created.
+	Store(ctx context.Context, idx []int, vals []any, created int64) error
 	// TryLock tries the distributed lock of each of items idx once, without waiting. taken[j]
 	// reports whether the lock of idx[j] is now held; unlock (never nil) releases every lock
 	// taken. Without a distributed lock every lock is taken: the flights are the locks.
 	TryLock(ctx context.Context, idx []int) (taken []bool, unlock func(), err error)
+}
+
+// Made is what one call of a batch creator made.
+type Made struct {
+	// Vals[j] is the value made for the j-th item asked for; OK[j] is false when the creator
+	// returned none.
+	Vals []any
+	OK   []bool
+	// Created is the creation time the values are stored with, for the Batch's own use: a batch
+	// may create in several rounds, and in the background at the same time, so the engine hands
+	// each Store the time of the Create it stores.
+	Created int64
 }
 
 // Want is one key of a batch that was not fresh when read.
@@ -307,16 +318,16 @@ func (e *Engine) batchRound(ctx context.Context, b Batch, pending []*led) ([]*le
 	if len(create) == 0 {
 		return waiting, nil
 	}
-	vals, ok, err := b.Create(ctx, indexes(create))
+	made, err := b.Create(ctx, indexes(create))
 	if err != nil {
 		return nil, err
 	}
-	if err := e.storeBatch(ctx, b, create, vals, ok); err != nil {
+	if err := e.storeBatch(ctx, b, create, made); err != nil {
 		return nil, err
 	}
 	for j, l := range create {
-		if ok[j] {
-			settle(l, vals[j], nil)
+		if made.OK[j] {
+			settle(l, made.Vals[j], nil)
 		} else {
 			settle(l, nil, ErrNoValue)
 		}
@@ -328,24 +339,24 @@ func (e *Engine) batchRound(ctx context.Context, b Batch, pending []*led) ([]*le
 // holds every flight's mutex while it stores, as flight.store does for one: a Forget that comes
 // first stops the store, one that comes later waits for it. Forget takes one mutex at a time and
 // no other call holds these flights', so holding them all cannot deadlock.
-func (e *Engine) storeBatch(ctx context.Context, b Batch, ls []*led, vals []any, ok []bool) error {
+func (e *Engine) storeBatch(ctx context.Context, b Batch, ls []*led, made Made) error {
 	var idx []int
 	var keep []any
 	for j, l := range ls {
-		if !ok[j] {
+		if !made.OK[j] {
 			continue
 		}
 		l.f.mu.Lock()
 		defer l.f.mu.Unlock()
 		if !l.f.forgotten {
 			idx = append(idx, l.Index)
-			keep = append(keep, vals[j])
+			keep = append(keep, made.Vals[j])
 		}
 	}
 	if len(idx) == 0 {
 		return nil
 	}
-	return b.Store(ctx, idx, keep)
+	return b.Store(ctx, idx, keep, made.Created)
 }
 
 type settled struct {

@@ -52,7 +52,7 @@ func (b *fakeBatch) Fresh(e Entry) bool {
 	return b.s.exp == 0 || time.Now().UnixNano()-e.Created < int64(b.s.exp)
 }
 
-func (b *fakeBatch) Create(ctx context.Context, idx []int) ([]any, []bool, error) {
+func (b *fakeBatch) Create(ctx context.Context, idx []int) (Made, error) {
 	ks := make([]string, len(idx))
 	for j, i := range idx {
 		ks[j] = b.keys[i]
@@ -61,21 +61,21 @@ func (b *fakeBatch) Create(ctx context.Context, idx []int) ([]any, []bool, error
 	b.asked = append(b.asked, ks)
 	b.mu.Unlock()
 	b.s.creates.Add(int32(len(ks)))
+	created := time.Now()
 	m, err := b.create(ctx, ks)
 	if err != nil {
-		return nil, nil, err
+		return Made{}, err
 	}
-	vals, ok := make([]any, len(idx)), make([]bool, len(idx))
+	made := Made{Vals: make([]any, len(idx)), OK: make([]bool, len(idx)), Created: created.UnixNano()}
 	for j, k := range ks {
-		vals[j], ok[j] = m[k]
+		made.Vals[j], made.OK[j] = m[k]
 	}
-	return vals, ok, nil
+	return made, nil
 }
 
-func (b *fakeBatch) Store(_ context.Context, idx []int, vals []any) error {
-	now := time.Now()
+func (b *fakeBatch) Store(_ context.Context, idx []int, vals []any, created int64) error {
 	for j, i := range idx {
-		b.s.put(b.keys[i], vals[j], now)
+		b.s.put(b.keys[i], vals[j], time.Unix(0, created))
 	}
 	return nil
 }
