@@ -8,9 +8,11 @@ require (
 	github.com/dgraph-io/ristretto v0.1.1
 	github.com/dogpile-go/dogpile v0.0.0
 	github.com/eko/gocache/lib/v4 v4.2.3
+	github.com/eko/gocache/store/redis/v4 v4.2.6
 	github.com/eko/gocache/store/ristretto/v4 v4.2.2
 	github.com/go-redis/cache/v9 v9.0.0
 	github.com/maypok86/otter/v2 v2.4.0
+	github.com/redis/go-redis/v9 v9.22.0
 	github.com/viccon/sturdyc v1.1.5
 	golang.org/x/sync v0.24.0
 )
@@ -28,7 +30,6 @@ require (
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.67.4 // indirect
 	github.com/prometheus/procfs v0.19.2 // indirect
-	github.com/redis/go-redis/v9 v9.22.0 // indirect
 	github.com/vmihailenco/go-tinylfu v0.2.2 // indirect
 	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
