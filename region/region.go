@@ -78,6 +78,14 @@ type bound struct {
 	backend backends.Backend
 	values  backends.ValueStore // nil unless the backend keeps Go values
 	locker  backends.Locker     // nil: the dogpile lock holds within this process only
+
+	// The multi-key capabilities, each nil if the backend lacks it, and the most keys one call
+	// of them may carry (0: no limit).
+	multiGet  backends.MultiGetter
+	multiSet  backends.MultiSetter
+	multiDel  backends.MultiDeleter
+	multiLock backends.MultiLocker // only with locker
+	maxBatch  int
 }
 
 // New returns a region named name (used in errors and reports). It panics if an option is
@@ -138,6 +146,13 @@ func (r *Region) Configure(b backends.Backend) error {
 	}
 	if l, ok := backends.As[backends.Locker](b); ok {
 		bd.locker = l
+		bd.multiLock, _ = backends.As[backends.MultiLocker](b)
+	}
+	bd.multiGet, _ = backends.As[backends.MultiGetter](b)
+	bd.multiSet, _ = backends.As[backends.MultiSetter](b)
+	bd.multiDel, _ = backends.As[backends.MultiDeleter](b)
+	if bl, ok := backends.As[backends.BatchLimiter](b); ok {
+		bd.maxBatch = max(bl.MaxBatch(), 0)
 	}
 	r.bound.Store(bd)
 	return nil
@@ -345,7 +360,11 @@ func (r *Region) report(ctx context.Context, err error) {
 
 // failed reports a backend failure and applies the failure policy: nil under FailOpen.
 func (r *Region) failed(ctx context.Context, op, key string, err error) error {
-	err = r.wrap(op, key, err)
+	return r.failedWrapped(ctx, r.wrap(op, key, err))
+}
+
+// failedWrapped is failed for an error that already says where it happened.
+func (r *Region) failedWrapped(ctx context.Context, err error) error {
 	r.report(ctx, err)
 	if r.cfg.failClosed {
 		return err

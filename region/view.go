@@ -235,20 +235,27 @@ func (v *View[V]) load(ctx context.Context, b *bound, k string) (val V, created 
 	if err != nil {
 		return val, 0, false, v.readFailed(ctx, k, err)
 	}
+	val, created, found = v.decodeEntry(ctx, k, raw)
+	return val, created, found, nil
+}
+
+// decodeEntry decodes the stored bytes raw of k: found is false for a hard-invalidated entry and
+// for a malformed one or one whose payload does not decode into a V (both reported).
+func (v *View[V]) decodeEntry(ctx context.Context, k string, raw []byte) (val V, created int64, found bool) {
 	e, err := backends.DecodeEntry(raw)
 	if err != nil {
 		v.r.report(ctx, v.r.wrap("get", k, err))
-		return val, 0, false, nil
+		return val, 0, false
 	}
 	if !v.r.usable(e.Created) {
-		return val, 0, false, nil
+		return val, 0, false
 	}
 	val, err = v.decode(e.Payload)
 	if err != nil {
 		v.r.report(ctx, v.r.wrap("get", k, err))
-		return val, 0, false, nil
+		return val, 0, false
 	}
-	return val, e.Created, true, nil
+	return val, e.Created, true
 }
 
 // decode is apart from load so that the pointer handed to the codec moves only this function's

@@ -318,6 +318,8 @@ func (e *Engine) batchRound(ctx context.Context, b Batch, pending []*led) ([]*le
 	if len(create) == 0 {
 		return waiting, nil
 	}
+	// The creator sees its keys in the caller's order, not in lock order.
+	slices.SortFunc(create, func(x, y *led) int { return x.Index - y.Index })
 	made, err := b.Create(ctx, indexes(create))
 	if err != nil {
 		return nil, err

@@ -1,0 +1,507 @@
+package region
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dogpile-go/dogpile/backends"
+	"github.com/dogpile-go/dogpile/internal/dogpile"
+)
+
+// ErrNoValue is the error of a single-key call (GetOrCreate, a memo Call) that waited for a key a
+// batch was creating (GetOrCreateMulti, memo.Multi) when the batch's creator returned no value for
+// that key. Batch callers see such a key absent from their result instead.
+var ErrNoValue = dogpile.ErrNoValue
+
+// The multi-key operations take a list of keys in which duplicates count once and the empty key
+// is an error (ErrInvalidKey, nothing done). They read and write with one backend round trip for
+// all keys where the backend has multi-key operations (backends.MultiGetter, MultiSetter,
+// MultiDeleter, MultiLocker); a backend that caps the keys of one call (backends.BatchLimiter)
+// gets several calls of at most that many keys, one after another. Other backends get one call
+// per key.
+
+// GetMulti returns the fresh values of keys, by key; keys that are absent or expired are absent
+// from the map (with IgnoreExpiration, expired values are returned too). It never creates. No
+// keys, no I/O.
+func (v *View[V]) GetMulti(ctx context.Context, keys []string, opts ...CallOption) (map[string]V, error) {
+	bk, b, err := v.r.batchKeys(keys)
+	if err != nil || len(bk.keys) == 0 {
+		return map[string]V{}, err
+	}
+	p := v.policy(opts)
+	vals, created, found, err := v.loadMulti(ctx, b, bk.keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]V, len(bk.keys))
+	for i, u := range bk.users {
+		if found[i] && (p.ignoreExp || v.r.fresh(created[i], p)) {
+			out[u] = vals[i]
+		}
+	}
+	return out, nil
+}
+
+// SetMulti stores every value of items as created now, as Set does for one key: creations of
+// those keys in progress will not store over them. Values that fail to encode or are too large
+// for the backend are not stored and are reported; the others are stored. It returns the first
+// error.
+func (v *View[V]) SetMulti(ctx context.Context, items map[string]V) error {
+	if len(items) == 0 {
+		if v.r.bound.Load() == nil {
+			return v.r.unusable()
+		}
+		return nil
+	}
+	users := make([]string, 0, len(items))
+	for k := range items {
+		users = append(users, k)
+	}
+	bk, b, err := v.r.batchKeys(users)
+	if err != nil {
+		return err
+	}
+	vals := make([]V, len(bk.users))
+	for i, u := range bk.users {
+		vals[i] = items[u]
+		v.r.engine.Forget(bk.keys[i])
+	}
+	if err := v.storeMulti(ctx, b, bk.keys, vals, v.r.stamp()); err != nil {
+		v.r.report(ctx, err)
+		return err
+	}
+	return nil
+}
+
+// DeleteMulti removes keys; see Region.DeleteMulti.
+func (v *View[V]) DeleteMulti(ctx context.Context, keys []string) error {
+	return v.r.DeleteMulti(ctx, keys)
+}
+
+// DeleteMulti removes keys from the backend, as Delete does for one key. Absent keys are not an
+// error. Backend errors are returned whatever the failure policy.
+func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
+	bk, b, err := r.batchKeys(keys)
+	if err != nil || len(bk.keys) == 0 {
+		return err
+	}
+	for _, k := range bk.keys {
+		r.engine.Forget(k)
+	}
+	if b.multiDel == nil {
+		for _, k := range bk.keys {
+			if err := b.backend.Delete(ctx, k); err != nil {
+				err = r.wrap("delete", k, err)
+				r.report(ctx, err)
+				return err
+			}
+		}
+		return nil
+	}
+	return chunks(len(bk.keys), b.maxBatch, func(lo, hi int) error {
+		if err := b.multiDel.DeleteMulti(ctx, bk.keys[lo:hi]); err != nil {
+			err = r.wrapMulti("deletemulti", bk.keys[lo:hi], err)
+			r.report(ctx, err)
+			return err
+		}
+		return nil
+	})
+}
+
+// GetOrCreateMulti returns the values of keys, creating the ones that are absent or expired with
+// one call of create, which is given exactly those keys (each once) and returns their values by
+// key. A key create leaves out of its map is absent from the result, not cached, and not an
+// error; values for keys it was not asked for are ignored.
+//
+// Every key keeps the dogpile lock of GetOrCreate: a key that another caller is creating (a
+// single-key call or another batch, in this process or, through the backend's lock, in another)
+// is waited for, not created again; an expired key whose regeneration another caller has taken is
+// served its old value at once; this call's own expired keys are regenerated with its absent ones,
+// or in the background under WithBackgroundRefresh (and served old now). Locks are tried without
+// waiting, in key order, and released before the call waits for any other holder, so overlapping
+// batches can never deadlock, whatever their order.
+//
+// On a backend with multi-key operations a call whose keys are all fresh costs one read round
+// trip; one that creates some costs one more read (under the locks), one write, and on a backend
+// with a distributed lock one round trip each to take and release the locks (backends.MultiLocker;
+// one per key without it). create's error, or its panic (as *PanicError), ends the call and
+// reaches every caller waiting for the same keys; nothing it made is cached.
+func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create func(ctx context.Context, missing []string) (map[string]V, error), opts ...CallOption) (map[string]V, error) {
+	if create == nil {
+		return nil, v.nilCreator()
+	}
+	bk, b, err := v.r.batchKeys(keys)
+	if err != nil || len(bk.keys) == 0 {
+		return map[string]V{}, err
+	}
+	p := v.policy(opts)
+	vals, created, found, err := v.loadMulti(ctx, b, bk.keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]V, len(bk.keys))
+	var wants []dogpile.Want
+	for i, u := range bk.users {
+		if found[i] && v.r.fresh(created[i], p) {
+			out[u] = vals[i]
+			continue
+		}
+		wants = append(wants, dogpile.Want{Index: i, Cur: dogpile.Entry{Value: vals[i], Created: created[i]}, Have: found[i]})
+	}
+	if len(wants) == 0 {
+		return out, nil
+	}
+	o := &batchOp[V]{v: v, b: b, p: p, bk: bk, create: create}
+	res, err := v.r.engine.ResolveBatch(ctx, o, wants)
+	if err != nil {
+		if errors.Is(err, dogpile.ErrClosed) {
+			err = fmt.Errorf("region %q: %w", v.r.name, ErrClosed)
+		}
+		return nil, err
+	}
+	for j, w := range wants {
+		if res[j].OK {
+			val, _ := res[j].Value.(V) // nil only for a nil interface V
+			out[bk.users[w.Index]] = val
+		}
+	}
+	return out, nil
+}
+
+// RefreshMulti calls create with keys (each once) and stores what it returns for them (subject
+// to the should-cache predicates), whatever is cached now, and returns it; as Refresh, it takes
+// no lock. Keys create leaves out are left as they are.
+func (v *View[V]) RefreshMulti(ctx context.Context, keys []string, create func(ctx context.Context, keys []string) (map[string]V, error), opts ...CallOption) (map[string]V, error) {
+	if create == nil {
+		return nil, v.nilCreator()
+	}
+	bk, b, err := v.r.batchKeys(keys)
+	if err != nil || len(bk.keys) == 0 {
+		return map[string]V{}, err
+	}
+	p := v.policy(opts)
+	for _, k := range bk.keys {
+		v.r.engine.Forget(k)
+	}
+	start := v.r.stamp()
+	m, err := create(ctx, bk.users)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]V, len(m))
+	var ks []string
+	var vs []V
+	for i, u := range bk.users {
+		val, ok := m[u]
+		if !ok {
+			continue
+		}
+		out[u] = val
+		if v.r.shouldCache(val, p) {
+			ks, vs = append(ks, bk.keys[i]), append(vs, val)
+		}
+	}
+	if err := v.storeMulti(ctx, b, ks, vs, start); err != nil {
+		v.r.report(ctx, err)
+		if v.r.cfg.failClosed {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// batchKeys is the distinct keys of a multi-key call: users[i] is the caller's key, keys[i] its
+// mangled form.
+type batchKeys struct {
+	users, keys []string
+}
+
+// batchKeys checks keys and drops duplicates, keeping the first occurrence's place.
+func (r *Region) batchKeys(keys []string) (batchKeys, *bound, error) {
+	var bk batchKeys
+	b := r.bound.Load()
+	if b == nil {
+		return bk, nil, r.unusable()
+	}
+	seen := make(map[string]struct{}, len(keys))
+	bk.users = make([]string, 0, len(keys))
+	for i, k := range keys {
+		if k == "" {
+			return batchKeys{}, nil, fmt.Errorf("region %q: empty key at index %d: %w", r.name, i, ErrInvalidKey)
+		}
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		bk.users = append(bk.users, k)
+	}
+	bk.keys = make([]string, len(bk.users))
+	for i, u := range bk.users {
+		bk.keys[i] = r.mangle(u)
+	}
+	return bk, b, nil
+}
+
+// chunks calls f for [0, n) in consecutive ranges of at most size (no limit if size <= 0), and
+// stops at its first error.
+func chunks(n, size int, f func(lo, hi int) error) error {
+	if size <= 0 {
+		size = n
+	}
+	for lo := 0; lo < n; lo += size {
+		if err := f(lo, min(lo+size, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Region) wrapMulti(op string, keys []string, err error) error {
+	if len(keys) == 1 {
+		return r.wrap(op, keys[0], err)
+	}
+	return fmt.Errorf("region %q: %s of %d keys (%q, ...): %w", r.name, op, len(keys), keys[0], err)
+}
+
+// loadMulti is load for many keys: one round trip per chunk on a MultiGetter, one Get per key
+// otherwise. Under FailOpen a failed read makes its keys misses.
+func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string) (vals []V, created []int64, found []bool, err error) {
+	vals, created, found = make([]V, len(keys)), make([]int64, len(keys)), make([]bool, len(keys))
+	if b.values != nil || b.multiGet == nil {
+		for i, k := range keys {
+			if vals[i], created[i], found[i], err = v.load(ctx, b, k); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		return vals, created, found, nil
+	}
+	err = chunks(len(keys), b.maxBatch, func(lo, hi int) error {
+		m, err := b.multiGet.GetMulti(ctx, keys[lo:hi])
+		if err != nil {
+			return v.r.failedWrapped(ctx, v.r.wrapMulti("getmulti", keys[lo:hi], err))
+		}
+		for i := lo; i < hi; i++ {
+			if raw, ok := m[keys[i]]; ok {
+				vals[i], created[i], found[i] = v.decodeEntry(ctx, keys[i], raw)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return vals, created, found, nil
+}
+
+// storeMulti is store for many keys, all created at created: one round trip per chunk on a
+// MultiSetter, one Set per key otherwise. A value that fails to encode, or that the backend
+// refuses as too large, is left out and the others are stored. The first error is returned,
+// wrapped, not reported.
+func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals []V, created int64) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if b.values != nil || b.multiSet == nil {
+		var first error
+		for i, k := range keys {
+			if err := v.store(ctx, b, k, vals[i], created); err != nil {
+				if first == nil {
+					first = err
+				} else {
+					v.r.report(ctx, err)
+				}
+			}
+		}
+		return first
+	}
+	var first error
+	encoded := make([][]byte, len(keys))
+	for i, val := range vals {
+		payload, err := v.r.cfg.codec.Marshal(val)
+		if err != nil {
+			err = v.r.wrap("set", keys[i], fmt.Errorf("encode %T: %w", val, err))
+			if first == nil {
+				first = err
+			} else {
+				v.r.report(ctx, err)
+			}
+			continue
+		}
+		encoded[i] = backends.EncodeEntry(backends.Entry{Created: created, Payload: payload})
+	}
+	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
+		items := make(map[string][]byte, hi-lo)
+		for i := lo; i < hi; i++ {
+			if encoded[i] != nil {
+				items[keys[i]] = encoded[i]
+			}
+		}
+		if len(items) == 0 {
+			return nil
+		}
+		err := b.multiSet.SetMulti(ctx, items, v.r.cfg.storageTTL)
+		if err != nil && errors.Is(err, backends.ErrTooLarge) {
+			// Some values are too large: store the others one by one rather than lose them all.
+			for i := lo; i < hi; i++ {
+				if encoded[i] == nil {
+					continue
+				}
+				if err := b.backend.Set(ctx, keys[i], encoded[i], v.r.cfg.storageTTL); err != nil {
+					err = v.r.wrap("set", keys[i], err)
+					if first == nil {
+						first = err
+					} else {
+						v.r.report(ctx, err)
+					}
+				}
+			}
+			return nil
+		}
+		if err != nil {
+			return v.r.wrapMulti("setmulti", keys[lo:hi], err)
+		}
+		return nil
+	})
+	if err != nil {
+		if first != nil {
+			v.r.report(ctx, first)
+		}
+		return err
+	}
+	return first
+}
+
+// tryLockMulti tries the distributed locks of keys without waiting: one round trip per chunk on
+// a MultiLocker, one TryLock per key otherwise. Without a distributed lock every key is taken.
+// Under FailOpen a failed attempt counts as taken, as for one key: the caller gets a value and
+// this process still creates the key once.
+func (r *Region) tryLockMulti(ctx context.Context, b *bound, keys []string) ([]bool, func(), error) {
+	taken := make([]bool, len(keys))
+	if b.locker == nil {
+		for i := range taken {
+			taken[i] = true
+		}
+		return taken, func() {}, nil
+	}
+	var held []backends.Lock
+	unlock := func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.lockTimeout)
+		defer cancel()
+		for _, l := range held {
+			if err := l.Unlock(uctx); err != nil {
+				r.report(ctx, r.wrapMulti("unlock", keys, err))
+			}
+		}
+	}
+	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
+		if b.multiLock != nil {
+			t, release, err := b.multiLock.TryLockMulti(ctx, keys[lo:hi], r.cfg.lockTimeout)
+			if err != nil {
+				if err := r.failedWrapped(ctx, r.wrapMulti("trylockmulti", keys[lo:hi], err)); err != nil {
+					return err
+				}
+				for i := lo; i < hi; i++ {
+					taken[i] = true
+				}
+				return nil
+			}
+			copy(taken[lo:hi], t)
+			held = append(held, release)
+			return nil
+		}
+		for i := lo; i < hi; i++ {
+			l, ok, err := b.locker.TryLock(ctx, keys[i], r.cfg.lockTimeout)
+			if err != nil {
+				if err := r.failed(ctx, "lock", keys[i], err); err != nil {
+					return err
+				}
+				ok = true
+			}
+			taken[i] = ok
+			if l != nil {
+				held = append(held, l)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return taken, unlock, nil
+}
+
+// batchOp is one GetOrCreateMulti as the engine sees it.
+type batchOp[V any] struct {
+	v      *View[V]
+	b      *bound
+	p      *policy
+	bk     batchKeys
+	create func(context.Context, []string) (map[string]V, error)
+}
+
+func (o *batchOp[V]) Key(i int) string { return o.bk.keys[i] }
+func (o *batchOp[V]) Kind() any        { return o.v.typ }
+
+func (o *batchOp[V]) Load(ctx context.Context, idx []int) ([]dogpile.Entry, []bool, error) {
+	vals, created, found, err := o.v.loadMulti(ctx, o.b, pick(o.bk.keys, idx))
+	if err != nil {
+		return nil, nil, err
+	}
+	es := make([]dogpile.Entry, len(idx))
+	for j := range es {
+		if found[j] {
+			es[j] = dogpile.Entry{Value: vals[j], Created: created[j]}
+		}
+	}
+	return es, found, nil
+}
+
+func (o *batchOp[V]) Fresh(e dogpile.Entry) bool { return o.v.r.fresh(e.Created, o.p) }
+
+func (o *batchOp[V]) Create(ctx context.Context, idx []int) (dogpile.Made, error) {
+	missing := pick(o.bk.users, idx)
+	// As for one key: values count as created when their creation began.
+	started := o.v.r.stamp()
+	m, err := o.create(ctx, missing)
+	if err != nil {
+		return dogpile.Made{}, err
+	}
+	made := dogpile.Made{Vals: make([]any, len(idx)), OK: make([]bool, len(idx)), Created: started}
+	for j, u := range missing {
+		if val, ok := m[u]; ok {
+			made.Vals[j], made.OK[j] = val, true
+		}
+	}
+	return made, nil
+}
+
+func (o *batchOp[V]) Store(ctx context.Context, idx []int, vals []any, created int64) error {
+	ks, vs := make([]string, 0, len(idx)), make([]V, 0, len(idx))
+	for j, i := range idx {
+		val, _ := vals[j].(V)
+		if o.v.r.shouldCache(val, o.p) {
+			ks, vs = append(ks, o.bk.keys[i]), append(vs, val)
+		}
+	}
+	if err := o.v.storeMulti(ctx, o.b, ks, vs, created); err != nil {
+		o.v.r.report(ctx, err)
+		if o.v.r.cfg.failClosed {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *batchOp[V]) TryLock(ctx context.Context, idx []int) ([]bool, func(), error) {
+	return o.v.r.tryLockMulti(ctx, o.b, pick(o.bk.keys, idx))
+}
+
+func pick(s []string, idx []int) []string {
+	out := make([]string, len(idx))
+	for j, i := range idx {
+		out[j] = s[i]
+	}
+	return out
+}
