@@ -775,7 +775,7 @@ func TestMultiFailurePolicy(t *testing.T) {
 	})
 	t.Run("closed", func(t *testing.T) {
 		b := newBatchBackend(newShared())
-		r := newRegion(t, b, region.WithFailurePolicy(region.FailClosed), )
+		r := newRegion(t, b, region.WithFailurePolicy(region.FailClosed))
 		v := region.NewView[string](r)
 		b.down.Store(true)
 		var u users
