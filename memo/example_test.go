@@ -86,3 +86,33 @@ func ExampleHandle_Cached() {
 	// before: false
 	// after: 81 true
 }
+
+func ExampleMulti() {
+	cache := region.New("default", region.WithExpiration(10*time.Minute))
+	if err := cache.Configure(memory.New()); err != nil {
+		panic(err)
+	}
+	defer cache.Close()
+
+	// usersByIDs stands for one query: SELECT ... WHERE id = ANY($1).
+	var asked [][]int64
+	usersByIDs := func(_ context.Context, ids []int64) (map[int64]*User, error) {
+		asked = append(asked, ids)
+		m := make(map[int64]*User, len(ids))
+		for _, id := range ids {
+			if id != 404 { // no such user: left out, and not cached
+				m[id] = &User{ID: id, Name: fmt.Sprint("user ", id)}
+			}
+		}
+		return m, nil
+	}
+	users := memo.Multi(cache, usersByIDs, memo.WithNamespace("users"))
+	ctx := context.Background()
+
+	_, _ = users.Call(ctx, []int64{1, 2})           // one query for 1 and 2
+	m, _ := users.Call(ctx, []int64{1, 2, 3, 404}) // one query, for 3 and 404 only
+	fmt.Println(len(m), m[3].Name, asked)
+
+	// Output:
+	// 3 user 3 [[1 2] [3 404]]
+}

@@ -70,6 +70,19 @@ type core[P, V any] struct {
 
 // newCore validates the handle's configuration; it panics on programmer errors (see Func).
 func newCore[P, V any](r *region.Region, fn any, call func(context.Context, P) (V, error), argTypes []reflect.Type, opts []Option) *core[P, V] {
+	c := newConfig(r, fn, argTypes, opts)
+	return &core[P, V]{
+		view:   region.NewView[V](r, c.view...),
+		fn:     call,
+		ns:     c.namespace,
+		prefix: c.namespace + string(keys.Sep),
+		gen:    c.gen,
+	}
+}
+
+// newConfig applies opts for a handle of fn, whose arguments (besides the context) are of
+// argTypes, and validates the result; it panics on programmer errors (see Func).
+func newConfig(r *region.Region, fn any, argTypes []reflect.Type, opts []Option) config {
 	if r == nil {
 		panic("memo: nil region")
 	}
@@ -100,13 +113,7 @@ func newCore[P, V any](r *region.Region, fn any, call func(context.Context, P) (
 			}
 		}
 	}
-	return &core[P, V]{
-		view:   region.NewView[V](r, c.view...),
-		fn:     call,
-		ns:     c.namespace,
-		prefix: c.namespace + string(keys.Sep),
-		gen:    c.gen,
-	}
+	return c
 }
 
 func (c *core[P, V]) keyErr(err error) error {

@@ -1,0 +1,236 @@
+package memo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/dogpile-go/dogpile/memo"
+	"github.com/google/go-cmp/cmp"
+)
+
+// userTable is a fake database: a batch query records the ids it was asked for, and ids it does
+// not hold are left out of its result.
+type userTable struct {
+	mu      sync.Mutex
+	queries [][]int64
+	missing map[int64]bool
+}
+
+func (db *userTable) byIDs(_ context.Context, ids []int64) (map[int64]*user, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.queries = append(db.queries, slices.Clone(ids))
+	m := make(map[int64]*user, len(ids))
+	for _, id := range ids {
+		if !db.missing[id] {
+			m[id] = &user{ID: id, Name: fmt.Sprintf("user-%d", id)}
+		}
+	}
+	return m, nil
+}
+
+func seq(from, to int64) []int64 {
+	var ids []int64
+	for id := from; id < to; id++ {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func TestMultiLoadsOnlyWhatIsNotCached(t *testing.T) {
+	ctx := t.Context()
+	r := newRegion(t)
+	db := &userTable{}
+	users := memo.Multi(r, db.byIDs, memo.WithNamespace("users"))
+
+	all := seq(0, 200)
+	var cached, rest []int64
+	for _, id := range all {
+		if id%10 == 7 {
+			rest = append(rest, id)
+		} else {
+			cached = append(cached, id)
+		}
+	}
+	if _, err := users.Call(ctx, cached); err != nil {
+		t.Fatal(err)
+	}
+	db.queries = nil
+	got, err := users.Call(ctx, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(db.queries) != 1 || !slices.Equal(db.queries[0], rest) {
+		t.Fatalf("queries %v, want one for the 20 uncached ids %v", db.queries, rest)
+	}
+	if len(got) != 200 {
+		t.Fatalf("%d users, want 200", len(got))
+	}
+	for _, id := range all {
+		if got[id] == nil || got[id].ID != id {
+			t.Fatalf("user %d = %+v", id, got[id])
+		}
+	}
+}
+
+func TestMultiMissingIDs(t *testing.T) {
+	ctx := t.Context()
+	r := newRegion(t)
+	db := &userTable{missing: map[int64]bool{2: true}}
+	users := memo.Multi(r, db.byIDs, memo.WithNamespace("users"))
+	got, err := users.Call(ctx, []int64{1, 2, 3, 1, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got[2]; ok || len(got) != 2 {
+		t.Errorf("got %v, want 1 and 3: a missing record is absent, not an error", got)
+	}
+	if !cmp.Equal(db.queries, [][]int64{{1, 2, 3}}) {
+		t.Errorf("queries %v, want [[1 2 3]]: duplicates count once", db.queries)
+	}
+	// The missing id is not cached: asked again, it is queried again.
+	if _, err := users.Call(ctx, []int64{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(db.queries, [][]int64{{1, 2, 3}, {2}}) {
+		t.Errorf("queries %v, want the missing id queried again", db.queries)
+	}
+	// No ids: no query, an empty map.
+	if got, err := users.Call(ctx, nil); err != nil || got == nil || len(got) != 0 {
+		t.Errorf("Call(nil) = %v, %v", got, err)
+	}
+}
+
+func TestMultiHandleMethods(t *testing.T) {
+	ctx := t.Context()
+	r := newRegion(t)
+	db := &userTable{}
+	users := memo.Multi(r, db.byIDs, memo.WithNamespace("users"))
+	if _, err := users.Call(ctx, []int64{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := users.Cached(ctx, []int64{1, 2, 3, 4}); err != nil || len(got) != 3 || got[4] != nil {
+		t.Errorf("Cached = %v, %v; want 1, 2, 3", got, err)
+	}
+	if err := users.Invalidate(ctx, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := users.Cached(ctx, []int64{1, 2, 3}); len(got) != 1 || got[3] == nil {
+		t.Errorf("after Invalidate(1, 2): cached %v, want 3 only", got)
+	}
+	if err := users.Set(ctx, map[int64]*user{9: {ID: 9, Name: "set"}}); err != nil {
+		t.Fatal(err)
+	}
+	db.queries = nil
+	got, err := users.Call(ctx, []int64{9, 3})
+	if err != nil || got[9].Name != "set" || len(db.queries) != 0 {
+		t.Errorf("after Set: %v, %v, queries %v; want the set value, no query", got, err, db.queries)
+	}
+	got, err = users.Refresh(ctx, []int64{9})
+	if err != nil || got[9].Name != "user-9" || !cmp.Equal(db.queries, [][]int64{{9}}) {
+		t.Errorf("Refresh = %v, %v, queries %v", got, err, db.queries)
+	}
+	if got, _ := users.Cached(ctx, []int64{9}); got[9].Name != "user-9" {
+		t.Errorf("after Refresh: cached %v", got[9])
+	}
+	db.queries = nil
+	if got, err := users.Uncached(ctx, []int64{3}); err != nil || got[3] == nil || len(db.queries) != 1 {
+		t.Errorf("Uncached = %v, %v, queries %v; want a query", got, err, db.queries)
+	}
+}
+
+func TestMultiSharesEntriesWithFunc(t *testing.T) {
+	ctx := t.Context()
+	r := newRegion(t)
+	db := &userTable{}
+	users := memo.Multi(r, db.byIDs, memo.WithNamespace("users"))
+	one := memo.Func(r, func(ctx context.Context, id int64) (*user, error) {
+		t.Errorf("the single-id function ran for %d: the batch's entry should serve it", id)
+		return nil, nil
+	}, memo.WithNamespace("users"))
+	k1, _ := users.Key(5)
+	k2, _ := one.Key(5)
+	if k1 != k2 {
+		t.Fatalf("Multi key %q, Func key %q: want the same", k1, k2)
+	}
+	if _, err := users.Call(ctx, []int64{5}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := one.Call(ctx, 5); err != nil || u.ID != 5 {
+		t.Errorf("Func after Multi: %v, %v", u, err)
+	}
+}
+
+func TestMultiErrorsAndRaces(t *testing.T) {
+	ctx := t.Context()
+	r := newRegion(t)
+	boom := errors.New("database down")
+	failing := memo.Multi(r, func(context.Context, []int64) (map[int64]*user, error) { return nil, boom },
+		memo.WithNamespace("failing"))
+	if got, err := failing.Call(ctx, []int64{1}); !errors.Is(err, boom) || got != nil {
+		t.Errorf("Call = %v, %v; want the function's error", got, err)
+	}
+
+	// Overlapping batches and single calls on the same cold ids: each id loaded once.
+	db := &userTable{}
+	users := memo.Multi(r, db.byIDs, memo.WithNamespace("race"))
+	single := memo.Func(r, func(ctx context.Context, id int64) (*user, error) {
+		m, err := db.byIDs(ctx, []int64{id})
+		return m[id], err
+	}, memo.WithNamespace("race"))
+	var wg sync.WaitGroup
+	for g := range int64(8) {
+		wg.Go(func() {
+			if g%4 == 3 {
+				if u, err := single.Call(ctx, g*5); err != nil || u.ID != g*5 {
+					t.Errorf("single %d: %v, %v", g*5, u, err)
+				}
+				return
+			}
+			ids := seq(g*5, g*5+20)
+			if g%2 == 1 {
+				slices.Reverse(ids)
+			}
+			got, err := users.Call(ctx, ids)
+			if err != nil || len(got) != len(ids) {
+				t.Errorf("batch %d: %d users, %v", g, len(got), err)
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[int64]int{}
+	for _, q := range db.queries {
+		for _, id := range q {
+			seen[id]++
+		}
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("id %d loaded %d times", id, n)
+		}
+	}
+}
+
+func TestMultiPanicsOnProgrammerErrors(t *testing.T) {
+	r := newRegion(t)
+	db := &userTable{}
+	for name, f := range map[string]func(){
+		"nil region":    func() { memo.Multi[int64, *user](nil, db.byIDs) },
+		"nil function":  func() { memo.Multi[int64, *user](r, nil) },
+		"empty ns":      func() { memo.Multi(r, db.byIDs, memo.WithNamespace("")) },
+		"unencodable K": func() { memo.Multi(r, func(context.Context, []chan int) (map[chan int]int, error) { return nil, nil }, memo.WithNamespace("c")) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("no panic")
+				}
+			}()
+			f()
+		})
+	}
+}
