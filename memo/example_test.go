@@ -109,7 +109,7 @@ func ExampleMulti() {
 	users := memo.Multi(cache, usersByIDs, memo.WithNamespace("users"))
 	ctx := context.Background()
 
-	_, _ = users.Call(ctx, []int64{1, 2})           // one query for 1 and 2
+	_, _ = users.Call(ctx, []int64{1, 2})          // one query for 1 and 2
 	m, _ := users.Call(ctx, []int64{1, 2, 3, 404}) // one query, for 3 and 404 only
 	fmt.Println(len(m), m[3].Name, asked)
 

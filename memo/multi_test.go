@@ -219,10 +219,12 @@ func TestMultiPanicsOnProgrammerErrors(t *testing.T) {
 	r := newRegion(t)
 	db := &userTable{}
 	for name, f := range map[string]func(){
-		"nil region":    func() { memo.Multi[int64, *user](nil, db.byIDs) },
-		"nil function":  func() { memo.Multi[int64, *user](r, nil) },
-		"empty ns":      func() { memo.Multi(r, db.byIDs, memo.WithNamespace("")) },
-		"unencodable K": func() { memo.Multi(r, func(context.Context, []chan int) (map[chan int]int, error) { return nil, nil }, memo.WithNamespace("c")) },
+		"nil region":   func() { memo.Multi[int64, *user](nil, db.byIDs) },
+		"nil function": func() { memo.Multi[int64, *user](r, nil) },
+		"empty ns":     func() { memo.Multi(r, db.byIDs, memo.WithNamespace("")) },
+		"unencodable K": func() {
+			memo.Multi(r, func(context.Context, []chan int) (map[chan int]int, error) { return nil, nil }, memo.WithNamespace("c"))
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
