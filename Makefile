@@ -7,7 +7,7 @@ PKGS := ./...
 BENCHTIME ?= 1s
 COUNT ?= 6
 
-.PHONY: test servers race bench lint cover fuzz example
+.PHONY: test servers race bench bench-peers lint cover fuzz example
 
 ## servers: install the server binaries tests start (redis-server, memcached) when they are missing.
 servers:
@@ -24,6 +24,14 @@ race: test
 ## bench: the benchmarks with allocation counts, COUNT runs each, for benchstat.
 bench: servers
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) $(PKGS)
+
+## bench-peers: dogpile side by side with otter, sturdyc, go-redis/cache, gocache and singleflight
+## (the separate module bench/), then BENCHMARKS.md and bench/plots written from what it measured.
+## It must finish within 15 minutes on 2 cores; it installs benchstat when it is missing.
+bench-peers: servers
+	@command -v benchstat >/dev/null 2>&1 || test -x "$$($(GO) env GOPATH)/bin/benchstat" || \
+		(cd bench && $(GO) install golang.org/x/perf/cmd/benchstat)
+	cd bench && GO=$(GO) $(GO) run ./cmd/report -out ../BENCHMARKS.md
 
 ## lint: formatting and vet; fails on any file gofmt would change.
 lint:

@@ -54,11 +54,22 @@ func (s *source) loadKey(ctx context.Context, key string) (*user, error) {
 	return s.load(ctx, id)
 }
 
-// waitIdle waits until no call of the source is in progress (a background refresh a cache
-// started), for up to a second.
+// waitIdle waits until the source has been idle for 10 ms (no call in progress, none started),
+// for up to a second: a background refresh that a cache started on a goroutine of its own may
+// begin a little after the read that asked for it.
 func (s *source) waitIdle() {
-	for deadline := time.Now().Add(time.Second); s.inflight.Load() > 0 && time.Now().Before(deadline); {
+	const quiet = 10 * time.Millisecond
+	deadline := time.Now().Add(time.Second)
+	calls, since := s.calls.Load(), time.Now()
+	for time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
+		if n := s.calls.Load(); n != calls || s.inflight.Load() > 0 {
+			calls, since = n, time.Now()
+			continue
+		}
+		if time.Since(since) >= quiet {
+			return
+		}
 	}
 }
 
