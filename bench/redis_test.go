@@ -56,11 +56,14 @@ func (r *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) gored
 
 // redisCache is one contender's get-or-load on Redis, with its round-trip counter.
 type redisCache struct {
-	get    func(ctx context.Context, id int64) (*profile, error)
-	trips  *roundTrips
-	loads  *atomic.Int64
-	client *goredis.Client
-	prefix string // of every key the contender writes
+	get func(ctx context.Context, id int64) (*profile, error)
+	// getMulti returns the values of ids, loading the missing ones: in one call of loadMulti where
+	// the cache has a batch API, else one by one through get, as its users would.
+	getMulti func(ctx context.Context, ids []int64) (map[int64]*profile, error)
+	trips    *roundTrips
+	loads    *atomic.Int64
+	client   *goredis.Client
+	prefix   string // of every key the contender writes
 }
 
 type redisContender struct {
@@ -97,6 +100,29 @@ func (c *redisCache) load(_ context.Context, id int64) (*profile, error) {
 	return newProfile(id), nil
 }
 
+// loadMulti is the batch loader (one query for many ids): one call, however many ids.
+func (c *redisCache) loadMulti(_ context.Context, ids []int64) (map[int64]*profile, error) {
+	c.loads.Add(1)
+	m := make(map[int64]*profile, len(ids))
+	for _, id := range ids {
+		m[id] = newProfile(id)
+	}
+	return m, nil
+}
+
+// oneByOne is getMulti for a cache without a batch API: get, id after id.
+func (c *redisCache) oneByOne(ctx context.Context, ids []int64) (map[int64]*profile, error) {
+	m := make(map[int64]*profile, len(ids))
+	for _, id := range ids {
+		p, err := c.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		m[id] = p
+	}
+	return m, nil
+}
+
 // newDogpileRedis is memo.Func on a region on the Redis backend, with the default JSON codec.
 func newDogpileRedis(tb testing.TB, c *redisCache, prefix string) {
 	r := region.New("bench", region.WithExpiration(time.Hour))
@@ -105,6 +131,7 @@ func newDogpileRedis(tb testing.TB, c *redisCache, prefix string) {
 	}
 	tb.Cleanup(func() { _ = r.Close() })
 	c.get = memo.Func(r, c.load, memo.WithNamespace("profile")).Call
+	c.getMulti = memo.Multi(r, c.loadMulti, memo.WithNamespace("profile")).Call
 }
 
 // newGoRedisCache is go-redis/cache on Redis alone (no local cache): Once, with its default
@@ -122,6 +149,7 @@ func newGoRedisCache(_ testing.TB, c *redisCache, prefix string) {
 		})
 		return p, err
 	}
+	c.getMulti = c.oneByOne // go-redis/cache has no batch API
 }
 
 // newGocacheRedis is gocache's LoadableCache over its Redis store. The store reads values back
@@ -150,10 +178,55 @@ func newGocacheRedis(tb testing.TB, c *redisCache, prefix string) {
 		p := new(profile)
 		return p, json.Unmarshal([]byte(s), p)
 	}
+	c.getMulti = c.oneByOne // LoadableCache has no batch API
 }
 
-// newBareRedis is the floor: GET and json.Unmarshal, with a SET on a miss and no coalescing.
+// newBareRedis is the floor: GET and json.Unmarshal, with a SET on a miss and no coalescing; for
+// a batch, MGET, then one batch load of the missing ids and their SETs in one pipeline.
 func newBareRedis(_ testing.TB, c *redisCache, prefix string) {
+	c.getMulti = func(ctx context.Context, ids []int64) (map[int64]*profile, error) {
+		keys := make([]string, len(ids))
+		for i, id := range ids {
+			keys[i] = prefix + keyOf(id)
+		}
+		vals, err := c.client.MGet(ctx, keys...).Result()
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[int64]*profile, len(ids))
+		var missing []int64
+		for i, v := range vals {
+			s, ok := v.(string)
+			if !ok {
+				missing = append(missing, ids[i])
+				continue
+			}
+			p := new(profile)
+			if err := json.Unmarshal([]byte(s), p); err != nil {
+				return nil, err
+			}
+			m[ids[i]] = p
+		}
+		if len(missing) == 0 {
+			return m, nil
+		}
+		loaded, err := c.loadMulti(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		_, err = c.client.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
+			for id, p := range loaded {
+				b, err := json.Marshal(p)
+				if err != nil {
+					return err
+				}
+				pipe.Set(ctx, prefix+keyOf(id), b, time.Hour)
+				m[id] = p
+			}
+			return nil
+		})
+		return m, err
+	}
 	c.get = func(ctx context.Context, id int64) (*profile, error) {
 		key := prefix + keySpace[id]
 		b, err := c.client.Get(ctx, key).Bytes()
@@ -218,6 +291,98 @@ func waitStored(b *testing.B, c *redisCache) {
 		time.Sleep(time.Millisecond)
 	}
 	b.Fatal("the value never reached Redis")
+}
+
+// keyOf returns the key of id, from keySpace when id is in it.
+func keyOf(id int64) string {
+	if id < int64(len(keySpace)) {
+		return keySpace[id]
+	}
+	return keyPrefix + strconv.FormatInt(id, 10)
+}
+
+const batchSize = 100
+
+// BenchmarkRedisBatch is scenario 5's batch: 100 warm keys read in one call (memo.Multi, through
+// region.View.GetOrCreateMulti), or one by one where the cache has no batch API. The floor is an
+// MGET and 100 json.Unmarshal.
+func BenchmarkRedisBatch(b *testing.B) {
+	ids := make([]int64, batchSize)
+	for i := range ids {
+		ids[i] = int64(i)
+	}
+	for _, rc := range redisContenders {
+		b.Run("impl="+rc.name, func(b *testing.B) {
+			c := newRedisCache(b, rc)
+			ctx := context.Background()
+			for range 2 {
+				checkBatch(b, c, ids)
+			}
+			waitStoredN(b, c, batchSize)
+			trips := c.trips.n.Load()
+			b.ReportAllocs()
+			for b.Loop() {
+				if m, err := c.getMulti(ctx, ids); err != nil || len(m) != batchSize {
+					b.Fatal(len(m), err)
+				}
+			}
+			b.ReportMetric(float64(c.trips.n.Load()-trips)/float64(b.N), "round-trips/op")
+		})
+	}
+}
+
+// BenchmarkRedisBatchCold is the batch on 100 keys that are all absent, new ones each op: how
+// many times the loader runs (once for a batch API, once per key without one) and what the
+// misses cost in round trips.
+func BenchmarkRedisBatchCold(b *testing.B) {
+	for _, rc := range redisContenders {
+		b.Run("impl="+rc.name, func(b *testing.B) {
+			c := newRedisCache(b, rc)
+			ctx := context.Background()
+			ids := make([]int64, batchSize)
+			next := int64(0)
+			trips, loads := c.trips.n.Load(), c.loads.Load()
+			b.ReportAllocs()
+			for b.Loop() {
+				for i := range ids {
+					ids[i] = next
+					next++
+				}
+				if m, err := c.getMulti(ctx, ids); err != nil || len(m) != batchSize {
+					b.Fatal(len(m), err)
+				}
+			}
+			b.ReportMetric(float64(c.trips.n.Load()-trips)/float64(b.N), "round-trips/op")
+			b.ReportMetric(float64(c.loads.Load()-loads)/float64(b.N), "loader-calls/op")
+		})
+	}
+}
+
+func checkBatch(b *testing.B, c *redisCache, ids []int64) {
+	m, err := c.getMulti(context.Background(), ids)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, id := range ids {
+		if p := m[id]; p == nil || p.ID != id {
+			b.Fatalf("id %d: got %+v", id, p)
+		}
+	}
+}
+
+// waitStoredN waits until n of the contender's values are in Redis, for up to a second.
+func waitStoredN(b *testing.B, c *redisCache, n int) {
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		keys, err := c.client.Keys(context.Background(), c.prefix+"*").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(keys) >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.Fatalf("fewer than %d values reached Redis", n)
 }
 
 // idOf reads the id back from a key of keySpace.

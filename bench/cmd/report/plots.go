@@ -17,6 +17,7 @@ type series struct {
 	label string
 	procs int
 	unit  string
+	bench string // "": the plot's
 }
 
 // plotSpec is one PNG: horizontal bars, one group per contender, one bar per series.
@@ -31,26 +32,29 @@ type plotSpec struct {
 
 var plotSpecs = []plotSpec{
 	{"hit", "Warm hit through get-or-load (lower is better)", "ns/op", "Hit", []series{
-		{"1 goroutine, cpu=1", 1, "ns/op"}, {"1 goroutine, cpu=2", 2, "ns/op"},
+		{"1 goroutine, cpu=1", 1, "ns/op", ""}, {"1 goroutine, cpu=2", 2, "ns/op", ""},
 	}, 1},
 	{"hit-parallel", "Warm hit, every P at once (lower is better)", "ns/op", "HitParallel", []series{
-		{"parallel, cpu=1", 1, "ns/op"}, {"parallel, cpu=2", 2, "ns/op"},
+		{"parallel, cpu=1", 1, "ns/op", ""}, {"parallel, cpu=2", 2, "ns/op", ""},
 	}, 1},
 	{"zipf", "Zipf reads over a bounded cache (lower is better)", "ns/op", "Zipf", []series{
-		{"ns/op", 0, "ns/op"},
+		{"ns/op", 0, "ns/op", ""},
 	}, 1},
 	{"zipf-hit-ratio", "Zipf reads over a bounded cache: hit ratio (higher is better)", "hit ratio", "Zipf", []series{
-		{"hit ratio", 0, "hit-ratio"},
+		{"hit ratio", 0, "hit-ratio", ""},
 	}, 1},
 	{"stampede", "Stampede: 1,000 callers, one cold key, 50 ms loader (lower is better)", "latency (ms)", "Stampede", []series{
-		{"p50", 0, "p50-ms"}, {"p99", 0, "p99-ms"},
+		{"p50", 0, "p50-ms", ""}, {"p99", 0, "p99-ms", ""},
 	}, 1},
 	{"expiry", "Expiry under load: 100 callers, 50 ms loader (lower is better)", "latency (ms)", "Expiry", []series{
-		{"p99", 0, "p99-ms"}, {"max", 0, "max-ms"},
+		{"p99", 0, "p99-ms", ""}, {"max", 0, "max-ms", ""},
 	}, 1},
 	{"redis", "Redis hit latency (lower is better)", "µs/op", "RedisHit", []series{
-		{"µs/op", 0, "ns/op"},
+		{"µs/op", 0, "ns/op", ""},
 	}, 1e-3},
+	{"redis-batch", "Redis, a batch of 100 keys (lower is better)", "ms/op", "RedisBatch", []series{
+		{"warm", 0, "ns/op", ""}, {"cold", 0, "ns/op", "RedisBatchCold"},
+	}, 1e-6},
 }
 
 // drawPlots draws every plot whose benchmark ran and returns the file of each, by name.
@@ -94,8 +98,12 @@ func drawPlot(d *dataset, ps plotSpec, impls []string) (*plot.Plot, error) {
 		vals := make(plotter.Values, len(rows))
 		var xys plotter.XYs
 		var labels []string
+		bench := ps.bench
+		if s.bench != "" {
+			bench = s.bench
+		}
 		for j, impl := range rows {
-			st, ok := d.get(ps.bench, impl, s.procs, s.unit)
+			st, ok := d.get(bench, impl, s.procs, s.unit)
 			if !ok {
 				continue
 			}
