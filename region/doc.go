@@ -24,6 +24,14 @@
 // reaches every caller waiting for it, and nothing is cached. A caller whose context ends returns
 // ctx.Err() without cancelling the creation the others wait for.
 //
+// # Batches
+//
+// GetOrCreateMulti reads many keys in one backend round trip and calls its creator once, with
+// exactly the keys that are absent or expired; each key keeps the dogpile lock above, whether
+// the other caller on it is a single-key call or another batch, in this process or another.
+// GetMulti, SetMulti, DeleteMulti and RefreshMulti are the other operations on many keys; memo.Multi
+// wraps a batch loader with them.
+//
 // # Expiration and invalidation
 //
 // Expiration belongs to the region (WithExpiration, WithExpirationFunc), and a view or a single

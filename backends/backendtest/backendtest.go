@@ -15,7 +15,9 @@
 // slices passed in and returned, storage TTLs, a range of keys) and every optional capability
 // that backends.As finds on the backend: MultiGetter, MultiSetter, MultiDeleter (gaps, empty and
 // duplicate inputs), Locker (exclusion, expiry of a lock after its timeout, and an Unlock by a
-// holder whose lock expired leaving the next holder's lock alone) and ValueStore when
+// holder whose lock expired leaving the next holder's lock alone), MultiLocker (the same locks as
+// TryLock's, taken and released together, a stale release leaving the next holder alone) and
+// ValueStore when
 // StoresValues reports true. A capability the backend lacks is a skipped subtest, so `go test -v`
 // shows what was not checked. Last, 16 goroutines run 200 mixed operations each on shared keys;
 // run the tests with -race.
