@@ -106,6 +106,8 @@ type Item struct {
 	Value any
 	// Created is when the value was created, in Unix nanoseconds.
 	Created int64
+	// Delta is how long the creation took, in nanoseconds; 0 when unknown (see Entry.Delta).
+	Delta int64
 }
 
 // ValueStore is implemented by in-process backends that keep Go values without encoding them,

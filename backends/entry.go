@@ -6,18 +6,33 @@ import (
 	"slices"
 )
 
-// EntryVersion is the format version that EncodeEntry writes and the only one DecodeEntry reads.
-// A change to the layout below gets a new version and a new golden file in testdata/.
-const EntryVersion = 1
+// EntryVersion is the format version that EncodeEntry writes. DecodeEntry reads it and every
+// earlier version. A change to the layout below gets a new version and a new golden file in
+// testdata/.
+const EntryVersion = 2
 
-// EntryHeaderSize is the size in bytes of the header that precedes the payload of an entry:
+// EntryHeaderSize is the size in bytes of the header that precedes the payload of an entry of
+// version 2, the one EncodeEntry writes:
 //
-//	bytes 0-1   magic 'd', 'p' (0x64, 0x70)
-//	byte  2     format version (EntryVersion)
-//	byte  3     flags (none defined yet; unknown bits are kept, not rejected)
-//	bytes 4-11  created-at, Unix nanoseconds, big-endian int64
-//	bytes 12-   payload: the codec's bytes, unchanged
-const EntryHeaderSize = 12
+//	bytes 0-1    magic 'd', 'p' (0x64, 0x70)
+//	byte  2      format version (EntryVersion)
+//	byte  3      flags (FlagNegative; unknown bits are kept, not rejected)
+//	bytes 4-11   created-at, Unix nanoseconds, big-endian int64
+//	bytes 12-19  delta: how long the creation took, nanoseconds, big-endian int64 (0: unknown)
+//	bytes 20-    payload: the codec's bytes, unchanged
+//
+// Version 1, written by earlier releases, has no delta: its payload starts at byte 12, and it
+// decodes with Delta 0. A release that reads only version 1 takes version 2 entries for
+// malformed ones, that is for misses: during a rolling upgrade its processes create again what
+// the new ones stored, and the other way round nothing is lost.
+const EntryHeaderSize = 20
+
+// entryHeaderSizeV1 is the header size of version 1 entries.
+const entryHeaderSizeV1 = 12
+
+// FlagNegative marks an entry that caches the absence of a value ("not found") rather than a
+// value: its payload is empty. Regions write it for negative caching.
+const FlagNegative uint8 = 1 << 0
 
 // The two magic bytes that open every entry.
 const (
@@ -30,8 +45,11 @@ const (
 type Entry struct {
 	// Created is when the value was created, in Unix nanoseconds.
 	Created int64
-	// Flags holds per-entry flag bits. None are defined in version 1; DecodeEntry keeps the bits
-	// it does not know so that re-encoding an entry does not lose them.
+	// Delta is how long the creation of the value took, in nanoseconds; 0 when unknown. Regions
+	// use it for probabilistic early refresh.
+	Delta int64
+	// Flags holds per-entry flag bits: FlagNegative. DecodeEntry keeps the bits it does not know
+	// so that re-encoding an entry does not lose them.
 	Flags uint8
 	// Payload is the value encoded by the region's codec.
 	Payload []byte
@@ -44,6 +62,7 @@ func AppendEntry(dst []byte, e Entry) []byte {
 	dst = slices.Grow(dst, EntryHeaderSize+len(e.Payload))
 	dst = append(dst, entryMagic0, entryMagic1, EntryVersion, e.Flags)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(e.Created))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(e.Delta))
 	return append(dst, e.Payload...)
 }
 
@@ -53,27 +72,33 @@ func EncodeEntry(e Entry) []byte {
 	return AppendEntry(make([]byte, 0, EntryHeaderSize+len(e.Payload)), e)
 }
 
-// DecodeEntry parses an entry written by EncodeEntry or AppendEntry. It neither copies nor
-// allocates on success: the returned Payload aliases b (its capacity ends where b's length
-// does), so b must not be modified while the entry is in use. An empty payload decodes as an empty,
-// non-nil slice.
+// DecodeEntry parses an entry written by EncodeEntry or AppendEntry, of this format version or
+// an earlier one. It neither copies nor allocates on success: the returned Payload aliases b (its
+// capacity ends where b's length does), so b must not be modified while the entry is in use. An
+// empty payload decodes as an empty, non-nil slice.
 //
-// Input that is too short, has the wrong magic or another format version yields an error that
+// Input that is too short, has the wrong magic or an unknown format version yields an error that
 // wraps ErrMalformed with a short reason; DecodeEntry never panics, whatever b holds. Unknown flag
 // bits are not an error: they are returned in Flags.
 func DecodeEntry(b []byte) (Entry, error) {
-	if len(b) < EntryHeaderSize {
-		return Entry{}, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrMalformed, len(b), EntryHeaderSize)
+	if len(b) < entryHeaderSizeV1 {
+		return Entry{}, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrMalformed, len(b), entryHeaderSizeV1)
 	}
 	if b[0] != entryMagic0 || b[1] != entryMagic1 {
 		return Entry{}, fmt.Errorf("%w: bad magic %#02x %#02x", ErrMalformed, b[0], b[1])
 	}
-	if b[2] != EntryVersion {
-		return Entry{}, fmt.Errorf("%w: format version %d, want %d", ErrMalformed, b[2], EntryVersion)
+	e := Entry{Created: int64(binary.BigEndian.Uint64(b[4:12])), Flags: b[3]}
+	switch b[2] {
+	case EntryVersion:
+		if len(b) < EntryHeaderSize {
+			return Entry{}, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header of version %d", ErrMalformed, len(b), EntryHeaderSize, EntryVersion)
+		}
+		e.Delta = int64(binary.BigEndian.Uint64(b[12:20]))
+		e.Payload = b[EntryHeaderSize:len(b):len(b)]
+	case 1:
+		e.Payload = b[entryHeaderSizeV1:len(b):len(b)]
+	default:
+		return Entry{}, fmt.Errorf("%w: format version %d, want %d or older", ErrMalformed, b[2], EntryVersion)
 	}
-	return Entry{
-		Created: int64(binary.BigEndian.Uint64(b[4:12])),
-		Flags:   b[3],
-		Payload: b[EntryHeaderSize:len(b):len(b)],
-	}, nil
+	return e, nil
 }

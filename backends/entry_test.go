@@ -2,6 +2,7 @@ package backends
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -24,10 +25,12 @@ var update = flag.Bool("update", false, "rewrite the golden files in ../testdata
 // Run `go test ./backends -run TestEntryGolden -update` only to add a file.
 var goldenEntries = []struct {
 	file  string
+	v1    bool // written by earlier releases: still decoded, no longer encoded
 	entry Entry
 }{
 	{
 		file: "entry-v1.golden",
+		v1:   true,
 		entry: Entry{
 			Created: time.Date(2024, 1, 2, 3, 4, 5, 6, time.UTC).UnixNano(),
 			Payload: []byte(`{"name":"gopher"}`),
@@ -35,24 +38,63 @@ var goldenEntries = []struct {
 	},
 	{
 		file:  "entry-v1-empty.golden",
+		v1:    true,
 		entry: Entry{Created: 1},
 	},
 	{
 		file: "entry-v1-flags.golden",
+		v1:   true,
 		entry: Entry{
 			Created: -1,
 			Flags:   0xa5,
 			Payload: []byte{0x00, 0xff, 'd', 'p'},
 		},
 	},
+	{
+		file: "entry-v2.golden",
+		entry: Entry{
+			Created: time.Date(2024, 1, 2, 3, 4, 5, 6, time.UTC).UnixNano(),
+			Delta:   int64(1500 * time.Millisecond),
+			Payload: []byte(`{"name":"gopher"}`),
+		},
+	},
+	{
+		file:  "entry-v2-empty.golden",
+		entry: Entry{Created: 1},
+	},
+	{
+		file:  "entry-v2-negative.golden",
+		entry: Entry{Created: 2, Delta: 3, Flags: FlagNegative},
+	},
+	{
+		file: "entry-v2-flags.golden",
+		entry: Entry{
+			Created: -1,
+			Delta:   -1,
+			Flags:   0xa5,
+			Payload: []byte{0x00, 0xff, 'd', 'p'},
+		},
+	},
+}
+
+// encodeEntryV1 is the encoder of version 1, which earlier releases wrote.
+func encodeEntryV1(e Entry) []byte {
+	dst := make([]byte, 0, entryHeaderSizeV1+len(e.Payload))
+	dst = append(dst, entryMagic0, entryMagic1, 1, e.Flags)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(e.Created))
+	return append(dst, e.Payload...)
 }
 
 func TestEntryGolden(t *testing.T) {
 	for _, tc := range goldenEntries {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join("..", "testdata", tc.file)
-			got := EncodeEntry(tc.entry)
-			if *update {
+			encode := EncodeEntry
+			if tc.v1 {
+				encode = encodeEntryV1
+			}
+			got := encode(tc.entry)
+			if *update && !tc.v1 {
 				if err := os.WriteFile(path, got, 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -62,7 +104,7 @@ func TestEntryGolden(t *testing.T) {
 				t.Fatalf("%v (run with -update to create it)", err)
 			}
 			if !bytes.Equal(got, want) {
-				t.Errorf("EncodeEntry(%+v) =\n%swant (%s)\n%s", tc.entry, hex.Dump(got), path, hex.Dump(want))
+				t.Errorf("encoding %+v =\n%swant (%s)\n%s", tc.entry, hex.Dump(got), path, hex.Dump(want))
 			}
 			dec, err := DecodeEntry(want)
 			if err != nil {
@@ -76,8 +118,8 @@ func TestEntryGolden(t *testing.T) {
 }
 
 func TestEntryHeaderLayout(t *testing.T) {
-	b := EncodeEntry(Entry{Created: 0x0102030405060708, Flags: 0x80, Payload: []byte("x")})
-	want := []byte{'d', 'p', 1, 0x80, 1, 2, 3, 4, 5, 6, 7, 8, 'x'}
+	b := EncodeEntry(Entry{Created: 0x0102030405060708, Delta: 0x1112131415161718, Flags: 0x80, Payload: []byte("x")})
+	want := []byte{'d', 'p', 2, 0x80, 1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 'x'}
 	if !bytes.Equal(b, want) {
 		t.Fatalf("EncodeEntry = % x, want % x", b, want)
 	}
@@ -135,12 +177,13 @@ func TestDecodeEntryMalformed(t *testing.T) {
 		{"nil", nil, "0 bytes"},
 		{"empty", []byte{}, "0 bytes"},
 		{"magic only", []byte("dp"), "2 bytes"},
-		{"one short", valid[:EntryHeaderSize-1], "11 bytes"},
+		{"one short", valid[:EntryHeaderSize-1], "19 bytes"},
+		{"one short of version 1", encodeEntryV1(Entry{})[:11], "11 bytes"},
 		{"json", []byte(`{"name":"gopher"}`), "magic"},
 		{"bad first magic", withByte(0, 'D'), "magic"},
 		{"bad second magic", withByte(1, 'q'), "magic"},
 		{"version 0", withByte(2, 0), "version 0"},
-		{"version 2", withByte(2, 2), "version 2"},
+		{"version 3", withByte(2, 3), "version 3"},
 		{"version 255", withByte(2, 255), "version 255"},
 	}
 	for _, tc := range tests {
@@ -175,6 +218,7 @@ func TestDecodeEntryKeepsUnknownFlags(t *testing.T) {
 func FuzzDecodeEntry(f *testing.F) {
 	for _, g := range goldenEntries {
 		f.Add(EncodeEntry(g.entry), g.entry.Created, g.entry.Flags)
+		f.Add(encodeEntryV1(g.entry), g.entry.Created, g.entry.Flags)
 	}
 	f.Add([]byte{}, int64(0), uint8(0))
 	f.Add([]byte("dp"), int64(-1), uint8(1))
@@ -186,12 +230,16 @@ func FuzzDecodeEntry(f *testing.F) {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("DecodeEntry error %v does not wrap ErrMalformed", err)
 			}
-		} else if re := EncodeEntry(e); !bytes.Equal(re, data) {
+		} else if re := EncodeEntry(e); data[2] == 1 {
+			if re := encodeEntryV1(e); !bytes.Equal(re, data) {
+				t.Fatalf("DecodeEntry then the version 1 encoder changed the bytes:\n%s\nbecame\n%s", hex.Dump(data), hex.Dump(re))
+			}
+		} else if !bytes.Equal(re, data) {
 			t.Fatalf("DecodeEntry then EncodeEntry changed the bytes:\n%s\nbecame\n%s", hex.Dump(data), hex.Dump(re))
 		}
 
 		// Any entry: decode(encode(e)) == e, with data as the payload.
-		in := Entry{Created: created, Flags: flags, Payload: data}
+		in := Entry{Created: created, Delta: created / 3, Flags: flags, Payload: data}
 		out, err := DecodeEntry(EncodeEntry(in))
 		if err != nil {
 			t.Fatalf("DecodeEntry(EncodeEntry(%+v)): %v", in, err)
