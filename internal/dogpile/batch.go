@@ -32,8 +32,8 @@ type Batch interface {
 	// Create runs the user's creator once for items idx.
 	Create(ctx context.Context, idx []int) (Made, error)
 	// Store saves created values (or decides not to, by the should-cache rules); vals[j] is the
-	// value of idx[j], made by the Create call whose Made.Created is created.
-	Store(ctx context.Context, idx []int, vals []any, created int64) error
+	// value of idx[j], made by the Create call that returned made (its Created and Delta).
+	Store(ctx context.Context, idx []int, vals []any, made Made) error
 	// TryLock tries the distributed lock of each of items idx once, without waiting. taken[j]
 	// reports whether the lock of idx[j] is now held; unlock (never nil) releases every lock
 	// taken. Without a distributed lock every lock is taken: the flights are the locks.
@@ -46,10 +46,11 @@ type Made struct {
 	// returned none.
 	Vals []any
 	OK   []bool
-	// Created is the creation time the values are stored with, for the Batch's own use: a batch
-	// may create in several rounds, and in the background at the same time, so the engine hands
-	// each Store the time of the Create it stores.
+	// Created and Delta are the creation time the values are stored with and how long the
+	// creation took, for the Batch's own use: a batch may create in several rounds, and in the
+	// background at the same time, so the engine hands each Store the Made of its Create.
 	Created int64
+	Delta   int64
 }
 
 // Want is one key of a batch that was not fresh when read.
@@ -117,8 +118,10 @@ func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Res
 			return nil, ErrClosed
 		}
 		if ctx.Done() == nil {
-			e.runBatch(ctx, b, fore)
-			e.wg.Done()
+			func() {
+				defer e.wg.Done() // even through runtime.Goexit, as in Resolve
+				e.runBatch(ctx, b, fore)
+			}()
 		} else {
 			go func() {
 				defer e.wg.Done()
@@ -309,7 +312,9 @@ func (e *Engine) batchRound(ctx context.Context, b Batch, pending []*led) ([]*le
 	}
 	create := locked[:0]
 	for j, l := range locked {
-		if found[j] && b.Fresh(entries[j]) {
+		// Another process made it since (fresh, and not the entry this call found: an entry
+		// refreshed early is still fresh).
+		if found[j] && b.Fresh(entries[j]) && (!l.Have || entries[j].Created != l.Cur.Created) {
 			settle(l, entries[j].Value, nil)
 		} else {
 			create = append(create, l)
@@ -358,7 +363,7 @@ func (e *Engine) storeBatch(ctx context.Context, b Batch, ls []*led, made Made) 
 	if len(idx) == 0 {
 		return nil
 	}
-	return b.Store(ctx, idx, keep, made.Created)
+	return b.Store(ctx, idx, keep, made)
 }
 
 type settled struct {

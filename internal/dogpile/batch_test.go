@@ -73,9 +73,9 @@ func (b *fakeBatch) Create(ctx context.Context, idx []int) (Made, error) {
 	return made, nil
 }
 
-func (b *fakeBatch) Store(_ context.Context, idx []int, vals []any, created int64) error {
+func (b *fakeBatch) Store(_ context.Context, idx []int, vals []any, made Made) error {
 	for j, i := range idx {
-		b.s.put(b.keys[i], vals[j], time.Unix(0, created))
+		b.s.put(b.keys[i], vals[j], time.Unix(0, made.Created))
 	}
 	return nil
 }

@@ -203,8 +203,12 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 	if ctx.Done() == nil {
 		// The caller cannot give up, so nobody can be left waiting for a creation it abandoned:
 		// run it here and save a goroutine.
-		e.run(ctx, op, f, cur, have)
-		e.wg.Done()
+		// Deferred: a creator that calls runtime.Goexit ends this goroutine too, and Close must
+		// not wait for it forever.
+		func() {
+			defer e.wg.Done()
+			e.run(ctx, op, f, cur, have)
+		}()
 	} else {
 		go func() {
 			defer e.wg.Done()
@@ -270,7 +274,7 @@ func (e *Engine) regenerate(ctx context.Context, op Op, f *flight, cur Entry) (a
 	if unlock != nil {
 		defer unlock()
 	}
-	return e.createLocked(ctx, op, f)
+	return e.createLocked(ctx, op, f, cur, true)
 }
 
 // create handles an absent entry: wait for the distributed lock, polling for the value that its
@@ -286,7 +290,7 @@ func (e *Engine) create(ctx context.Context, op Op, f *flight) (any, error) {
 			if unlock != nil {
 				defer unlock()
 			}
-			return e.createLocked(ctx, op, f)
+			return e.createLocked(ctx, op, f, Entry{}, false)
 		}
 		// Another process holds the lock and is creating: its value may be there already.
 		if cur, found, err := op.Load(ctx); err != nil {
@@ -307,13 +311,15 @@ func (e *Engine) create(ctx context.Context, op Op, f *flight) (any, error) {
 	}
 }
 
-// createLocked runs under the key's lock: read once more, and create only if still needed.
-func (e *Engine) createLocked(ctx context.Context, op Op, f *flight) (any, error) {
+// createLocked runs under the key's lock: read once more, and create only if still needed. An
+// entry that was there (have: seen, expired or due for an early refresh, as seen) is regenerated
+// unless the read finds a fresh one made since; an absent one unless the read finds a fresh one.
+func (e *Engine) createLocked(ctx context.Context, op Op, f *flight, seen Entry, have bool) (any, error) {
 	cur, found, err := op.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if found && op.Fresh(cur) {
+	if found && op.Fresh(cur) && (!have || cur.Created != seen.Created) {
 		return cur.Value, nil
 	}
 	v, err := op.Create(ctx)
