@@ -30,14 +30,14 @@ func (v *View[V]) GetMulti(ctx context.Context, keys []string, opts ...CallOptio
 		return map[string]V{}, err
 	}
 	p := v.policy(opts)
-	vals, created, found, err := v.loadMulti(ctx, b, bk.keys)
+	es, err := v.loadMulti(ctx, b, bk.keys)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]V, len(bk.keys))
 	for i, u := range bk.users {
-		if found[i] && (p.ignoreExp || v.r.fresh(created[i], p)) {
-			out[u] = vals[i]
+		if e := es[i]; e.found && !e.neg && (p.ignoreExp || v.r.fresh(e.created, p)) {
+			out[u] = e.val
 		}
 	}
 	return out, nil
@@ -67,7 +67,7 @@ func (v *View[V]) SetMulti(ctx context.Context, items map[string]V) error {
 		vals[i] = items[u]
 		v.r.engine.Forget(bk.keys[i])
 	}
-	if err := v.storeMulti(ctx, b, bk.keys, vals, v.r.stamp()); err != nil {
+	if err := v.storeMulti(ctx, b, bk.keys, vals, v.r.stamp(), 0); err != nil {
 		v.r.report(ctx, err)
 		return err
 	}
@@ -136,18 +136,25 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 		return map[string]V{}, err
 	}
 	p := v.policy(opts)
-	vals, created, found, err := v.loadMulti(ctx, b, bk.keys)
+	es, err := v.loadMulti(ctx, b, bk.keys)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]V, len(bk.keys))
 	var wants []dogpile.Want
 	for i, u := range bk.users {
-		if found[i] && v.r.fresh(created[i], p) {
-			out[u] = vals[i]
+		e := es[i]
+		switch {
+		case e.found && e.neg:
+			if v.r.negFresh(e.created, p) {
+				continue // a cached "not found": absent, and not created again
+			}
+			e = loaded[V]{} // expired: absent
+		case e.found && v.r.fresh(e.created, p) && !v.r.early(e.created, e.delta, p):
+			out[u] = e.val
 			continue
 		}
-		wants = append(wants, dogpile.Want{Index: i, Cur: dogpile.Entry{Value: vals[i], Created: created[i]}, Have: found[i]})
+		wants = append(wants, dogpile.Want{Index: i, Cur: dogpile.Entry{Value: e.val, Created: e.created}, Have: e.found})
 	}
 	if len(wants) == 0 {
 		return out, nil
@@ -156,17 +163,48 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 	res, err := v.r.engine.ResolveBatch(ctx, o, wants)
 	if err != nil {
 		if errors.Is(err, dogpile.ErrClosed) {
-			err = fmt.Errorf("region %q: %w", v.r.name, ErrClosed)
+			return nil, fmt.Errorf("region %q: %w", v.r.name, ErrClosed)
 		}
-		return nil, err
-	}
-	for j, w := range wants {
-		if res[j].OK {
-			val, _ := res[j].Value.(V) // nil only for a nil interface V
+		if ctx.Err() != nil || !v.staleForAll(wants, p) {
+			return nil, err
+		}
+		// Stale-if-error: every key that needed a value has an old one recent enough.
+		v.r.report(ctx, v.r.wrapMulti("regenerate (served stale)", pick(bk.keys, wantIndexes(wants)), err))
+		for _, w := range wants {
+			val, _ := w.Cur.Value.(V)
 			out[bk.users[w.Index]] = val
 		}
+		return out, nil
+	}
+	for j, w := range wants {
+		if !res[j].OK {
+			continue
+		}
+		if _, neg := res[j].Value.(negative); neg {
+			continue
+		}
+		val, _ := res[j].Value.(V) // nil only for a nil interface V
+		out[bk.users[w.Index]] = val
 	}
 	return out, nil
+}
+
+// staleForAll reports whether every want has an old value that stale-if-error may serve.
+func (v *View[V]) staleForAll(wants []dogpile.Want, p *policy) bool {
+	for _, w := range wants {
+		if !w.Have || !v.r.staleUsable(w.Cur.Created, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func wantIndexes(wants []dogpile.Want) []int {
+	idx := make([]int, len(wants))
+	for j, w := range wants {
+		idx[j] = w.Index
+	}
+	return idx
 }
 
 // RefreshMulti calls create with keys (each once) and stores what it returns for them (subject
@@ -202,7 +240,7 @@ func (v *View[V]) RefreshMulti(ctx context.Context, keys []string, create func(c
 			ks, vs = append(ks, bk.keys[i]), append(vs, val)
 		}
 	}
-	if err := v.storeMulti(ctx, b, ks, vs, start); err != nil {
+	if err := v.storeMulti(ctx, b, ks, vs, start, v.r.now()-start); err != nil {
 		v.r.report(ctx, err)
 		if v.r.cfg.failClosed {
 			return nil, err
@@ -266,46 +304,48 @@ func (r *Region) wrapMulti(op string, keys []string, err error) error {
 
 // loadMulti is load for many keys: one round trip per chunk on a MultiGetter, one Get per key
 // otherwise. Under FailOpen a failed read makes its keys misses.
-func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string) (vals []V, created []int64, found []bool, err error) {
-	vals, created, found = make([]V, len(keys)), make([]int64, len(keys)), make([]bool, len(keys))
+func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string) ([]loaded[V], error) {
+	es := make([]loaded[V], len(keys))
 	if b.values != nil || b.multiGet == nil {
 		for i, k := range keys {
-			if vals[i], created[i], found[i], err = v.load(ctx, b, k); err != nil {
-				return nil, nil, nil, err
+			e, err := v.load(ctx, b, k)
+			if err != nil {
+				return nil, err
 			}
+			es[i] = e
 		}
-		return vals, created, found, nil
+		return es, nil
 	}
-	err = chunks(len(keys), b.maxBatch, func(lo, hi int) error {
+	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
 		m, err := b.multiGet.GetMulti(ctx, keys[lo:hi])
 		if err != nil {
 			return v.r.failedWrapped(ctx, v.r.wrapMulti("getmulti", keys[lo:hi], err))
 		}
 		for i := lo; i < hi; i++ {
 			if raw, ok := m[keys[i]]; ok {
-				vals[i], created[i], found[i] = v.decodeEntry(ctx, keys[i], raw)
+				es[i] = v.decodeEntry(ctx, keys[i], raw)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	return vals, created, found, nil
+	return es, nil
 }
 
 // storeMulti is store for many keys, all created at created: one round trip per chunk on a
 // MultiSetter, one Set per key otherwise. A value that fails to encode, or that the backend
 // refuses as too large, is left out and the others are stored. The first error is returned,
 // wrapped, not reported.
-func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals []V, created int64) error {
+func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals []V, created, delta int64) error {
 	if len(keys) == 0 {
 		return nil
 	}
 	if b.values != nil || b.multiSet == nil {
 		var first error
 		for i, k := range keys {
-			if err := v.store(ctx, b, k, vals[i], created); err != nil {
+			if err := v.store(ctx, b, k, vals[i], created, delta); err != nil {
 				if first == nil {
 					first = err
 				} else {
@@ -328,7 +368,7 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 			}
 			continue
 		}
-		encoded[i] = backends.EncodeEntry(backends.Entry{Created: created, Payload: payload})
+		encoded[i] = backends.EncodeEntry(backends.Entry{Created: created, Delta: delta, Payload: payload})
 	}
 	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
 		items := make(map[string][]byte, hi-lo)
@@ -340,14 +380,14 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 		if len(items) == 0 {
 			return nil
 		}
-		err := b.multiSet.SetMulti(ctx, items, v.r.cfg.storageTTL)
+		err := b.multiSet.SetMulti(ctx, items, v.r.storageTTL())
 		if err != nil && errors.Is(err, backends.ErrTooLarge) {
 			// Some values are too large: store the others one by one rather than lose them all.
 			for i := lo; i < hi; i++ {
 				if encoded[i] == nil {
 					continue
 				}
-				if err := b.backend.Set(ctx, keys[i], encoded[i], v.r.cfg.storageTTL); err != nil {
+				if err := b.backend.Set(ctx, keys[i], encoded[i], v.r.storageTTL()); err != nil {
 					err = v.r.wrap("set", keys[i], err)
 					if first == nil {
 						first = err
@@ -445,20 +485,19 @@ func (o *batchOp[V]) Key(i int) string { return o.bk.keys[i] }
 func (o *batchOp[V]) Kind() any        { return o.v.typ }
 
 func (o *batchOp[V]) Load(ctx context.Context, idx []int) ([]dogpile.Entry, []bool, error) {
-	vals, created, found, err := o.v.loadMulti(ctx, o.b, pick(o.bk.keys, idx))
+	ks := pick(o.bk.keys, idx)
+	ls, err := o.v.loadMulti(ctx, o.b, ks)
 	if err != nil {
 		return nil, nil, err
 	}
-	es := make([]dogpile.Entry, len(idx))
-	for j := range es {
-		if found[j] {
-			es[j] = dogpile.Entry{Value: vals[j], Created: created[j]}
-		}
+	es, found := make([]dogpile.Entry, len(idx)), make([]bool, len(idx))
+	for j, l := range ls {
+		es[j], found[j], _ = o.v.entry(l, ks[j], o.p)
 	}
 	return es, found, nil
 }
 
-func (o *batchOp[V]) Fresh(e dogpile.Entry) bool { return o.v.r.fresh(e.Created, o.p) }
+func (o *batchOp[V]) Fresh(e dogpile.Entry) bool { return o.v.r.freshEntry(e, o.p) }
 
 func (o *batchOp[V]) Create(ctx context.Context, idx []int) (dogpile.Made, error) {
 	missing := pick(o.bk.users, idx)
@@ -468,27 +507,41 @@ func (o *batchOp[V]) Create(ctx context.Context, idx []int) (dogpile.Made, error
 	if err != nil {
 		return dogpile.Made{}, err
 	}
-	made := dogpile.Made{Vals: make([]any, len(idx)), OK: make([]bool, len(idx)), Created: started}
+	made := dogpile.Made{Vals: make([]any, len(idx)), OK: make([]bool, len(idx)), Created: started, Delta: o.v.r.now() - started}
+	neg := o.v.r.negTarget(o.p) != nil
 	for j, u := range missing {
 		if val, ok := m[u]; ok {
 			made.Vals[j], made.OK[j] = val, true
+		} else if neg {
+			// Left out, with negative caching on: cached as "not found".
+			made.Vals[j], made.OK[j] = negative{o.v.r.notFound(o.bk.keys[idx[j]], o.p)}, true
 		}
 	}
 	return made, nil
 }
 
-func (o *batchOp[V]) Store(ctx context.Context, idx []int, vals []any, created int64) error {
+func (o *batchOp[V]) Store(ctx context.Context, idx []int, vals []any, made dogpile.Made) error {
 	ks, vs := make([]string, 0, len(idx)), make([]V, 0, len(idx))
+	var first error
 	for j, i := range idx {
+		if _, neg := vals[j].(negative); neg {
+			if err := o.v.storeNegative(ctx, o.b, o.bk.keys[i], made.Created, o.p); err != nil && first == nil {
+				first = err
+			}
+			continue
+		}
 		val, _ := vals[j].(V)
 		if o.v.r.shouldCache(val, o.p) {
 			ks, vs = append(ks, o.bk.keys[i]), append(vs, val)
 		}
 	}
-	if err := o.v.storeMulti(ctx, o.b, ks, vs, created); err != nil {
-		o.v.r.report(ctx, err)
+	if err := o.v.storeMulti(ctx, o.b, ks, vs, made.Created, made.Delta); err != nil && first == nil {
+		first = err
+	}
+	if first != nil {
+		o.v.r.report(ctx, first)
 		if o.v.r.cfg.failClosed {
-			return err
+			return first
 		}
 	}
 	return nil

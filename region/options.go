@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 	"time"
 
@@ -27,6 +28,13 @@ type config struct {
 	logger       *slog.Logger
 	onError      func(ctx context.Context, err error)
 	clock        func() time.Time
+
+	// Freshness policies (issue 7); each may be overridden per function or call.
+	early        float64       // XFetch's beta; 0: off
+	staleIfError time.Duration // 0: off
+	negErr       error         // nil: no negative caching
+	negTTL       time.Duration
+	jitter       float64 // region only
 }
 
 // DefaultLockTimeout is how long a distributed lock lives unless WithLockTimeout says otherwise:
@@ -193,6 +201,75 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// WithEarlyRefresh turns on probabilistic early refresh ("XFetch", from Vattani, Chierichetti and
+// Lowenstein, "Optimal Probabilistic Cache Stampede Prevention", VLDB 2015): a fresh value is
+// regenerated before it expires, by one caller, with a probability that grows as its expiry
+// nears and with how long its last creation took (recorded with every value). beta scales it:
+// 1 is the paper's optimum, larger refreshes earlier, 0 turns it off (the default). With
+// WithBackgroundRefresh the early regeneration runs in the background, so a hot key is
+// refreshed before it ever expires and no caller waits; without it, the one caller that
+// regenerates waits for the creation while the others are served the current value. The
+// regeneration takes the key's dogpile lock like any other: one at a time, one per fleet where
+// the backend can lock. It costs a random draw on every hit of a value with an expiration. beta
+// must be a non-negative number.
+func WithEarlyRefresh(beta float64) Option {
+	return func(c *config) error {
+		if !(beta >= 0) || math.IsInf(beta, 1) {
+			return fmt.Errorf("WithEarlyRefresh(%v): beta must be a non-negative number", beta)
+		}
+		c.early = beta
+		return nil
+	}
+}
+
+// WithStaleIfError serves an expired value instead of failing when its regeneration fails: the
+// caller that regenerated gets the old value and the creator's error goes to the logger and the
+// error handler, as long as the value has been expired for at most max. A value older than that,
+// or an absent one, gets the error as before. 0 turns it off (the default). Functions and calls
+// may override it (StaleIfError).
+func WithStaleIfError(max time.Duration) Option {
+	return func(c *config) error {
+		if max < 0 {
+			return fmt.Errorf("WithStaleIfError(%v): negative duration", max)
+		}
+		c.staleIfError = max
+		return nil
+	}
+}
+
+// WithNegativeCaching caches "not found": when a creator fails with an error that errors.Is
+// target (say, sql.ErrNoRows or an ErrUserNotFound of your own), the region stores that the key
+// has no value, for ttl, and calls in that time get an error that errors.Is target without
+// calling the creator. A batch creator (GetOrCreateMulti, memo.Multi) that leaves a key out of its
+// result stores the same "not found" for the key, and batches see the key absent. ttl is
+// usually much shorter than the expiration; Set, Delete, Refresh and invalidation replace a
+// cached "not found" as they replace values. Functions and calls may override it
+// (NegativeCaching). target must not be nil and ttl must be positive.
+func WithNegativeCaching(target error, ttl time.Duration) Option {
+	return func(c *config) error {
+		if target == nil || ttl <= 0 {
+			return fmt.Errorf("WithNegativeCaching(%v, %v): need an error and a positive duration", target, ttl)
+		}
+		c.negErr, c.negTTL = target, ttl
+		return nil
+	}
+}
+
+// WithJitter spreads the lifetimes of entries so that entries written together do not expire
+// together: each entry's expiration (and negative-caching time) is shortened by up to fraction
+// of itself, by an amount drawn from its creation time (the same on every read of the entry),
+// and each write's storage TTL is lengthened by up to fraction. fraction is in [0, 1); 0 (the
+// default) turns it off. 0.1 spreads a 10-minute expiration over 9 to 10 minutes.
+func WithJitter(fraction float64) Option {
+	return func(c *config) error {
+		if !(fraction >= 0 && fraction < 1) {
+			return fmt.Errorf("WithJitter(%v): the fraction must be in [0, 1)", fraction)
+		}
+		c.jitter = fraction
+		return nil
+	}
+}
+
 // validate checks the settings that only make sense together.
 func (c *config) validate() error {
 	if c.expiration > 0 && c.expirationFn != nil {
@@ -217,6 +294,42 @@ type policy struct {
 	shouldCache []func(any) bool
 	// cacheTypes are the V of each ShouldCache, checked against the view's at NewView.
 	cacheTypes []reflect.Type
+
+	earlySet bool
+	early    float64
+	staleSet bool
+	stale    time.Duration
+	negSet   bool
+	negErr   error
+	negTTL   time.Duration
+}
+
+// EarlyRefresh overrides the region's probabilistic early refresh (WithEarlyRefresh) for a
+// function or a call; 0 turns it off. A negative or infinite beta counts as 0.
+func EarlyRefresh(beta float64) CallOption {
+	return func(p *policy) {
+		if !(beta >= 0) || math.IsInf(beta, 1) {
+			beta = 0
+		}
+		p.earlySet, p.early = true, beta
+	}
+}
+
+// StaleIfError overrides the region's stale-if-error (WithStaleIfError) for a function or a
+// call; 0 (or a negative max) turns it off.
+func StaleIfError(max time.Duration) CallOption {
+	return func(p *policy) { p.staleSet, p.stale = true, max }
+}
+
+// NegativeCaching overrides the region's negative caching (WithNegativeCaching) for a function
+// or a call. A nil target or a ttl that is not positive turns it off.
+func NegativeCaching(target error, ttl time.Duration) CallOption {
+	return func(p *policy) {
+		if target == nil || ttl <= 0 {
+			target, ttl = nil, 0
+		}
+		p.negSet, p.negErr, p.negTTL = true, target, ttl
+	}
 }
 
 // Expiration overrides the region's expiration for a function or a call: d > 0 expires values d

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -326,8 +328,137 @@ func (r *Region) fresh(created int64, p *policy) bool {
 	case exp < 0:
 		return false
 	default:
-		return r.now()-created < int64(exp)
+		return r.now()-created < int64(r.jittered(exp, created))
 	}
+}
+
+// freshEntry is fresh for an entry the engine holds, which may be a cached "not found".
+func (r *Region) freshEntry(e dogpile.Entry, p *policy) bool {
+	if _, neg := e.Value.(negative); neg {
+		return r.negFresh(e.Created, p)
+	}
+	return r.fresh(e.Created, p)
+}
+
+// early reports whether a fresh entry should be regenerated now, before it expires: the
+// probabilistic early refresh ("XFetch") of Vattani, Chierichetti and Lowenstein, "Optimal
+// Probabilistic Cache Stampede Prevention" (VLDB 2015). An entry whose creation took delta is
+// refreshed early when now + delta*beta*X >= expiry, with X drawn from the exponential
+// distribution of mean 1 (the paper's -ln(rand())): the closer the expiry and the longer the
+// creation, the likelier. Off (false) when beta is 0, the delta unknown, or the entry never
+// expires.
+func (r *Region) early(created, delta int64, p *policy) bool {
+	beta := r.beta(p)
+	if beta <= 0 || delta <= 0 {
+		return false
+	}
+	exp := r.expiration(p)
+	if exp <= 0 {
+		return false
+	}
+	expiry := created + int64(r.jittered(exp, created))
+	return float64(r.now())+float64(delta)*beta*rand.ExpFloat64() >= float64(expiry)
+}
+
+func (r *Region) beta(p *policy) float64 {
+	if p.earlySet {
+		return p.early
+	}
+	return r.cfg.early
+}
+
+// jittered shortens d by the region's jitter fraction times a number in [0, 1) drawn from
+// created: the same for every read of one entry, different between entries written apart.
+func (r *Region) jittered(d time.Duration, created int64) time.Duration {
+	if r.cfg.jitter == 0 {
+		return d
+	}
+	return d - time.Duration(r.cfg.jitter*unit(created)*float64(d))
+}
+
+// unit maps x to [0, 1) by the SplitMix64 finalizer: neighbouring inputs land far apart.
+func unit(x int64) float64 {
+	z := uint64(x) + 0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return float64(z>>11) / (1 << 53)
+}
+
+// storageTTL is the TTL a write asks of the backend: the configured one, lengthened by up to the
+// jitter fraction, so that entries written together do not leave the backend together.
+func (r *Region) storageTTL() time.Duration {
+	return r.stretched(r.cfg.storageTTL)
+}
+
+func (r *Region) stretched(d time.Duration) time.Duration {
+	if d <= 0 || r.cfg.jitter == 0 {
+		return d
+	}
+	return d + time.Duration(rand.Float64()*r.cfg.jitter*float64(d))
+}
+
+// staleUsable reports whether an expired entry created at created is recent enough to be served
+// in place of a creator's error (stale-if-error): no more than the maximum staleness past its
+// expiry (its expiration, or the soft invalidation that expired it).
+func (r *Region) staleUsable(created int64, p *policy) bool {
+	limit := r.cfg.staleIfError
+	if p.staleSet {
+		limit = p.stale
+	}
+	if limit <= 0 {
+		return false
+	}
+	expiredAt := int64(math.MaxInt64) // not expired (an early refresh failed)
+	switch exp := r.expiration(p); {
+	case exp < 0:
+		expiredAt = created
+	case exp > 0:
+		expiredAt = created + int64(r.jittered(exp, created))
+	}
+	if s := r.softAt.Load(); created < s {
+		expiredAt = min(expiredAt, s)
+	}
+	return r.now()-expiredAt <= int64(limit)
+}
+
+// negTarget is the error whose creations negative caching caches, nil when it is off.
+func (r *Region) negTarget(p *policy) error {
+	if p.negSet {
+		return p.negErr
+	}
+	return r.cfg.negErr
+}
+
+func (r *Region) negTTL(p *policy) time.Duration {
+	if p.negSet {
+		return p.negTTL
+	}
+	return r.cfg.negTTL
+}
+
+// negMatch reports whether a creator's error is one that negative caching caches.
+func (r *Region) negMatch(err error, p *policy) bool {
+	t := r.negTarget(p)
+	return t != nil && errors.Is(err, t)
+}
+
+// negFresh reports whether a cached "not found" created at created still holds.
+func (r *Region) negFresh(created int64, p *policy) bool {
+	if r.negTarget(p) == nil || created < r.softAt.Load() {
+		return false
+	}
+	return r.now()-created < int64(r.jittered(r.negTTL(p), created))
+}
+
+// negStorageTTL is the TTL of a cached "not found" in the backend.
+func (r *Region) negStorageTTL(p *policy) time.Duration {
+	return r.stretched(r.negTTL(p))
+}
+
+// notFound is the error of a call that finds a cached "not found" under key.
+func (r *Region) notFound(key string, p *policy) error {
+	return fmt.Errorf("region %q: %q: cached as not found: %w", r.name, key, r.negTarget(p))
 }
 
 // usable reports whether an entry survived hard invalidation.

@@ -17,9 +17,10 @@ import (
 // On a backend that keeps Go values (the memory backend) a hit returns the stored V itself, not
 // a copy: treat it as read-only, or configure the backend to copy (memory.WithCopy).
 type View[V any] struct {
-	r   *Region
-	pol policy
-	typ reflect.Type // V: calls for one key with different value types never share a creation
+	r     *Region
+	pol   policy
+	typ   reflect.Type // V: calls for one key with different value types never share a creation
+	iface bool         // V is an interface type: a stored negative mark would assert to it
 }
 
 // NewView returns a View of r for values of type V. opts set the view's own policy
@@ -31,6 +32,7 @@ func NewView[V any](r *Region, opts ...CallOption) *View[V] {
 		panic("region.NewView: nil region")
 	}
 	v := &View[V]{r: r, typ: reflect.TypeFor[V]()}
+	v.iface = v.typ.Kind() == reflect.Interface
 	v.pol = *v.pol.with(opts)
 	for _, t := range v.pol.cacheTypes {
 		if t != v.typ {
@@ -54,14 +56,14 @@ func (v *View[V]) Get(ctx context.Context, key string, opts ...CallOption) (V, b
 		return zero, false, err
 	}
 	p := v.policy(opts)
-	val, created, found, err := v.load(ctx, b, v.r.mangle(key))
-	if err != nil || !found {
+	e, err := v.load(ctx, b, v.r.mangle(key))
+	if err != nil || !e.found || e.neg {
 		return zero, false, err
 	}
-	if !p.ignoreExp && !v.r.fresh(created, p) {
+	if !p.ignoreExp && !v.r.fresh(e.created, p) {
 		return zero, false, nil
 	}
-	return val, true, nil
+	return e.val, true, nil
 }
 
 // Set stores val under key as created now, whatever the should-cache predicates say. A creation of
@@ -74,7 +76,7 @@ func (v *View[V]) Set(ctx context.Context, key string, val V) error {
 	}
 	k := v.r.mangle(key)
 	v.r.engine.Forget(k)
-	if err := v.store(ctx, b, k, val, v.r.stamp()); err != nil {
+	if err := v.store(ctx, b, k, val, v.r.stamp(), 0); err != nil {
 		v.r.report(ctx, err)
 		return err
 	}
@@ -100,7 +102,7 @@ func (v *View[V]) Delete(ctx context.Context, key string) error { return v.r.Del
 func (v *View[V]) GetOrCreate(ctx context.Context, key string, create func(context.Context) (V, error), opts ...CallOption) (V, error) {
 	l, err := v.lookup(ctx, key, create == nil, opts)
 	if err != nil || l.hit {
-		return l.val, err
+		return l.val, cmpErr(err, l.err)
 	}
 	return v.resolve(ctx, &l, create)
 }
@@ -111,7 +113,7 @@ func (v *View[V]) GetOrCreate(ctx context.Context, key string, create func(conte
 func GetOrCreateWith[V, A any](ctx context.Context, v *View[V], key string, create func(context.Context, A) (V, error), arg A, opts ...CallOption) (V, error) {
 	l, err := v.lookup(ctx, key, create == nil, opts)
 	if err != nil || l.hit {
-		return l.val, err
+		return l.val, cmpErr(err, l.err)
 	}
 	return resolveWith(ctx, v, &l, create, arg)
 }
@@ -119,13 +121,12 @@ func GetOrCreateWith[V, A any](ctx context.Context, v *View[V], key string, crea
 // lookup is the first half of every get-or-create: the read and the freshness check. What it
 // read goes to the slow path when it is not a hit.
 type lookup[V any] struct {
-	hit     bool
-	found   bool
-	val     V
-	created int64
-	b       *bound
-	key     string // mangled
-	p       *policy
+	hit bool
+	err error // with hit: a cached "not found" (negative caching)
+	loaded[V]
+	b   *bound
+	key string // mangled
+	p   *policy
 }
 
 func (v *View[V]) nilCreator() error {
@@ -142,11 +143,19 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 		return l, err
 	}
 	l.b, l.p, l.key = b, v.policy(opts), v.r.mangle(key)
-	l.val, l.created, l.found, err = v.load(ctx, b, l.key)
-	if err != nil {
+	l.loaded, err = v.load(ctx, b, l.key)
+	if err != nil || !l.found {
 		return l, err
 	}
-	l.hit = l.found && v.r.fresh(l.created, l.p)
+	if l.neg {
+		if v.r.negFresh(l.created, l.p) {
+			l.hit, l.err = true, v.r.notFound(l.key, l.p)
+			return l, nil
+		}
+		l.loaded = loaded[V]{} // an expired "not found": absent
+		return l, nil
+	}
+	l.hit = v.r.fresh(l.created, l.p) && !v.r.early(l.created, l.delta, l.p)
 	return l, nil
 }
 
@@ -163,12 +172,29 @@ func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context
 	if err != nil {
 		var zero V
 		if errors.Is(err, dogpile.ErrClosed) {
-			err = fmt.Errorf("region %q: %w", v.r.name, ErrClosed)
+			return zero, fmt.Errorf("region %q: %w", v.r.name, ErrClosed)
+		}
+		if l.found && ctx.Err() == nil && v.r.staleUsable(l.created, l.p) {
+			// Stale-if-error: the old value, and the creator's error to the hook.
+			v.r.report(ctx, v.r.wrap("regenerate (served stale)", l.key, err))
+			return l.val, nil
 		}
 		return zero, err
 	}
+	if n, ok := res.(negative); ok {
+		var zero V
+		return zero, n.err
+	}
 	val, _ := res.(V) // nil only for a nil interface V
 	return val, nil
+}
+
+// cmpErr returns the first non-nil error.
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
 }
 
 // Refresh runs create and stores its value under key (subject to the should-cache predicates)
@@ -194,7 +220,7 @@ func (v *View[V]) Refresh(ctx context.Context, key string, create func(context.C
 	if !v.r.shouldCache(val, p) {
 		return val, nil
 	}
-	if err := v.store(ctx, b, k, val, start); err != nil {
+	if err := v.store(ctx, b, k, val, start, v.r.now()-start); err != nil {
 		v.r.report(ctx, err)
 		if v.r.cfg.failClosed {
 			return zero, err
@@ -210,52 +236,68 @@ func (v *View[V]) policy(opts []CallOption) *policy {
 	return v.pol.with(opts)
 }
 
+// loaded is what a read found under a key.
+type loaded[V any] struct {
+	val     V
+	created int64
+	delta   int64 // how long the value's creation took; 0: unknown
+	found   bool  // a usable entry: a value, or (neg) a cached "not found"
+	neg     bool
+}
+
 // load reads k: found is false for a miss, a hard-invalidated entry, a malformed entry or one of
 // another type (the last two reported). A backend error is a miss under FailOpen.
-func (v *View[V]) load(ctx context.Context, b *bound, k string) (val V, created int64, found bool, err error) {
+func (v *View[V]) load(ctx context.Context, b *bound, k string) (loaded[V], error) {
 	if b.values != nil {
 		it, err := b.values.GetValue(ctx, k)
 		if err != nil {
-			return val, 0, false, v.readFailed(ctx, k, err)
+			return loaded[V]{}, v.readFailed(ctx, k, err)
 		}
 		if !v.r.usable(it.Created) {
-			return val, 0, false, nil
+			return loaded[V]{}, nil
 		}
 		tv, ok := it.Value.(V)
-		if !ok && it.Value == nil && v.typ.Kind() == reflect.Interface {
+		if !ok || v.iface {
+			if _, neg := it.Value.(negativeMark); neg {
+				return loaded[V]{created: it.Created, found: true, neg: true}, nil
+			}
+		}
+		if !ok && it.Value == nil && v.iface {
 			ok = true // a nil stored by a View of this interface type
 		}
 		if !ok {
-			v.r.report(ctx, v.r.wrap("get", k, fmt.Errorf("stored value is a %T, not a %T", it.Value, val)))
-			return val, 0, false, nil
+			v.r.report(ctx, v.r.wrap("get", k, fmt.Errorf("stored value is a %T, not a %v", it.Value, v.typ)))
+			return loaded[V]{}, nil
 		}
-		return tv, it.Created, true, nil
+		return loaded[V]{val: tv, created: it.Created, delta: it.Delta, found: true}, nil
 	}
 	raw, err := b.backend.Get(ctx, k)
 	if err != nil {
-		return val, 0, false, v.readFailed(ctx, k, err)
+		return loaded[V]{}, v.readFailed(ctx, k, err)
 	}
-	val, created, found = v.decodeEntry(ctx, k, raw)
-	return val, created, found, nil
+	return v.decodeEntry(ctx, k, raw), nil
 }
 
 // decodeEntry decodes the stored bytes raw of k: found is false for a hard-invalidated entry and
 // for a malformed one or one whose payload does not decode into a V (both reported).
-func (v *View[V]) decodeEntry(ctx context.Context, k string, raw []byte) (val V, created int64, found bool) {
+func (v *View[V]) decodeEntry(ctx context.Context, k string, raw []byte) loaded[V] {
 	e, err := backends.DecodeEntry(raw)
 	if err != nil {
 		v.r.report(ctx, v.r.wrap("get", k, err))
-		return val, 0, false
+		return loaded[V]{}
 	}
 	if !v.r.usable(e.Created) {
-		return val, 0, false
+		return loaded[V]{}
 	}
-	val, err = v.decode(e.Payload)
+	if e.Flags&backends.FlagNegative != 0 {
+		return loaded[V]{created: e.Created, found: true, neg: true}
+	}
+	val, err := v.decode(e.Payload)
 	if err != nil {
 		v.r.report(ctx, v.r.wrap("get", k, err))
-		return val, 0, false
+		return loaded[V]{}
 	}
-	return val, e.Created, true
+	return loaded[V]{val: val, created: e.Created, delta: e.Delta, found: true}
 }
 
 // decode is apart from load so that the pointer handed to the codec moves only this function's
@@ -276,10 +318,12 @@ func (v *View[V]) readFailed(ctx context.Context, k string, err error) error {
 	return v.r.failed(ctx, "get", k, err)
 }
 
-// store writes val under k as created at created. Errors are wrapped, not reported.
-func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created int64) error {
+// store writes val under k as created at created, in delta nanoseconds. Errors are wrapped, not
+// reported.
+func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created, delta int64) error {
+	ttl := v.r.storageTTL()
 	if b.values != nil {
-		if err := b.values.SetValue(ctx, k, backends.Item{Value: val, Created: created}, v.r.cfg.storageTTL); err != nil {
+		if err := b.values.SetValue(ctx, k, backends.Item{Value: val, Created: created, Delta: delta}, ttl); err != nil {
 			return v.r.wrap("set", k, err)
 		}
 		return nil
@@ -288,9 +332,24 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created 
 	if err != nil {
 		return v.r.wrap("set", k, fmt.Errorf("encode %T: %w", val, err))
 	}
-	raw := backends.EncodeEntry(backends.Entry{Created: created, Payload: payload})
-	if err := b.backend.Set(ctx, k, raw, v.r.cfg.storageTTL); err != nil {
+	raw := backends.EncodeEntry(backends.Entry{Created: created, Delta: delta, Payload: payload})
+	if err := b.backend.Set(ctx, k, raw, ttl); err != nil {
 		return v.r.wrap("set", k, err)
+	}
+	return nil
+}
+
+// storeNegative writes a cached "not found" under k, kept by the backend for the negative TTL.
+func (v *View[V]) storeNegative(ctx context.Context, b *bound, k string, created int64, p *policy) error {
+	ttl := v.r.negStorageTTL(p)
+	var err error
+	if b.values != nil {
+		err = b.values.SetValue(ctx, k, backends.Item{Value: negativeMark{}, Created: created}, ttl)
+	} else {
+		err = b.backend.Set(ctx, k, backends.EncodeEntry(backends.Entry{Created: created, Flags: backends.FlagNegative}), ttl)
+	}
+	if err != nil {
+		return v.r.wrap("set (not found)", k, err)
 	}
 	return nil
 }
@@ -303,31 +362,49 @@ type op[V any] struct {
 	p       *policy
 	create  func(context.Context) (V, error)
 	started int64 // when Create began: the created-at of what it makes
+	delta   int64 // how long Create took
 }
 
 func (o *op[V]) Key() string { return o.key }
 func (o *op[V]) Kind() any   { return o.v.typ }
 
 func (o *op[V]) Load(ctx context.Context) (dogpile.Entry, bool, error) {
-	val, created, found, err := o.v.load(ctx, o.b, o.key)
-	return dogpile.Entry{Value: val, Created: created}, found, err
+	e, err := o.v.load(ctx, o.b, o.key)
+	if err != nil {
+		return dogpile.Entry{}, false, err
+	}
+	return o.v.entry(e, o.key, o.p)
 }
 
-func (o *op[V]) Fresh(e dogpile.Entry) bool { return o.v.r.fresh(e.Created, o.p) }
+func (o *op[V]) Fresh(e dogpile.Entry) bool { return o.v.r.freshEntry(e, o.p) }
 
 func (o *op[V]) Create(ctx context.Context) (any, error) {
 	// A value counts as created when its creation began: an invalidation during the creation
 	// applies to it, since it may have read data from before.
 	o.started = o.v.r.stamp()
-	return o.create(ctx)
+	v, err := o.create(ctx)
+	o.delta = o.v.r.now() - o.started
+	if err != nil && o.v.r.negMatch(err, o.p) {
+		return negative{err}, nil
+	}
+	return v, err
 }
 
 func (o *op[V]) Store(ctx context.Context, v any) error {
+	if _, ok := v.(negative); ok {
+		if err := o.v.storeNegative(ctx, o.b, o.key, o.started, o.p); err != nil {
+			o.v.r.report(ctx, err)
+			if o.v.r.cfg.failClosed {
+				return err
+			}
+		}
+		return nil
+	}
 	val, _ := v.(V)
 	if !o.v.r.shouldCache(val, o.p) {
 		return nil
 	}
-	if err := o.v.store(ctx, o.b, o.key, val, o.started); err != nil {
+	if err := o.v.store(ctx, o.b, o.key, val, o.started, o.delta); err != nil {
 		o.v.r.report(ctx, err)
 		if o.v.r.cfg.failClosed {
 			return err
@@ -360,4 +437,26 @@ func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {
 			r.report(ctx, r.wrap("unlock", o.key, err))
 		}
 	}, true, nil
+}
+
+// negativeMark is what a ValueStore keeps for a cached "not found".
+type negativeMark struct{}
+
+// negative is a cached or created "not found" on its way through the engine: the error its
+// callers get.
+type negative struct{ err error }
+
+// entry is what the engine sees of a loaded entry: a negative one carries its error, and counts
+// as absent when the policy has no negative caching.
+func (v *View[V]) entry(e loaded[V], k string, p *policy) (dogpile.Entry, bool, error) {
+	if !e.found {
+		return dogpile.Entry{}, false, nil
+	}
+	if e.neg {
+		if v.r.negTarget(p) == nil {
+			return dogpile.Entry{}, false, nil
+		}
+		return dogpile.Entry{Value: negative{v.r.notFound(k, p)}, Created: e.created}, true, nil
+	}
+	return dogpile.Entry{Value: e.val, Created: e.created}, true, nil
 }
