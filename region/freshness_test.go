@@ -1,0 +1,452 @@
+package region_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/dogpile-go/dogpile/backends"
+	"github.com/dogpile-go/dogpile/backends/memory"
+	"github.com/dogpile-go/dogpile/region"
+)
+
+// hotKey runs 100 goroutines reading one key, every 20ms of the bubble's virtual time, for 50
+// expiry periods of 1s, while the creator takes 100ms. It returns the creations (when each
+// started, and when the value it replaced expired) and how many calls blocked (took any virtual
+// time: they waited for a creation).
+func hotKey(t *testing.T, opts ...region.Option) (starts, expiries []time.Time, blocked int64) {
+	const (
+		period   = time.Second
+		creation = 100 * time.Millisecond
+		readers  = 100
+		every    = 20 * time.Millisecond
+	)
+	r := newRegion(t, memory.New(), append([]region.Option{region.WithExpiration(period), region.WithBackgroundRefresh(1)}, opts...)...)
+	v := region.NewView[int](r)
+	var mu sync.Mutex
+	var current time.Time // created-at of the value in the cache
+	n := 0
+	create := func(context.Context) (int, error) {
+		start := time.Now()
+		mu.Lock()
+		starts = append(starts, start)
+		expiries = append(expiries, current.Add(period))
+		mu.Unlock()
+		time.Sleep(creation)
+		mu.Lock()
+		defer mu.Unlock()
+		current = start
+		n++
+		return n, nil
+	}
+	ctx := t.Context()
+	if _, err := v.GetOrCreate(ctx, "hot", create); err != nil { // cold: the one miss
+		t.Fatal(err)
+	}
+	starts, expiries = nil, nil
+	end := time.Now().Add(50 * period)
+	var waited atomic.Int64
+	var wg sync.WaitGroup
+	for range readers {
+		wg.Go(func() {
+			for time.Now().Before(end) {
+				before := time.Now()
+				if _, err := v.GetOrCreate(ctx, "hot", create); err != nil {
+					t.Error(err)
+					return
+				}
+				if time.Since(before) > 0 {
+					waited.Add(1)
+				}
+				time.Sleep(every)
+			}
+		})
+	}
+	wg.Wait()
+	synctest.Wait() // the last background refresh
+	return starts, expiries, waited.Load()
+}
+
+func TestEarlyRefreshKeepsAHotKeyFresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		starts, expiries, blocked := hotKey(t, region.WithEarlyRefresh(1))
+		if blocked != 0 {
+			t.Errorf("%d calls blocked", blocked)
+		}
+		if len(starts) < 50 {
+			t.Errorf("%d creations in 50 periods, want at least 50", len(starts))
+		}
+		for i, s := range starts {
+			if !s.Before(expiries[i]) {
+				t.Errorf("creation %d started %v after the value it replaced expired: a caller saw it expired", i, s.Sub(expiries[i]))
+			}
+		}
+		t.Logf("XFetch (beta 1): %d creations in 50 periods, every one before expiry, %d calls blocked", len(starts), blocked)
+	})
+}
+
+func TestEarlyRefreshOffIsPlainExpiry(t *testing.T) {
+	for _, opt := range []region.Option{nil, region.WithEarlyRefresh(0)} {
+		synctest.Test(t, func(t *testing.T) {
+			starts, expiries, blocked := hotKey(t, opt)
+			if blocked != 0 {
+				t.Errorf("%d calls blocked (background refresh serves the old value)", blocked)
+			}
+			for i, s := range starts {
+				if s.Before(expiries[i]) {
+					t.Errorf("creation %d started %v before expiry without early refresh", i, expiries[i].Sub(s))
+				}
+			}
+			// One creation a period of 1s + 100ms of creation + up to 20ms until a read.
+			if len(starts) < 40 || len(starts) > 50 {
+				t.Errorf("%d creations in 50 periods, want one a period", len(starts))
+			}
+		})
+	}
+}
+
+// encodeV1 writes an entry as releases before format version 2 did: no delta.
+func encodeV1(created int64, payload string) []byte {
+	b := []byte{'d', 'p', 1, 0}
+	b = binary.BigEndian.AppendUint64(b, uint64(created))
+	return append(b, payload...)
+}
+
+func TestEarlyRefreshReadsEntriesWithoutDelta(t *testing.T) {
+	ctx := t.Context()
+	clk := newClock()
+	b := newBatchBackend(newShared())
+	r := newRegion(t, b, region.WithExpiration(time.Minute), region.WithEarlyRefresh(100), clk.option())
+	v := region.NewView[string](r)
+	if err := b.Set(ctx, "old", encodeV1(clk.now().UnixNano(), `"from v1"`), 0); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(59 * time.Second) // an entry with a delta would be refreshed now, almost surely
+	for range 100 {
+		got, err := v.GetOrCreate(ctx, "old", func(context.Context) (string, error) { return "new", nil })
+		if err != nil || got != "from v1" {
+			t.Fatalf("a version 1 entry before expiry = %q, %v; want it served as it is", got, err)
+		}
+	}
+	clk.advance(2 * time.Second)
+	if got, _ := v.GetOrCreate(ctx, "old", func(context.Context) (string, error) { return "new", nil }); got != "new" {
+		t.Errorf("a version 1 entry after expiry = %q, want it regenerated", got)
+	}
+	// What the region writes now records the creation's duration (here 0 on the frozen clock,
+	// so a creation that takes time is needed to see it).
+	raw, _ := b.Get(ctx, "old")
+	if e, err := backends.DecodeEntry(raw); err != nil || raw[2] != backends.EntryVersion {
+		t.Errorf("stored %v, %v; want a version %d entry", e, err, backends.EntryVersion)
+	}
+}
+
+func TestEarlyRefreshRecordsDelta(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		b := newBatchBackend(newShared())
+		r := newRegion(t, b, region.WithExpiration(time.Minute))
+		v := region.NewView[string](r)
+		if _, err := v.GetOrCreate(ctx, "k", func(context.Context) (string, error) {
+			time.Sleep(250 * time.Millisecond)
+			return "v", nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := b.Get(ctx, "k")
+		e, err := backends.DecodeEntry(raw)
+		if err != nil || time.Duration(e.Delta) != 250*time.Millisecond {
+			t.Errorf("stored delta %v, %v; want the creation's 250ms", time.Duration(e.Delta), err)
+		}
+	})
+}
+
+var errUpstream = errors.New("upstream down")
+
+func TestStaleIfError(t *testing.T) {
+	failing := func(context.Context) (string, error) { return "", errUpstream }
+	for _, tc := range []struct {
+		name    string
+		opts    []region.Option
+		call    []region.CallOption
+		expired time.Duration // how long the value has been expired when the creator fails
+		stale   bool          // the old value is served
+	}{
+		{"off", nil, nil, time.Second, false},
+		{"on", []region.Option{region.WithStaleIfError(time.Hour)}, nil, time.Second, true},
+		{"at the bound", []region.Option{region.WithStaleIfError(time.Hour)}, nil, time.Hour, true},
+		{"past the bound", []region.Option{region.WithStaleIfError(time.Hour)}, nil, time.Hour + time.Nanosecond, false},
+		{"per call on", nil, []region.CallOption{region.StaleIfError(time.Minute)}, time.Second, true},
+		{"per call off", []region.Option{region.WithStaleIfError(time.Hour)}, []region.CallOption{region.StaleIfError(0)}, time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			clk := newClock()
+			var reported []error
+			var mu sync.Mutex
+			opts := append([]region.Option{region.WithExpiration(time.Minute), clk.option(),
+				region.WithErrorHandler(func(_ context.Context, err error) {
+					mu.Lock()
+					reported = append(reported, err)
+					mu.Unlock()
+				})}, tc.opts...)
+			r := newRegion(t, nil, opts...)
+			v := region.NewView[string](r, tc.call...)
+			if err := v.Set(ctx, "k", "old"); err != nil {
+				t.Fatal(err)
+			}
+			clk.advance(time.Minute + tc.expired)
+			got, err := v.GetOrCreate(ctx, "k", failing)
+			if tc.stale {
+				if err != nil || got != "old" {
+					t.Fatalf("got %q, %v; want the old value", got, err)
+				}
+				if len(reported) != 1 || !errors.Is(reported[0], errUpstream) {
+					t.Errorf("reported %v, want the creator's error", reported)
+				}
+			} else if !errors.Is(err, errUpstream) || got != "" {
+				t.Fatalf("got %q, %v; want the creator's error", got, err)
+			}
+			// Absent values have nothing to serve.
+			if _, err := v.GetOrCreate(ctx, "absent", failing); !errors.Is(err, errUpstream) {
+				t.Errorf("absent key: %v, want the creator's error", err)
+			}
+			// Batches: served stale only when every key that needed creating has an old value.
+			clk.advance(time.Millisecond) // past the stamps of the writes above (1ns apart)
+			if err := v.Set(ctx, "b", "old b"); err != nil {
+				t.Fatal(err)
+			}
+			clk.advance(time.Minute + tc.expired)
+			failingBatch := func(context.Context, []string) (map[string]string, error) { return nil, errUpstream }
+			m, err := v.GetOrCreateMulti(ctx, []string{"b"}, failingBatch)
+			if tc.stale != (err == nil && m["b"] == "old b") {
+				t.Errorf("batch: %v, %v (stale-if-error %v)", m, err, tc.stale)
+			}
+			if _, err := v.GetOrCreateMulti(ctx, []string{"b", "absent"}, failingBatch); !errors.Is(err, errUpstream) {
+				t.Errorf("batch with an absent key: %v, want the creator's error", err)
+			}
+		})
+	}
+}
+
+func TestStaleIfErrorAfterSoftInvalidation(t *testing.T) {
+	ctx := t.Context()
+	clk := newClock()
+	r := newRegion(t, nil, region.WithStaleIfError(time.Minute), clk.option()) // never expires
+	v := region.NewView[string](r)
+	if err := v.Set(ctx, "k", "old"); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(time.Hour)
+	if err := r.Invalidate(ctx, region.Soft); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(30 * time.Second) // expired 30s ago, by the invalidation
+	failing := func(context.Context) (string, error) { return "", errUpstream }
+	if got, err := v.GetOrCreate(ctx, "k", failing); err != nil || got != "old" {
+		t.Errorf("30s after a soft invalidation: %q, %v; want the old value", got, err)
+	}
+	clk.advance(time.Minute)
+	if _, err := v.GetOrCreate(ctx, "k", failing); !errors.Is(err, errUpstream) {
+		t.Errorf("90s after a soft invalidation: %v; want the error", err)
+	}
+}
+
+var errNoSuchUser = errors.New("no such user")
+
+func TestNegativeCaching(t *testing.T) {
+	for name, newBackend := range backendsForBatches() {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			clk := newClock()
+			r := newRegion(t, newBackend(), region.WithExpiration(time.Hour), clk.option(),
+				region.WithNegativeCaching(errNoSuchUser, time.Minute))
+			v := region.NewView[string](r)
+			var calls atomic.Int32
+			missing := func(context.Context) (string, error) {
+				calls.Add(1)
+				return "", fmt.Errorf("user 7: %w", errNoSuchUser)
+			}
+			if _, err := v.GetOrCreate(ctx, "u7", missing); !errors.Is(err, errNoSuchUser) {
+				t.Fatalf("first call: %v, want the creator's error", err)
+			}
+			clk.advance(time.Minute - time.Nanosecond)
+			_, err := v.GetOrCreate(ctx, "u7", missing)
+			if !errors.Is(err, errNoSuchUser) || calls.Load() != 1 {
+				t.Fatalf("within the negative TTL: %v after %d creator calls; want the cached error and 1 call", err, calls.Load())
+			}
+			if got, ok, err := v.Get(ctx, "u7"); ok || err != nil || got != "" {
+				t.Errorf("Get of a cached not-found = %q, %v, %v; want no value and no error", got, ok, err)
+			}
+			clk.advance(time.Nanosecond) // at the bound: expired
+			if _, err := v.GetOrCreate(ctx, "u7", missing); !errors.Is(err, errNoSuchUser) || calls.Load() != 2 {
+				t.Errorf("after the negative TTL: %v, %d calls; want the creator called again", err, calls.Load())
+			}
+			// Set replaces a cached not-found.
+			if err := v.Set(ctx, "u7", "found at last"); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := v.GetOrCreate(ctx, "u7", missing); err != nil || got != "found at last" {
+				t.Errorf("after Set: %q, %v", got, err)
+			}
+			// Other errors are not cached.
+			boom := errors.New("boom")
+			other := func(context.Context) (string, error) { calls.Add(1); return "", boom }
+			before := calls.Load()
+			for range 2 {
+				if _, err := v.GetOrCreate(ctx, "u8", other); !errors.Is(err, boom) {
+					t.Fatal(err)
+				}
+			}
+			if calls.Load()-before != 2 {
+				t.Errorf("another error was cached")
+			}
+			// A batch creator that leaves a key out caches it as not found.
+			var u users
+			partial := func(ctx context.Context, keys []string) (map[string]string, error) {
+				m, _ := u.create(ctx, keys)
+				delete(m, "ghost")
+				return m, nil
+			}
+			got, err := v.GetOrCreateMulti(ctx, []string{"a", "ghost"}, partial)
+			if err != nil || len(got) != 1 {
+				t.Fatalf("batch: %v, %v", got, err)
+			}
+			got, err = v.GetOrCreateMulti(ctx, []string{"a", "ghost", "b"}, partial)
+			if err != nil || len(got) != 2 || len(u.asked) != 2 || len(u.asked[1]) != 1 || u.asked[1][0] != "b" {
+				t.Errorf("second batch: %v, %v, asked %v; want ghost neither returned nor asked for", got, err, u.asked)
+			}
+			if _, err := v.GetOrCreate(ctx, "ghost", missing); !errors.Is(err, errNoSuchUser) {
+				t.Errorf("single call on a key a batch cached as not found: %v", err)
+			}
+		})
+	}
+}
+
+func TestNegativeCachingOffAndPerCall(t *testing.T) {
+	ctx := t.Context()
+	r := newRegion(t, nil)
+	var calls atomic.Int32
+	missing := func(context.Context) (string, error) { calls.Add(1); return "", errNoSuchUser }
+	plain := region.NewView[string](r)
+	for range 3 {
+		_, _ = plain.GetOrCreate(ctx, "k", missing)
+	}
+	if calls.Load() != 3 {
+		t.Errorf("without negative caching: %d calls, want 3", calls.Load())
+	}
+	cached := region.NewView[string](r, region.NegativeCaching(errNoSuchUser, time.Hour))
+	calls.Store(0)
+	for range 3 {
+		if _, err := cached.GetOrCreate(ctx, "k2", missing); !errors.Is(err, errNoSuchUser) {
+			t.Fatal(err)
+		}
+	}
+	if calls.Load() != 1 {
+		t.Errorf("with a view's negative caching: %d calls, want 1", calls.Load())
+	}
+	// A view without negative caching reads a cached not-found as absent.
+	calls.Store(0)
+	_, _ = plain.GetOrCreate(ctx, "k2", missing)
+	if calls.Load() != 1 {
+		t.Errorf("a view without negative caching did not create: %d calls", calls.Load())
+	}
+}
+
+// ttlRecorder is a memory-less backend that records the TTL of every Set.
+type ttlRecorder struct {
+	backends.Backend
+	mu   sync.Mutex
+	ttls []time.Duration
+}
+
+func (r *ttlRecorder) Set(ctx context.Context, k string, v []byte, ttl time.Duration) error {
+	r.mu.Lock()
+	r.ttls = append(r.ttls, ttl)
+	r.mu.Unlock()
+	return r.Backend.Set(ctx, k, v, ttl)
+}
+
+func TestJitter(t *testing.T) {
+	const n = 1000
+	for _, fraction := range []float64{0, 0.2} {
+		t.Run(fmt.Sprint(fraction), func(t *testing.T) {
+			ctx := t.Context()
+			clk := newClock()
+			rec := &ttlRecorder{Backend: basicOnly{newBatchBackend(newShared())}}
+			opts := []region.Option{region.WithExpiration(10 * time.Minute), region.WithStorageTTL(time.Hour), clk.option()}
+			if fraction > 0 {
+				opts = append(opts, region.WithJitter(fraction))
+			}
+			r := newRegion(t, rec, opts...)
+			v := region.NewView[int](r)
+			for i := range n {
+				if err := v.Set(ctx, fmt.Sprint(i), i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fresh := func(after time.Duration) int {
+				clk.advance(after)
+				defer clk.advance(-after)
+				c := 0
+				for i := range n {
+					if _, ok, _ := v.Get(ctx, fmt.Sprint(i)); ok {
+						c++
+					}
+				}
+				return c
+			}
+			low := time.Duration(float64(10*time.Minute) * (1 - fraction))
+			if c := fresh(low - time.Millisecond); c != n {
+				t.Errorf("at %v, %d of %d fresh; want all", low-time.Millisecond, c, n)
+			}
+			// (Entries written at one clock reading are created 1ns apart: stamps are strictly
+			// increasing.)
+			if c := fresh(10*time.Minute + n); c != 0 {
+				t.Errorf("at 10m, %d fresh; want none", c)
+			}
+			if fraction > 0 {
+				// Halfway through the spread, about half are still fresh.
+				if c := fresh((low + 10*time.Minute) / 2); c < n/3 || c > 2*n/3 {
+					t.Errorf("halfway through the spread, %d of %d fresh; want about half", c, n)
+				}
+			}
+			lo, hi := time.Duration(math.MaxInt64), time.Duration(0)
+			for _, ttl := range rec.ttls {
+				lo, hi = min(lo, ttl), max(hi, ttl)
+			}
+			maxTTL := time.Duration(float64(time.Hour) * (1 + fraction))
+			if lo < time.Hour || hi > maxTTL || (fraction > 0) != (hi > lo) {
+				t.Errorf("storage TTLs in [%v, %v]; want within [1h, %v], spread only with jitter", lo, hi, maxTTL)
+			}
+		})
+	}
+}
+
+func TestFreshnessOptionsValidated(t *testing.T) {
+	for name, opt := range map[string]region.Option{
+		"early negative": region.WithEarlyRefresh(-1),
+		"early NaN":      region.WithEarlyRefresh(math.NaN()),
+		"early Inf":      region.WithEarlyRefresh(math.Inf(1)),
+		"stale negative": region.WithStaleIfError(-time.Second),
+		"negative nil":   region.WithNegativeCaching(nil, time.Second),
+		"negative ttl 0": region.WithNegativeCaching(errNoSuchUser, 0),
+		"jitter 1":       region.WithJitter(1),
+		"jitter -0.1":    region.WithJitter(-0.1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("region.New accepted it")
+				}
+			}()
+			region.New("x", opt)
+		})
+	}
+}
