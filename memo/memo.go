@@ -56,6 +56,25 @@ func WithShouldCache[V any](f func(V) bool) Option {
 	return func(c *config) { c.view = append(c.view, region.ShouldCache(f)) }
 }
 
+// WithEarlyRefresh sets the function's probabilistic early refresh, overriding the region's
+// (region.WithEarlyRefresh): beta 1 is the usual choice, 0 turns it off.
+func WithEarlyRefresh(beta float64) Option {
+	return func(c *config) { c.view = append(c.view, region.EarlyRefresh(beta)) }
+}
+
+// WithStaleIfError makes the function serve a value expired for at most max when its
+// regeneration fails, overriding the region's (region.WithStaleIfError); 0 turns it off.
+func WithStaleIfError(max time.Duration) Option {
+	return func(c *config) { c.view = append(c.view, region.StaleIfError(max)) }
+}
+
+// WithNegativeCaching makes the function cache, for ttl, that an argument has no value when fn
+// fails with an error that errors.Is target (see region.WithNegativeCaching); for a Multi, ids fn
+// leaves out of its result are cached so too. It overrides the region's setting.
+func WithNegativeCaching(target error, ttl time.Duration) Option {
+	return func(c *config) { c.view = append(c.view, region.NegativeCaching(target, ttl)) }
+}
+
 // core is what every handle does, over its arguments packed in one value of type P. Each handle
 // builds keys itself (a direct call keeps its key buffer on the stack on the hit path) and hands
 // core the rest.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dogpile-go/dogpile/memo"
 	"github.com/google/go-cmp/cmp"
@@ -234,5 +235,34 @@ func TestMultiPanicsOnProgrammerErrors(t *testing.T) {
 			}()
 			f()
 		})
+	}
+}
+
+func TestFreshnessOptions(t *testing.T) {
+	ctx := t.Context()
+	r := newRegion(t)
+	notFound := errors.New("not found")
+	var calls int
+	h := memo.Func(r, func(_ context.Context, id int64) (*user, error) {
+		calls++
+		return nil, fmt.Errorf("user %d: %w", id, notFound)
+	}, memo.WithNamespace("neg"), memo.WithNegativeCaching(notFound, time.Hour), memo.WithEarlyRefresh(1), memo.WithStaleIfError(time.Minute))
+	for range 3 {
+		if _, err := h.Call(ctx, 1); !errors.Is(err, notFound) {
+			t.Fatal(err)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("%d calls of a function whose not-found is cached, want 1", calls)
+	}
+	db := &userTable{missing: map[int64]bool{2: true}}
+	users := memo.Multi(r, db.byIDs, memo.WithNamespace("neg-multi"), memo.WithNegativeCaching(notFound, time.Hour))
+	for range 2 {
+		if got, err := users.Call(ctx, []int64{1, 2}); err != nil || len(got) != 1 {
+			t.Fatalf("%v, %v", got, err)
+		}
+	}
+	if !cmp.Equal(db.queries, [][]int64{{1, 2}}) {
+		t.Errorf("queries %v: the id left out should be cached as not found", db.queries)
 	}
 }
