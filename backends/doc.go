@@ -51,8 +51,9 @@
 // # Stored entries
 //
 // Regions do not store bare codec output: they wrap it in an envelope (Entry, EncodeEntry,
-// DecodeEntry) that records the creation time and the format version, so a backend shared by
-// processes of different versions, or a key that holds a foreign value, reads as a miss instead
-// of a wrong value or a panic. The layout is described at EntryHeaderSize and pinned by golden
-// files in testdata/.
+// DecodeEntry) that records the format version, the creation time and how long the creation
+// took, and flags (a cached "not found"), so a key that holds a foreign value, or one from a
+// newer format, reads as a miss instead of a wrong value or a panic. Entries of version 1, which
+// earlier releases wrote, still decode. The layout is described at EntryHeaderSize and pinned by
+// golden files in testdata/.
 package backends

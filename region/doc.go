@@ -39,6 +39,14 @@
 // (WithStorageTTL) so that expired values can still be served. Invalidate makes every entry
 // created before it absent (Hard) or expired (Soft) without touching the backend.
 //
+// # Freshness policies
+//
+// Four options make expiry gentler, per region and (through CallOptions) per function or call:
+// WithEarlyRefresh regenerates a value before it expires, with a probability that grows as expiry
+// nears and with how long its creation took (XFetch); WithStaleIfError serves an expired value,
+// and reports the error, when its regeneration fails; WithNegativeCaching caches "not found"
+// for a short time; WithJitter spreads the expirations of entries written together.
+//
 // # Failures
 //
 // By default a cache that is down does not take the application down (FailOpen): a failed read
