@@ -317,7 +317,7 @@ func summaryLine(d *dataset, row summaryRow) string {
 
 func withCI(s stat, unit string) string {
 	v := format(s.summary.Center, unit)
-	if ci := s.ci(); ci != "" && ci != "±0%" {
+	if ci := s.ci(); ci != "" {
 		v += " " + ci
 	}
 	return v

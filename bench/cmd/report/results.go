@@ -123,12 +123,13 @@ func differs(a, b stat) bool {
 	return !math.IsNaN(c.P) && c.P < c.Alpha
 }
 
-// ci is the confidence interval of s as benchstat prints it ("±3%").
+// ci is the confidence interval of s as benchstat prints it ("±3%"), or "" when it is ±0%.
 func (s stat) ci() string {
-	if s.summary.Center == 0 {
+	r := s.summary.PctRangeString()
+	if r == "0%" {
 		return ""
 	}
-	return s.summary.PctRangeString()
+	return "±" + r
 }
 
 // format writes v in unit the way the report shows it.
