@@ -13,8 +13,8 @@ import (
 )
 
 // The in-process scenarios. Each Benchmark runs one sub-benchmark per contender (impl=NAME), in
-// the same process, one after another; cmd/report runs them with -count=10 and reads medians
-// through benchstat's statistics.
+// the same process, one after another; cmd/report runs each command ten times with -count=1 (so
+// that the contenders' runs interleave in time) and reads medians through benchstat's statistics.
 
 const (
 	hitCapacity = 100_000 // the bound of the caches outside the zipf scenario

@@ -28,7 +28,10 @@ import (
 	"time"
 )
 
-// step is one `go test -bench` command, its output saved as results/NAME.txt.
+// step is one `go test -bench` command, run several times with -count=1 so that the runs of
+// the contenders interleave in time: on a shared machine whose speed drifts, a contender's 10
+// runs taken one after another would all land in one quiet (or busy) spell. The outputs,
+// concatenated, are saved as results/NAME.txt.
 type step struct {
 	name  string
 	bench string   // the -bench pattern
@@ -36,21 +39,27 @@ type step struct {
 	quick []string // the flags of a -quick run
 }
 
-// steps are what a run runs, in order. Counts and times keep the whole run under 15 minutes on
-// 2 cores: the scenarios that wait for 50 ms loaders run a fixed 5 ops (-benchtime=5x).
+// Runs of each step: 10 for the medians and tests of benchstat, 2 with -quick.
+const (
+	fullRuns  = 10
+	quickRuns = 2
+)
+
+// steps are what a run runs, in order. Times keep the whole run under 15 minutes on 2 cores:
+// the scenarios that wait for 50 ms loaders run a fixed 5 ops (-benchtime=5x).
 var steps = []step{
 	{"hit", "^Benchmark(Hit|HitParallel)$",
-		[]string{"-cpu=1,2", "-count=10", "-benchtime=200ms"},
-		[]string{"-cpu=1,2", "-count=2", "-benchtime=20ms"}},
+		[]string{"-cpu=1,2", "-benchtime=200ms"},
+		[]string{"-cpu=1,2", "-benchtime=20ms"}},
 	{"zipf", "^BenchmarkZipf$",
-		[]string{"-count=10", "-benchtime=300ms"},
-		[]string{"-count=2", "-benchtime=20ms"}},
+		[]string{"-benchtime=300ms"},
+		[]string{"-benchtime=20ms"}},
 	{"load", "^Benchmark(Stampede|Expiry)$",
-		[]string{"-count=10", "-benchtime=5x"},
-		[]string{"-count=2", "-benchtime=1x"}},
+		[]string{"-benchtime=5x"},
+		[]string{"-benchtime=1x"}},
 	{"redis", "^BenchmarkRedis",
-		[]string{"-count=10", "-benchtime=200ms"},
-		[]string{"-count=2", "-benchtime=20ms"}},
+		[]string{"-benchtime=200ms"},
+		[]string{"-benchtime=20ms"}},
 }
 
 func (s step) args(quick bool) []string {
@@ -58,7 +67,7 @@ func (s step) args(quick bool) []string {
 	if quick {
 		flags = s.quick
 	}
-	args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchmem"}
+	args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchmem", "-count=1"}
 	args = append(args, flags...)
 	return append(args, "-timeout=30m", ".")
 }
@@ -68,6 +77,7 @@ type runInfo struct {
 	Started   time.Time `json:"started"`
 	Seconds   float64   `json:"seconds"` // wall time of the whole run
 	Quick     bool      `json:"quick"`
+	Runs      int       `json:"runs"` // of each step
 	Machine   machine   `json:"machine"`
 	Steps     []stepRun `json:"steps"`
 	Benchstat []string  `json:"benchstat"` // the benchstat commands, as run from the bench directory
@@ -173,28 +183,35 @@ func runSteps(ctx context.Context, dir string, quick bool) error {
 	}
 	info := runInfo{Started: time.Now().UTC().Truncate(time.Second), Quick: quick, Machine: describeMachine(ctx)}
 	start := time.Now()
+	runs := fullRuns
+	if quick {
+		runs = quickRuns
+	}
+	info.Runs = runs
 	for _, s := range steps {
 		args := s.args(quick)
-		cmd := "go " + shellJoin(args)
+		cmd := fmt.Sprintf("for i in $(seq %d); do go %s; done", runs, shellJoin(args))
+		file := filepath.Join(dir, s.name+".txt")
 		slog.Info("running", "step", s.name, "cmd", cmd)
 		t0 := time.Now()
 		var buf bytes.Buffer
-		c := exec.CommandContext(ctx, goCmd(), args...)
-		c.Stdout = &buf
-		c.Stderr = os.Stderr
-		err := c.Run()
-		file := filepath.Join(dir, s.name+".txt")
-		if werr := os.WriteFile(file, buf.Bytes(), 0o644); werr != nil {
-			return werr
+		for i := range runs {
+			c := exec.CommandContext(ctx, goCmd(), args...)
+			c.Stdout = &buf
+			c.Stderr = os.Stderr
+			if err := c.Run(); err != nil {
+				_ = os.WriteFile(file, buf.Bytes(), 0o644)
+				return fmt.Errorf("step %s, run %d: go %s: %w (output in %s)", s.name, i+1, shellJoin(args), err, file)
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("step %s: %s: %w (output in %s)", s.name, cmd, err, file)
+		if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+			return err
 		}
 		info.Steps = append(info.Steps, stepRun{Name: s.name, Command: cmd, Seconds: time.Since(t0).Seconds()})
 
 		bsArgs := []string{"-col", "/impl", file}
 		var bsOut bytes.Buffer
-		c = exec.CommandContext(ctx, bs, bsArgs...)
+		c := exec.CommandContext(ctx, bs, bsArgs...)
 		c.Stdout, c.Stderr = &bsOut, os.Stderr
 		if err := c.Run(); err != nil {
 			return fmt.Errorf("benchstat %s: %w", file, err)

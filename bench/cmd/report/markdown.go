@@ -201,10 +201,10 @@ func renderReport(info runInfo, d *dataset, plotFiles map[string]string, plotDir
 	p("dogpile-go side by side with the Go caches its users would otherwise pick, in one run of one command, ")
 	p("`make bench-peers`. Every figure on this page comes from that run: the command writes this file, ")
 	p("its plots and the raw `go test -bench` output it read them from. ")
-	p("Medians of 10 runs, with the 95%% confidence interval of the median as benchstat gives it; a ratio is ")
+	p("Medians of %d runs, with the 95%% confidence interval of the median as benchstat gives it; a ratio is ", info.Runs)
 	p("between medians. Lower is better everywhere but in the hit ratio.\n\n")
 	if info.Quick {
-		p("> **This is a -quick run**: two runs of a few milliseconds each. Its figures are not worth keeping.\n\n")
+		p("> **This is a -quick run**, brief runs to try the pipeline: its figures are not worth keeping.\n\n")
 	}
 
 	p("## The machine\n\n")
@@ -226,8 +226,8 @@ func renderReport(info runInfo, d *dataset, plotFiles map[string]string, plotDir
 	p("## Summary: dogpile against the best peer\n\n")
 	p("For each measure, dogpile's median against the best median among the peers (otter, sturdyc, ")
 	p("go-redis/cache, gocache, singleflight; not the floors, not dogpile's own variants). The ratio is ")
-	p("dogpile ÷ best peer. \"Significant\" is benchstat's test (Mann-Whitney U, α = 0.05) over the ")
-	p("10 runs of each.\n\n")
+	p("dogpile ÷ best peer. The verdict is benchstat's test (Mann-Whitney U, α = 0.05) over the ")
+	p("%d runs of each; \"no significant difference\" means the runs do not tell them apart.\n\n", info.Runs)
 	p("| measure | dogpile | best peer | ratio | verdict |\n|---|---|---|---|---|\n")
 	for _, row := range summary {
 		p("%s\n", summaryLine(d, row))
@@ -248,7 +248,9 @@ func renderReport(info runInfo, d *dataset, plotFiles map[string]string, plotDir
 	p("From the repository root, on a machine with Go and `redis-server` (`make servers` installs it):\n\n")
 	p("```sh\nmake bench-peers\n```\n\n")
 	p("It installs benchstat if it is missing, then runs `go run ./cmd/report` in `bench/`, which runs ")
-	p("these commands there, one after another, saving each one's output in `bench/%s/`:\n\n```sh\n", strings.TrimPrefix(resultsDir, "bench/"))
+	p("these commands there, one after another, saving each one's output in `bench/%s/`. ", strings.TrimPrefix(resultsDir, "bench/"))
+	p("Each is run %d times with `-count=1` rather than once with `-count=%d`, so that the contenders' runs ", info.Runs, info.Runs)
+	p("interleave in time and a quiet or busy spell of the machine does not fall on one of them only.\n\n```sh\n")
 	for _, s := range info.Steps {
 		p("%s > %s/%s.txt   # %s\n", s.Command, strings.TrimPrefix(resultsDir, "bench/"), s.Name, (time.Duration(s.Seconds) * time.Second).String())
 	}
