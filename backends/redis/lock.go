@@ -82,8 +82,9 @@ func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration
 }
 
 // TryLockMulti tries once, without waiting, to take the lock of every key, with TryLock's script
-// for each, all in one pipeline: one round trip (one per node on a Cluster or Ring; a server that
-// has not seen the script gets SCRIPT LOAD and the pipeline once more). The locks are TryLock's:
+// for each, all in one pipeline: one round trip (one per node on a Cluster or Ring; the commands
+// a server answers with NOSCRIPT go again, with EVAL, in a second one). On an error it releases
+// the locks it took before returning. The locks are TryLock's:
 // the same names, tokens of their own, a watchdog each under WithLockWatchdog. release.Unlock
 // runs the compare-and-delete script of every lock taken, in one pipeline too.
 func (b *Backend) TryLockMulti(ctx context.Context, keys []string, timeout time.Duration) ([]bool, backends.Lock, error) {
@@ -106,50 +107,63 @@ func (b *Backend) TryLockMulti(ctx context.Context, keys []string, timeout time.
 		ls[i] = &lock{b: b, name: key, key: b.prefix + lockTag + key, token: hex.EncodeToString(raw[16*i : 16*(i+1)])}
 	}
 	cmds, err := b.scriptAll(ctx, acquireScript, ls, ms)
-	if err != nil {
-		return nil, nil, fmt.Errorf("redis: trylockmulti (%d keys): %w", len(keys), err)
-	}
 	held := &multiLock{b: b}
 	for i, cmd := range cmds {
 		if n, _ := cmd.Int(); n == 1 {
 			taken[i] = true
 			held.locks = append(held.locks, ls[i])
-			if b.watchdog {
-				b.startWatchdog(ctx, ls[i], timeout)
-			}
+		}
+	}
+	if err != nil {
+		// Some locks may be taken: release them rather than leave their keys blocked until the
+		// timeout. (Those whose reply was lost still free themselves after it.)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		_ = held.Unlock(uctx)
+		return nil, nil, fmt.Errorf("redis: trylockmulti (%d keys): %w", len(keys), err)
+	}
+	if b.watchdog {
+		for _, l := range held.locks {
+			b.startWatchdog(ctx, l, timeout)
 		}
 	}
 	return taken, held, nil
 }
 
 // scriptAll runs script once a lock in one pipeline, with the lock's key and token and then
-// args, and returns its commands, all without error. A server without the script (NOSCRIPT)
-// gets SCRIPT LOAD and the pipeline again, once: EVALSHA's fallback, which go-redis's Script.Run
-// does for a single command, cannot run inside a pipeline.
+// args, and returns its commands and the first error among them. Commands a server answers with
+// NOSCRIPT (it has not seen the script, or flushed it) are sent again with EVAL and the script's
+// source, in a second pipeline, to the server of their key: that also loads the script there
+// for the next EVALSHA. (SCRIPT LOAD names no key: on a Ring it would reach one shard only.)
 func (b *Backend) scriptAll(ctx context.Context, script *goredis.Script, ls []*lock, args ...any) ([]*goredis.Cmd, error) {
-	run := func() ([]*goredis.Cmd, error) {
-		cmds := make([]*goredis.Cmd, len(ls))
+	argv := func(l *lock) []any { return append([]any{l.token}, args...) }
+	cmds := make([]*goredis.Cmd, len(ls))
+	_, _ = b.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, l := range ls {
+			cmds[i] = script.EvalSha(ctx, p, []string{l.key}, argv(l)...)
+		}
+		return nil
+	})
+	var again []int
+	for i, cmd := range cmds {
+		if goredis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
 		_, _ = b.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			for i, l := range ls {
-				cmds[i] = script.EvalSha(ctx, p, []string{l.key}, append([]any{l.token}, args...)...)
+			for _, i := range again {
+				cmds[i] = script.Eval(ctx, p, []string{ls[i].key}, argv(ls[i])...)
 			}
 			return nil
 		})
-		for _, cmd := range cmds {
-			if err := cmd.Err(); err != nil {
-				return cmds, err
-			}
-		}
-		return cmds, nil
 	}
-	cmds, err := run()
-	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		if err := script.Load(ctx, b.client).Err(); err != nil {
-			return nil, err
+	for _, cmd := range cmds {
+		if err := cmd.Err(); err != nil {
+			return cmds, err
 		}
-		cmds, err = run()
 	}
-	return cmds, err
+	return cmds, nil
 }
 
 // multiLock is the locks one TryLockMulti took.
