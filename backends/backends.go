@@ -16,8 +16,8 @@ var ErrNotFound = errors.New("backends: not found")
 var ErrMalformed = errors.New("backends: malformed entry")
 
 // ErrTooLarge is returned (wrapped, with the key and the size) by Set and SetMulti when a value
-// is larger than the backend can store, before anything is sent. Nothing is stored; a region
-// reports it and still returns the created value.
+// is larger than the backend can store, before it is sent. That value is not stored (SetMulti
+// stores the other items); a region reports it and still returns the created value.
 var ErrTooLarge = errors.New("backends: value too large")
 
 // Backend is the interface every backend implements: get, set and delete of encoded entries on
@@ -44,13 +44,16 @@ type Backend interface {
 // MultiGetter is implemented by backends that read many keys in one round trip.
 type MultiGetter interface {
 	// GetMulti returns the values of the keys that hold one; keys that do not are absent from the
-	// map. An empty keys slice returns an empty map and does no I/O.
+	// map. An empty keys slice returns an empty map and does no I/O. When only some keys could be
+	// read (one server of several down), it may return their values together with the error:
+	// callers that go on despite the error use them and count the other keys as misses.
 	GetMulti(ctx context.Context, keys []string) (map[string][]byte, error)
 }
 
 // MultiSetter is implemented by backends that write many keys in one round trip.
 type MultiSetter interface {
-	// SetMulti stores every pair of items with the same ttl rule as Backend.Set.
+	// SetMulti stores every pair of items with the same ttl rule as Backend.Set. An item too
+	// large for the backend is not stored and the others are: the error then wraps ErrTooLarge.
 	SetMulti(ctx context.Context, items map[string][]byte, ttl time.Duration) error
 }
 

@@ -377,8 +377,9 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 // GetMulti returns the values of the keys that hold one with gomemcache's GetMulti: one gets
 // command naming all of a server's keys per server, sent to the servers concurrently, so one
 // round trip per server (and a goroutine per server for its duration). Duplicate keys are sent
-// once. Keys that hold nothing are absent from the map. No keys: an empty map and no I/O. If any
-// server fails, GetMulti returns the error and no values.
+// once. Keys that hold nothing are absent from the map. No keys: an empty map and no I/O. If a
+// server fails, GetMulti returns the error together with the values the other servers returned,
+// so that a region under FailOpen still hits on them.
 func (b *Backend) GetMulti(ctx context.Context, keys []string) (map[string][]byte, error) {
 	if len(keys) == 0 {
 		return map[string][]byte{}, nil
@@ -396,14 +397,14 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) (map[string][]byt
 		}
 	}
 	items, err := b.getMulti(mks)
-	if err != nil {
-		return nil, fmt.Errorf("memcached: getmulti (%d keys): %w", len(keys), err)
-	}
 	m := make(map[string][]byte, len(items))
 	for mk, it := range items {
 		if key, ok := caller[mk]; ok {
 			m[key] = it.Value
 		}
+	}
+	if err != nil {
+		return m, fmt.Errorf("memcached: getmulti (%d keys): %w", len(keys), err)
 	}
 	return m, nil
 }
