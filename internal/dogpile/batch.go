@@ -32,8 +32,11 @@ type Batch interface {
 	// Create runs the user's creator once for items idx.
 	Create(ctx context.Context, idx []int) (Made, error)
 	// Store saves created values (or decides not to, by the should-cache rules); vals[j] is the
-	// value of idx[j], made by the Create call that returned made (its Created and Delta).
+	// value of idx[j], made by the Create call that returned made (its Created and Delta). As
+	// Op.Store, it returns errors without reporting them.
 	Store(ctx context.Context, idx []int, vals []any, made Made) error
+	// StoreFailed is Op.StoreFailed.
+	StoreFailed(ctx context.Context, err error) error
 	// TryLock tries the distributed lock of each of items idx once, without waiting. taken[j]
 	// reports whether the lock of idx[j] is now held; unlock (never nil) releases every lock
 	// taken. Without a distributed lock every lock is taken: the flights are the locks.
@@ -73,7 +76,7 @@ type Result struct {
 //
 // Each key keeps the dogpile rules: an expired key whose flight another caller leads is served
 // its old value now; an absent one is waited for. The keys this call leads are created together,
-// by one call of the creator, in rounds: every round tries the distributed locks of the keys
+// in rounds, one creator call a round and usually one round: every round tries the distributed locks of the keys
 // still pending, without waiting, creates the ones it took (after reading them once more, under
 // the lock) and releases them, and only then waits for the others, polling for the values their
 // holders store. A round never waits for a lock while it holds one, so no two batches, whatever
@@ -81,13 +84,16 @@ type Result struct {
 // before its own are done, so flights led by different batches cannot wait on each other either.
 //
 // With background refresh on, the expired keys this call leads are regenerated in the
-// background and served old now, as Resolve does for one key.
+// background and served old now, as Resolve does for one key, unless the call also creates absent
+// keys: it waits for that creation anyway, so its expired keys are created in the same call and
+// it gets their new values.
 //
 // An error of any key ends the call with that error.
 func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Result, error) {
 	res := make([]Result, len(wants))
 	fs := make([]*flight, len(wants))
 	var fore, back []led
+	var backAt []int // the position in wants of each of back
 	kind := b.Kind()
 	for j, w := range wants {
 		f, leader := e.flights.join(b.Key(w.Index), kind)
@@ -96,6 +102,7 @@ func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Res
 			// Regenerated in the background (or not at all, with every worker busy); the old
 			// value now, either way.
 			back = append(back, led{f: f, Want: w})
+			backAt = append(backAt, j)
 			res[j] = Result{Value: w.Cur.Value, OK: true}
 			continue
 		case leader:
@@ -106,6 +113,15 @@ func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Res
 			continue
 		}
 		fs[j] = f
+	}
+	if len(back) > 0 && len(fore) > 0 {
+		// The caller waits for a creation anyway: its expired keys go into the same creator call,
+		// and it gets their new values. The creator is never called twice at once for one call.
+		for i, l := range back {
+			fore = append(fore, l)
+			fs[backAt[i]], res[backAt[i]] = l.f, Result{}
+		}
+		back = nil
 	}
 	if len(back) > 0 {
 		e.background(ctx, b, back)
@@ -330,7 +346,9 @@ func (e *Engine) batchRound(ctx context.Context, b Batch, pending []*led) ([]*le
 		return nil, err
 	}
 	if err := e.storeBatch(ctx, b, create, made); err != nil {
-		return nil, err
+		if err := b.StoreFailed(ctx, err); err != nil {
+			return nil, err
+		}
 	}
 	for j, l := range create {
 		if made.OK[j] {

@@ -80,6 +80,8 @@ func (b *fakeBatch) Store(_ context.Context, idx []int, vals []any, made Made) e
 	return nil
 }
 
+func (b *fakeBatch) StoreFailed(_ context.Context, err error) error { return err }
+
 func (b *fakeBatch) TryLock(_ context.Context, idx []int) ([]bool, func(), error) {
 	taken := make([]bool, len(idx))
 	if !b.distributed {
@@ -484,26 +486,36 @@ func TestBatchBackgroundRefresh(t *testing.T) {
 		e := New(1)
 		defer e.Close()
 		s.put("a", "old:a", time.Now())
+		s.put("c", "old:c", time.Now())
 		time.Sleep(2 * time.Minute)
 		g := newGate(nil)
-		b := s.batch([]string{"a", "b"}, true, func(ctx context.Context, ks []string) (map[string]any, error) {
-			if slices.Contains(ks, "a") {
-				_, _ = g.create(ctx) // the background regeneration waits for the test
-			}
+		b := s.batch([]string{"a", "c"}, true, func(ctx context.Context, ks []string) (map[string]any, error) {
+			_, _ = g.create(ctx) // the background regeneration waits for the test
 			return valuesOf(ctx, ks)
 		})
 		got, err := getBatch(t.Context(), e, b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// "a" is served old at once, though its regeneration is stuck; "b" is created now.
-		if got["a"] != "old:a" || got["b"] != "v:b" {
+		// Only expired keys: served old at once, though their regeneration is stuck.
+		if got["a"] != "old:a" || got["c"] != "old:c" {
 			t.Fatalf("got %v", got)
 		}
 		close(g.open)
 		synctest.Wait()
 		if v := s.entries["a"].Value; v != "v:a" {
 			t.Errorf("after the background refresh a = %v, want v:a", v)
+		}
+		// Expired and absent keys together: the call waits for the absent one anyway, so both
+		// are created in that one creator call and the caller gets both new values.
+		time.Sleep(2 * time.Minute)
+		mixed := s.batch([]string{"a", "b"}, true, valuesOf)
+		got, err = getBatch(t.Context(), e, mixed)
+		if err != nil || got["a"] != "v:a" || got["b"] != "v:b" {
+			t.Errorf("mixed batch: %v, %v", got, err)
+		}
+		if len(mixed.asked) != 1 || len(mixed.asked[0]) != 2 {
+			t.Errorf("mixed batch asked the creator %v, want once for both", mixed.asked)
 		}
 		// Every worker busy: the old value, no regeneration.
 		s.put("a", "old:a", time.Now().Add(-2*time.Minute))

@@ -55,8 +55,13 @@ type Op interface {
 	Fresh(e Entry) bool
 	// Create runs the user's creator.
 	Create(ctx context.Context) (any, error)
-	// Store saves a created value (or decides not to, by the should-cache rules).
+	// Store saves a created value (or decides not to, by the should-cache rules). It returns the
+	// backend's error without reporting it: Store runs while the flight holds off Forget, and
+	// reporting runs user code (an error handler) that may write the key.
 	Store(ctx context.Context, v any) error
+	// StoreFailed handles Store's error once the flight no longer holds off Forget: it reports
+	// it and applies the failure policy, returning the error that ends the call or nil.
+	StoreFailed(ctx context.Context, err error) error
 	// TryLock tries the distributed lock once, without waiting. Without a distributed lock it
 	// returns (nil, true, nil): the flight is the lock. unlock may be nil.
 	TryLock(ctx context.Context) (unlock func(), ok bool, err error)
@@ -327,7 +332,9 @@ func (e *Engine) createLocked(ctx context.Context, op Op, f *flight, seen Entry,
 		return nil, err
 	}
 	if err := f.store(ctx, op, v); err != nil {
-		return nil, err
+		if err := op.StoreFailed(ctx, err); err != nil {
+			return nil, err
+		}
 	}
 	return v, nil
 }
