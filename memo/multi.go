@@ -45,15 +45,16 @@ func Multi[K comparable, V any](r *region.Region, fn func(ctx context.Context, i
 	}
 }
 
-// Call returns the values of ids from the cache, calling fn once, under the dogpile lock of each
-// id, with the ids that are absent or expired (each once, in the order of ids). The map has an
-// entry for every id that has a value: an id fn left out of its result is absent from the map,
-// is not cached, and is not an error, so a missing record is told apart from a failed call.
+// Call returns the values of ids from the cache, calling fn under the dogpile lock of each id
+// with the ids that are absent or expired (each once, in the order of ids): once, except in the
+// cases region.View.GetOrCreateMulti lists. The map has an entry for every id that has a value:
+// an id fn left out of its result is absent from the map and is not an error, so a missing
+// record is told apart from a failed call; it is not cached unless WithNegativeCaching says so.
 // Duplicate ids count once; no ids, no I/O.
 //
-// On a backend with multi-key operations (Redis, Memcached) a call whose ids are all cached
-// costs one read round trip; one that loads some costs one more read, one write, and a round
-// trip each to take and release their locks.
+// On Redis a call whose ids are all cached costs one MGET; one that loads some costs one more
+// MGET, a pipeline of SETs, and a pipeline each to take and release their locks. On memcached
+// the reads are one gets per server, but each id loaded costs its own set, lock and unlock.
 func (h *MultiHandle[K, V]) Call(ctx context.Context, ids []K) (map[K]V, error) {
 	ks, byKey, err := h.keys(ids)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/internal/dogpile"
@@ -26,8 +27,11 @@ var ErrNoValue = dogpile.ErrNoValue
 // keys, no I/O.
 func (v *View[V]) GetMulti(ctx context.Context, keys []string, opts ...CallOption) (map[string]V, error) {
 	bk, b, err := v.r.batchKeys(keys)
-	if err != nil || len(bk.keys) == 0 {
-		return map[string]V{}, err
+	if err != nil {
+		return nil, err
+	}
+	if len(bk.keys) == 0 {
+		return map[string]V{}, nil
 	}
 	p := v.policy(opts)
 	es, err := v.loadMulti(ctx, b, bk.keys)
@@ -45,8 +49,7 @@ func (v *View[V]) GetMulti(ctx context.Context, keys []string, opts ...CallOptio
 
 // SetMulti stores every value of items as created now, as Set does for one key: creations of
 // those keys in progress will not store over them. Values that fail to encode or are too large
-// for the backend are not stored and are reported; the others are stored. It returns the first
-// error.
+// for the backend are not stored; the others are. It reports and returns every error, joined.
 func (v *View[V]) SetMulti(ctx context.Context, items map[string]V) error {
 	if len(items) == 0 {
 		if v.r.bound.Load() == nil {
@@ -110,30 +113,40 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 }
 
 // GetOrCreateMulti returns the values of keys, creating the ones that are absent or expired with
-// one call of create, which is given exactly those keys (each once) and returns their values by
-// key. A key create leaves out of its map is absent from the result, not cached, and not an
-// error; values for keys it was not asked for are ignored.
+// create, which is given exactly those keys (each once, in the order of keys) and returns their
+// values by key. A key create leaves out of its map is absent from the result and not an error;
+// it is not cached, unless negative caching is on (WithNegativeCaching), which caches it as "not
+// found". Values for keys create was not asked for are ignored.
+//
+// create is called once for the call's keys, one goroutine at a time. It is called again, later,
+// only for keys whose locks other processes held and then released without storing a value, and,
+// under WithBackgroundRefresh, after the call has returned for a call whose keys were all expired
+// (served old at once, regenerated in the background).
 //
 // Every key keeps the dogpile lock of GetOrCreate: a key that another caller is creating (a
 // single-key call or another batch, in this process or, through the backend's lock, in another)
 // is waited for, not created again; an expired key whose regeneration another caller has taken is
-// served its old value at once; this call's own expired keys are regenerated with its absent ones,
-// or in the background under WithBackgroundRefresh (and served old now). Locks are tried without
-// waiting, in key order, and released before the call waits for any other holder, so overlapping
-// batches can never deadlock, whatever their order.
+// served its old value at once; this call's own expired keys are regenerated with its absent ones.
+// Locks are tried without waiting, in key order, and released before the call waits for any other
+// holder, so overlapping batches can never deadlock, whatever their order.
 //
 // On a backend with multi-key operations a call whose keys are all fresh costs one read round
-// trip; one that creates some costs one more read (under the locks), one write, and on a backend
-// with a distributed lock one round trip each to take and release the locks (backends.MultiLocker;
-// one per key without it). create's error, or its panic (as *PanicError), ends the call and
-// reaches every caller waiting for the same keys; nothing it made is cached.
+// trip (per chunk of the backend's MaxBatch); one that creates some costs one more read (under the
+// locks), one write (two with "not found" entries to write), and on a backend with a distributed
+// lock one round trip each to take and release the locks (backends.MultiLocker; one per key
+// without it). What one backend call costs is the backend's: memcached's SetMulti, for instance,
+// is a set per key. create's error, or its panic (as *PanicError), ends the call and reaches every
+// caller waiting for the same keys; nothing it made is cached.
 func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create func(ctx context.Context, missing []string) (map[string]V, error), opts ...CallOption) (map[string]V, error) {
 	if create == nil {
 		return nil, v.nilCreator()
 	}
 	bk, b, err := v.r.batchKeys(keys)
-	if err != nil || len(bk.keys) == 0 {
-		return map[string]V{}, err
+	if err != nil {
+		return nil, err
+	}
+	if len(bk.keys) == 0 {
+		return map[string]V{}, nil
 	}
 	p := v.policy(opts)
 	es, err := v.loadMulti(ctx, b, bk.keys)
@@ -215,8 +228,11 @@ func (v *View[V]) RefreshMulti(ctx context.Context, keys []string, create func(c
 		return nil, v.nilCreator()
 	}
 	bk, b, err := v.r.batchKeys(keys)
-	if err != nil || len(bk.keys) == 0 {
-		return map[string]V{}, err
+	if err != nil {
+		return nil, err
+	}
+	if len(bk.keys) == 0 {
+		return map[string]V{}, nil
 	}
 	p := v.policy(opts)
 	for _, k := range bk.keys {
@@ -319,7 +335,11 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string) ([]loa
 	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
 		m, err := b.multiGet.GetMulti(ctx, keys[lo:hi])
 		if err != nil {
-			return v.r.failedWrapped(ctx, v.r.wrapMulti("getmulti", keys[lo:hi], err))
+			// Under FailOpen what could be read is used (a pool with one server down still
+			// answers for the others) and the rest are misses.
+			if err := v.r.failedWrapped(ctx, v.r.wrapMulti("getmulti", keys[lo:hi], err)); err != nil {
+				return err
+			}
 		}
 		for i := lo; i < hi; i++ {
 			if raw, ok := m[keys[i]]; ok {
@@ -334,43 +354,57 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string) ([]loa
 	return es, nil
 }
 
-// storeMulti is store for many keys, all created at created: one round trip per chunk on a
-// MultiSetter, one Set per key otherwise. A value that fails to encode, or that the backend
-// refuses as too large, is left out and the others are stored. The first error is returned,
+// storeMulti is store for many keys, all created at created in delta: one round trip per chunk
+// on a MultiSetter, one Set per key otherwise. A value that fails to encode, or that the backend
+// refuses as too large, is left out and the others are stored. Every error is returned (joined),
 // wrapped, not reported.
 func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals []V, created, delta int64) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	if b.values != nil || b.multiSet == nil {
-		var first error
+	if b.values != nil {
+		var errs []error
 		for i, k := range keys {
 			if err := v.store(ctx, b, k, vals[i], created, delta); err != nil {
-				if first == nil {
-					first = err
-				} else {
-					v.r.report(ctx, err)
-				}
+				errs = append(errs, err)
 			}
 		}
-		return first
+		return errors.Join(errs...)
 	}
-	var first error
+	var errs []error
 	encoded := make([][]byte, len(keys))
 	for i, val := range vals {
 		payload, err := v.r.cfg.codec.Marshal(val)
 		if err != nil {
-			err = v.r.wrap("set", keys[i], fmt.Errorf("encode %T: %w", val, err))
-			if first == nil {
-				first = err
-			} else {
-				v.r.report(ctx, err)
-			}
+			errs = append(errs, v.r.wrap("set", keys[i], fmt.Errorf("encode %T: %w", val, err)))
 			continue
 		}
 		encoded[i] = backends.EncodeEntry(backends.Entry{Created: created, Delta: delta, Payload: payload})
 	}
-	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
+	if err := v.r.writeMulti(ctx, b, keys, encoded, v.r.storageTTL()); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// writeMulti writes encoded entries (nil ones are skipped) with ttl: one SetMulti per chunk on a
+// MultiSetter, one Set per key otherwise. It goes on after a failed Set or chunk, and returns
+// every error, joined. A chunk's values too large for the backend are skipped by the backend,
+// which stores the others (the MultiSetter contract).
+func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encoded [][]byte, ttl time.Duration) error {
+	var errs []error
+	if b.multiSet == nil || len(keys) == 1 {
+		for i, k := range keys {
+			if encoded[i] == nil {
+				continue
+			}
+			if err := b.backend.Set(ctx, k, encoded[i], ttl); err != nil {
+				errs = append(errs, r.wrap("set", k, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	_ = chunks(len(keys), b.maxBatch, func(lo, hi int) error {
 		items := make(map[string][]byte, hi-lo)
 		for i := lo; i < hi; i++ {
 			if encoded[i] != nil {
@@ -380,36 +414,12 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 		if len(items) == 0 {
 			return nil
 		}
-		err := b.multiSet.SetMulti(ctx, items, v.r.storageTTL())
-		if err != nil && errors.Is(err, backends.ErrTooLarge) {
-			// Some values are too large: store the others one by one rather than lose them all.
-			for i := lo; i < hi; i++ {
-				if encoded[i] == nil {
-					continue
-				}
-				if err := b.backend.Set(ctx, keys[i], encoded[i], v.r.storageTTL()); err != nil {
-					err = v.r.wrap("set", keys[i], err)
-					if first == nil {
-						first = err
-					} else {
-						v.r.report(ctx, err)
-					}
-				}
-			}
-			return nil
-		}
-		if err != nil {
-			return v.r.wrapMulti("setmulti", keys[lo:hi], err)
+		if err := b.multiSet.SetMulti(ctx, items, ttl); err != nil {
+			errs = append(errs, r.wrapMulti("setmulti", keys[lo:hi], err))
 		}
 		return nil
 	})
-	if err != nil {
-		if first != nil {
-			v.r.report(ctx, first)
-		}
-		return err
-	}
-	return first
+	return errors.Join(errs...)
 }
 
 // tryLockMulti tries the distributed locks of keys without waiting: one round trip per chunk on
@@ -522,12 +532,10 @@ func (o *batchOp[V]) Create(ctx context.Context, idx []int) (dogpile.Made, error
 
 func (o *batchOp[V]) Store(ctx context.Context, idx []int, vals []any, made dogpile.Made) error {
 	ks, vs := make([]string, 0, len(idx)), make([]V, 0, len(idx))
-	var first error
+	var negs []string
 	for j, i := range idx {
 		if _, neg := vals[j].(negative); neg {
-			if err := o.v.storeNegative(ctx, o.b, o.bk.keys[i], made.Created, o.p); err != nil && first == nil {
-				first = err
-			}
+			negs = append(negs, o.bk.keys[i])
 			continue
 		}
 		val, _ := vals[j].(V)
@@ -535,16 +543,16 @@ func (o *batchOp[V]) Store(ctx context.Context, idx []int, vals []any, made dogp
 			ks, vs = append(ks, o.bk.keys[i]), append(vs, val)
 		}
 	}
-	if err := o.v.storeMulti(ctx, o.b, ks, vs, made.Created, made.Delta); err != nil && first == nil {
-		first = err
+	err := o.v.storeMulti(ctx, o.b, ks, vs, made.Created, made.Delta)
+	if len(negs) > 0 {
+		// One more write for all of them: they have a TTL of their own.
+		err = errors.Join(err, o.v.storeNegatives(ctx, o.b, negs, made.Created, o.p))
 	}
-	if first != nil {
-		o.v.r.report(ctx, first)
-		if o.v.r.cfg.failClosed {
-			return first
-		}
-	}
-	return nil
+	return err
+}
+
+func (o *batchOp[V]) StoreFailed(ctx context.Context, err error) error {
+	return o.v.r.failedWrapped(ctx, err)
 }
 
 func (o *batchOp[V]) TryLock(ctx context.Context, idx []int) ([]bool, func(), error) {

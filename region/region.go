@@ -148,7 +148,9 @@ func (r *Region) Configure(b backends.Backend) error {
 	}
 	if l, ok := backends.As[backends.Locker](b); ok {
 		bd.locker = l
-		bd.multiLock, _ = backends.As[backends.MultiLocker](b)
+		// Only from the link that locks: a wrapper with locks of its own (found first) must see
+		// batches' locks too, not have them taken past it on the backend it wraps.
+		bd.multiLock, _ = l.(backends.MultiLocker)
 	}
 	bd.multiGet, _ = backends.As[backends.MultiGetter](b)
 	bd.multiSet, _ = backends.As[backends.MultiSetter](b)

@@ -339,19 +339,25 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 	return nil
 }
 
-// storeNegative writes a cached "not found" under k, kept by the backend for the negative TTL.
-func (v *View[V]) storeNegative(ctx context.Context, b *bound, k string, created int64, p *policy) error {
+// storeNegatives writes a cached "not found" under each of keys, kept by the backend for the
+// negative TTL: one write for all of them where the backend can.
+func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, created int64, p *policy) error {
 	ttl := v.r.negStorageTTL(p)
-	var err error
 	if b.values != nil {
-		err = b.values.SetValue(ctx, k, backends.Item{Value: negativeMark{}, Created: created}, ttl)
-	} else {
-		err = b.backend.Set(ctx, k, backends.EncodeEntry(backends.Entry{Created: created, Flags: backends.FlagNegative}), ttl)
+		var errs []error
+		for _, k := range keys {
+			if err := b.values.SetValue(ctx, k, backends.Item{Value: negativeMark{}, Created: created}, ttl); err != nil {
+				errs = append(errs, v.r.wrap("set (not found)", k, err))
+			}
+		}
+		return errors.Join(errs...)
 	}
-	if err != nil {
-		return v.r.wrap("set (not found)", k, err)
+	raw := backends.EncodeEntry(backends.Entry{Created: created, Flags: backends.FlagNegative})
+	encoded := make([][]byte, len(keys))
+	for i := range encoded {
+		encoded[i] = raw // the backends do not retain values, nor change them
 	}
-	return nil
+	return v.r.writeMulti(ctx, b, keys, encoded, ttl)
 }
 
 // op is one slow-path call, the engine's view of it.
@@ -392,25 +398,17 @@ func (o *op[V]) Create(ctx context.Context) (any, error) {
 
 func (o *op[V]) Store(ctx context.Context, v any) error {
 	if _, ok := v.(negative); ok {
-		if err := o.v.storeNegative(ctx, o.b, o.key, o.started, o.p); err != nil {
-			o.v.r.report(ctx, err)
-			if o.v.r.cfg.failClosed {
-				return err
-			}
-		}
-		return nil
+		return o.v.storeNegatives(ctx, o.b, []string{o.key}, o.started, o.p)
 	}
 	val, _ := v.(V)
 	if !o.v.r.shouldCache(val, o.p) {
 		return nil
 	}
-	if err := o.v.store(ctx, o.b, o.key, val, o.started, o.delta); err != nil {
-		o.v.r.report(ctx, err)
-		if o.v.r.cfg.failClosed {
-			return err
-		}
-	}
-	return nil
+	return o.v.store(ctx, o.b, o.key, val, o.started, o.delta)
+}
+
+func (o *op[V]) StoreFailed(ctx context.Context, err error) error {
+	return o.v.r.failedWrapped(ctx, err)
 }
 
 func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {

@@ -5,6 +5,7 @@ package counting
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -76,8 +77,11 @@ func (c *Backend) GetMulti(ctx context.Context, keys []string) (map[string][]byt
 	m := map[string][]byte{}
 	for _, k := range keys {
 		v, err := c.Get(ctx, k)
-		if err == nil {
+		switch {
+		case err == nil:
 			m[k] = v
+		case !errors.Is(err, backends.ErrNotFound):
+			return m, err
 		}
 	}
 	return m, nil
