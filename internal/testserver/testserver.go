@@ -29,9 +29,10 @@ type Server struct {
 	args  func(port int) []string // the command line, for the port
 	ready func(addr string) error // nil once the server answers
 
-	port int
-	mu   sync.Mutex
-	cmd  *exec.Cmd // nil while stopped
+	port   int
+	mu     sync.Mutex
+	cmd    *exec.Cmd     // nil while stopped; guarded by mu
+	exited chan struct{} // closed when cmd has exited (its Wait returned); guarded by mu
 }
 
 // Redis is a redis-server of the test's own.
@@ -113,20 +114,35 @@ func (s *Server) Start() error {
 	}
 	argv := s.args(s.port)
 	cmd := exec.Command(argv[0], argv[1:]...)
+	out := new(tail)
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.name, err)
 	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := s.ready(s.Addr); err == nil {
+		err := s.ready(s.Addr)
+		if err == nil {
 			break
-		} else if time.Now().After(deadline) {
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("%s on %s exited before it answered (%v); it said: %s", s.name, s.Addr, cmd.ProcessState, out)
+		default:
+		}
+		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			return fmt.Errorf("%s on %s did not answer within 10s: %w", s.name, s.Addr, err)
+			<-exited
+			return fmt.Errorf("%s on %s did not answer within 10s: %w; it said: %s", s.name, s.Addr, err, out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	s.exited = exited
 	s.cmd = cmd
 	return nil
 }
@@ -140,17 +156,25 @@ func (s *Server) Stop() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		_ = s.cmd.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-s.exited:
 	case <-time.After(5 * time.Second):
 		_ = s.cmd.Process.Kill()
-		<-done
+		<-s.exited
 	}
+	s.cmd = nil
+}
+
+// Kill kills the server with SIGKILL, as a crash would, and waits for it to exit: it gets no
+// chance to close its connections or tell its peers. Start starts it again on the same port.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.exited
 	s.cmd = nil
 }
 
@@ -197,4 +221,30 @@ func ask(addr, req, want string) error {
 		return fmt.Errorf("%q answered %q", strings.TrimSpace(req), strings.TrimSpace(line))
 	}
 	return nil
+}
+
+// tail keeps the last 2 KiB a server wrote to its standard output and error, for the error of a
+// server that does not start. The exec package's copying goroutine writes it; mu guards buf.
+type tail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - 2048; over > 0 {
+		t.buf = t.buf[over:]
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.buf) == 0 {
+		return "(nothing)"
+	}
+	return strconv.Quote(strings.TrimSpace(string(t.buf)))
 }

@@ -22,3 +22,34 @@ func TestStopStart(t *testing.T) {
 		})
 	}
 }
+
+func TestCluster(t *testing.T) {
+	c := StartCluster(t)
+	nodes, err := c.Topology(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	masters, replicas, slots := 0, 0, 0
+	for _, n := range nodes {
+		if n.Master {
+			masters++
+			slots += n.Slots
+		} else if n.MasterID != "" {
+			replicas++
+		}
+	}
+	if masters != 3 || replicas != 3 || slots != 16384 {
+		t.Fatalf("%d masters serving %d slots, %d replicas; want 3, 16384, 3: %+v", masters, slots, replicas, nodes)
+	}
+}
+
+func TestSentinel(t *testing.T) {
+	s := StartSentinel(t)
+	addr, err := s.MasterAddr(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addr != s.Master.Addr {
+		t.Fatalf("the sentinels name %s the master, want %s", addr, s.Master.Addr)
+	}
+}
