@@ -111,14 +111,7 @@ func New(name string, opts ...Option) *Region {
 	if r.cfg.logger == nil {
 		r.cfg.logger = slog.Default()
 	}
-	r.engine = dogpile.New(r.cfg.background)
-	r.engine.OnDrop = func(key string) {
-		r.cfg.logger.Debug("dogpile: background refresh skipped: every worker busy",
-			slog.String("region", r.name), slog.String("key", key))
-	}
-	r.engine.OnError = func(ctx context.Context, key string, err error) {
-		r.report(ctx, r.wrap("background refresh", key, err))
-	}
+	r.engine = r.newEngine(r.cfg.background)
 	return r
 }
 
@@ -142,6 +135,12 @@ func (r *Region) Configure(b backends.Backend) error {
 	if r.bound.Load() != nil {
 		return fmt.Errorf("region %q: %w", r.name, ErrAlreadyConfigured)
 	}
+	r.configure(b)
+	return nil
+}
+
+// configure binds b, finding its capabilities; configMu is held and the region is unconfigured.
+func (r *Region) configure(b backends.Backend) {
 	bd := &bound{backend: b}
 	if vs, ok := backends.As[backends.ValueStore](b); ok && vs.StoresValues() {
 		bd.values = vs
@@ -159,7 +158,6 @@ func (r *Region) Configure(b backends.Backend) error {
 		bd.maxBatch = max(bl.MaxBatch(), 0)
 	}
 	r.bound.Store(bd)
-	return nil
 }
 
 // Configured reports whether the region has a backend.
@@ -250,7 +248,7 @@ func (r *Region) Invalidate(ctx context.Context, mode Invalidation) error {
 			break
 		}
 	}
-	if mode == Hard {
+	if mode == Hard && r.bound.Load() != nil { // no flight before Configure, which may replace the engine
 		r.engine.ForgetAll()
 	}
 	return nil
