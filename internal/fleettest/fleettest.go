@@ -51,7 +51,8 @@ type Config struct {
 	// BackendURL is opened with backends.Open in each child.
 	BackendURL string
 	// CounterURL names where creations are counted: redis://host:port/key,
-	// memcached://host:port/key or file:///path.
+	// rediscluster://host:port,host:port.../key (a Redis Cluster, reached through any of its
+	// nodes), memcached://host:port[,host:port...]/key or file:///path.
 	CounterURL string
 	// Key is the argument every call passes; the namespace is "fleettest".
 	Key         string
@@ -367,8 +368,11 @@ func openCounter(raw string) (counter, error) {
 			key = key[1:]
 		}
 		return &redisCounter{c: goredis.NewClient(&goredis.Options{Addr: u.Host}), key: key}, nil
+	case "rediscluster":
+		c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: strings.Split(u.Host, ",")})
+		return &redisCounter{c: c, key: strings.TrimPrefix(u.Path, "/")}, nil
 	case "memcached":
-		return &memcachedCounter{c: memcache.New(u.Host), key: strings.TrimPrefix(u.Path, "/")}, nil
+		return &memcachedCounter{c: memcache.New(strings.Split(u.Host, ",")...), key: strings.TrimPrefix(u.Path, "/")}, nil
 	case "file":
 		return fileCounter(u.Path), nil
 	}
@@ -376,7 +380,7 @@ func openCounter(raw string) (counter, error) {
 }
 
 type redisCounter struct {
-	c   *goredis.Client
+	c   goredis.UniversalClient
 	key string
 }
 

@@ -2,6 +2,7 @@ package fleettest_test
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 
 	_ "github.com/dogpile-go/dogpile/backends/memcached" // registers memcached://
@@ -31,3 +32,27 @@ func TestMemcachedLockHolderKilled(t *testing.T) { testHolderKilled(t, memcached
 
 // TestMemcachedRestartMidRun: see testRestart.
 func TestMemcachedRestartMidRun(t *testing.T) { testRestart(t, memcachedEnv(t)) }
+
+// memcachedPoolEnv is a fleet on three memcached servers: each child's client picks a server per
+// key, the same one in every process; creations are counted on the pool too.
+func memcachedPoolEnv(t *testing.T) env {
+	var addrs []string
+	for _, s := range testserver.StartMemcachedPool(t, 3) {
+		addrs = append(addrs, s.Addr)
+	}
+	servers := strings.Join(addrs, ",")
+	return env{
+		backendURL: func(prefix string, fast bool) string {
+			return "memcached://" + servers + "?prefix=" + url.QueryEscape(prefix)
+		},
+		counterURL: func(key string) string { return "memcached://" + servers + "/" + key },
+	}
+}
+
+// TestMemcachedPoolFleet runs the fleet scenarios on a pool of three memcached servers (issue
+// 11): a key's value and its lock each live on the server their names map to.
+func TestMemcachedPoolFleet(t *testing.T) {
+	e := memcachedPoolEnv(t)
+	t.Run("Stampede", func(t *testing.T) { testStampede(t, e) })
+	t.Run("LockHolderKilled", func(t *testing.T) { testHolderKilled(t, e) })
+}
