@@ -1,0 +1,518 @@
+package wrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/dogpile-go/dogpile/backends"
+)
+
+// Op names a backend operation as a Hook sees it.
+type Op uint8
+
+// The operations a Hook sees. Each is one call of the method of the same name on the wrapped
+// backend (OpUnlock: of a Lock it returned). Close, StoresValues and MaxBatch do no I/O worth
+// observing and reach the wrapped backend without passing through the hook.
+const (
+	OpGet Op = iota + 1
+	OpSet
+	OpDelete
+	OpGetMulti
+	OpSetMulti
+	OpDeleteMulti
+	OpTryLock
+	OpTryLockMulti
+	OpUnlock
+	OpGetValue
+	OpSetValue
+)
+
+// numOps is one more than the largest Op.
+const numOps = int(OpSetValue) + 1
+
+var opNames = [numOps]string{
+	OpGet:          "get",
+	OpSet:          "set",
+	OpDelete:       "delete",
+	OpGetMulti:     "getmulti",
+	OpSetMulti:     "setmulti",
+	OpDeleteMulti:  "deletemulti",
+	OpTryLock:      "trylock",
+	OpTryLockMulti: "trylockmulti",
+	OpUnlock:       "unlock",
+	OpGetValue:     "getvalue",
+	OpSetValue:     "setvalue",
+}
+
+// String returns the operation's name in lower case ("get", "trylockmulti"), as logs show it.
+func (op Op) String() string {
+	if int(op) < numOps && op != 0 {
+		return opNames[op]
+	}
+	return fmt.Sprintf("Op(%d)", uint8(op))
+}
+
+// Call describes one operation passing through a wrapper. The wrapper fills the fields that
+// describe the request before it calls the Hook, and the fields that describe the result
+// (Hits, Taken, and Bytes for reads) when next returns. A Call never carries values: a hook can
+// see sizes, not contents, so a logging hook cannot leak cached data.
+//
+// A Call is valid only during the hook's call; a hook that keeps it must copy it (and Keys).
+type Call struct {
+	// Op is the operation.
+	Op Op
+	// Key is the key of a single-key operation (OpGet, OpSet, OpDelete, OpTryLock, OpGetValue,
+	// OpSetValue, and OpUnlock of a lock taken by TryLock); empty otherwise.
+	Key string
+	// Keys are the keys of a multi-key operation (OpGetMulti, OpDeleteMulti and OpTryLockMulti
+	// as the caller gave them; OpSetMulti sorted; OpUnlock of a TryLockMulti release: the keys
+	// whose locks it holds); nil otherwise. They belong to the caller: do not modify them.
+	Keys []string
+	// TTL is the storage TTL of OpSet, OpSetMulti and OpSetValue, and the lock timeout of
+	// OpTryLock and OpTryLockMulti; zero otherwise.
+	TTL time.Duration
+	// Bytes is the size of the values: written (OpSet, OpSetMulti: set before the hook runs) or
+	// read (OpGet, OpGetMulti: set when next returns). Values of OpGetValue and OpSetValue are Go
+	// values with no size; Bytes stays zero.
+	Bytes int
+	// Hits is the number of keys found by OpGet, OpGetValue (0 or 1) and OpGetMulti, set when
+	// next returns.
+	Hits int
+	// Taken is the number of locks taken by OpTryLock (0 or 1) and OpTryLockMulti, set when
+	// next returns.
+	Taken int
+}
+
+// Len returns how many keys the call concerns: 1 for a single-key operation, len(Keys) for the
+// others.
+func (c *Call) Len() int {
+	if c.Keys != nil || c.Key == "" {
+		return len(c.Keys)
+	}
+	return 1
+}
+
+// Hook is what a wrapper does around each operation. It is given the call's description and
+// next, which performs the operation on the wrapped backend (with the context it is passed,
+// which may be one the hook derived from ctx) and returns its error. A hook returns the error
+// the caller gets. It may:
+//
+//   - call next once and return its error: observe (log, measure, trace);
+//   - return an error without calling next: fail the call before it reaches the backend;
+//   - wait before calling next: add latency;
+//   - return nil without calling next: the call then reports what a backend without the entry
+//     would (Get and GetValue a miss, GetMulti an empty map, TryLock and TryLockMulti nothing
+//     taken, writes and Unlock success);
+//   - return nil after next failed: the call reports what next got, as above (Get and GetValue
+//     a miss, never nil, nil; GetMulti what it could read; locks nothing taken).
+//
+// Calling next a second time returns an error and does nothing. If the hook returns an error
+// after next took locks (TryLock, TryLockMulti), the wrapper releases them, so a refused lock
+// is never left held.
+//
+// A hook is called from many goroutines at once and must be safe for concurrent use.
+type Hook func(ctx context.Context, call *Call, next func(context.Context) error) error
+
+// errNextTwice is what next returns when a hook calls it a second time.
+var errNextTwice = errors.New("wrap: a hook called next twice")
+
+// New returns b wrapped by hook: every operation of b, including the optional capabilities
+// listed below, goes through hook. A nil hook passes every call through unchanged. New does no
+// I/O; it finds b's capabilities now, with backends.As, so wrappers stack (New(New(b, h1), h2)).
+//
+// The result implements backends.Wrapper (its Unwrap returns b) and exactly the capabilities a
+// region would find on b, so that configuring a region with it changes what the hook sees and
+// nothing else:
+//
+//   - MultiGetter, MultiSetter, MultiDeleter: always. Where b lacks one, the wrapper does what a
+//     region does without it, one single-key call per key (so the hook sees OpGet calls, not an
+//     OpGetMulti that never reaches b): GetMulti and SetMulti go on past a failed key and return
+//     what they could read together with the errors, joined; DeleteMulti stops at the first error.
+//   - BatchLimiter: always; MaxBatch is b's, or 0 (no limit), which is what a region assumes
+//     without one.
+//   - ValueStore: always; StoresValues is b's, or false, in which case a region goes through the
+//     byte methods as it would with b. GetValue and SetValue go through the hook: on the memory
+//     backend they are the calls a region makes.
+//   - io.Closer: always; Close closes b if b (or what it wraps) is an io.Closer, and is nil
+//     otherwise, which is what a region does without one.
+//   - Locker: only if b has one, since a region that finds a Locker trusts it to exclude other
+//     processes: claiming one would change the dogpile lock. Locks go through the hook, as does
+//     their Unlock.
+//   - MultiLocker: only if the link of b that locks has one (regions take a MultiLocker only
+//     from their Locker's link). Without it a region calls TryLock once a key, through the hook.
+//
+// Go method sets are fixed at compile time, so New picks the result's type among three: without
+// Locker, with Locker, with Locker and MultiLocker. It returns the interface, not a concrete type:
+// use backends.As to reach a capability. Each call through the wrapper costs a few allocations
+// (the Call, the closure passed as next) on top of the hook's own work.
+func New(b backends.Backend, hook Hook) backends.Backend {
+	if b == nil {
+		panic("wrap: New: nil backend")
+	}
+	w := &backend{b: b, hook: hook}
+	w.mg, _ = backends.As[backends.MultiGetter](b)
+	w.ms, _ = backends.As[backends.MultiSetter](b)
+	w.md, _ = backends.As[backends.MultiDeleter](b)
+	w.vs, _ = backends.As[backends.ValueStore](b)
+	w.bl, _ = backends.As[backends.BatchLimiter](b)
+	w.closer, _ = backends.As[io.Closer](b)
+	l, ok := backends.As[backends.Locker](b)
+	if !ok {
+		return w
+	}
+	lw := &locking{backend: w, l: l}
+	if ml, ok := l.(backends.MultiLocker); ok {
+		return &multiLocking{locking: lw, ml: ml}
+	}
+	return lw
+}
+
+// backend is the wrapper of a backend without a Locker, and the base of the other two.
+type backend struct {
+	b    backends.Backend
+	hook Hook // nil: calls pass through
+
+	// b's capabilities, found once by New; each nil if b lacks it.
+	mg     backends.MultiGetter
+	ms     backends.MultiSetter
+	md     backends.MultiDeleter
+	vs     backends.ValueStore
+	bl     backends.BatchLimiter
+	closer io.Closer
+}
+
+// locking is the wrapper of a backend with a Locker and no MultiLocker on the same link.
+type locking struct {
+	*backend
+	l backends.Locker
+}
+
+// multiLocking is the wrapper of a backend whose Locker is a MultiLocker too.
+type multiLocking struct {
+	*locking
+	ml backends.MultiLocker
+}
+
+var (
+	_ backends.Backend      = (*backend)(nil)
+	_ backends.Wrapper      = (*backend)(nil)
+	_ backends.MultiGetter  = (*backend)(nil)
+	_ backends.MultiSetter  = (*backend)(nil)
+	_ backends.MultiDeleter = (*backend)(nil)
+	_ backends.BatchLimiter = (*backend)(nil)
+	_ backends.ValueStore   = (*backend)(nil)
+	_ io.Closer             = (*backend)(nil)
+	_ backends.Locker       = (*locking)(nil)
+	_ backends.MultiLocker  = (*multiLocking)(nil)
+)
+
+// run calls the hook around next, or next alone without a hook. next is guarded so that a
+// second call does nothing.
+func (w *backend) run(ctx context.Context, c *Call, next func(context.Context) error) error {
+	if w.hook == nil {
+		return next(ctx)
+	}
+	called := false
+	return w.hook(ctx, c, func(ctx context.Context) error {
+		if called {
+			return errNextTwice
+		}
+		called = true
+		return next(ctx)
+	})
+}
+
+// Unwrap returns the wrapped backend.
+func (w *backend) Unwrap() backends.Backend { return w.b }
+
+// Get reads key through the hook.
+func (w *backend) Get(ctx context.Context, key string) ([]byte, error) {
+	c := &Call{Op: OpGet, Key: key}
+	var v []byte
+	found := false
+	err := w.run(ctx, c, func(ctx context.Context) error {
+		val, err := w.b.Get(ctx, key)
+		if err == nil {
+			v, found = val, true
+			c.Hits, c.Bytes = 1, len(val)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("wrap: get %q: %w", key, backends.ErrNotFound)
+	}
+	return v, nil
+}
+
+// Set writes key through the hook.
+func (w *backend) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	c := &Call{Op: OpSet, Key: key, TTL: ttl, Bytes: len(value)}
+	return w.run(ctx, c, func(ctx context.Context) error {
+		return w.b.Set(ctx, key, value, ttl)
+	})
+}
+
+// Delete removes key through the hook.
+func (w *backend) Delete(ctx context.Context, key string) error {
+	c := &Call{Op: OpDelete, Key: key}
+	return w.run(ctx, c, func(ctx context.Context) error {
+		return w.b.Delete(ctx, key)
+	})
+}
+
+// GetMulti reads keys through the hook: one OpGetMulti call if the wrapped backend is a
+// MultiGetter, one OpGet call per key otherwise. An empty keys slice does no I/O and does not
+// reach the hook.
+func (w *backend) GetMulti(ctx context.Context, keys []string) (map[string][]byte, error) {
+	if len(keys) == 0 {
+		return map[string][]byte{}, nil
+	}
+	if w.mg == nil {
+		m := make(map[string][]byte, len(keys))
+		var errs []error
+		for _, k := range keys {
+			if _, done := m[k]; done {
+				continue
+			}
+			v, err := w.Get(ctx, k)
+			switch {
+			case err == nil:
+				m[k] = v
+			case !errors.Is(err, backends.ErrNotFound):
+				errs = append(errs, err)
+			}
+		}
+		return m, errors.Join(errs...)
+	}
+	c := &Call{Op: OpGetMulti, Keys: keys}
+	var m map[string][]byte
+	err := w.run(ctx, c, func(ctx context.Context) error {
+		got, err := w.mg.GetMulti(ctx, keys)
+		m = got
+		c.Hits = len(got)
+		for _, v := range got {
+			c.Bytes += len(v)
+		}
+		return err
+	})
+	if m == nil {
+		m = map[string][]byte{} // the hook skipped next, or the backend returned no map
+	}
+	return m, err
+}
+
+// SetMulti writes items through the hook: one OpSetMulti call if the wrapped backend is a
+// MultiSetter, one OpSet call per item (in key order) otherwise. Empty items do no I/O and do
+// not reach the hook.
+func (w *backend) SetMulti(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+	if len(items) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(items))
+	size := 0
+	for k, v := range items {
+		keys = append(keys, k)
+		size += len(v)
+	}
+	slices.Sort(keys) // a fixed order, so that a seeded hook decides the same way each run
+	if w.ms == nil {
+		var errs []error
+		for _, k := range keys {
+			if err := w.Set(ctx, k, items[k], ttl); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	c := &Call{Op: OpSetMulti, Keys: keys, TTL: ttl, Bytes: size}
+	return w.run(ctx, c, func(ctx context.Context) error {
+		return w.ms.SetMulti(ctx, items, ttl)
+	})
+}
+
+// DeleteMulti removes keys through the hook: one OpDeleteMulti call if the wrapped backend is a
+// MultiDeleter, one OpDelete call per key otherwise, stopping at the first error. An empty keys
+// slice does no I/O and does not reach the hook.
+func (w *backend) DeleteMulti(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if w.md == nil {
+		for _, k := range keys {
+			if err := w.Delete(ctx, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	c := &Call{Op: OpDeleteMulti, Keys: keys}
+	return w.run(ctx, c, func(ctx context.Context) error {
+		return w.md.DeleteMulti(ctx, keys)
+	})
+}
+
+// MaxBatch returns the wrapped backend's limit, or 0 (no limit) if it has none.
+func (w *backend) MaxBatch() int {
+	if w.bl == nil {
+		return 0
+	}
+	return w.bl.MaxBatch()
+}
+
+// StoresValues reports whether the wrapped backend keeps Go values: false if it is not a
+// ValueStore.
+func (w *backend) StoresValues() bool { return w.vs != nil && w.vs.StoresValues() }
+
+// GetValue reads the item under key through the hook. If the wrapped backend is not a
+// ValueStore, it reports a miss without calling the hook (a region never calls it then, since
+// StoresValues is false).
+func (w *backend) GetValue(ctx context.Context, key string) (backends.Item, error) {
+	if w.vs == nil {
+		return backends.Item{}, fmt.Errorf("wrap: getvalue %q: the wrapped backend keeps no values: %w", key, backends.ErrNotFound)
+	}
+	c := &Call{Op: OpGetValue, Key: key}
+	var item backends.Item
+	found := false
+	err := w.run(ctx, c, func(ctx context.Context) error {
+		it, err := w.vs.GetValue(ctx, key)
+		if err == nil {
+			item, found = it, true
+			c.Hits = 1
+		}
+		return err
+	})
+	if err != nil {
+		return backends.Item{}, err
+	}
+	if !found {
+		return backends.Item{}, fmt.Errorf("wrap: getvalue %q: %w", key, backends.ErrNotFound)
+	}
+	return item, nil
+}
+
+// SetValue stores item under key through the hook. If the wrapped backend is not a ValueStore,
+// it fails with an error wrapping errors.ErrUnsupported without calling the hook.
+func (w *backend) SetValue(ctx context.Context, key string, item backends.Item, ttl time.Duration) error {
+	if w.vs == nil {
+		return fmt.Errorf("wrap: setvalue %q: the wrapped backend keeps no values: %w", key, errors.ErrUnsupported)
+	}
+	c := &Call{Op: OpSetValue, Key: key, TTL: ttl}
+	return w.run(ctx, c, func(ctx context.Context) error {
+		return w.vs.SetValue(ctx, key, item, ttl)
+	})
+}
+
+// Close closes the wrapped backend if it is an io.Closer (directly or through wrappers), without
+// calling the hook; it returns nil otherwise.
+func (w *backend) Close() error {
+	if w.closer == nil {
+		return nil
+	}
+	return w.closer.Close()
+}
+
+// TryLock tries the wrapped backend's lock through the hook; the Lock it returns unlocks through
+// the hook too.
+func (w *locking) TryLock(ctx context.Context, key string, timeout time.Duration) (backends.Lock, bool, error) {
+	c := &Call{Op: OpTryLock, Key: key, TTL: timeout}
+	var lock backends.Lock
+	err := w.run(ctx, c, func(ctx context.Context) error {
+		l, ok, err := w.l.TryLock(ctx, key, timeout)
+		if ok && l != nil {
+			lock = l
+			c.Taken = 1
+		}
+		return err
+	})
+	if err != nil {
+		if lock != nil {
+			release(ctx, lock)
+		}
+		return nil, false, err
+	}
+	if lock == nil {
+		return nil, false, nil
+	}
+	return &wrappedLock{w: w.backend, l: lock, key: key}, true, nil
+}
+
+// TryLockMulti tries the wrapped backend's locks through the hook, in one OpTryLockMulti call;
+// its release unlocks through the hook too. An empty keys slice does no I/O and does not reach
+// the hook.
+func (w *multiLocking) TryLockMulti(ctx context.Context, keys []string, timeout time.Duration) ([]bool, backends.Lock, error) {
+	if len(keys) == 0 {
+		return []bool{}, noLock{}, nil
+	}
+	c := &Call{Op: OpTryLockMulti, Keys: keys, TTL: timeout}
+	var (
+		taken []bool
+		rel   backends.Lock
+		done  bool // next succeeded
+	)
+	err := w.run(ctx, c, func(ctx context.Context) error {
+		t, r, err := w.ml.TryLockMulti(ctx, keys, timeout)
+		taken, rel = t, r
+		done = err == nil && r != nil && len(t) == len(keys)
+		if done {
+			for _, ok := range t {
+				if ok {
+					c.Taken++
+				}
+			}
+		}
+		return err
+	})
+	if err != nil || !done {
+		if rel != nil {
+			// The hook refused, or the backend failed having taken some: release them rather than
+			// leave them held until their timeout.
+			release(ctx, rel)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return make([]bool, len(keys)), noLock{}, nil
+	}
+	held := make([]string, 0, c.Taken)
+	for i, ok := range taken {
+		if ok {
+			held = append(held, keys[i])
+		}
+	}
+	return taken, &wrappedLock{w: w.backend, l: rel, keys: held}, nil
+}
+
+// release unlocks l, which the caller will not get, on a context that outlives ctx's
+// cancellation (an unlock after a cancelled lock attempt must still happen) but not by long.
+func release(ctx context.Context, l backends.Lock) {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = l.Unlock(uctx)
+}
+
+// wrappedLock is a lock of the wrapped backend whose Unlock goes through the hook.
+type wrappedLock struct {
+	w    *backend
+	l    backends.Lock
+	key  string   // of TryLock
+	keys []string // of TryLockMulti: those taken
+}
+
+// Unlock releases the lock through the hook. A hook that fails the call without calling next
+// leaves the lock held until its timeout, as a lost Unlock would.
+func (l *wrappedLock) Unlock(ctx context.Context) error {
+	c := &Call{Op: OpUnlock, Key: l.key, Keys: l.keys}
+	return l.w.run(ctx, c, l.l.Unlock)
+}
+
+// noLock is the release of a TryLockMulti that took nothing.
+type noLock struct{}
+
+func (noLock) Unlock(context.Context) error { return nil }
