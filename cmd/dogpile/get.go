@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dogpile-go/dogpile/backends"
+	"github.com/dogpile-go/dogpile/backends/redis"
+)
+
+// previewLen is how many bytes of a payload that is not JSON the text output shows.
+const previewLen = 256
+
+// getResult is what get prints with -json.
+type getResult struct {
+	Key       string `json:"key"`
+	StoredAs  string `json:"stored_as"`
+	Found     bool   `json:"found"`
+	Size      int    `json:"size,omitempty"`
+	Malformed string `json:"malformed,omitempty"` // why the bytes are not an entry
+
+	Version     int    `json:"version,omitempty"`
+	Created     string `json:"created,omitempty"` // RFC 3339, nanoseconds, UTC
+	CreatedNs   int64  `json:"created_unix_ns,omitempty"`
+	AgeNs       int64  `json:"age_ns,omitempty"`
+	DeltaNs     int64  `json:"delta_ns,omitempty"` // how long the creation took; 0 unknown
+	Flags       uint8  `json:"flags"`
+	Negative    bool   `json:"negative"`
+	PayloadSize int    `json:"payload_size"`
+	StorageTTL  *int64 `json:"storage_ttl_ns,omitempty"` // Redis: PTTL; -1 for none
+
+	Payload       json.RawMessage `json:"payload,omitempty"`        // when it is JSON
+	PayloadString *string         `json:"payload_string,omitempty"` // when it is UTF-8 text but not JSON
+	PayloadBase64 []byte          `json:"payload_base64,omitempty"` // otherwise (and the bytes of a malformed value)
+}
+
+func (c *cli) get(ctx context.Context, o *options, args []string) error {
+	key, err := storedKey(o.mangle, args[1])
+	if err != nil {
+		return err
+	}
+	t, err := open(args[0])
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	if t.inProcess() {
+		return t.nothingHere()
+	}
+	raw, err := t.backend.Get(ctx, key)
+	if errors.Is(err, backends.ErrNotFound) {
+		if o.json {
+			c.writeJSON(getResult{Key: args[1], StoredAs: key})
+		}
+		return fmt.Errorf("key %s %w in %s", describeKey(args[1], key), errNotFound, t.shown())
+	}
+	if err != nil {
+		return err
+	}
+	res := getResult{Key: args[1], StoredAs: key, Found: true, Size: len(raw)}
+	e, derr := backends.DecodeEntry(raw)
+	if derr != nil {
+		res.Malformed = derr.Error()
+		if o.raw {
+			_, err := c.stdout.Write(raw)
+			if err != nil {
+				return err
+			}
+		} else if o.json {
+			res.PayloadBase64 = raw
+			c.writeJSON(res)
+		} else {
+			c.printMalformed(res, raw)
+		}
+		return fmt.Errorf("key %s holds %d bytes that are not a dogpile entry (%v); a region reads it as a miss", describeKey(args[1], key), len(raw), derr)
+	}
+	if o.raw {
+		_, err := c.stdout.Write(e.Payload)
+		return err
+	}
+	now := c.now()
+	created := time.Unix(0, e.Created).UTC()
+	res.Version = int(raw[2]) // DecodeEntry checked the magic and the version
+	res.Created = created.Format(time.RFC3339Nano)
+	res.CreatedNs = e.Created
+	res.AgeNs = now.UnixNano() - e.Created
+	res.DeltaNs = e.Delta
+	res.Flags = e.Flags
+	res.Negative = e.Flags&backends.FlagNegative != 0
+	res.PayloadSize = len(e.Payload)
+	if ttl, ok := storageTTL(ctx, t, key); ok {
+		res.StorageTTL = &ttl
+	}
+	switch kind := payloadKind(e.Payload); kind {
+	case "JSON":
+		res.Payload = json.RawMessage(bytes.TrimSpace(e.Payload))
+	case "text":
+		s := string(e.Payload)
+		res.PayloadString = &s
+	case "binary":
+		res.PayloadBase64 = e.Payload
+	}
+	if o.json {
+		c.writeJSON(res)
+		return nil
+	}
+	c.printEntry(res, e)
+	return nil
+}
+
+// storageTTL asks Redis how long it keeps key (PTTL): -1 for no expiry. Other backends do not
+// tell: ok is false.
+func storageTTL(ctx context.Context, t *target, key string) (int64, bool) {
+	rb, ok := backends.As[*redis.Backend](t.backend)
+	if !ok {
+		return 0, false
+	}
+	d, err := rb.Client().PTTL(ctx, t.prefix+key).Result()
+	if err != nil || d == -2 { // -2: gone since the GET
+		return 0, false
+	}
+	if d < 0 {
+		return -1, true
+	}
+	return int64(d), true
+}
+
+// payloadKind says how to show a payload: "JSON", "text" (valid UTF-8 without control
+// characters other than whitespace), "binary", or "empty".
+func payloadKind(p []byte) string {
+	switch {
+	case len(p) == 0:
+		return "empty"
+	case json.Valid(p):
+		return "JSON"
+	case utf8.Valid(p) && printable(p):
+		return "text"
+	}
+	return "binary"
+}
+
+func printable(p []byte) bool {
+	for _, r := range string(p) {
+		if r < ' ' && r != '\n' && r != '\t' && r != '\r' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func describeKey(key, stored string) string {
+	if key == stored {
+		return strconv.Quote(key)
+	}
+	return fmt.Sprintf("%q (stored as %q)", key, stored)
+}
+
+func (c *cli) printEntry(res getResult, e backends.Entry) {
+	w := c.stdout
+	fmt.Fprintf(w, "key:         %s\n", res.Key)
+	if res.StoredAs != res.Key {
+		fmt.Fprintf(w, "stored as:   %s\n", res.StoredAs)
+	}
+	age := time.Duration(res.AgeNs)
+	ageText := "age " + roundDuration(age).String()
+	if age < 0 {
+		ageText = roundDuration(-age).String() + " in the future: clocks disagree"
+	}
+	fmt.Fprintf(w, "created:     %s (%s)\n", res.Created, ageText)
+	if res.DeltaNs > 0 {
+		fmt.Fprintf(w, "creation:    took %s\n", roundDuration(time.Duration(res.DeltaNs)))
+	} else {
+		fmt.Fprintf(w, "creation:    time unknown\n")
+	}
+	fmt.Fprintf(w, "size:        %d bytes (%d-byte header, %d-byte payload)\n", res.Size, res.Size-res.PayloadSize, res.PayloadSize)
+	fmt.Fprintf(w, "flags:       %s\n", flagsText(res.Flags))
+	fmt.Fprintf(w, "format:      version %d\n", res.Version)
+	if res.StorageTTL != nil {
+		if *res.StorageTTL < 0 {
+			fmt.Fprintf(w, "storage ttl: none (kept until deleted or evicted)\n")
+		} else {
+			fmt.Fprintf(w, "storage ttl: %s left\n", roundDuration(time.Duration(*res.StorageTTL)))
+		}
+	}
+	switch kind := payloadKind(e.Payload); kind {
+	case "empty":
+		fmt.Fprintf(w, "payload:     empty\n")
+	case "JSON":
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, bytes.TrimSpace(e.Payload), "", "  "); err != nil {
+			buf.Reset()
+			buf.Write(e.Payload)
+		}
+		fmt.Fprintf(w, "payload (JSON):\n%s\n", buf.Bytes())
+	case "text":
+		fmt.Fprintf(w, "payload (text, not JSON):\n%s\n", quotePreview(e.Payload))
+	default:
+		fmt.Fprintf(w, "payload (binary: gob or a raw codec? -raw writes its bytes):\n%s", hexPreview(e.Payload))
+	}
+}
+
+func (c *cli) printMalformed(res getResult, raw []byte) {
+	w := c.stdout
+	fmt.Fprintf(w, "key:         %s\n", res.Key)
+	if res.StoredAs != res.Key {
+		fmt.Fprintf(w, "stored as:   %s\n", res.StoredAs)
+	}
+	fmt.Fprintf(w, "size:        %d bytes\n", res.Size)
+	fmt.Fprintf(w, "malformed:   %s\n", res.Malformed)
+	if utf8.Valid(raw) && printable(raw) {
+		fmt.Fprintf(w, "bytes (text):\n%s\n", quotePreview(raw))
+	} else {
+		fmt.Fprintf(w, "bytes:\n%s", hexPreview(raw))
+	}
+}
+
+// flagsText names the flag bits of an entry.
+func flagsText(f uint8) string {
+	if f == 0 {
+		return "none"
+	}
+	var s string
+	if f&backends.FlagNegative != 0 {
+		s = "negative: cached not found"
+		f &^= backends.FlagNegative
+	}
+	if f != 0 {
+		if s != "" {
+			s += ", "
+		}
+		s += fmt.Sprintf("unknown bits %#02x (a newer release?)", f)
+	}
+	return s
+}
+
+// quotePreview quotes the first previewLen bytes of p as a Go string.
+func quotePreview(p []byte) string {
+	if len(p) <= previewLen {
+		return strconv.Quote(string(p))
+	}
+	return fmt.Sprintf("%s... (%d more bytes)", strconv.Quote(string(p[:previewLen])), len(p)-previewLen)
+}
+
+// hexPreview dumps the first previewLen bytes of p as hex -C does.
+func hexPreview(p []byte) string {
+	if len(p) <= previewLen {
+		return hex.Dump(p)
+	}
+	return hex.Dump(p[:previewLen]) + fmt.Sprintf("... (%d more bytes)\n", len(p)-previewLen)
+}
+
+// roundDuration rounds d for reading: milliseconds under a minute, seconds above.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d < time.Millisecond:
+		return d
+	case d < time.Minute:
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
+
+// writeJSON writes v as one line of JSON.
+func (c *cli) writeJSON(v any) {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}

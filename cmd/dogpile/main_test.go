@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestBinary builds the command and runs it as operators do, to test main itself: the backends
+// it registers, its exit statuses, and what goes to stdout and stderr.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "dogpile")
+	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	u, _ := redisURL(t)
+	fill(t, newRegion(t, u))
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args         []string
+		code         int
+		stdout, errs string
+	}{
+		{[]string{"get", u, "users|i:42"}, 0, `"name": "Ada"`, ""},
+		{[]string{"get", "-json", u, "users|i:7"}, 0, `"negative":true`, ""},
+		{[]string{"get", u, "users|i:1"}, 1, "", `dogpile get: key "users|i:1" not found in redis://`},
+		{[]string{"stats", "file://" + dir}, 0, "entries:    0, 0 bytes", ""},
+		{[]string{"stats", "memory://"}, 0, "nothing to inspect", ""},
+		{[]string{"get", "nope://x", "k"}, 2, "", `unknown backend "nope"`},
+		{nil, 2, "", "Commands:"},
+		{[]string{"help"}, 0, "Commands:", ""},
+	} {
+		cmd := exec.Command(bin, tc.args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.errs) {
+			t.Errorf("dogpile %q: exit %d, want %d\nstdout (want %q):\n%s\nstderr (want %q):\n%s",
+				tc.args, code, tc.code, tc.stdout, stdout.String(), tc.errs, stderr.String())
+		}
+	}
+}
