@@ -277,26 +277,40 @@ type target struct {
 // query parameters other than prefix.
 func (t *target) shown() string {
 	u := url.URL{Scheme: t.url.Scheme, Host: t.url.Host, Path: t.url.Path, Opaque: t.url.Opaque}
+	s := u.String()
 	if t.prefix != "" {
-		u.RawQuery = url.Values{"prefix": {t.prefix}}.Encode()
+		p := t.prefix
+		if strings.Trim(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:._-/{}|") != "" {
+			p = url.QueryEscape(p) // escaped only when it must be: "app:" reads better than "app%3A"
+		}
+		s += "?prefix=" + p
 	}
-	return u.String()
+	return s
 }
 
 // open opens the backend of rawURL. A URL that does not parse, names no registered backend or is
 // refused by its backend is a usage error: the command line is wrong, nothing was tried.
 //
 // A file:// URL must name a directory that exists: backends.Open would create it, and an
-// operator's typo should not leave an empty cache behind.
+// operator's typo should not leave an empty cache behind. Its bounds (max_size, max_entries) are
+// dropped: with them, opening the backend scans the directory and may run an eviction pass, and a
+// tool that only looks must not remove entries.
 func open(rawURL string) (*target, error) {
+	openURL := rawURL
 	if u, err := url.Parse(rawURL); err == nil && u.Scheme == "file" {
 		if dir := fileDir(u); dir != "" {
 			if _, err := os.Stat(dir); err != nil {
 				return nil, fmt.Errorf("file backend: %w", err)
 			}
 		}
+		if q, err := url.ParseQuery(u.RawQuery); err == nil && (q.Has("max_size") || q.Has("max_entries")) {
+			q.Del("max_size")
+			q.Del("max_entries")
+			u.RawQuery = q.Encode()
+			openURL = u.String()
+		}
 	}
-	b, err := backends.Open(rawURL) // its errors redact the user information
+	b, err := backends.Open(openURL) // its errors redact the user information
 	if err != nil {
 		return nil, &usageError{msg: err.Error()}
 	}

@@ -189,7 +189,7 @@ func TestGetMangled(t *testing.T) {
 	// Unmangled, the key is not there; the stored key itself is.
 	r = dogpile(t, "get", u, "users|i:42")
 	r.want(t, exitFailure)
-	r.contains(t, `key "users|i:42" not found in redis://`)
+	r.contains(t, `key "users|i:42" not found in redis://`, "-mangle sha1")
 	dogpile(t, "get", u, stored).want(t, exitOK)
 
 	r = dogpile(t, "get", "-mangle", "md5", u, "users|i:42")
@@ -370,7 +370,7 @@ func TestNoPassword(t *testing.T) {
 	// A server that answers (it has no password, and takes one): stats shows the URL, without
 	// its user information.
 	r := dogpile(t, "stats", "redis://:s3cret@"+server.Addr+"/0?prefix=p:&dial_timeout=1s")
-	r.contains(t, "backend: redis://"+server.Addr+"/0?prefix=p%3A\n")
+	r.contains(t, "backend: redis://"+server.Addr+"/0?prefix=p:\n")
 	if strings.Contains(r.stdout+r.stderr, "s3cret") {
 		t.Errorf("stats shows the password:\n%s%s", r.stdout, r.stderr)
 	}
@@ -504,7 +504,7 @@ func TestStatsRedis(t *testing.T) {
 
 	r := dogpile(t, "stats", u)
 	r.want(t, exitOK)
-	r.contains(t, "backend: redis://"+server.Addr+"/0?prefix="+strings.ReplaceAll(prefix, ":", "%3A"),
+	r.contains(t, "backend: redis://"+server.Addr+"/0?prefix="+prefix+"\n",
 		"redis_version:", "used_memory_human:", "maxmemory_policy:", "keyspace db0:",
 		fmt.Sprintf("keys under prefix %q (all of them):", prefix),
 		"values:     3, 63 bytes (1 without a TTL)", "locks held: 1", "other:      1 keys of another Redis type")
@@ -540,6 +540,10 @@ func TestFile(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.File == nil || got.File.Entries != 2 || got.File.Expired != 0 {
 		t.Errorf("stats -json: %+v %v", got.File, err)
 	}
+	// Bounds in the URL are not applied: opening a bounded backend would evict entries over them.
+	r = dogpile(t, "stats", u+"?max_entries=1&fsync=false")
+	r.want(t, exitOK)
+	r.contains(t, "entries:    2, ")
 	dogpile(t, "delete", u, "users|i:42").contains(t, "(it existed)")
 	dogpile(t, "get", u, "users|i:42").want(t, exitFailure)
 	dogpile(t, "stats", u).contains(t, "entries:    1, ")

@@ -16,24 +16,32 @@
 //
 // For example, against the Redis of a fleet whose region mangles keys with keys.SHA1:
 //
-//	$ dogpile get -mangle sha1 'redis://:secret@10.0.0.5:6379/0?prefix=app:' 'users.Load|i:42'
-//	key:        users.Load|i:42
-//	stored as:  3c0f...e1 (mangled: sha1)
-//	created:    2026-11-22T16:50:01.123Z (age 4m2s)
-//	creation:   182ms
-//	size:       61 bytes (20-byte header, 41-byte payload)
-//	flags:      none
-//	format:     version 2
-//	storage ttl: 23h55m58s
+//	$ dogpile get -mangle sha1 'redis://:secret@10.0.0.5:6379/0?prefix=app:' 'users.Load|i64:42'
+//	key:         users.Load|i64:42
+//	stored as:   1c74cda34d4593358f7be1bdea182c1a661e6449
+//	created:     2026-11-22T16:00:00Z (age 4m0s)
+//	creation:    took 182ms
+//	size:        42 bytes (20-byte header, 22-byte payload)
+//	flags:       none
+//	format:      version 2
+//	storage ttl: 23h56m0s left
 //	payload (JSON):
 //	{
 //	  "id": 42,
 //	  "name": "Ada"
 //	}
+//	$ dogpile get -json -mangle sha1 'redis://:secret@10.0.0.5:6379/0?prefix=app:' 'users.Load|i64:42' | jq .age_ns
+//	240000000000
+//	$ dogpile delete -mangle sha1 'redis://:secret@10.0.0.5:6379/0?prefix=app:' 'users.Load|i64:42'
+//	deleted "users.Load|i64:42" (stored as "1c74cda34d4593358f7be1bdea182c1a661e6449") (it existed)
+//	$ dogpile stats 'redis://10.0.0.5:6379/0?prefix=app:'
 //
-//	$ dogpile delete -mangle sha1 'redis://:secret@10.0.0.5:6379/0?prefix=app:' 'users.Load|i:42'
-//	deleted users.Load|i:42 (it existed)
-//	$ dogpile stats 'redis://:secret@10.0.0.5:6379/0?prefix=app:'
+// Where a region stores keys as they are (no mangler), invalidate can select them by pattern:
+//
+//	$ dogpile invalidate -match 'users.Load|*' -dry-run 'redis://10.0.0.5:6379/0?prefix=app:'
+//
+// A cached "not found" (region.WithNegativeCaching) shows as "flags: negative: cached not found"
+// with an empty payload. Example (in the tests) runs get and delete on a file backend.
 //
 // Exit status: 0 on success, 1 on a failure (a backend error, a key not found by get, an entry
 // that is not one the library wrote), 2 on a usage error (unknown command or flag, a bad URL,

@@ -57,9 +57,17 @@ func (c *cli) get(ctx context.Context, o *options, args []string) error {
 	raw, err := t.backend.Get(ctx, key)
 	if errors.Is(err, backends.ErrNotFound) {
 		if o.json {
-			c.writeJSON(getResult{Key: args[1], StoredAs: key})
+			c.writeJSON(struct {
+				Key      string `json:"key"`
+				StoredAs string `json:"stored_as"`
+				Found    bool   `json:"found"`
+			}{args[1], key, false})
 		}
-		return fmt.Errorf("key %s %w in %s", describeKey(args[1], key), errNotFound, t.shown())
+		hint := ""
+		if o.mangle == "" {
+			hint = " (does the region mangle its keys? then say how: -mangle sha1)"
+		}
+		return fmt.Errorf("key %s %w in %s%s", describeKey(args[1], key), errNotFound, t.shown(), hint)
 	}
 	if err != nil {
 		return err
