@@ -260,3 +260,19 @@ func (h *Handle3[A, B, C, V]) Key(a A, b B, c C) (string, error) {
 	}
 	return string(k), nil
 }
+
+// Stats returns the counts of the function's calls: hits, misses, creations, waits... (see
+// region.Stats). The region's Stats add up every function's.
+func (h *Handle0[V]) Stats() region.Stats { return h.c.view.Stats() }
+
+// Stats returns the counts of the function's calls: hits, misses, creations, waits... (see
+// region.Stats). The region's Stats add up every function's.
+func (h *Handle[A, V]) Stats() region.Stats { return h.c.view.Stats() }
+
+// Stats returns the counts of the function's calls: hits, misses, creations, waits... (see
+// region.Stats). The region's Stats add up every function's.
+func (h *Handle2[A, B, V]) Stats() region.Stats { return h.c.view.Stats() }
+
+// Stats returns the counts of the function's calls: hits, misses, creations, waits... (see
+// region.Stats). The region's Stats add up every function's.
+func (h *Handle3[A, B, C, V]) Stats() region.Stats { return h.c.view.Stats() }

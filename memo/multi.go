@@ -183,3 +183,7 @@ func byID[K comparable, V any](m map[string]V, byKey map[string]K) map[K]V {
 	}
 	return out
 }
+
+// Stats returns the counts of the function's calls (see region.Stats): each id of a batch counts
+// as a read, each call of fn as a creation.
+func (h *MultiHandle[K, V]) Stats() region.Stats { return h.view.Stats() }

@@ -266,3 +266,30 @@ func TestFreshnessOptions(t *testing.T) {
 		t.Errorf("queries %v: the id left out should be cached as not found", db.queries)
 	}
 }
+
+func TestHandleStats(t *testing.T) {
+	ctx := t.Context()
+	r := newRegion(t)
+	h := memo.Func(r, loadUser, memo.WithNamespace("stats"))
+	for range 3 {
+		if _, err := h.Call(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := h.Stats(); s.Hits != 2 || s.Misses != 1 || s.Creations != 1 {
+		t.Errorf("Func stats %+v", s)
+	}
+	db := &userTable{}
+	users := memo.Multi(r, db.byIDs, memo.WithNamespace("stats-multi"))
+	for range 2 {
+		if _, err := users.Call(ctx, []int64{1, 2, 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := users.Stats(); s.Hits != 3 || s.Misses != 3 || s.Creations != 1 {
+		t.Errorf("Multi stats %+v", s)
+	}
+	if s := r.Stats(); s.Hits != 5 || s.Misses != 4 {
+		t.Errorf("region stats %+v", s)
+	}
+}

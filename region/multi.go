@@ -71,7 +71,7 @@ func (v *View[V]) SetMulti(ctx context.Context, items map[string]V) error {
 		v.r.engine.Forget(bk.keys[i])
 	}
 	if err := v.storeMulti(ctx, b, bk.keys, vals, v.r.stamp(), 0); err != nil {
-		v.r.report(ctx, err)
+		v.report(ctx, err)
 		return err
 	}
 	return nil
@@ -158,12 +158,22 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 	for i, u := range bk.users {
 		e := es[i]
 		switch {
-		case e.found && e.neg:
+		case !e.found:
+			v.c.misses.Add(1)
+		case e.neg:
 			if v.r.negFresh(e.created, p) {
+				v.c.negHits.Add(1)
 				continue // a cached "not found": absent, and not created again
 			}
+			v.c.misses.Add(1)
 			e = loaded[V]{} // expired: absent
-		case e.found && v.r.fresh(e.created, p) && !v.r.early(e.created, e.delta, p):
+		case !v.r.fresh(e.created, p):
+			v.c.expired.Add(1)
+		case v.r.early(e.created, e.delta, p):
+			v.c.expired.Add(1)
+			v.c.early.Add(1)
+		default:
+			v.c.hits.add()
 			out[u] = e.val
 			continue
 		}
@@ -182,7 +192,8 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 			return nil, err
 		}
 		// Stale-if-error: every key that needed a value has an old one recent enough.
-		v.r.report(ctx, v.r.wrapMulti("regenerate (served stale)", pick(bk.keys, wantIndexes(wants)), err))
+		v.c.staleOnError.Add(uint64(len(wants)))
+		v.report(ctx, v.r.wrapMulti("regenerate (served stale)", pick(bk.keys, wantIndexes(wants)), err))
 		for _, w := range wants {
 			val, _ := w.Cur.Value.(V)
 			out[bk.users[w.Index]] = val
@@ -257,7 +268,7 @@ func (v *View[V]) RefreshMulti(ctx context.Context, keys []string, create func(c
 		}
 	}
 	if err := v.storeMulti(ctx, b, ks, vs, start, v.r.now()-start); err != nil {
-		v.r.report(ctx, err)
+		v.report(ctx, err)
 		if v.r.cfg.failClosed {
 			return nil, err
 		}
@@ -315,7 +326,7 @@ func (r *Region) wrapMulti(op string, keys []string, err error) error {
 	if len(keys) == 1 {
 		return r.wrap(op, keys[0], err)
 	}
-	return fmt.Errorf("region %q: %s of %d keys (%q, ...): %w", r.name, op, len(keys), keys[0], err)
+	return &opError{region: r.name, op: op, what: fmt.Sprintf("of %d keys (%q, ...)", len(keys), keys[0]), err: err}
 }
 
 // loadMulti is load for many keys: one round trip per chunk on a MultiGetter, one Get per key
@@ -337,7 +348,7 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string) ([]loa
 		if err != nil {
 			// Under FailOpen what could be read is used (a pool with one server down still
 			// answers for the others) and the rest are misses.
-			if err := v.r.failedWrapped(ctx, v.r.wrapMulti("getmulti", keys[lo:hi], err)); err != nil {
+			if err := v.failedWrapped(ctx, v.r.wrapMulti("getmulti", keys[lo:hi], err)); err != nil {
 				return err
 			}
 		}
@@ -376,7 +387,7 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 	for i, val := range vals {
 		payload, err := v.r.cfg.codec.Marshal(val)
 		if err != nil {
-			errs = append(errs, v.r.wrap("set", keys[i], fmt.Errorf("encode %T: %w", val, err)))
+			errs = append(errs, v.r.wrap("set", keys[i], fmt.Errorf("%w %T: %w", errEncode, val, err)))
 			continue
 		}
 		encoded[i] = backends.EncodeEntry(backends.Entry{Created: created, Delta: delta, Payload: payload})
@@ -426,7 +437,7 @@ func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encode
 // a MultiLocker, one TryLock per key otherwise. Without a distributed lock every key is taken.
 // Under FailOpen a failed attempt counts as taken, as for one key: the caller gets a value and
 // this process still creates the key once.
-func (r *Region) tryLockMulti(ctx context.Context, b *bound, keys []string) ([]bool, func(), error) {
+func (v *View[V]) tryLockMulti(ctx context.Context, b *bound, keys []string) ([]bool, func(), error) {
 	taken := make([]bool, len(keys))
 	if b.locker == nil {
 		for i := range taken {
@@ -436,19 +447,19 @@ func (r *Region) tryLockMulti(ctx context.Context, b *bound, keys []string) ([]b
 	}
 	var held []backends.Lock
 	unlock := func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.lockTimeout)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.r.cfg.lockTimeout)
 		defer cancel()
 		for _, l := range held {
 			if err := l.Unlock(uctx); err != nil {
-				r.report(ctx, r.wrapMulti("unlock", keys, err))
+				v.report(ctx, v.r.wrapMulti("unlock", keys, err))
 			}
 		}
 	}
 	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
 		if b.multiLock != nil {
-			t, release, err := b.multiLock.TryLockMulti(ctx, keys[lo:hi], r.cfg.lockTimeout)
+			t, release, err := b.multiLock.TryLockMulti(ctx, keys[lo:hi], v.r.cfg.lockTimeout)
 			if err != nil {
-				if err := r.failedWrapped(ctx, r.wrapMulti("trylockmulti", keys[lo:hi], err)); err != nil {
+				if err := v.failedWrapped(ctx, v.r.wrapMulti("trylockmulti", keys[lo:hi], err)); err != nil {
 					return err
 				}
 				for i := lo; i < hi; i++ {
@@ -461,9 +472,9 @@ func (r *Region) tryLockMulti(ctx context.Context, b *bound, keys []string) ([]b
 			return nil
 		}
 		for i := lo; i < hi; i++ {
-			l, ok, err := b.locker.TryLock(ctx, keys[i], r.cfg.lockTimeout)
+			l, ok, err := b.locker.TryLock(ctx, keys[i], v.r.cfg.lockTimeout)
 			if err != nil {
-				if err := r.failed(ctx, "lock", keys[i], err); err != nil {
+				if err := v.failed(ctx, "lock", keys[i], err); err != nil {
 					return err
 				}
 				ok = true
@@ -513,7 +524,15 @@ func (o *batchOp[V]) Create(ctx context.Context, idx []int) (dogpile.Made, error
 	missing := pick(o.bk.users, idx)
 	// As for one key: values count as created when their creation began.
 	started := o.v.r.stamp()
+	start, returned := time.Now(), false
+	defer func() {
+		if !returned { // a panic or runtime.Goexit, passing through to the engine
+			o.v.c.created(time.Since(start), errPanicked)
+		}
+	}()
 	m, err := o.create(ctx, missing)
+	returned = true
+	o.v.c.created(time.Since(start), err)
 	if err != nil {
 		return dogpile.Made{}, err
 	}
@@ -552,11 +571,13 @@ func (o *batchOp[V]) Store(ctx context.Context, idx []int, vals []any, made dogp
 }
 
 func (o *batchOp[V]) StoreFailed(ctx context.Context, err error) error {
-	return o.v.r.failedWrapped(ctx, err)
+	return o.v.failedWrapped(ctx, err)
 }
 
+func (o *batchOp[V]) Observe(e dogpile.Event, n int, d time.Duration) { o.v.c.observe(e, n, d) }
+
 func (o *batchOp[V]) TryLock(ctx context.Context, idx []int) ([]bool, func(), error) {
-	return o.v.r.tryLockMulti(ctx, o.b, pick(o.bk.keys, idx))
+	return o.v.tryLockMulti(ctx, o.b, pick(o.bk.keys, idx))
 }
 
 func pick(s []string, idx []int) []string {

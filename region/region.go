@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,10 @@ type Region struct {
 	clock wallClock
 	// lastStamp is the last time handed out by stamp.
 	lastStamp atomic.Int64
+
+	// counters counts what happens outside any view's calls; views has every view's.
+	counters counters
+	views    views
 }
 
 // bound is a configured backend with the capabilities the region found on it.
@@ -477,11 +482,33 @@ func (r *Region) shouldCache(v any, p *policy) bool {
 }
 
 func (r *Region) wrap(op, key string, err error) error {
-	return fmt.Errorf("region %q: %s %q: %w", r.name, op, key, err)
+	return &opError{region: r.name, op: op, what: strconv.Quote(key), err: err}
 }
 
+// opError is a failed operation of a region on a key or keys: what its message says, and, for
+// the region's statistics, which operation it was.
+type opError struct {
+	region, op string
+	what       string // the key, quoted, or "of N keys (...)"
+	err        error
+}
+
+func (e *opError) Error() string {
+	return "region " + strconv.Quote(e.region) + ": " + e.op + " " + e.what + ": " + e.err.Error()
+}
+
+func (e *opError) Unwrap() error { return e.err }
+
+// errEncode marks the errors of a codec's Marshal, for the statistics.
+var errEncode = errors.New("encode")
+
 // report logs err and hands it to the error handler.
-func (r *Region) report(ctx context.Context, err error) {
+func (r *Region) report(ctx context.Context, err error) { r.reportTo(ctx, nil, err) }
+
+// reportTo is report for an error met in the calls of the view whose counters are c (nil: the
+// region's own).
+func (r *Region) reportTo(ctx context.Context, c *counters, err error) {
+	r.countError(c, err)
 	r.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "dogpile: cache error",
 		slog.String("region", r.name), slog.Any("error", err))
 	if r.cfg.onError != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/internal/dogpile"
@@ -21,6 +22,7 @@ type View[V any] struct {
 	pol   policy
 	typ   reflect.Type // V: calls for one key with different value types never share a creation
 	iface bool         // V is an interface type: a stored negative mark would assert to it
+	c     *counters    // this view's statistics, added up in the region's
 }
 
 // NewView returns a View of r for values of type V. opts set the view's own policy
@@ -31,8 +33,9 @@ func NewView[V any](r *Region, opts ...CallOption) *View[V] {
 	if r == nil {
 		panic("region.NewView: nil region")
 	}
-	v := &View[V]{r: r, typ: reflect.TypeFor[V]()}
+	v := &View[V]{r: r, typ: reflect.TypeFor[V](), c: new(counters)}
 	v.iface = v.typ.Kind() == reflect.Interface
+	track(r, v)
 	v.pol = *v.pol.with(opts)
 	for _, t := range v.pol.cacheTypes {
 		if t != v.typ {
@@ -77,7 +80,7 @@ func (v *View[V]) Set(ctx context.Context, key string, val V) error {
 	k := v.r.mangle(key)
 	v.r.engine.Forget(k)
 	if err := v.store(ctx, b, k, val, v.r.stamp(), 0); err != nil {
-		v.r.report(ctx, err)
+		v.report(ctx, err)
 		return err
 	}
 	return nil
@@ -144,19 +147,50 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 	}
 	l.b, l.p, l.key = b, v.policy(opts), v.r.mangle(key)
 	l.loaded, err = v.load(ctx, b, l.key)
-	if err != nil || !l.found {
+	switch {
+	case err != nil:
 		return l, err
-	}
-	if l.neg {
+	case !l.found:
+		v.c.misses.Add(1)
+		return l, nil
+	case l.neg:
 		if v.r.negFresh(l.created, l.p) {
+			v.c.negHits.Add(1)
 			l.hit, l.err = true, v.r.notFound(l.key, l.p)
 			return l, nil
 		}
+		v.c.misses.Add(1)
 		l.loaded = loaded[V]{} // an expired "not found": absent
 		return l, nil
 	}
-	l.hit = v.r.fresh(l.created, l.p) && !v.r.early(l.created, l.delta, l.p)
+	if !v.r.fresh(l.created, l.p) {
+		v.c.expired.Add(1)
+		return l, nil
+	}
+	if v.r.early(l.created, l.delta, l.p) {
+		v.c.expired.Add(1)
+		v.c.early.Add(1)
+		return l, nil
+	}
+	l.hit = true
+	v.c.hits.add()
 	return l, nil
+}
+
+// report, failed and failedWrapped are the region's, counting the error in the view's
+// statistics.
+func (v *View[V]) report(ctx context.Context, err error) { v.r.reportTo(ctx, v.c, err) }
+
+func (v *View[V]) failed(ctx context.Context, op, key string, err error) error {
+	return v.failedWrapped(ctx, v.r.wrap(op, key, err))
+}
+
+func (v *View[V]) failedWrapped(ctx context.Context, err error) error {
+	v.report(ctx, err)
+	if v.r.cfg.failClosed {
+		return err
+	}
+	return nil
 }
 
 // resolveWith binds arg to create; apart from GetOrCreateWith so that only the slow path
@@ -176,7 +210,8 @@ func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context
 		}
 		if l.found && ctx.Err() == nil && v.r.staleUsable(l.created, l.p) {
 			// Stale-if-error: the old value, and the creator's error to the hook.
-			v.r.report(ctx, v.r.wrap("regenerate (served stale)", l.key, err))
+			v.c.staleOnError.Add(1)
+			v.report(ctx, v.r.wrap("regenerate (served stale)", l.key, err))
 			return l.val, nil
 		}
 		return zero, err
@@ -221,7 +256,7 @@ func (v *View[V]) Refresh(ctx context.Context, key string, create func(context.C
 		return val, nil
 	}
 	if err := v.store(ctx, b, k, val, start, v.r.now()-start); err != nil {
-		v.r.report(ctx, err)
+		v.report(ctx, err)
 		if v.r.cfg.failClosed {
 			return zero, err
 		}
@@ -266,7 +301,7 @@ func (v *View[V]) load(ctx context.Context, b *bound, k string) (loaded[V], erro
 			ok = true // a nil stored by a View of this interface type
 		}
 		if !ok {
-			v.r.report(ctx, v.r.wrap("get", k, fmt.Errorf("stored value is a %T, not a %v", it.Value, v.typ)))
+			v.report(ctx, v.r.wrap("get", k, fmt.Errorf("stored value is a %T, not a %v", it.Value, v.typ)))
 			return loaded[V]{}, nil
 		}
 		return loaded[V]{val: tv, created: it.Created, delta: it.Delta, found: true}, nil
@@ -283,7 +318,7 @@ func (v *View[V]) load(ctx context.Context, b *bound, k string) (loaded[V], erro
 func (v *View[V]) decodeEntry(ctx context.Context, k string, raw []byte) loaded[V] {
 	e, err := backends.DecodeEntry(raw)
 	if err != nil {
-		v.r.report(ctx, v.r.wrap("get", k, err))
+		v.report(ctx, v.r.wrap("get", k, err))
 		return loaded[V]{}
 	}
 	if !v.r.usable(e.Created) {
@@ -294,7 +329,7 @@ func (v *View[V]) decodeEntry(ctx context.Context, k string, raw []byte) loaded[
 	}
 	val, err := v.decode(e.Payload)
 	if err != nil {
-		v.r.report(ctx, v.r.wrap("get", k, err))
+		v.report(ctx, v.r.wrap("get", k, err))
 		return loaded[V]{}
 	}
 	return loaded[V]{val: val, created: e.Created, delta: e.Delta, found: true}
@@ -315,7 +350,7 @@ func (v *View[V]) readFailed(ctx context.Context, k string, err error) error {
 	if errors.Is(err, backends.ErrNotFound) {
 		return nil
 	}
-	return v.r.failed(ctx, "get", k, err)
+	return v.failed(ctx, "get", k, err)
 }
 
 // store writes val under k as created at created, in delta nanoseconds. Errors are wrapped, not
@@ -330,7 +365,7 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 	}
 	payload, err := v.r.cfg.codec.Marshal(val)
 	if err != nil {
-		return v.r.wrap("set", k, fmt.Errorf("encode %T: %w", val, err))
+		return v.r.wrap("set", k, fmt.Errorf("%w %T: %w", errEncode, val, err))
 	}
 	raw := backends.EncodeEntry(backends.Entry{Created: created, Delta: delta, Payload: payload})
 	if err := b.backend.Set(ctx, k, raw, ttl); err != nil {
@@ -388,7 +423,15 @@ func (o *op[V]) Create(ctx context.Context) (any, error) {
 	// A value counts as created when its creation began: an invalidation during the creation
 	// applies to it, since it may have read data from before.
 	o.started = o.v.r.stamp()
+	start, returned := time.Now(), false
+	defer func() {
+		if !returned { // a panic or runtime.Goexit, passing through to the engine
+			o.v.c.created(time.Since(start), errPanicked)
+		}
+	}()
 	v, err := o.create(ctx)
+	returned = true
+	o.v.c.created(time.Since(start), err)
 	o.delta = o.v.r.now() - o.started
 	if err != nil && o.v.r.negMatch(err, o.p) {
 		return negative{err}, nil
@@ -408,8 +451,10 @@ func (o *op[V]) Store(ctx context.Context, v any) error {
 }
 
 func (o *op[V]) StoreFailed(ctx context.Context, err error) error {
-	return o.v.r.failedWrapped(ctx, err)
+	return o.v.failedWrapped(ctx, err)
 }
+
+func (o *op[V]) Observe(e dogpile.Event, d time.Duration) { o.v.c.observe(e, 1, d) }
 
 func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {
 	if o.b.locker == nil {
@@ -418,7 +463,7 @@ func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {
 	r := o.v.r
 	l, ok, err := o.b.locker.TryLock(ctx, o.key, r.cfg.lockTimeout)
 	if err != nil {
-		if err := r.failed(ctx, "lock", o.key, err); err != nil {
+		if err := o.v.failed(ctx, "lock", o.key, err); err != nil {
 			return nil, false, err
 		}
 		// Without the lock, creating anyway is the fail-open choice: the caller gets a value and
@@ -432,7 +477,7 @@ func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.lockTimeout)
 		defer cancel()
 		if err := l.Unlock(uctx); err != nil {
-			r.report(ctx, r.wrap("unlock", o.key, err))
+			o.v.report(ctx, r.wrap("unlock", o.key, err))
 		}
 	}, true, nil
 }

@@ -37,6 +37,8 @@ type Batch interface {
 	Store(ctx context.Context, idx []int, vals []any, made Made) error
 	// StoreFailed is Op.StoreFailed.
 	StoreFailed(ctx context.Context, err error) error
+	// Observe is Op.Observe, for n keys of the batch.
+	Observe(e Event, n int, d time.Duration)
 	// TryLock tries the distributed lock of each of items idx once, without waiting. taken[j]
 	// reports whether the lock of idx[j] is now held; unlock (never nil) releases every lock
 	// taken. Without a distributed lock every lock is taken: the flights are the locks.
@@ -94,6 +96,7 @@ func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Res
 	fs := make([]*flight, len(wants))
 	var fore, back []led
 	var backAt []int // the position in wants of each of back
+	followed := 0    // absent keys another caller creates
 	kind := b.Kind()
 	for j, w := range wants {
 		f, leader := e.flights.join(b.Key(w.Index), kind)
@@ -110,7 +113,10 @@ func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Res
 		case w.Have:
 			// Someone in this process is regenerating it: the old value, now.
 			res[j] = Result{Value: w.Cur.Value, OK: true}
+			b.Observe(EventStale, 1, 0)
 			continue
+		default:
+			followed++ // absent, and another caller creates it: waited for below
 		}
 		fs[j] = f
 	}
@@ -124,6 +130,7 @@ func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Res
 		back = nil
 	}
 	if len(back) > 0 {
+		b.Observe(EventStale, len(back), 0)
 		e.background(ctx, b, back)
 	}
 	if len(fore) > 0 {
@@ -147,6 +154,7 @@ func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Res
 	}
 	// Every flight, led or followed, ends without waiting for this call, so the order of these
 	// waits does not matter.
+	start := time.Now()
 	for j, f := range fs {
 		if f == nil {
 			continue
@@ -160,6 +168,9 @@ func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Res
 		default:
 			res[j] = Result{Value: v, OK: true}
 		}
+	}
+	if followed > 0 {
+		b.Observe(EventWaited, followed, time.Since(start))
 	}
 	return res, nil
 }
@@ -177,6 +188,7 @@ func (e *Engine) background(ctx context.Context, b Batch, back []led) {
 	if e.enter() {
 		select {
 		case e.slots <- struct{}{}:
+			b.Observe(EventBackground, len(back), 0)
 			go func() {
 				defer e.wg.Done()
 				defer func() { <-e.slots }()
@@ -189,6 +201,7 @@ func (e *Engine) background(ctx context.Context, b Batch, back []led) {
 			e.wg.Done()
 		}
 	}
+	b.Observe(EventDropped, len(back), 0)
 	for _, l := range back {
 		e.flights.finish(l.f, l.Cur.Value, nil)
 		if e.OnDrop != nil {
@@ -253,6 +266,13 @@ func (e *Engine) batchRounds(ctx context.Context, b Batch, ls []led) error {
 		pending[i] = &ls[i]
 	}
 	backoff := time.Millisecond
+	var waitStart time.Time
+	var waited int
+	defer func() {
+		if waited > 0 {
+			b.Observe(EventWaited, waited, time.Since(waitStart))
+		}
+	}()
 	for {
 		next, err := e.batchRound(ctx, b, pending)
 		if err != nil {
@@ -263,6 +283,9 @@ func (e *Engine) batchRounds(ctx context.Context, b Batch, ls []led) error {
 		}
 		// Other processes hold the locks of next and are creating them: their values may be
 		// there already.
+		if waitStart.IsZero() {
+			waitStart, waited = time.Now(), len(next)
+		}
 		entries, found, err := b.Load(ctx, indexes(next))
 		if err != nil {
 			return err
@@ -314,6 +337,7 @@ func (e *Engine) batchRound(ctx context.Context, b Batch, pending []*led) ([]*le
 			locked = append(locked, l)
 		case l.Have:
 			settle(l, l.Cur.Value, nil) // another process regenerates it
+			b.Observe(EventStale, 1, 0)
 		default:
 			waiting = append(waiting, l)
 		}

@@ -80,6 +80,8 @@ func (b *fakeBatch) Store(_ context.Context, idx []int, vals []any, made Made) e
 	return nil
 }
 
+func (b *fakeBatch) Observe(Event, int, time.Duration) {}
+
 func (b *fakeBatch) StoreFailed(_ context.Context, err error) error { return err }
 
 func (b *fakeBatch) TryLock(_ context.Context, idx []int) ([]bool, func(), error) {

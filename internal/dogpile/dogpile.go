@@ -65,7 +65,25 @@ type Op interface {
 	// TryLock tries the distributed lock once, without waiting. Without a distributed lock it
 	// returns (nil, true, nil): the flight is the lock. unlock may be nil.
 	TryLock(ctx context.Context) (unlock func(), ok bool, err error)
+	// Observe is told what happened to the call, for statistics: it must be cheap and must not
+	// block.
+	Observe(e Event, d time.Duration)
 }
+
+// Event is something that happened to a call, reported to Op.Observe and Batch.Observe.
+type Event int
+
+const (
+	// EventStale: the call was answered with the old value while another regenerates it.
+	EventStale Event = iota
+	// EventWaited: the call waited d for a creation led by another caller in this process, or
+	// for the distributed lock another process held.
+	EventWaited
+	// EventBackground: a regeneration was handed to a background worker.
+	EventBackground
+	// EventDropped: a background regeneration was skipped, every worker being busy.
+	EventDropped
+)
 
 // ErrClosed is returned for calls that need a creation after Close.
 var ErrClosed = errors.New("dogpile: closed")
@@ -177,9 +195,13 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 	if !leader {
 		if have {
 			// Someone in this process is regenerating: the old value, now.
+			op.Observe(EventStale, 0)
 			return cur.Value, nil
 		}
-		return f.wait(ctx)
+		start := time.Now()
+		v, err := f.wait(ctx)
+		op.Observe(EventWaited, time.Since(start))
+		return v, err
 	}
 	if !e.enter() {
 		e.flights.finish(f, nil, ErrClosed)
@@ -188,6 +210,7 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 	if have && e.slots != nil {
 		select {
 		case e.slots <- struct{}{}:
+			op.Observe(EventBackground, 0)
 			go func() {
 				defer e.wg.Done() // last: Close returns only once the slot is free too
 				defer func() { <-e.slots }()
@@ -199,10 +222,12 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 		default:
 			e.flights.finish(f, cur.Value, nil)
 			e.wg.Done()
+			op.Observe(EventDropped, 0)
 			if e.OnDrop != nil {
 				e.OnDrop(op.Key())
 			}
 		}
+		op.Observe(EventStale, 0)
 		return cur.Value, nil
 	}
 	if ctx.Done() == nil {
@@ -274,6 +299,7 @@ func (e *Engine) regenerate(ctx context.Context, op Op, f *flight, cur Entry) (a
 		return nil, err
 	}
 	if !ok {
+		op.Observe(EventStale, 0) // another process regenerates it
 		return cur.Value, nil
 	}
 	if unlock != nil {
@@ -286,6 +312,12 @@ func (e *Engine) regenerate(ctx context.Context, op Op, f *flight, cur Entry) (a
 // holder may store meanwhile, then read again and create.
 func (e *Engine) create(ctx context.Context, op Op, f *flight) (any, error) {
 	backoff := time.Millisecond
+	var waitStart time.Time // when the lock was first found held
+	defer func() {
+		if !waitStart.IsZero() {
+			op.Observe(EventWaited, time.Since(waitStart))
+		}
+	}()
 	for {
 		unlock, ok, err := op.TryLock(ctx)
 		if err != nil {
@@ -298,6 +330,9 @@ func (e *Engine) create(ctx context.Context, op Op, f *flight) (any, error) {
 			return e.createLocked(ctx, op, f, Entry{}, false)
 		}
 		// Another process holds the lock and is creating: its value may be there already.
+		if waitStart.IsZero() {
+			waitStart = time.Now()
+		}
 		if cur, found, err := op.Load(ctx); err != nil {
 			return nil, err
 		} else if found && op.Fresh(cur) {

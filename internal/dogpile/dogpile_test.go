@@ -75,6 +75,8 @@ func (o *fakeOp) Store(_ context.Context, v any) error {
 	return nil
 }
 
+func (o *fakeOp) Observe(Event, time.Duration) {}
+
 func (o *fakeOp) StoreFailed(_ context.Context, err error) error { return err }
 
 func (o *fakeOp) TryLock(context.Context) (func(), bool, error) {

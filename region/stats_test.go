@@ -1,0 +1,152 @@
+package region_test
+
+import (
+	"context"
+	"encoding/json"
+	"expvar"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/dogpile-go/dogpile/region"
+)
+
+// TestStatsAddUp runs a concurrent workload with a known mix of hits, misses, waits and stale
+// reads, on two views of one region, and checks every count, per view and for the region.
+func TestStatsAddUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		r := newRegion(t, nil, region.WithExpiration(time.Minute))
+		users := region.NewView[string](r)
+		orders := region.NewView[int](r)
+		value := func(context.Context) (string, error) { return "v", nil }
+
+		// 10 warm keys, then 8 goroutines x 100 hits on them and 10 misses each on keys of
+		// their own.
+		for i := range 10 {
+			if err := users.Set(ctx, fmt.Sprint("warm", i), "v"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 100 {
+					if _, err := users.GetOrCreate(ctx, fmt.Sprint("warm", i%10), value); err != nil {
+						t.Error(err)
+					}
+				}
+				for i := range 10 {
+					if _, err := users.GetOrCreate(ctx, fmt.Sprint("cold", g, "-", i), value); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+
+		// 50 callers on one cold key whose creation takes a second: 1 creates, 49 wait.
+		slow := func(context.Context) (int, error) { time.Sleep(time.Second); return 1, nil }
+		for range 50 {
+			wg.Go(func() {
+				if _, err := orders.GetOrCreate(ctx, "slow", slow); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+
+		// The key expires; 100 callers: 1 regenerates (and waits for it), 99 get the old value.
+		time.Sleep(2 * time.Minute)
+		for range 100 {
+			wg.Go(func() {
+				if _, err := orders.GetOrCreate(ctx, "slow", slow); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+
+		u, o := users.Stats(), orders.Stats()
+		wantU := region.Stats{Hits: 800, Misses: 80, Creations: 80}
+		wantO := region.Stats{Misses: 50, Waits: 49, WaitTime: 49 * time.Second, Creations: 2, CreationTime: 2 * time.Second,
+			Expired: 100, Stale: 99}
+		if u != wantU {
+			t.Errorf("users: %+v\nwant %+v", u, wantU)
+		}
+		if o != wantO {
+			t.Errorf("orders: %+v\nwant %+v", o, wantO)
+		}
+		all := r.Stats()
+		if all.Hits != 800 || all.Misses != 130 || all.Creations != 82 || all.Stale != 99 || all.Waits != 49 {
+			t.Errorf("region: %+v; want the sum of its views", all)
+		}
+	})
+}
+
+func TestStatsErrorsByKind(t *testing.T) {
+	ctx := t.Context()
+	b := newBatchBackend(newShared())
+	r := newRegion(t, b)
+	v := region.NewView[string](r)
+	b.down.Store(true)
+	if _, err := v.GetOrCreate(ctx, "k", func(context.Context) (string, error) { return "v", nil }); err != nil {
+		t.Fatal(err) // fail open
+	}
+	b.down.Store(false)
+	s := v.Stats()
+	// The read, the lock (fail open: created without it, so no unlock), the read again, the write.
+	if s.Errors.Read != 2 || s.Errors.Lock != 1 || s.Errors.Write != 1 {
+		t.Errorf("errors %+v, want 2 reads, 1 lock call, 1 write", s.Errors)
+	}
+	if err := b.Set(ctx, "bad", []byte("not an entry"), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = v.GetOrCreate(ctx, "bad", func(context.Context) (string, error) { return "v", nil })
+	if s := v.Stats(); s.Errors.Malformed != 2 { // the read, and the read under the lock
+		t.Errorf("malformed: %d, want 2", s.Errors.Malformed)
+	}
+	// Errors outside any view's calls are the region's.
+	b.down.Store(true)
+	_ = r.Delete(ctx, "k")
+	if s := r.Stats(); s.Errors.Write != 2 {
+		t.Errorf("region write errors: %d, want 2 (the view's and Delete's)", s.Errors.Write)
+	}
+}
+
+func TestStatsSurviveCollectedViews(t *testing.T) {
+	r := newRegion(t, nil)
+	for range 10 {
+		v := region.NewView[string](r) // made and dropped, as a careless program does
+		_, _ = v.GetOrCreate(t.Context(), "k", func(context.Context) (string, error) { return "v", nil })
+	}
+	// Whether or not the views were collected yet, the region's totals hold.
+	for range 3 {
+		runtimeGC()
+	}
+	if s := r.Stats(); s.Hits+s.Misses != 10 {
+		t.Errorf("region: %d hits + %d misses, want 10 reads", s.Hits, s.Misses)
+	}
+}
+
+func TestPublishExpvar(t *testing.T) {
+	r := newRegion(t, nil)
+	name := "dogpile-test-" + t.Name()
+	if err := r.PublishExpvar(name); err != nil {
+		t.Fatal(err)
+	}
+	v := region.NewView[string](r)
+	_, _ = v.GetOrCreate(t.Context(), "k", func(context.Context) (string, error) { return "v", nil })
+	var s region.Stats
+	if err := json.Unmarshal([]byte(expvar.Get(name).String()), &s); err != nil || s.Misses != 1 || s.Creations != 1 {
+		t.Errorf("expvar %s = %s (%v)", name, expvar.Get(name).String(), err)
+	}
+	if err := r.PublishExpvar(name); err == nil {
+		t.Error("publishing a name twice: no error")
+	}
+}
+
+func runtimeGC() { runtime.GC() }
