@@ -8,10 +8,12 @@ package testserver
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,10 +31,9 @@ type Server struct {
 	args  func(port int) []string // the command line, for the port
 	ready func(addr string) error // nil once the server answers
 
-	port   int
-	mu     sync.Mutex
-	cmd    *exec.Cmd     // nil while stopped; guarded by mu
-	exited chan struct{} // closed when cmd has exited (its Wait returned); guarded by mu
+	port int
+	mu   sync.Mutex
+	cmd  *exec.Cmd // nil while stopped; guarded by mu
 }
 
 // Redis is a redis-server of the test's own.
@@ -114,35 +115,37 @@ func (s *Server) Start() error {
 	}
 	argv := s.args(s.port)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	out := new(tail)
+	// The server's output goes to a file, not a pipe: a pipe needs a goroutine to copy it for as
+	// long as the server runs, and the leak checks of TestMain would see it. The file is unlinked
+	// once the server answers; the server keeps writing to it until it exits.
+	out, err := os.CreateTemp("", "testserver-"+s.name+"-*.log")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(out.Name())
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	_ = out.Close()
+	if err != nil {
 		return fmt.Errorf("start %s: %w", s.name, err)
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := s.ready(s.Addr)
 		if err == nil {
 			break
 		}
-		select {
-		case <-exited:
-			return fmt.Errorf("%s on %s exited before it answered (%v); it said: %s", s.name, s.Addr, cmd.ProcessState, out)
-		default:
+		if exited(cmd.Process.Pid) {
+			_ = cmd.Wait()
+			return fmt.Errorf("%s on %s exited before it answered (%v); it said: %s", s.name, s.Addr, cmd.ProcessState, said(out.Name()))
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
-			<-exited
-			return fmt.Errorf("%s on %s did not answer within 10s: %w; it said: %s", s.name, s.Addr, err, out)
+			_ = cmd.Wait()
+			return fmt.Errorf("%s on %s did not answer within 10s: %w; it said: %s", s.name, s.Addr, err, said(out.Name()))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.exited = exited
 	s.cmd = cmd
 	return nil
 }
@@ -156,11 +159,16 @@ func (s *Server) Stop() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		_ = s.cmd.Wait()
+		close(done)
+	}()
 	select {
-	case <-s.exited:
+	case <-done:
 	case <-time.After(5 * time.Second):
 		_ = s.cmd.Process.Kill()
-		<-s.exited
+		<-done
 	}
 	s.cmd = nil
 }
@@ -174,7 +182,7 @@ func (s *Server) Kill() {
 		return
 	}
 	_ = s.cmd.Process.Kill()
-	<-s.exited
+	_ = s.cmd.Wait()
 	s.cmd = nil
 }
 
@@ -223,28 +231,28 @@ func ask(addr, req, want string) error {
 	return nil
 }
 
-// tail keeps the last 2 KiB a server wrote to its standard output and error, for the error of a
-// server that does not start. The exec package's copying goroutine writes it; mu guards buf.
-type tail struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - 2048; over > 0 {
-		t.buf = t.buf[over:]
+// exited reports whether the process pid has exited (it is gone, or a zombie waiting for Wait),
+// without waiting for it: Linux's /proc says. Elsewhere it reports false, and a server that
+// exits at once is reported after Start's 10 seconds instead.
+func exited(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return runtime.GOOS == "linux"
 	}
-	return len(p), nil
+	// "pid (comm) state ...": comm may hold spaces and parentheses; the state follows the last ')'.
+	i := strings.LastIndexByte(string(stat), ')')
+	return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
 }
 
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.buf) == 0 {
+// said returns the last 2 KiB a server wrote to its output file, quoted, for the error of a
+// server that does not start.
+func said(name string) string {
+	b, err := os.ReadFile(name)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
 		return "(nothing)"
 	}
-	return strconv.Quote(strings.TrimSpace(string(t.buf)))
+	if len(b) > 2048 {
+		b = b[len(b)-2048:]
+	}
+	return strconv.Quote(string(bytes.TrimSpace(b)))
 }
