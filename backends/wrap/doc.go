@@ -27,6 +27,12 @@
 // the backend has one, and, for the others, an implementation that does what a region does
 // without them (a loop of single-key calls, no batch limit, no value storage, nothing to close).
 //
+// The memory backend keeps Go values (backends.ValueStore) and a region then reads and writes
+// through GetValue and SetValue, never Get and Set: the wrapper forwards those too, so a hook
+// sees OpGetValue and OpSetValue there. A capability this package does not know (one added to
+// package backends later) is not hidden either: backends.As reaches past the wrapper to b, and
+// the hook does not see its calls.
+//
 // A Hook sees descriptions of calls (operation, keys, TTL, sizes, hits) and never the values,
 // so a wrapper built on this package cannot change or leak what is cached. A wrapper that
 // transforms values (compression, encryption) implements backends.Backend and backends.Wrapper

@@ -150,9 +150,11 @@ var errNextTwice = errors.New("wrap: a hook called next twice")
 // use backends.As to reach a capability.
 //
 // With a hook, each call through the wrapper costs two allocations (the call's state, Call
-// included, and the next function), about 300 bytes, on top of the hook's own work; a batch on
-// a SetMulti also sorts its keys. With a nil hook the wrapper calls b directly and costs nothing
+// included, and the next function), about 300 bytes, on top of the hook's own work; a SetMulti
+// also lists and sorts its keys. With a nil hook the wrapper calls b directly and costs nothing
 // more than a method call.
+//
+// New panics if b is nil: that is a programmer error.
 func New(b backends.Backend, hook Hook) backends.Backend {
 	if b == nil {
 		panic("wrap: New: nil backend")
