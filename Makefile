@@ -13,10 +13,12 @@ COUNT ?= 6
 servers:
 	@scripts/ensure-servers.sh
 
-## test: install missing server binaries, vet, then every test and example under the race detector.
+## test: install missing server binaries, vet, then every test and example under the race detector,
+## the library's and the OpenTelemetry module's (otel/, a module of its own).
 test: servers
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+	cd otel && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
 ## race: the same as test (every test run here uses -race).
 race: test
