@@ -13,6 +13,7 @@ import (
 	"github.com/dogpile-go/dogpile/backends/file"
 	"github.com/dogpile-go/dogpile/backends/memory"
 	"github.com/dogpile-go/dogpile/backends/wrap"
+	"github.com/dogpile-go/dogpile/region"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -400,4 +401,35 @@ func TestNewNilBackend(t *testing.T) {
 		}
 	}()
 	wrap.New(nil, nil)
+}
+
+// TestRegionOverLockerWithoutMultiLocker checks that a region over a wrapped backend that has a
+// Locker but no MultiLocker (files) locks a batch one key at a time through the wrapper, as it
+// would over the backend itself.
+func TestRegionOverLockerWithoutMultiLocker(t *testing.T) {
+	rec := new(recorder)
+	r := region.New("files", region.WithLogger(slog.New(slog.DiscardHandler)))
+	if err := r.Configure(wrap.New(newFile(t), rec.hook)); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	v := region.NewView[string](r)
+	m, err := v.GetOrCreateMulti(t.Context(), []string{"a", "b"}, func(_ context.Context, keys []string) (map[string]string, error) {
+		return map[string]string{"a": "A", "b": "B"}, nil
+	})
+	if err != nil || m["a"] != "A" || m["b"] != "B" {
+		t.Fatalf("GetOrCreateMulti = %v, %v", m, err)
+	}
+	locks := 0
+	for _, c := range rec.take() {
+		switch c.Op {
+		case wrap.OpTryLock:
+			locks++
+		case wrap.OpTryLockMulti:
+			t.Errorf("the hook saw a trylockmulti over a backend without MultiLocker")
+		}
+	}
+	if locks != 2 {
+		t.Errorf("the hook saw %d trylock calls; want one per key, 2", locks)
+	}
 }
