@@ -35,6 +35,9 @@
 //		...
 //	}
 //
+// Package backends/wrap builds such wrappers from a hook per call, keeping exactly the
+// capabilities of the backend they wrap, and ships two: wrap.Log and wrap.Faults.
+//
 // # Writing a backend
 //
 // Implement Backend and whichever capabilities the store supports natively; do not emulate one
