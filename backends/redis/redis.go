@@ -220,7 +220,9 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 // GetMulti returns the values of the keys that hold one, in one round trip: one MGET (on a
 // Cluster, one MGET per hash slot in one pipeline; on a Ring, one GET per key in one pipeline).
 // Keys that hold nothing, or hold another Redis type, are absent from the map. No keys: an
-// empty map and no I/O. It allocates the map, go-redis's reply and a copy of every value.
+// empty map and no I/O. It allocates the map, go-redis's reply and a copy of every value. On a
+// Cluster, if a node fails, GetMulti returns the error together with the values the other nodes
+// returned, so that a region under FailOpen still hits on them.
 func (b *Backend) GetMulti(ctx context.Context, keys []string) (map[string][]byte, error) {
 	if len(keys) == 0 {
 		return map[string][]byte{}, nil
@@ -236,15 +238,20 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) (map[string][]byt
 			}
 			return nil
 		})
-		if err != nil {
-			return nil, fmt.Errorf("redis: getmulti (%d keys, %d slots): %w", len(keys), len(groups), err)
-		}
+		// A node that fails (a master down, before its replica takes over) fails only its
+		// slots' commands: the values the other nodes returned are kept, with the error.
 		for i, g := range groups {
+			if cmds[i].Err() != nil {
+				continue
+			}
 			for j, v := range cmds[i].Val() {
 				if s, ok := v.(string); ok {
 					m[g.keys[j]] = []byte(s)
 				}
 			}
+		}
+		if err != nil {
+			return m, fmt.Errorf("redis: getmulti (%d keys, %d slots): %w", len(keys), len(groups), err)
 		}
 	case shardRing:
 		cmds := make([]*goredis.StringCmd, len(keys))
