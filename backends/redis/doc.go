@@ -26,18 +26,67 @@
 //
 // # The lock
 //
-// TryLock takes the lock named key with
+// TryLock takes the lock named key with a script that runs
 //
-//	SET <prefix><key>:lock <random 128-bit token, hex> NX PX <timeout in ms>
+//	SET <prefix>\x00lock\x00<key> <random 128-bit token, hex> NX PX <timeout in ms>
 //
-// and Unlock releases it with a Lua script that deletes the lock key only if it still holds the
+// (and answers "taken" too when the lock already holds the token, for go-redis's retry of a
+// command whose reply was lost), and Unlock releases it with a Lua script that deletes the lock key only if it still holds the
 // holder's token. A holder whose lock timed out, and was then taken by another, can therefore
 // never release the other's lock; its Unlock is a no-op. The timeout frees the lock of a holder
 // that crashed. WithLockWatchdog makes a held lock extend itself (with a compare-and-PEXPIRE
 // script) every third of its timeout until Unlock, for creators that may outlive the timeout.
 //
-// In Cluster mode the lock key hashes to its own slot, unless the key has a hash tag: that is of
-// no consequence, since the lock is a single-key SET NX.
+// In Cluster mode the lock key hashes to its own slot, unless the key has a hash tag, so a key's
+// lock may live on another master than its value: the lock is a single-key SET NX, and never
+// needs both in one command.
+//
+// # Failover: what the lock does and does not guarantee
+//
+// The lock is a single-instance lock: it lives on the master that holds its key (the Sentinel
+// master, or the Cluster master of its slot), and nothing else. Redis replicates to replicas
+// asynchronously, and a failover promotes a replica. So, across a failover:
+//
+//   - A lock whose SET reached the replica before the master died is on the promoted replica,
+//     with the same expiry (Redis 7 replicates expiries as absolute times): nobody else can take it
+//     until it expires, and its holder's Unlock, and its watchdog, work on the new master.
+//     TestSentinelFailover checks this, having waited for the replica (WAIT) before the kill.
+//   - A lock whose SET had not reached the replica when the master died is lost: another caller
+//     can take it on the new master while the first holder still creates. The key is then
+//     created twice; both creators store a value, and the last write wins. For a cache that
+//     costs one extra creation, never a wrong value; it is not mutual exclusion, and code that
+//     needs that must not use this lock. The window is the replication lag, sub-millisecond on
+//     a healthy link; nothing bounds it.
+//   - While the master is down and before a replica takes over (the Sentinel's
+//     down-after-milliseconds or the Cluster's cluster-node-timeout, then an election), TryLock
+//     and every other command on its keys fail. A region under FailOpen counts a lock it could
+//     not try as taken: every process creates the value, once per process (calls within a
+//     process still coalesce), and cannot store it.
+//   - A master cut off from the others by a network partition, rather than dead, takes locks
+//     that are lost when it rejoins as a replica; Redis's min-replicas-to-write narrows that.
+//
+// The backend does not implement Redlock (a majority of independent masters), and makes no
+// claim beyond the above. A failover costs at worst one extra creation a key per process.
+//
+// # Cluster and Sentinel in operation
+//
+// The tests run a six-node Cluster (three masters, three replicas) and a Sentinel setup (a
+// master, a replica, three sentinels) on loopback, and kill a master with SIGKILL under load.
+// With cluster-node-timeout 1000 and down-after-milliseconds 1000, callers saw errors for about
+// 3 seconds on the Cluster and 2 to 3 on Sentinel; no call outlived its context's deadline. On a
+// Cluster with cluster-require-full-coverage yes (Redis's default) every slot refuses commands
+// from the moment the master is marked failed until its replica takes over, not only the dead
+// master's slots.
+//
+// go-redis's ClusterClient learns where slots moved from MOVED answers, and otherwise reloads
+// the slot map every ClusterOptions.ClusterStateReloadInterval, a minute by default. A master
+// that died and was not started again answers nothing, so with the default the client goes on
+// dialing the dead master for the slots its replica took over, for up to that minute (the tests
+// saw it still failing 30 seconds after the kill). Set ClusterStateReloadInterval to a few
+// seconds. A Sentinel FailoverClient follows the sentinels' +switch-master at once.
+//
+// On a Cluster, GetMulti returns the values of the nodes that answered together with the error
+// of one that did not, so a region under FailOpen still hits on the live masters' keys.
 //
 // # TTLs
 //
