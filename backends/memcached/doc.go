@@ -56,8 +56,20 @@
 // and the hex SHA-1 of the key: it fits memcached's limits whatever the key, and no data key maps
 // to it, since data keys starting with "lock:" are hashed (a suffix such as ":lock" would collide
 // with data keys that end with it). On a pool,
-// a lock lives on the server its name maps to; if that server restarts, the locks it held are
-// gone, as are its values.
+// a lock lives on the server its own key maps to, which is not as a rule the server of the
+// value it guards; if that server restarts, the locks it held are gone, as are its values.
+//
+// # A pool with a server down
+//
+// The client picks a server per key (the CRC-32 of the key modulo the number of servers, as
+// memcache.ServerList does) and does not move keys off a server that is down. So while one
+// server of a pool is down its keys are misses and its writes fail; the other servers' keys
+// still hit, single or in batches: GetMulti returns their values together with the dead
+// server's error, and a region under FailOpen uses them (TestPoolScaleOut kills one of three
+// servers with SIGKILL: the next batch of 300 keys answered at once, hit on the two live
+// servers and created only the dead server's keys). A lock whose key maps to the dead server
+// cannot be taken: a FailOpen region then creates the value without it, once per process. A
+// server that comes back is empty: its keys are created once more, under their locks, and cached.
 //
 // The expiry frees the lock of a holder that crashed. memcached counts it in whole seconds (see
 // TTLs): a lock taken with a timeout of 500ms frees itself between 1 and 2 seconds later, one of
