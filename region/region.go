@@ -128,21 +128,7 @@ func (r *Region) Name() string { return r.name }
 // (distributed lock, Go value storage) now, through wrappers (backends.As).
 //
 // The region owns the backend from now on: Close closes it.
-func (r *Region) Configure(b backends.Backend) error {
-	if b == nil {
-		return fmt.Errorf("region %q: Configure: nil backend", r.name)
-	}
-	r.configMu.Lock()
-	defer r.configMu.Unlock()
-	if r.closed.Load() {
-		return fmt.Errorf("region %q: %w", r.name, ErrClosed)
-	}
-	if r.bound.Load() != nil {
-		return fmt.Errorf("region %q: %w", r.name, ErrAlreadyConfigured)
-	}
-	r.configure(b)
-	return nil
-}
+func (r *Region) Configure(b backends.Backend) error { return r.ConfigureWith(b) }
 
 // configure binds b, finding its capabilities; configMu is held and the region is unconfigured.
 func (r *Region) configure(b backends.Backend) {
