@@ -50,6 +50,8 @@ func (r *Region) ConfigureWith(b backends.Backend, opts ...Option) error {
 // CheckConfig reports whether ConfigureWith would accept opts: the error it would return for
 // them, without configuring anything.
 func (r *Region) CheckConfig(opts ...Option) error {
+	r.configMu.Lock() // ConfigureWith writes the settings under it
+	defer r.configMu.Unlock()
 	_, err := r.withOptions(opts)
 	return err
 }

@@ -213,10 +213,12 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 	return out, nil
 }
 
-// staleForAll reports whether every want has an old value that stale-if-error may serve.
+// staleForAll reports whether every want has an old value that may be served in place of a
+// failed regeneration: one still fresh (an early refresh failed), or one stale-if-error allows;
+// never one a hard invalidation removed meanwhile.
 func (v *View[V]) staleForAll(wants []dogpile.Want, p *policy) bool {
 	for _, w := range wants {
-		if !w.Have || !v.r.staleUsable(w.Cur.Created, p) {
+		if !w.Have || !v.r.usable(w.Cur.Created) || !(v.r.fresh(w.Cur.Created, p) || v.r.staleUsable(w.Cur.Created, p)) {
 			return false
 		}
 	}

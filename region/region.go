@@ -221,6 +221,12 @@ const (
 // records the time, and entries created before it count as absent (Hard) or expired (Soft).
 // It costs a clock read and a few atomic operations, and no I/O. It applies within this process.
 func (r *Region) Invalidate(ctx context.Context, mode Invalidation) error {
+	if r.bound.Load() == nil {
+		// ConfigureWith may be writing the settings (the clock stamp reads) and the engine: wait
+		// for it. Once configured, both are fixed.
+		r.configMu.Lock()
+		defer r.configMu.Unlock()
+	}
 	var at *atomic.Int64
 	switch mode {
 	case Hard:
@@ -239,7 +245,7 @@ func (r *Region) Invalidate(ctx context.Context, mode Invalidation) error {
 			break
 		}
 	}
-	if mode == Hard && r.bound.Load() != nil { // no flight before Configure, which may replace the engine
+	if mode == Hard {
 		r.engine.ForgetAll()
 	}
 	return nil

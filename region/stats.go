@@ -15,8 +15,9 @@ import (
 )
 
 // Stats is a snapshot of what a region, or one function's View of it, has done since it was
-// made. Every field only grows. Reads that are hits, misses or expired add up to the reads made
-// through GetOrCreate, GetOrCreateWith and memo Calls (a batch counts each of its keys).
+// made. Every field only grows. Hits, NegativeHits, Misses and Expired add up to the reads made
+// through GetOrCreate, GetOrCreateWith, GetOrCreateMulti and memo Calls (a batch counts each of
+// its keys).
 type Stats struct {
 	// Hits are reads answered with a fresh value, at the cost of the read alone.
 	Hits uint64

@@ -208,11 +208,18 @@ func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context
 		if errors.Is(err, dogpile.ErrClosed) {
 			return zero, fmt.Errorf("region %q: %w", v.r.name, ErrClosed)
 		}
-		if l.found && ctx.Err() == nil && v.r.staleUsable(l.created, l.p) {
-			// Stale-if-error: the old value, and the creator's error to the hook.
-			v.c.staleOnError.Add(1)
-			v.report(ctx, v.r.wrap("regenerate (served stale)", l.key, err))
-			return l.val, nil
+		if l.found && ctx.Err() == nil && v.r.usable(l.created) {
+			switch {
+			case v.r.fresh(l.created, l.p):
+				// A failed early refresh: the value is still fresh, and the caller gets it.
+				v.report(ctx, v.r.wrap("early refresh", l.key, err))
+				return l.val, nil
+			case v.r.staleUsable(l.created, l.p):
+				// Stale-if-error: the old value, and the creator's error to the hook.
+				v.c.staleOnError.Add(1)
+				v.report(ctx, v.r.wrap("regenerate (served stale)", l.key, err))
+				return l.val, nil
+			}
 		}
 		return zero, err
 	}

@@ -211,6 +211,7 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 		select {
 		case e.slots <- struct{}{}:
 			op.Observe(EventBackground, 0)
+			f.background = true // its caller is counted as served old below, once
 			go func() {
 				defer e.wg.Done() // last: Close returns only once the slot is free too
 				defer func() { <-e.slots }()
@@ -299,7 +300,9 @@ func (e *Engine) regenerate(ctx context.Context, op Op, f *flight, cur Entry) (a
 		return nil, err
 	}
 	if !ok {
-		op.Observe(EventStale, 0) // another process regenerates it
+		if !f.background {
+			op.Observe(EventStale, 0) // another process regenerates it
+		}
 		return cur.Value, nil
 	}
 	if unlock != nil {
@@ -382,6 +385,9 @@ type flight struct {
 	done chan struct{} // closed when val and err are set
 	val  any
 	err  error
+
+	// background is set, before it starts, for a regeneration run by a background worker.
+	background bool
 
 	// mu orders store against forget: a flight forgotten before it stores does not store, and
 	// one that stores first is stored before Forget's caller goes on to write or delete the key.
