@@ -23,7 +23,7 @@ const EntryVersion = 2
 //
 // Version 1, written by earlier releases, has no delta: its payload starts at byte 12, and it
 // decodes with Delta 0. A release that reads only version 1 takes version 2 entries for
-// malformed ones, that is for misses: during a rolling upgrade its processes create again what
+// malformed ones, that is for misses (each reported as malformed): during a rolling upgrade its processes create again what
 // the new ones stored, and the other way round nothing is lost.
 const EntryHeaderSize = 20
 

@@ -70,7 +70,8 @@ type Region struct {
 	StaleIfError      string   `json:"stale_if_error,omitempty"`     // a duration
 	Jitter            *float64 `json:"jitter,omitempty"`             // a fraction in [0, 1)
 
-	envNums map[string]string // numeric fields from the environment, checked with the others
+	env        map[string]string // fields from the environment, by region parameter
+	envBackend bool              // the backend URL came from the environment
 }
 
 // fields are the settings of Region as region parameters, in the order errors report them.
@@ -256,35 +257,27 @@ func EnvName(name, field string) string {
 	return "DOGPILE_" + up(name) + "_" + up(field)
 }
 
-// overlay applies the environment to c.
+// overlay applies the environment to c: the backend (with its URL's parameters, and without
+// the document's arguments), and each field, kept apart in env so that open can order them.
 func overlay(c Region, name string, getenv func(string) string) Region {
-	str := func(field string, dst *string) {
-		if v := getenv(EnvName(name, field)); v != "" {
-			*dst = v
-		}
-	}
 	if v := getenv(EnvName(name, "backend")); v != "" {
 		// Another backend: the document's arguments were for its own, and the variable's URL
 		// carries its parameters itself.
-		c.Backend, c.Arguments = v, nil
+		c.Backend, c.Arguments, c.envBackend = v, nil, true
 	}
-	str("expiration", &c.Expiration)
-	str("storage_ttl", &c.StorageTTL)
-	str("lock_timeout", &c.LockTimeout)
-	str("failure_policy", &c.FailurePolicy)
-	str("stale_if_error", &c.StaleIfError)
-	// Numbers are kept as text here and checked by open, so that errors name the variable's
-	// field like the document's.
-	c.envNums = map[string]string{}
-	for _, field := range []string{"background_refresh", "early_refresh", "jitter"} {
+	c.env = map[string]string{}
+	for _, field := range region.RegionParams {
 		if v := getenv(EnvName(name, field)); v != "" {
-			c.envNums[field] = v
+			c.env[field] = v
 		}
 	}
 	return c
 }
 
-// open checks c and opens its backend; errors name the field under path.
+// open checks c and opens its backend; errors name the field under path. Settings apply from
+// weakest to strongest: the backend URL's parameters and the document's fields (a URL from the
+// environment wins over the document's fields; the document's fields over its own URL), then
+// the environment's fields.
 func open(c Region, path string) (backends.Backend, []region.Option, error) {
 	if c.Backend == "" {
 		return nil, nil, fmt.Errorf("config: %s.backend: missing (set it in the document or in %s)", path, EnvName(strings.TrimPrefix(path, "regions."), "backend"))
@@ -297,7 +290,10 @@ func open(c Region, path string) (backends.Backend, []region.Option, error) {
 		}
 		return nil, nil, fmt.Errorf("config: %s.backend: invalid URL: %w", path, err)
 	}
-	q := u.Query()
+	q, err := url.ParseQuery(u.RawQuery) // u.Query() would drop what it cannot parse, silently
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: %s.backend: invalid query: %w", path, err)
+	}
 	keys := make([]string, 0, len(c.Arguments))
 	for k := range c.Arguments {
 		keys = append(keys, k)
@@ -305,34 +301,50 @@ func open(c Region, path string) (backends.Backend, []region.Option, error) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		switch v := c.Arguments[k].(type) {
-		case string, bool, float64, int:
-			q.Set(k, fmt.Sprint(v))
+		case string:
+			q.Set(k, v)
+		case bool:
+			q.Set(k, strconv.FormatBool(v))
+		case float64: // what JSON numbers decode to: 1000000, not 1e+06
+			q.Set(k, strconv.FormatFloat(v, 'f', -1, 64))
 		default:
 			return nil, nil, fmt.Errorf("config: %s.arguments.%s: want a string, number or boolean, not %T", path, k, v)
 		}
 	}
-	fields := c.fields()
-	for k, v := range c.envNums {
-		fields[k] = v
+	params := func(fields map[string]string, where string) ([]region.Option, error) {
+		var opts []region.Option
+		for _, name := range region.RegionParams {
+			v := fields[name]
+			if v == "" {
+				continue
+			}
+			o, err := region.Param(name, v)
+			if err != nil {
+				return nil, fmt.Errorf("config: %s.%s%s: %w", path, name, where, err)
+			}
+			opts = append(opts, o)
+		}
+		return opts, nil
 	}
-	var opts []region.Option
-	for _, name := range region.RegionParams {
-		v := fields[name]
-		if v == "" {
-			continue
-		}
-		o, err := region.Param(name, v)
-		if err != nil {
-			return nil, nil, fmt.Errorf("config: %s.%s: %w", path, name, err)
-		}
-		opts = append(opts, o)
+	docOpts, err := params(c.fields(), "")
+	if err != nil {
+		return nil, nil, err
+	}
+	envOpts, err := params(c.env, " (from the environment)")
+	if err != nil {
+		return nil, nil, err
 	}
 	// Region parameters in the URL itself, as ConfigureURL takes them.
 	urlOpts, err := region.OptionsFromQuery(q)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: %s.backend: %w", path, err)
 	}
-	opts = append(urlOpts, opts...) // the fields win over the URL
+	var opts []region.Option
+	if c.envBackend {
+		opts = append(append(append(opts, docOpts...), urlOpts...), envOpts...)
+	} else {
+		opts = append(append(append(opts, urlOpts...), docOpts...), envOpts...)
+	}
 	u.RawQuery = q.Encode()
 	b, err := backends.Open(region.URLString(u))
 	if err != nil {

@@ -52,6 +52,12 @@ func (r *Region) ConfigureWith(b backends.Backend, opts ...Option) error {
 func (r *Region) CheckConfig(opts ...Option) error {
 	r.configMu.Lock() // ConfigureWith writes the settings under it
 	defer r.configMu.Unlock()
+	if r.closed.Load() {
+		return fmt.Errorf("region %q: %w", r.name, ErrClosed)
+	}
+	if r.bound.Load() != nil {
+		return fmt.Errorf("region %q: %w", r.name, ErrAlreadyConfigured)
+	}
 	_, err := r.withOptions(opts)
 	return err
 }
@@ -92,7 +98,10 @@ func (r *Region) ConfigureURL(rawURL string) error {
 		}
 		return fmt.Errorf("region %q: ConfigureURL: invalid URL: %w", r.name, err)
 	}
-	q := u.Query()
+	q, err := url.ParseQuery(u.RawQuery) // u.Query() would drop what it cannot parse, silently
+	if err != nil {
+		return fmt.Errorf("region %q: ConfigureURL: invalid query: %w", r.name, err)
+	}
 	opts, err := OptionsFromQuery(q)
 	if err != nil {
 		return fmt.Errorf("region %q: ConfigureURL: %w", r.name, err)
@@ -224,7 +233,9 @@ func (r *Region) newEngine(background int) *dogpile.Engine {
 			slog.String("region", r.name), slog.String("key", key))
 	}
 	e.OnError = func(ctx context.Context, key string, err error) {
-		r.report(ctx, r.wrap("background refresh", key, err))
+		if !isReported(err) { // a backend error under FailClosed was reported where it happened
+			r.report(ctx, r.wrap("background refresh", key, err))
+		}
 	}
 	return e
 }

@@ -21,7 +21,7 @@
 // is expired, one caller regenerates it while every other caller gets the old value at once; when
 // it is absent, the callers in this process wait for one creation, and where the backend has a
 // distributed lock (backends.Locker) so do callers in other processes. A creator's error or panic
-// reaches every caller waiting for it, and nothing is cached. A caller whose context ends returns
+// reaches every caller waiting for it, and nothing is cached (but see WithNegativeCaching). A caller whose context ends returns
 // ctx.Err() without cancelling the creation the others wait for.
 //
 // # Batches

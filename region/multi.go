@@ -151,6 +151,7 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 	p := v.policy(opts)
 	es, err := v.loadMulti(ctx, b, bk.keys)
 	if err != nil {
+		v.c.misses.Add(uint64(len(bk.keys)))
 		return nil, err
 	}
 	out := make(map[string]V, len(bk.keys))
@@ -188,15 +189,15 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 		if errors.Is(err, dogpile.ErrClosed) {
 			return nil, fmt.Errorf("region %q: %w", v.r.name, ErrClosed)
 		}
-		if ctx.Err() != nil || !v.staleForAll(wants, p) {
+		if ctx.Err() != nil || isReported(err) {
 			return nil, err
 		}
-		// Stale-if-error: every key that needed a value has an old one recent enough.
-		v.c.staleOnError.Add(uint64(len(wants)))
-		v.report(ctx, v.r.wrapMulti("regenerate (served stale)", pick(bk.keys, wantIndexes(wants)), err))
-		for _, w := range wants {
-			val, _ := w.Cur.Value.(V)
-			out[bk.users[w.Index]] = val
+		vals, ok := v.insteadMulti(ctx, b, bk, wants, p, err)
+		if !ok {
+			return nil, err
+		}
+		for j, w := range wants {
+			out[bk.users[w.Index]] = vals[j]
 		}
 		return out, nil
 	}
@@ -213,16 +214,35 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 	return out, nil
 }
 
-// staleForAll reports whether every want has an old value that may be served in place of a
-// failed regeneration: one still fresh (an early refresh failed), or one stale-if-error allows;
-// never one a hard invalidation removed meanwhile.
-func (v *View[V]) staleForAll(wants []dogpile.Want, p *policy) bool {
-	for _, w := range wants {
-		if !w.Have || !v.r.usable(w.Cur.Created) || !(v.r.fresh(w.Cur.Created, p) || v.r.staleUsable(w.Cur.Created, p)) {
-			return false
-		}
+// insteadMulti is instead for a batch: the values of wants read now, if every one of them may be
+// served in place of the failed creation (fresh, or the one found and allowed by stale-if-error).
+func (v *View[V]) insteadMulti(ctx context.Context, b *bound, bk batchKeys, wants []dogpile.Want, p *policy, err error) ([]V, bool) {
+	keys := pick(bk.keys, wantIndexes(wants))
+	es, rerr := v.loadMulti(ctx, b, keys)
+	if rerr != nil {
+		return nil, false
 	}
-	return true
+	vals, stale := make([]V, len(wants)), 0
+	for j, w := range wants {
+		e := es[j]
+		switch {
+		case !e.found || e.neg:
+			return nil, false
+		case v.r.fresh(e.created, p):
+		case w.Have && e.created == w.Cur.Created && v.r.staleUsable(e.created, p):
+			stale++
+		default:
+			return nil, false
+		}
+		vals[j] = e.val
+	}
+	op := "early refresh"
+	if stale > 0 {
+		op = "regenerate (served stale)"
+		v.c.staleOnError.Add(uint64(stale))
+	}
+	v.report(ctx, v.r.wrapMulti(op, keys, err))
+	return vals, true
 }
 
 func wantIndexes(wants []dogpile.Want) []int {

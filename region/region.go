@@ -221,9 +221,10 @@ const (
 // records the time, and entries created before it count as absent (Hard) or expired (Soft).
 // It costs a clock read and a few atomic operations, and no I/O. It applies within this process.
 func (r *Region) Invalidate(ctx context.Context, mode Invalidation) error {
-	if r.bound.Load() == nil {
+	if r.bound.Load() == nil && !r.closed.Load() {
 		// ConfigureWith may be writing the settings (the clock stamp reads) and the engine: wait
-		// for it. Once configured, both are fixed.
+		// for it. Once configured, both are fixed. (After Close the lock is not needed, and may be
+		// held by a Close waiting for a creator that calls this.)
 		r.configMu.Lock()
 		defer r.configMu.Unlock()
 	}
@@ -353,8 +354,9 @@ func (r *Region) early(created, delta int64, p *policy) bool {
 	if exp <= 0 {
 		return false
 	}
-	expiry := created + int64(r.jittered(exp, created))
-	return float64(r.now())+float64(delta)*beta*rand.ExpFloat64() >= float64(expiry)
+	// Relative to created, so that no sum overflows however long the expiration.
+	age := float64(r.now() - created)
+	return age+float64(delta)*beta*rand.ExpFloat64() >= float64(r.jittered(exp, created))
 }
 
 func (r *Region) beta(p *policy) float64 {
@@ -411,7 +413,9 @@ func (r *Region) staleUsable(created int64, p *policy) bool {
 	case exp < 0:
 		expiredAt = created
 	case exp > 0:
-		expiredAt = created + int64(r.jittered(exp, created))
+		if j := int64(r.jittered(exp, created)); created <= math.MaxInt64-j {
+			expiredAt = created + j
+		}
 	}
 	if s := r.softAt.Load(); created < s {
 		expiredAt = min(expiredAt, s)
@@ -517,7 +521,19 @@ func (r *Region) failed(ctx context.Context, op, key string, err error) error {
 func (r *Region) failedWrapped(ctx context.Context, err error) error {
 	r.report(ctx, err)
 	if r.cfg.failClosed {
-		return err
+		return &reported{err}
 	}
 	return nil
+}
+
+// reported marks a backend error that was reported already and ends a call under FailClosed: it
+// is returned as it is, not reported again, and never hidden by a stale value.
+type reported struct{ error }
+
+func (e *reported) Unwrap() error { return e.error }
+
+// isReported reports whether err is a backend error reported already.
+func isReported(err error) bool {
+	var rep *reported
+	return errors.As(err, &rep)
 }

@@ -23,7 +23,8 @@ type Stats struct {
 	Hits uint64
 	// NegativeHits are reads answered with a cached "not found" (WithNegativeCaching).
 	NegativeHits uint64
-	// Misses are reads that found no usable value: the caller got a created one, or an error.
+	// Misses are reads that found no usable value, failed reads included: the caller got a
+	// created value, or an error.
 	Misses uint64
 	// Expired are reads that found an expired value (or one due for an early refresh).
 	Expired uint64
@@ -60,7 +61,7 @@ type ErrorStats struct {
 	Lock      uint64 // lock and unlock calls that failed
 	Malformed uint64 // stored entries that did not decode, or held another type
 	Encode    uint64 // values the codec could not encode
-	Creator   uint64 // creator errors the region reported instead of returning (background, stale-if-error)
+	Creator   uint64 // creator errors the region reported instead of returning (background, stale-if-error, early refresh)
 }
 
 // counters are the live counts behind Stats. Hits, the one count of the hot path, is striped so
@@ -244,7 +245,7 @@ func (r *Region) countError(c *counters, err error) {
 			return &c.errRead
 		case "lock", "unlock", "trylockmulti":
 			return &c.errLock
-		case "regenerate (served stale)", "background refresh":
+		case "regenerate (served stale)", "background refresh", "early refresh":
 			return &c.errCreator
 		}
 		return &c.errWrite

@@ -149,6 +149,7 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 	l.loaded, err = v.load(ctx, b, l.key)
 	switch {
 	case err != nil:
+		v.c.misses.Add(1)
 		return l, err
 	case !l.found:
 		v.c.misses.Add(1)
@@ -188,7 +189,7 @@ func (v *View[V]) failed(ctx context.Context, op, key string, err error) error {
 func (v *View[V]) failedWrapped(ctx context.Context, err error) error {
 	v.report(ctx, err)
 	if v.r.cfg.failClosed {
-		return err
+		return &reported{err}
 	}
 	return nil
 }
@@ -208,17 +209,9 @@ func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context
 		if errors.Is(err, dogpile.ErrClosed) {
 			return zero, fmt.Errorf("region %q: %w", v.r.name, ErrClosed)
 		}
-		if l.found && ctx.Err() == nil && v.r.usable(l.created) {
-			switch {
-			case v.r.fresh(l.created, l.p):
-				// A failed early refresh: the value is still fresh, and the caller gets it.
-				v.report(ctx, v.r.wrap("early refresh", l.key, err))
-				return l.val, nil
-			case v.r.staleUsable(l.created, l.p):
-				// Stale-if-error: the old value, and the creator's error to the hook.
-				v.c.staleOnError.Add(1)
-				v.report(ctx, v.r.wrap("regenerate (served stale)", l.key, err))
-				return l.val, nil
+		if l.found && ctx.Err() == nil && !isReported(err) {
+			if val, ok := v.instead(ctx, l, err); ok {
+				return val, nil
 			}
 		}
 		return zero, err
@@ -229,6 +222,29 @@ func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context
 	}
 	val, _ := res.(V) // nil only for a nil interface V
 	return val, nil
+}
+
+// instead returns the value to serve in place of a failed regeneration of l, if any: the value
+// read now (what a Delete, Set or invalidation made meanwhile counts, in this process or
+// another), when it is fresh (an early refresh failed, or another caller stored a new value),
+// or when it is still the one l found and stale-if-error allows it. The creator's error goes to
+// the error handler. It costs one more read, on the error path only.
+func (v *View[V]) instead(ctx context.Context, l *lookup[V], err error) (V, bool) {
+	var zero V
+	now, rerr := v.load(ctx, l.b, l.key)
+	if rerr != nil || !now.found || now.neg {
+		return zero, false
+	}
+	switch {
+	case v.r.fresh(now.created, l.p):
+		v.report(ctx, v.r.wrap("early refresh", l.key, err))
+		return now.val, true
+	case now.created == l.created && v.r.staleUsable(now.created, l.p):
+		v.c.staleOnError.Add(1)
+		v.report(ctx, v.r.wrap("regenerate (served stale)", l.key, err))
+		return now.val, true
+	}
+	return zero, false
 }
 
 // cmpErr returns the first non-nil error.
@@ -331,7 +347,7 @@ func (v *View[V]) decodeEntry(ctx context.Context, k string, raw []byte) loaded[
 	if !v.r.usable(e.Created) {
 		return loaded[V]{}
 	}
-	if e.Flags&backends.FlagNegative != 0 {
+	if e.Flags&backends.FlagNegative != 0 && raw[2] >= 2 { // version 1 defined no flags
 		return loaded[V]{created: e.Created, found: true, neg: true}
 	}
 	val, err := v.decode(e.Payload)

@@ -41,9 +41,9 @@ func TestEntryPacking(t *testing.T) {
 		ttl, want time.Duration
 	}{
 		{noExpiry, noExpiry},
-		{1, ttlUnit}, // rounded up: kept at least as long as asked
-		{time.Second, time.Second},
-		{time.Second + 1, time.Second + ttlUnit},
+		{1, 2 * ttlUnit}, // rounded up, and a clock step more: kept at least as long as asked
+		{time.Second, time.Second + ttlUnit},
+		{time.Second + 1, time.Second + 2*ttlUnit},
 		{20 * 365 * 24 * time.Hour, noExpiry}, // beyond 13 years: never
 	} {
 		e := newEntry(nil, 0, 0, tc.ttl)

@@ -61,8 +61,10 @@ const ttlUnit = clockStep
 func newEntry(value any, created, delta int64, ttl time.Duration) entry {
 	e := entry{value: value, created: created, ttl: ttlNever}
 	if ttl != noExpiry {
-		// Rounded up: the backend keeps an entry at least its TTL. Beyond 13 years, never.
-		if units := (ttl + ttlUnit - 1) / ttlUnit; units < ttlNever {
+		// Rounded up, and one step more: the TTL runs from the coarse clock's last tick, which
+		// may be up to a step before the write, and the backend keeps an entry at least its
+		// TTL. Beyond 13 years, never.
+		if units := (ttl+ttlUnit-1)/ttlUnit + 1; units < ttlNever {
 			e.ttl = uint32(units)
 		}
 	}
