@@ -37,9 +37,12 @@
 // that crashed. WithLockWatchdog makes a held lock extend itself (with a compare-and-PEXPIRE
 // script) every third of its timeout until Unlock, for creators that may outlive the timeout.
 //
-// In Cluster mode the lock key hashes to its own slot, unless the key has a hash tag, so a key's
-// lock may live on another master than its value: the lock is a single-key SET NX, and never
-// needs both in one command.
+// In Cluster mode a key's lock lives in the hash slot of the key, so on the master that holds
+// the value, and the two move together in a failover or a resharding: the lock key starts with
+// the key's own hash tag when it has one (a prefix such as "{app}:" gives every key one), and
+// otherwise carries the data key as its tag, <prefix>\x00lock\x00{<prefix><key>}<key>. Two rare
+// forms keep the plain name, in another slot (still exclusive): a prefix that holds a '{' but no
+// hash tag of its own, and a key without a hash tag that holds a '}'.
 //
 // # Failover: what the lock does and does not guarantee
 //
@@ -100,8 +103,9 @@
 //
 // # Failures
 //
-// Locks live beside the values under the same prefix, as prefix + "\x00lock\x00" + key, so that
-// no data key of a region can be a lock's name.
+// Locks live beside the values under the same prefix, as prefix + "\x00lock\x00" + key (on a
+// Cluster with the key's hash tag after the mark; see The lock), so that no data key of a region
+// can be a lock's name.
 //
 // A miss is an error wrapping backends.ErrNotFound; anything else (Redis down, a timeout, ctx
 // done) is wrapped with the operation and key and is never a miss, so that the region's failure

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,29 @@ import (
 // no key from memo does and no key of a View should; a suffix such as ":lock" would collide with
 // any data key that happens to end with it ("report" and "report:lock").
 const lockTag = "\x00lock\x00"
+
+// lockKey returns the Redis key of the lock named key: prefix + lockTag + key, which lives in
+// the hash slot of its data key (prefix + key) on a Cluster too, so that the two move together
+// in a failover or a resharding. When the data key has a hash tag ("{app}:" as the prefix, or a
+// "{...}" in the key), the lock key begins with the same tag and shares its slot already.
+// Otherwise the lock key carries the data key as its own tag, after the lock mark:
+// prefix + lockTag + "{" + prefix + key + "}" + key, possible when the prefix has no '{' and the
+// data key no '}'. For the rare forms left (a prefix holding a '{' but no hash tag of its own, a
+// key without a hash tag holding a '}'), the lock key keeps the plain form, in another slot:
+// still exclusive, only not beside its key. Outside a Cluster the lock key is always the plain
+// prefix + lockTag + key.
+func (b *Backend) lockKey(key string) string {
+	data := b.prefix + key
+	if hashPart(data) != data { // a hash tag: the lock key starts with the same one
+		if hashSlot(b.prefix+lockTag+key) == hashSlot(data) {
+			return b.prefix + lockTag + key
+		}
+	}
+	if b.sharding == shardCluster && !strings.ContainsRune(b.prefix, '{') && !strings.ContainsRune(data, '}') {
+		return b.prefix + lockTag + "{" + data + "}" + key
+	}
+	return b.prefix + lockTag + key
+}
 
 // acquireScript takes the lock KEYS[1] for the token ARGV[1] for ARGV[2] milliseconds, unless
 // another token holds it. It also answers 1 when the lock already holds ARGV[1]: a retry of a
@@ -67,7 +91,7 @@ func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration
 	timeout = roundUpMs(timeout)
 	var raw [16]byte
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (it crashes the program instead)
-	l := &lock{b: b, name: key, key: b.prefix + lockTag + key, token: hex.EncodeToString(raw[:])}
+	l := &lock{b: b, name: key, key: b.lockKey(key), token: hex.EncodeToString(raw[:])}
 	taken, err := acquireScript.Run(ctx, b.client, []string{l.key}, l.token, timeout.Milliseconds()).Int()
 	if err != nil {
 		return nil, false, fmt.Errorf("redis: trylock %q: %w", key, err)
@@ -104,7 +128,7 @@ func (b *Backend) TryLockMulti(ctx context.Context, keys []string, timeout time.
 	_, _ = rand.Read(raw)
 	ls := make([]*lock, len(keys))
 	for i, key := range keys {
-		ls[i] = &lock{b: b, name: key, key: b.prefix + lockTag + key, token: hex.EncodeToString(raw[16*i : 16*(i+1)])}
+		ls[i] = &lock{b: b, name: key, key: b.lockKey(key), token: hex.EncodeToString(raw[16*i : 16*(i+1)])}
 	}
 	cmds, err := b.scriptAll(ctx, acquireScript, ls, ms)
 	held := &multiLock{b: b}

@@ -41,3 +41,13 @@ var crc16Table = func() (t [256]uint16) {
 	}
 	return t
 }()
+
+// hashPart returns what Redis hashes of key to place it: its hash tag, or the whole key.
+func hashPart(key string) string {
+	if open := strings.IndexByte(key, '{'); open >= 0 {
+		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
+			return key[open+1 : open+1+end]
+		}
+	}
+	return key
+}
