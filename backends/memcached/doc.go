@@ -45,19 +45,23 @@
 //
 // TryLock takes the lock named key with
 //
-//	add <prefix>lock:<hex SHA-1 of key> 0 <expiry> 32
+//	add <prefix>lock:<hex SHA-1 of key><40 letters a or b> 0 <expiry> 32
 //	<random 128-bit token, hex>
 //
 // which only succeeds when no such item exists, and Unlock releases it with a compare-and-delete:
 // gets returns the lock item and its CAS id, and, if the item holds the holder's token, a cas with
 // that id and a negative expiry (memcached stores the item already expired) removes it. The cas
 // fails if the item changed in between, so a holder whose lock timed out, and was then taken by
-// another, never releases the other's lock; its Unlock is a no-op. The lock's key is the prefix, "lock:"
-// and the hex SHA-1 of the key: it fits memcached's limits whatever the key, and no data key maps
-// to it, since data keys starting with "lock:" are hashed (a suffix such as ":lock" would collide
-// with data keys that end with it). On a pool,
-// a lock lives on the server its own key maps to, which is not as a rule the server of the
-// value it guards; if that server restarts, the locks it held are gone, as are its values.
+// another, never releases the other's lock; its Unlock is a no-op. The lock's key is the prefix,
+// "lock:" and the hex SHA-1 of the key: it fits memcached's limits whatever the key, and no data
+// key maps to it, since data keys starting with "lock:" are hashed (a suffix such as ":lock" would
+// collide with data keys that end with it). It ends with 40 letters, each 'a' or 'b', chosen so
+// that the lock key has the CRC-32 of the key the value is stored under: a client that picks a
+// pool's server by the CRC-32 of the key (memcache.ServerList, and the clients backends.Open
+// makes) puts a lock on the server of the value it guards, so a server that dies or restarts
+// takes a key's value and its lock together. (A prefix longer than 165 bytes leaves no room for
+// the letters: the lock then lives where its own key maps. A client with a selector of its own
+// may put the two apart too.)
 //
 // # A pool with a server down
 //
@@ -67,9 +71,10 @@
 // still hit, single or in batches: GetMulti returns their values together with the dead
 // server's error, and a region under FailOpen uses them (TestPoolScaleOut kills one of three
 // servers with SIGKILL: the next batch of 300 keys answered at once, hit on the two live
-// servers and created only the dead server's keys). A lock whose key maps to the dead server
-// cannot be taken: a FailOpen region then creates the value without it, once per process. A
-// server that comes back is empty: its keys are created once more, under their locks, and cached.
+// servers and created only the dead server's keys). A dead server's keys cannot be locked either,
+// since their locks live there too: a FailOpen region creates them without the lock, once per
+// process, and the keys of the live servers keep their locks. A server that comes back is empty:
+// its keys are created once more, under their locks, and cached.
 //
 // The expiry frees the lock of a holder that crashed. memcached counts it in whole seconds (see
 // TTLs): a lock taken with a timeout of 500ms frees itself between 1 and 2 seconds later, one of

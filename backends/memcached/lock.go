@@ -13,7 +13,7 @@ import (
 
 // TryLock tries once, without waiting, to take the lock named key, with
 //
-//	add <prefix>lock:<hex SHA-1 of key> 0 <expiry> 32
+//	add <prefix>lock:<hex SHA-1 of key><40 letters a or b> 0 <expiry> 32
 //	<token>
 //
 // where the token is 16 random bytes in hex and the expiry is the timeout in whole seconds,

@@ -1,8 +1,6 @@
 package memcached_test
 
 import (
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -20,8 +18,7 @@ func TestUnlockDeletes(t *testing.T) {
 	client, rec := countingClient(t, server.Addr)
 	prefix := uniquePrefix(t)
 	b := memcached.New(client, memcached.WithPrefix(prefix))
-	sum := sha1.Sum([]byte("k"))
-	lockKey := prefix + "lock:" + hex.EncodeToString(sum[:]) // the lock's key, as doc.go describes it
+	lockKey := memcached.LockKey(b, "k") // the lock's key, as doc.go describes it
 
 	rec.take()
 	lock, ok, err := b.TryLock(ctx, "k", time.Minute)
@@ -71,8 +68,7 @@ func TestUnlockLeavesOthersLock(t *testing.T) {
 	client := newClient(t)
 	prefix := uniquePrefix(t)
 	b := memcached.New(client, memcached.WithPrefix(prefix))
-	sum := sha1.Sum([]byte("k"))
-	lockKey := prefix + "lock:" + hex.EncodeToString(sum[:]) // the lock's key, as doc.go describes it
+	lockKey := memcached.LockKey(b, "k") // the lock's key, as doc.go describes it
 	lock, ok, err := b.TryLock(ctx, "k", time.Minute)
 	if err != nil || !ok {
 		t.Fatalf("TryLock = %v, %v", ok, err)

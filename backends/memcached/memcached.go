@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"strings"
@@ -169,8 +170,81 @@ func (b *Backend) key(key string) string {
 }
 
 // lockKey maps the name of a lock to its memcached key: the prefix, "lock:" and the hex SHA-1 of
-// the name, which no data key maps to.
-func (b *Backend) lockKey(name string) string { return b.hashed(lockMark, name) }
+// the name, which no data key maps to, then steerLen letters, each 'a' or 'b', chosen so that the
+// lock key has the CRC-32 of its data key (b.key(name)). A client picks a pool's server by the
+// CRC-32 of the key (memcache.ServerList and the clients Open makes), so the lock lives on the
+// server of its key: a server that dies takes a key's value and its lock together, and the others
+// keep theirs. With a prefix too long for the letters, the lock key ends after the SHA-1 (and may
+// live on another server).
+func (b *Backend) lockKey(name string) string {
+	k := b.hashed(lockMark, name)
+	if len(k)+steerLen > maxKeyLen {
+		return k
+	}
+	buf := make([]byte, len(k)+steerLen)
+	copy(buf, k)
+	for i := len(k); i < len(buf); i++ {
+		buf[i] = 'a'
+	}
+	flips := steer.solve(crc32.ChecksumIEEE(buf) ^ crc32.ChecksumIEEE([]byte(b.key(name))))
+	for d := range steerLen {
+		if flips&(1<<d) != 0 {
+			buf[len(buf)-1-d] = 'b' // 'a' ^ 0x03
+		}
+	}
+	return string(buf)
+}
+
+// steerLen is how many letters end a lock key to give it its data key's CRC-32.
+const steerLen = 40
+
+// steer solves for the letters of lockKey. CRC-32 is affine: changing the byte d places from the
+// end of a message by x changes the checksum by a value that depends only on d and x. So turning
+// an 'a' into a 'b' (x = 0x03) at distance d toggles a fixed 32-bit vector, and steerLen of them
+// span all 32 bits: any wanted change of checksum is a set of letters to turn.
+var steer = newSteering()
+
+type steering struct {
+	basis [32]uint32 // a basis of the toggles, by leading bit
+	combo [32]uint64 // for each, which distances make it
+}
+
+func newSteering() *steering {
+	var s steering
+	zero := crc32.ChecksumIEEE(make([]byte, steerLen))
+	for d := range steerLen {
+		msg := make([]byte, steerLen)
+		msg[steerLen-1-d] = 0x03
+		v, m := crc32.ChecksumIEEE(msg)^zero, uint64(1)<<d
+		for bit := 31; bit >= 0 && v != 0; bit-- {
+			if v&(1<<bit) == 0 {
+				continue
+			}
+			if s.basis[bit] == 0 {
+				s.basis[bit], s.combo[bit] = v, m
+				break
+			}
+			v, m = v^s.basis[bit], m^s.combo[bit]
+		}
+	}
+	for bit, v := range s.basis {
+		if v == 0 {
+			panic(fmt.Sprintf("memcached: lock key steering spans no bit %d: make steerLen longer", bit))
+		}
+	}
+	return &s
+}
+
+// solve returns the distances (a bit each) whose toggles add up to diff.
+func (s *steering) solve(diff uint32) uint64 {
+	var m uint64
+	for bit := 31; bit >= 0; bit-- {
+		if diff&(1<<bit) != 0 {
+			diff, m = diff^s.basis[bit], m^s.combo[bit]
+		}
+	}
+	return m
+}
 
 // hashed returns the prefix, mark and the hex SHA-1 of key; mark is as long as hashedMark.
 func (b *Backend) hashed(mark, key string) string {
