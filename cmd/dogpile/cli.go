@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -301,6 +302,11 @@ func open(rawURL string) (*target, error) {
 		if dir := fileDir(u); dir != "" {
 			if _, err := os.Stat(dir); err != nil {
 				return nil, fmt.Errorf("file backend: %w", err)
+			}
+			// Opening a directory makes it a cache (data/, locks/, evict.lock): a typo one level
+			// up, or $HOME, must not become one. A cache has its data directory already.
+			if fi, err := os.Stat(filepath.Join(dir, "data")); err != nil || !fi.IsDir() {
+				return nil, fmt.Errorf("file backend: %s is not a dogpile file cache (it has no data directory)", dir)
 			}
 		}
 		if q, err := url.ParseQuery(u.RawQuery); err == nil && (q.Has("max_size") || q.Has("max_entries")) {

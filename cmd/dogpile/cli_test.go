@@ -484,6 +484,9 @@ func TestInvalidateMatch(t *testing.T) {
 	}
 
 	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil { // a (new, empty) file cache
+		t.Fatal(err)
+	}
 	r = dogpile(t, "invalidate", "-match", "*", "file://"+dir)
 	r.want(t, exitUsage)
 	r.contains(t, "-match works on Redis only")

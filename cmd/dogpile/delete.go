@@ -181,6 +181,9 @@ func (c *cli) invalidateMatch(ctx context.Context, o *options, t *target) error 
 		return usagef("-match works on Redis only: %s:// cannot list its keys", t.url.Scheme)
 	}
 	client := rb.Client()
+	if clusterEnabled(ctx, client) {
+		return errClusterNode
+	}
 	res := invalidated{Match: o.match, DryRun: o.dryRun, Deleted: []deleted{}}
 	pattern := globEscape(t.prefix) + o.match
 	var cursor uint64
@@ -191,7 +194,7 @@ func (c *cli) invalidateMatch(ctx context.Context, o *options, t *target) error 
 		}
 		var dels []string
 		for _, k := range batch {
-			if strings.HasPrefix(k, t.prefix+"\x00lock\x00") {
+			if isLockKey(k) { // any region's lock, nested prefixes included
 				continue
 			}
 			if o.limit > 0 && res.Count == o.limit {
@@ -232,12 +235,12 @@ func (c *cli) invalidateMatch(ctx context.Context, o *options, t *target) error 
 // itself only.
 func globEscape(s string) string {
 	var b strings.Builder
-	for _, r := range s {
-		switch r {
+	for i := 0; i < len(s); i++ { // bytes, not runes: a prefix need not be UTF-8
+		switch c := s[i]; c {
 		case '*', '?', '[', ']', '\\', '^', '-':
 			b.WriteByte('\\')
 		}
-		b.WriteRune(r)
+		b.WriteByte(s[i])
 	}
 	return b.String()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -27,6 +28,9 @@ func TestBinary(t *testing.T) {
 	u, _ := redisURL(t)
 	fill(t, newRegion(t, u))
 	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil { // a (new, empty) file cache
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args         []string
 		code         int

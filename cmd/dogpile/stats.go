@@ -114,7 +114,9 @@ func scanRedis(ctx context.Context, client goredis.UniversalClient, prefix strin
 			}
 		}
 	}
-	lockPrefix := prefix + "\x00lock\x00"
+	if st.Info["cluster_enabled"] == "1" || clusterEnabled(ctx, client) {
+		return nil, errClusterNode
+	}
 	pattern := globEscape(prefix) + "*"
 	var cursor uint64
 	for {
@@ -129,7 +131,7 @@ func scanRedis(ctx context.Context, client goredis.UniversalClient, prefix strin
 		st.Scanned += int64(len(batch))
 		var values []string
 		for _, k := range batch {
-			if strings.HasPrefix(k, lockPrefix) {
+			if isLockKey(k) {
 				st.Locks++
 			} else {
 				values = append(values, k)
@@ -362,4 +364,19 @@ func (st *fileStats) print(w io.Writer) {
 	if st.Other > 0 {
 		fmt.Fprintf(w, "other:      %d files that are not entries\n", st.Other)
 	}
+}
+
+// isLockKey reports whether a Redis key is a dogpile lock: any region's, whatever its prefix (a
+// region under "app:users:" scanned as "app:"), plain or in a Cluster's form. Data keys of
+// regions never hold the lock mark.
+func isLockKey(k string) bool { return strings.Contains(k, "\x00lock\x00") }
+
+// errClusterNode refuses what a single node of a Cluster cannot answer for the whole Cluster.
+var errClusterNode = errors.New("the URL names one node of a Redis Cluster, which holds only some of the keys: " +
+	"scanning it would count, or delete, that node's share only (redis:// URLs address a single node)")
+
+// clusterEnabled asks the server whether it is a Cluster node.
+func clusterEnabled(ctx context.Context, client goredis.UniversalClient) bool {
+	info, err := client.Info(ctx, "cluster").Result()
+	return err == nil && strings.Contains(info, "cluster_enabled:1")
 }
