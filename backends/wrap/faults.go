@@ -134,10 +134,10 @@ func (f *Faults) Injected(op Op) int {
 	return f.injected[op]
 }
 
-// decide draws the wait and the outcome of one call of op.
-func (f *Faults) decide(op Op) (time.Duration, error) {
+// wait draws how long a call of op waits before its outcome is decided.
+func (f *Faults) wait(op Op) time.Duration {
 	if op == 0 || int(op) >= numOps {
-		return 0, nil
+		return 0
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -146,6 +146,18 @@ func (f *Faults) decide(op Op) (time.Duration, error) {
 	if ft.Jitter > 0 {
 		wait += time.Duration(f.rng.Int64N(int64(ft.Jitter)))
 	}
+	return wait
+}
+
+// decide draws the outcome of one call of op, after its wait: a call that ended on its context
+// while waiting neither uses up a FailNext nor counts as injected.
+func (f *Faults) decide(op Op) error {
+	if op == 0 || int(op) >= numOps {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ft := &f.faults[op]
 	fail := false
 	switch {
 	case ft.FailNext > 0:
@@ -157,19 +169,18 @@ func (f *Faults) decide(op Op) (time.Duration, error) {
 		fail = f.rng.Float64() < ft.Rate
 	}
 	if !fail {
-		return wait, nil
+		return nil
 	}
 	f.injected[op]++
 	if ft.Err == nil {
-		return wait, fmt.Errorf("%w into %s", ErrInjected, op)
+		return fmt.Errorf("%w into %s", ErrInjected, op)
 	}
-	return wait, &injectedError{op: op, err: ft.Err}
+	return &injectedError{op: op, err: ft.Err}
 }
 
 // Hook is the Hook that injects the faults: give it (the method value f.Hook) to New.
 func (f *Faults) Hook(ctx context.Context, c *Call, next func(context.Context) error) error {
-	wait, err := f.decide(c.Op)
-	if wait > 0 {
+	if wait := f.wait(c.Op); wait > 0 {
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
@@ -178,7 +189,7 @@ func (f *Faults) Hook(ctx context.Context, c *Call, next func(context.Context) e
 			return ctx.Err()
 		}
 	}
-	if err != nil {
+	if err := f.decide(c.Op); err != nil {
 		return err
 	}
 	return next(ctx)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
@@ -120,6 +121,9 @@ type Hook func(ctx context.Context, call *Call, next func(context.Context) error
 // errNextTwice is what next returns when a hook calls it a second time.
 var errNextTwice = errors.New("wrap: a hook called next twice")
 
+// errNextLate is what next returns when a hook calls it after returning.
+var errNextLate = errors.New("wrap: a hook called next after it returned")
+
 // New returns b wrapped by hook: every operation of b, including the optional capabilities
 // listed below, goes through hook. A nil hook passes every call through unchanged. New does no
 // I/O; it finds b's capabilities now, with backends.As, so wrappers stack (New(New(b, h1), h2)).
@@ -220,7 +224,10 @@ var (
 // results. Each operation allocates one, and the method value of next, whatever it carries.
 type call struct {
 	Call
-	called bool                                     // next ran; guarded by the hook's own ordering
+	mu       sync.Mutex     // guards called and returned: a hook may call next from another goroutine
+	called   bool           // next ran
+	returned bool           // the hook returned: next may no longer start
+	running  sync.WaitGroup // a next in progress
 	do     func(ctx context.Context, c *call) error // the operation on the wrapped backend
 	w      *backend
 
@@ -240,18 +247,36 @@ type call struct {
 	held  backends.Lock // the lock or release do got, nil if none
 }
 
-// next runs the operation once; a second call does nothing and fails.
+// next runs the operation once; a second call does nothing and fails, and so does a call made
+// after the hook returned.
 func (c *call) next(ctx context.Context) error {
-	if c.called {
+	c.mu.Lock()
+	switch {
+	case c.called:
+		c.mu.Unlock()
 		return errNextTwice
+	case c.returned:
+		c.mu.Unlock()
+		return errNextLate
 	}
 	c.called = true
+	c.running.Add(1)
+	c.mu.Unlock()
+	defer c.running.Done()
 	return c.do(ctx, c)
 }
 
-// run calls the hook around the operation (c.w.hook is not nil here).
+// run calls the hook around the operation (c.w.hook is not nil here). A next the hook started
+// and left running (on a goroutine of its own, say, to return early on a timeout) is waited for
+// before run returns: the wrapper reads its results (and releases the locks it took, when the
+// hook fails the call) only once it has ended, and never leaves a lock held by nobody.
 func (c *call) run(ctx context.Context) error {
-	return c.w.hook(ctx, &c.Call, c.next)
+	err := c.w.hook(ctx, &c.Call, c.next)
+	c.mu.Lock()
+	c.returned = true
+	c.mu.Unlock()
+	c.running.Wait()
+	return err
 }
 
 // Unwrap returns the wrapped backend.
