@@ -115,6 +115,7 @@ func (s *Server) Start() error {
 	}
 	argv := s.args(s.port)
 	cmd := exec.Command(argv[0], argv[1:]...)
+	dieWithParent(cmd) // a test binary killed by go test's timeout leaves no server behind
 	// The server's output goes to a file, not a pipe: a pipe needs a goroutine to copy it for as
 	// long as the server runs, and the leak checks of TestMain would see it. The file is unlinked
 	// once the server answers; the server keeps writing to it until it exits.
@@ -133,7 +134,18 @@ func (s *Server) Start() error {
 	for {
 		err := s.ready(s.Addr)
 		if err == nil {
-			break
+			// Ours, not another process that holds the port (freePort's race, or a port taken
+			// between Stop and Start): that one would answer while ours exits.
+			pid, perr := serverPid(s.name, s.Addr)
+			if perr == nil && pid == cmd.Process.Pid {
+				break
+			}
+			if perr == nil {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				return fmt.Errorf("%s on %s: another process (pid %d) answers on the port; ours said: %s", s.name, s.Addr, pid, said(out.Name()))
+			}
+			err = perr
 		}
 		if exited(cmd.Process.Pid) {
 			_ = cmd.Wait()
@@ -208,6 +220,38 @@ func pingRedis(addr string) error {
 // pingMemcached sends version and expects VERSION.
 func pingMemcached(addr string) error {
 	return ask(addr, "version\r\n", "VERSION")
+}
+
+// serverPid asks the server on addr for its process id: INFO server's process_id for Redis (and
+// Sentinel), stats' pid for memcached.
+func serverPid(name, addr string) (int, error) {
+	req, field, end := "INFO server\r\n", "process_id:", ""
+	if name == "memcached" {
+		req, field, end = "stats\r\n", "STAT pid ", "END"
+	}
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte(req)); err != nil {
+		return 0, err
+	}
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return 0, fmt.Errorf("%s on %s: no %q in its answer: %w", name, addr, strings.TrimSpace(field), err)
+		}
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, field); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+		if end != "" && line == end {
+			return 0, fmt.Errorf("%s on %s: no %q in its stats", name, addr, strings.TrimSpace(field))
+		}
+	}
 }
 
 // ask sends req and expects a first line starting with want.
