@@ -64,5 +64,5 @@ func TestGetMultiPartialCluster(t *testing.T) {
 // so the leak check of TestMain would see it otherwise.
 func closeDialing(c goredis.UniversalClient) {
 	_ = c.Close()
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(2 * time.Second)
 }

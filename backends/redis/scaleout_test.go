@@ -133,7 +133,7 @@ func TestClusterScaleOut(t *testing.T) {
 			Addrs:                      c.Addrs(),
 			ClusterStateReloadInterval: time.Second,
 		})
-		t.Cleanup(func() { _ = client.Close(); time.Sleep(1100 * time.Millisecond) }) // see closeDialing
+		t.Cleanup(func() { _ = client.Close(); time.Sleep(2 * time.Second) }) // see closeDialing
 		b := redis.New(client, redis.WithPrefix("failover:"))
 		f := failover(t, b, func() error { victim.Kill(); return nil })
 		t.Logf("cluster master %s killed (SIGKILL) under load: %s", victim.Addr, f)
@@ -156,7 +156,7 @@ func TestSentinelFailover(t *testing.T) {
 		MasterName:    testserver.SentinelMaster,
 		SentinelAddrs: s.Addrs(),
 	})
-	t.Cleanup(func() { _ = client.Close(); time.Sleep(1100 * time.Millisecond) }) // see closeDialing
+	t.Cleanup(func() { _ = client.Close(); time.Sleep(2 * time.Second) }) // see closeDialing
 	ctx := t.Context()
 	b := redis.New(client, redis.WithPrefix("sentinel:"))
 	old, err := s.MasterAddr(ctx)
