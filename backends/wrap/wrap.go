@@ -224,12 +224,12 @@ var (
 // results. Each operation allocates one, and the method value of next, whatever it carries.
 type call struct {
 	Call
-	mu       sync.Mutex     // guards called and returned: a hook may call next from another goroutine
-	called   bool           // next ran
-	returned bool           // the hook returned: next may no longer start
-	running  sync.WaitGroup // a next in progress
-	do     func(ctx context.Context, c *call) error // the operation on the wrapped backend
-	w      *backend
+	mu       sync.Mutex                               // guards called and returned: a hook may call next from another goroutine
+	called   bool                                     // next ran
+	returned bool                                     // the hook returned: next may no longer start
+	running  sync.WaitGroup                           // a next in progress
+	do       func(ctx context.Context, c *call) error // the operation on the wrapped backend
+	w        *backend
 
 	// Arguments, as the operation needs them.
 	value  []byte
