@@ -3,6 +3,7 @@ package backends
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -101,6 +102,22 @@ type BatchLimiter interface {
 	// MaxBatch returns the most keys one GetMulti, SetMulti, DeleteMulti or TryLockMulti call
 	// should carry; zero or less means no limit.
 	MaxBatch() int
+}
+
+// Notifier is implemented by backends that broadcast short messages to every process using
+// the backend (Redis pub/sub). Regions use it to tell the other processes of a fleet about
+// invalidations at once, instead of waiting for them to poll.
+type Notifier interface {
+	// Publish sends msg to the subscribers of channel, in every process. Delivery is at most
+	// once: a subscriber whose connection is down misses it, and learns so through its gap.
+	Publish(ctx context.Context, channel string, msg []byte) error
+
+	// Subscribe calls deliver with each message published on channel from its return on, and
+	// gap whenever messages may have been missed: the subscription's connection dropped and is
+	// back, so the subscriber should read again what the messages would have told it. deliver
+	// and gap run on one goroutine, one call at a time, and must not block for long. Close of the
+	// returned io.Closer stops the calls and waits for a call in progress.
+	Subscribe(ctx context.Context, channel string, deliver func(msg []byte), gap func()) (io.Closer, error)
 }
 
 // Item is an entry kept as a Go value by a ValueStore: no encoding on either side.
