@@ -69,6 +69,9 @@ type Region struct {
 	EarlyRefresh      *float64 `json:"early_refresh,omitempty"`      // XFetch's beta
 	StaleIfError      string   `json:"stale_if_error,omitempty"`     // a duration
 	Jitter            *float64 `json:"jitter,omitempty"`             // a fraction in [0, 1)
+	// SharedInvalidation makes Invalidate reach every process of the fleet, polling at this
+	// interval ("1s"); see region.WithSharedInvalidation.
+	SharedInvalidation string `json:"shared_invalidation,omitempty"`
 
 	env        map[string]string // fields from the environment, by region parameter
 	envBackend bool              // the backend URL came from the environment
@@ -79,6 +82,7 @@ func (c Region) fields() map[string]string {
 	f := map[string]string{
 		"expiration": c.Expiration, "storage_ttl": c.StorageTTL, "lock_timeout": c.LockTimeout,
 		"failure_policy": c.FailurePolicy, "stale_if_error": c.StaleIfError,
+		"shared_invalidation": c.SharedInvalidation,
 	}
 	if c.BackgroundRefresh != nil {
 		f["background_refresh"] = strconv.Itoa(*c.BackgroundRefresh)

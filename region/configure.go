@@ -44,6 +44,9 @@ func (r *Region) ConfigureWith(b backends.Backend, opts ...Option) error {
 	}
 	r.cfg = cfg
 	r.configure(b)
+	if cfg.sharedPoll > 0 {
+		r.startWatcher()
+	}
 	return nil
 }
 
@@ -124,14 +127,15 @@ func (r *Region) ConfigureURL(rawURL string) error {
 // options they set: durations as time.ParseDuration reads them ("10m", "1h30m"), numbers as
 // strconv reads them.
 var RegionParams = []string{
-	"expiration",         // WithExpiration
-	"storage_ttl",        // WithStorageTTL
-	"lock_timeout",       // WithLockTimeout
-	"background_refresh", // WithBackgroundRefresh (workers)
-	"failure_policy",     // WithFailurePolicy: "open" or "closed"
-	"early_refresh",      // WithEarlyRefresh (beta)
-	"stale_if_error",     // WithStaleIfError (max staleness)
-	"jitter",             // WithJitter (fraction)
+	"expiration",          // WithExpiration
+	"storage_ttl",         // WithStorageTTL
+	"lock_timeout",        // WithLockTimeout
+	"background_refresh",  // WithBackgroundRefresh (workers)
+	"failure_policy",      // WithFailurePolicy: "open" or "closed"
+	"early_refresh",       // WithEarlyRefresh (beta)
+	"stale_if_error",      // WithStaleIfError (max staleness)
+	"jitter",              // WithJitter (fraction)
+	"shared_invalidation", // WithSharedInvalidation (poll interval)
 }
 
 // OptionsFromQuery takes the RegionParams out of q and returns the options they set. An invalid
@@ -176,7 +180,7 @@ func Param(name, value string) (Option, error) {
 	}
 	var o Option
 	switch name {
-	case "expiration", "storage_ttl", "lock_timeout", "stale_if_error":
+	case "expiration", "storage_ttl", "lock_timeout", "stale_if_error", "shared_invalidation":
 		d, err := dur()
 		if err != nil {
 			return nil, err
@@ -184,6 +188,7 @@ func Param(name, value string) (Option, error) {
 		o = map[string]func(time.Duration) Option{
 			"expiration": WithExpiration, "storage_ttl": WithStorageTTL,
 			"lock_timeout": WithLockTimeout, "stale_if_error": WithStaleIfError,
+			"shared_invalidation": WithSharedInvalidation,
 		}[name](d)
 	case "early_refresh", "jitter":
 		f, err := num()

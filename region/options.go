@@ -35,6 +35,8 @@ type config struct {
 	negErr       error         // nil: no negative caching
 	negTTL       time.Duration
 	jitter       float64 // region only
+
+	sharedPoll time.Duration // WithSharedInvalidation; 0: invalidations apply in this process only
 }
 
 // DefaultLockTimeout is how long a distributed lock lives unless WithLockTimeout says otherwise:

@@ -78,6 +78,10 @@ type Region struct {
 	// counters counts what happens outside any view's calls; views has every view's.
 	counters counters
 	views    views
+
+	// watch follows the invalidations of other processes (WithSharedInvalidation); set by
+	// Configure, stopped by Close, both under configMu.
+	watch *watcher
 }
 
 // bound is a configured backend with the capabilities the region found on it.
@@ -172,6 +176,7 @@ func (r *Region) Close() error {
 	if r.closed.Swap(true) {
 		return nil
 	}
+	r.stopWatcher()
 	b := r.bound.Swap(nil)
 	r.engine.Close()
 	if b != nil {
@@ -217,9 +222,11 @@ const (
 	Soft
 )
 
-// Invalidate invalidates every entry of the region at once, without touching the backend: it
+// Invalidate invalidates every entry of the region at once, without touching the entries: it
 // records the time, and entries created before it count as absent (Hard) or expired (Soft).
-// It costs a clock read and a few atomic operations, and no I/O. It applies within this process.
+// It costs a clock read and a few atomic operations, and no I/O, and applies within this
+// process; with WithSharedInvalidation it also stores the time in the backend (one write, and one
+// PUBLISH on Redis) for every process of the fleet, and returns the backend's error if that fails.
 func (r *Region) Invalidate(ctx context.Context, mode Invalidation) error {
 	if r.bound.Load() == nil && !r.closed.Load() {
 		// ConfigureWith may be writing the settings (the clock stamp reads) and the engine: wait
@@ -248,6 +255,9 @@ func (r *Region) Invalidate(ctx context.Context, mode Invalidation) error {
 	}
 	if mode == Hard {
 		r.engine.ForgetAll()
+	}
+	if r.cfg.sharedPoll > 0 {
+		return r.share(ctx, mode, s)
 	}
 	return nil
 }

@@ -1,0 +1,83 @@
+package redis_test
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/region"
+)
+
+// TestSharedInvalidationOverPubSub: three processes' regions (each with its own client) on one
+// Redis, polling only once a minute: an invalidation on one reaches the others through pub/sub,
+// and one whose subscription was killed meanwhile learns it from its gap, when it is back.
+func TestSharedInvalidationOverPubSub(t *testing.T) {
+	ctx := t.Context()
+	prefix := uniquePrefix(t)
+	open := func() (*region.Region, *region.View[string]) {
+		client := newClient(t)
+		r := region.New("shared", region.WithSharedInvalidation(time.Minute), region.WithLogger(slog.New(slog.DiscardHandler)))
+		if err := r.Configure(redis.New(client, redis.WithPrefix(prefix))); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		return r, region.NewView[string](r)
+	}
+	r1, v1 := open()
+	_, v2 := open()
+	_, v3 := open()
+	seen := func(what string, gone func(*region.View[string]) bool) {
+		t.Helper()
+		for i, v := range []*region.View[string]{v2, v3} {
+			start := time.Now()
+			for !gone(v) {
+				if time.Since(start) > 5*time.Second {
+					t.Fatalf("%s: process %d did not see it within 5s", what, i+2)
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+			t.Logf("%s: seen by process %d %v after Invalidate returned", what, i+2, time.Since(start))
+		}
+	}
+	absent := func(v *region.View[string]) bool {
+		_, ok, _ := v.Get(ctx, "k", region.IgnoreExpiration())
+		return !ok
+	}
+	expired := func(v *region.View[string]) bool {
+		_, fresh, _ := v.Get(ctx, "k")
+		_, there, _ := v.Get(ctx, "k", region.IgnoreExpiration())
+		return !fresh && there
+	}
+	write := func() {
+		t.Helper()
+		time.Sleep(time.Millisecond)
+		if err := v1.Set(ctx, "k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	write()
+	if err := r1.Invalidate(ctx, region.Hard); err != nil {
+		t.Fatal(err)
+	}
+	seen("hard invalidation", absent)
+
+	write()
+	if err := r1.Invalidate(ctx, region.Soft); err != nil {
+		t.Fatal(err)
+	}
+	seen("soft invalidation", expired)
+
+	// Every subscription's connection killed: the announcement below may be published before
+	// they are back, and lost; their gaps make them read the stored time.
+	write()
+	if err := newClient(t).ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r1.Invalidate(ctx, region.Hard); err != nil {
+		t.Fatal(err)
+	}
+	seen("hard invalidation with the subscriptions killed", absent)
+}
