@@ -44,9 +44,7 @@ func (r *Region) ConfigureWith(b backends.Backend, opts ...Option) error {
 	}
 	r.cfg = cfg
 	r.configure(b)
-	if cfg.sharedPoll > 0 {
-		r.startWatcher()
-	}
+	r.startWatcher()
 	return nil
 }
 

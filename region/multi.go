@@ -92,6 +92,9 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 	for _, k := range bk.keys {
 		r.engine.Forget(k)
 	}
+	if b.l1 != nil {
+		defer r.dropL1(ctx, b, bk.keys)
+	}
 	if b.multiDel == nil {
 		for _, k := range bk.keys {
 			if err := b.backend.Delete(ctx, k); err != nil {
@@ -414,8 +417,19 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 		}
 		encoded[i] = backends.EncodeEntry(backends.Entry{Created: created, Delta: delta, Payload: payload})
 	}
-	if err := v.r.writeMulti(ctx, b, keys, encoded, v.r.storageTTL()); err != nil {
-		errs = append(errs, err)
+	werr := v.r.writeMulti(ctx, b, keys, encoded, v.r.storageTTL())
+	if werr != nil {
+		errs = append(errs, werr)
+	}
+	if b.l1 != nil {
+		for i, k := range keys {
+			if werr == nil && encoded[i] != nil {
+				v.fillL1(ctx, b, k, loaded[V]{val: vals[i], created: created, delta: delta, found: true})
+			} else {
+				_ = b.l1.Delete(ctx, k) // not known to be stored: the backend decides
+			}
+		}
+		v.r.announce(ctx, b, keys)
 	}
 	return errors.Join(errs...)
 }

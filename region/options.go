@@ -37,6 +37,8 @@ type config struct {
 	jitter       float64 // region only
 
 	sharedPoll time.Duration // WithSharedInvalidation; 0: invalidations apply in this process only
+	l1         LocalCache    // WithLocalCache
+	l1MaxAge   time.Duration
 }
 
 // DefaultLockTimeout is how long a distributed lock lives unless WithLockTimeout says otherwise:

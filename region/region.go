@@ -79,9 +79,11 @@ type Region struct {
 	counters counters
 	views    views
 
-	// watch follows the invalidations of other processes (WithSharedInvalidation); set by
-	// Configure, stopped by Close, both under configMu.
+	// watch follows the invalidations of other processes (WithSharedInvalidation, and the
+	// local cache's evictions); set by Configure, stopped by Close, both under configMu.
 	watch *watcher
+	// origin tells this region's announcements from other processes' (random, per Region).
+	origin string
 }
 
 // bound is a configured backend with the capabilities the region found on it.
@@ -97,13 +99,15 @@ type bound struct {
 	multiDel  backends.MultiDeleter
 	multiLock backends.MultiLocker // only with locker
 	maxBatch  int
+
+	l1 LocalCache // WithLocalCache, in front of a backend that does not keep Go values; or nil
 }
 
 // New returns a region named name (used in errors and reports). It panics if an option is
 // invalid (a negative expiration, a nil codec): options are fixed in code, so that is a
 // programmer error, caught as the program starts.
 func New(name string, opts ...Option) *Region {
-	r := &Region{name: name}
+	r := &Region{name: name, origin: newOrigin()}
 	r.cfg.lockTimeout = DefaultLockTimeout
 	r.cfg.codec = JSON
 	for _, o := range opts {
@@ -151,6 +155,9 @@ func (r *Region) configure(b backends.Backend) {
 	bd.multiDel, _ = backends.As[backends.MultiDeleter](b)
 	if bl, ok := backends.As[backends.BatchLimiter](b); ok {
 		bd.maxBatch = max(bl.MaxBatch(), 0)
+	}
+	if r.cfg.l1 != nil && bd.values == nil { // an in-process backend needs no local cache
+		bd.l1 = r.cfg.l1
 	}
 	r.bound.Store(bd)
 }
@@ -201,6 +208,9 @@ func (r *Region) Delete(ctx context.Context, key string) error {
 	}
 	k := r.mangle(key)
 	r.engine.Forget(k) // a creation in progress must not store over the deletion
+	if b.l1 != nil {
+		defer r.dropL1(ctx, b, []string{k})
+	}
 	if err := b.backend.Delete(ctx, k); err != nil {
 		err = r.wrap("delete", k, err)
 		r.report(ctx, err)

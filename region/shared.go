@@ -2,6 +2,9 @@ package region
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +38,47 @@ func WithSharedInvalidation(poll time.Duration) Option {
 	}
 }
 
+// LocalCache is an in-process cache of Go values that a region can put in front of its backend
+// (WithLocalCache): the memory backend.
+type LocalCache interface {
+	backends.ValueStore
+	Delete(ctx context.Context, key string) error
+	// Clear removes every entry.
+	Clear()
+}
+
+// WithLocalCache puts l1, an in-process cache of decoded values (memory.New(), bounded with
+// memory.WithMaxEntries), in front of the region's backend, when the backend does not keep Go
+// values itself (Redis, Memcached, files). A read that finds a fresh value in l1 is answered from
+// it, with no round trip and no decoding; any other read goes to the backend, and what it finds
+// is kept in l1. Writes and deletes go to both. l1 keeps an entry at most maxAge.
+//
+// Other processes' writes reach l1 in two ways: on a backend that can broadcast
+// (backends.Notifier: Redis pub/sub) every Set, Delete and creation announces its keys, and the
+// other processes drop them from their l1 at once; a process whose subscription dropped clears
+// its whole l1 when it is back, since it may have missed some. Otherwise, and as a bound in any
+// case, an entry is served at most maxAge after it was read. Invalidate applies to l1 entries as
+// to the backend's. Batch reads (GetMulti, GetOrCreateMulti) go to the backend and do not use l1.
+// l1 must keep Go values (StoresValues) and maxAge must be positive.
+func WithLocalCache(l1 LocalCache, maxAge time.Duration) Option {
+	return func(c *config) error {
+		if l1 == nil || !l1.StoresValues() {
+			return fmt.Errorf("WithLocalCache: need an in-process cache that keeps Go values (memory.New(), without WithCopy)")
+		}
+		if maxAge <= 0 {
+			return fmt.Errorf("WithLocalCache(%v): maxAge must be positive", maxAge)
+		}
+		c.l1, c.l1MaxAge = l1, maxAge
+		return nil
+	}
+}
+
+func newOrigin() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // sharedKey is the backend key under which the time of the region's last invalidation of mode
 // is stored. It holds a NUL byte, which no key from memo does, so no data key is one.
 func (r *Region) sharedKey(mode Invalidation) string {
@@ -45,8 +89,31 @@ func (r *Region) sharedKey(mode Invalidation) string {
 	return r.mangle("\x00dogpile\x00invalidated\x00" + name + "\x00" + r.name)
 }
 
-// sharedChannel is the Notifier channel of the region's invalidations.
-func (r *Region) sharedChannel() string { return "invalidate\x00" + r.name }
+// sharedChannel is the Notifier channel of the region: its invalidations ("i:<mode>:<time>")
+// and the keys its writes changed ("k:<origin>:<JSON array of keys>").
+func (r *Region) sharedChannel() string { return "region\x00" + r.name }
+
+// announce tells the other processes that keys changed, so that they drop them from their local
+// caches. Without a Notifier it does nothing: their entries age out.
+func (r *Region) announce(ctx context.Context, b *bound, keys []string) {
+	n, ok := backends.As[backends.Notifier](b.backend)
+	if !ok || len(keys) == 0 {
+		return
+	}
+	js, _ := json.Marshal(keys)
+	msg := append([]byte("k:"+r.origin+":"), js...)
+	if err := n.Publish(ctx, r.sharedChannel(), msg); err != nil {
+		r.report(ctx, r.wrap("announce", r.sharedChannel(), err))
+	}
+}
+
+// dropL1 removes keys from the local cache after a delete, and announces them.
+func (r *Region) dropL1(ctx context.Context, b *bound, keys []string) {
+	for _, k := range keys {
+		_ = b.l1.Delete(ctx, k)
+	}
+	r.announce(ctx, b, keys)
+}
 
 // share stores an invalidation made here and announces it.
 func (r *Region) share(ctx context.Context, mode Invalidation, at int64) error {
@@ -62,7 +129,7 @@ func (r *Region) share(ctx context.Context, mode Invalidation, at int64) error {
 		return err
 	}
 	if n, ok := backends.As[backends.Notifier](b.backend); ok {
-		msg := fmt.Sprintf("%d:%d", mode, at)
+		msg := fmt.Sprintf("i:%d:%d", mode, at)
 		if err := n.Publish(ctx, r.sharedChannel(), []byte(msg)); err != nil {
 			// Stored: the others will read it at their next poll.
 			r.report(ctx, r.wrap("invalidate (announce)", r.sharedChannel(), err))
@@ -134,22 +201,40 @@ type watcher struct {
 	polls atomic.Int64
 }
 
-// startWatcher reads the stored invalidations once, subscribes to their announcements and starts
-// the poll loop. It runs at Configure, with the backend bound.
+// startWatcher follows what other processes do: it subscribes to the region's announcements
+// where the backend can (invalidations, and keys to drop from the local cache), reads the stored
+// invalidations once, and starts their poll loop. It runs at Configure, with the backend bound,
+// when the region shares its invalidations or has a local cache.
 func (r *Region) startWatcher() {
+	b := r.bound.Load()
+	shared := r.cfg.sharedPoll > 0
+	if !shared && b.l1 == nil {
+		return
+	}
 	w := &watcher{stop: make(chan struct{}), done: make(chan struct{})}
 	ctx := context.Background()
-	b := r.bound.Load()
 	if n, ok := backends.As[backends.Notifier](b.backend); ok {
-		sub, err := n.Subscribe(ctx, r.sharedChannel(), r.announced, func() { r.readShared(ctx) })
+		gap := func() {
+			if b.l1 != nil {
+				b.l1.Clear() // evictions may have been missed
+			}
+			if shared {
+				r.readShared(ctx)
+			}
+		}
+		sub, err := n.Subscribe(ctx, r.sharedChannel(), func(msg []byte) { r.announced(b, msg) }, gap)
 		if err != nil {
-			r.report(ctx, r.wrap("subscribe", r.sharedChannel(), err)) // polling still works
+			r.report(ctx, r.wrap("subscribe", r.sharedChannel(), err)) // polling and max age still bound it
 		} else {
 			w.sub = sub
 		}
 	}
-	r.readShared(ctx)
 	r.watch = w
+	if !shared {
+		close(w.done)
+		return
+	}
+	r.readShared(ctx)
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(r.cfg.sharedPoll)
@@ -166,18 +251,38 @@ func (r *Region) startWatcher() {
 	}()
 }
 
-// announced applies an invalidation another process announced: "<mode>:<time>".
-func (r *Region) announced(msg []byte) {
-	m, at, ok := strings.Cut(string(msg), ":")
+// announced applies what another process announced: an invalidation, "i:<mode>:<time>", or
+// keys to drop from the local cache, "k:<origin>:<JSON array>" (this region's own are skipped).
+func (r *Region) announced(b *bound, msg []byte) {
+	kind, rest, ok := strings.Cut(string(msg), ":")
 	if !ok {
 		return
 	}
-	mode, err1 := strconv.Atoi(m)
-	t, err2 := strconv.ParseInt(at, 10, 64)
-	if err1 != nil || err2 != nil || (Invalidation(mode) != Hard && Invalidation(mode) != Soft) {
-		return
+	switch kind {
+	case "i":
+		m, at, ok := strings.Cut(rest, ":")
+		if !ok {
+			return
+		}
+		mode, err1 := strconv.Atoi(m)
+		t, err2 := strconv.ParseInt(at, 10, 64)
+		if err1 != nil || err2 != nil || (Invalidation(mode) != Hard && Invalidation(mode) != Soft) {
+			return
+		}
+		r.apply(Invalidation(mode), t)
+	case "k":
+		origin, js, ok := strings.Cut(rest, ":")
+		if !ok || origin == r.origin || b.l1 == nil {
+			return
+		}
+		var keys []string
+		if json.Unmarshal([]byte(js), &keys) != nil {
+			return
+		}
+		for _, k := range keys {
+			_ = b.l1.Delete(context.Background(), k)
+		}
 	}
-	r.apply(Invalidation(mode), t)
 }
 
 // stopWatcher stops the poll loop and the subscription; Close calls it.

@@ -146,7 +146,13 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 		return l, err
 	}
 	l.b, l.p, l.key = b, v.policy(opts), v.r.mangle(key)
+	if b.l1 != nil && v.lookupL1(ctx, &l) {
+		return l, nil
+	}
 	l.loaded, err = v.load(ctx, b, l.key)
+	if b.l1 != nil && err == nil && l.found {
+		v.fillL1(ctx, b, l.key, l.loaded)
+	}
 	switch {
 	case err != nil:
 		v.c.misses.Add(1)
@@ -307,7 +313,19 @@ type loaded[V any] struct {
 // another type (the last two reported). A backend error is a miss under FailOpen.
 func (v *View[V]) load(ctx context.Context, b *bound, k string) (loaded[V], error) {
 	if b.values != nil {
-		it, err := b.values.GetValue(ctx, k)
+		return v.loadValue(ctx, b.values, k)
+	}
+	raw, err := b.backend.Get(ctx, k)
+	if err != nil {
+		return loaded[V]{}, v.readFailed(ctx, k, err)
+	}
+	return v.decodeEntry(ctx, k, raw), nil
+}
+
+// loadValue is load from a backend that keeps Go values: the region's, or its local cache.
+func (v *View[V]) loadValue(ctx context.Context, vs backends.ValueStore, k string) (loaded[V], error) {
+	{
+		it, err := vs.GetValue(ctx, k)
 		if err != nil {
 			return loaded[V]{}, v.readFailed(ctx, k, err)
 		}
@@ -329,11 +347,6 @@ func (v *View[V]) load(ctx context.Context, b *bound, k string) (loaded[V], erro
 		}
 		return loaded[V]{val: tv, created: it.Created, delta: it.Delta, found: true}, nil
 	}
-	raw, err := b.backend.Get(ctx, k)
-	if err != nil {
-		return loaded[V]{}, v.readFailed(ctx, k, err)
-	}
-	return v.decodeEntry(ctx, k, raw), nil
 }
 
 // decodeEntry decodes the stored bytes raw of k: found is false for a hard-invalidated entry and
@@ -394,6 +407,10 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 	if err := b.backend.Set(ctx, k, raw, ttl); err != nil {
 		return v.r.wrap("set", k, err)
 	}
+	if b.l1 != nil {
+		v.fillL1(ctx, b, k, loaded[V]{val: val, created: created, delta: delta, found: true})
+		v.r.announce(ctx, b, []string{k})
+	}
 	return nil
 }
 
@@ -415,7 +432,51 @@ func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, c
 	for i := range encoded {
 		encoded[i] = raw // the backends do not retain values, nor change them
 	}
-	return v.r.writeMulti(ctx, b, keys, encoded, ttl)
+	err := v.r.writeMulti(ctx, b, keys, encoded, ttl)
+	if b.l1 != nil {
+		for _, k := range keys {
+			if err == nil {
+				v.fillL1(ctx, b, k, loaded[V]{created: created, found: true, neg: true})
+			} else {
+				_ = b.l1.Delete(ctx, k)
+			}
+		}
+		v.r.announce(ctx, b, keys)
+	}
+	return err
+}
+
+// lookupL1 answers a read from the region's local cache (WithLocalCache) when it holds a fresh
+// value, or a cached "not found", for the key: the whole read, with no round trip. It reports
+// whether it answered.
+func (v *View[V]) lookupL1(ctx context.Context, l *lookup[V]) bool {
+	e, _ := v.loadValue(ctx, l.b.l1, l.key)
+	switch {
+	case !e.found:
+		return false
+	case e.neg:
+		if !v.r.negFresh(e.created, l.p) {
+			return false
+		}
+		v.c.negHits.Add(1)
+		l.loaded, l.hit, l.err = e, true, v.r.notFound(l.key, l.p)
+		return true
+	case !v.r.fresh(e.created, l.p) || v.r.early(e.created, e.delta, l.p):
+		return false // the backend may have a newer one: read it
+	}
+	v.c.hits.add()
+	l.loaded, l.hit = e, true
+	return true
+}
+
+// fillL1 keeps what the backend returned, or what was just written, in the local cache, for at
+// most its max age: an instance that missed an invalidation message serves it no longer.
+func (v *View[V]) fillL1(ctx context.Context, b *bound, k string, e loaded[V]) {
+	it := backends.Item{Value: any(e.val), Created: e.created, Delta: e.delta}
+	if e.neg {
+		it.Value = negativeMark{}
+	}
+	_ = b.l1.SetValue(ctx, k, it, v.r.cfg.l1MaxAge)
 }
 
 // op is one slow-path call, the engine's view of it.

@@ -199,6 +199,10 @@ func rawEntry(value []byte, ttl time.Duration) entry {
 	return newEntry(rawBytes(cloneBytes(value)), 0, 0, ttl)
 }
 
+// Clear removes every entry. Regions call it on a local cache (region.WithLocalCache) whose
+// invalidation messages may have been lost.
+func (b *Backend) Clear() { b.cache.InvalidateAll() }
+
 // Delete removes key, whether it holds bytes or a value. It never fails.
 func (b *Backend) Delete(_ context.Context, key string) error {
 	b.cache.Invalidate(key)
