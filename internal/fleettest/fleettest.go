@@ -37,6 +37,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/memo"
+	"github.com/dogpile-go/dogpile/backends/memory"
 	"github.com/dogpile-go/dogpile/region"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -45,8 +46,9 @@ const envConfig = "DOGPILE_FLEETTEST_CHILD"
 
 // Config is what every child of a fleet does.
 type Config struct {
-	// Role is "callers" (Goroutines callers per wave) or "holder" (one caller whose creator
-	// never returns: the parent kills it mid-creation).
+	// Role is "callers" (Goroutines callers per wave), "holder" (one caller whose creator
+	// never returns: the parent kills it mid-creation) or "watcher" (a region with a local
+	// cache and shared invalidation, answering Expect).
 	Role string
 	// BackendURL is opened with backends.Open in each child.
 	BackendURL string
@@ -239,6 +241,7 @@ type fleetHandle struct {
 	r       *region.Region
 	h       *memo.Handle[string, string]
 	counter counter
+	l1      *memory.Backend // the watcher's local cache
 
 	mu       sync.Mutex
 	reported []string // guarded by mu
@@ -246,7 +249,32 @@ type fleetHandle struct {
 
 func (f *fleetHandle) close() {
 	_ = f.r.Close()
+	if f.l1 != nil {
+		f.l1.Close()
+	}
 	f.counter.close()
+}
+
+// Expect asks every watcher child at once to read the key until it has want, and returns how
+// long each took, from when it got the request; a child that did not see want within 10
+// seconds fails tb.
+func Expect(tb testing.TB, children []*Child, want string) []time.Duration {
+	tb.Helper()
+	for _, c := range children {
+		if _, err := io.WriteString(c.in, "expect "+want+"\n"); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	ds := make([]time.Duration, len(children))
+	for i, c := range children {
+		line := c.expectLine(tb)
+		ns, err := strconv.ParseInt(line, 10, 64)
+		if err != nil {
+			tb.Fatalf("watcher %d did not read %q within 10s (%s)", c.PID, want, line)
+		}
+		ds[i] = time.Duration(ns)
+	}
+	return ds
 }
 
 // takeReported returns the errors reported since the last call.
@@ -271,13 +299,20 @@ func newFleetHandle(cfg Config) (*fleetHandle, error) {
 		return nil, err
 	}
 	f := &fleetHandle{counter: counter}
-	f.r = region.New("fleettest", region.WithExpiration(cfg.Expiration),
+	opts := []region.Option{region.WithExpiration(cfg.Expiration),
 		region.WithLockTimeout(cfg.LockTimeout), region.WithLogger(slog.New(slog.DiscardHandler)),
 		region.WithErrorHandler(func(_ context.Context, err error) {
 			f.mu.Lock()
 			f.reported = append(f.reported, err.Error())
 			f.mu.Unlock()
-		}))
+		})}
+	if cfg.Role == "watcher" {
+		// A minute of L1 age and of polling: only announcements (and gaps) can tell the
+		// watchers about a change within the tests' bounds.
+		f.l1 = memory.New()
+		opts = append(opts, region.WithLocalCache(f.l1, time.Minute), region.WithSharedInvalidation(time.Minute))
+	}
+	f.r = region.New("fleettest", opts...)
 	if err := f.r.Configure(b); err != nil {
 		counter.close()
 		return nil, err
@@ -290,6 +325,9 @@ func newFleetHandle(cfg Config) (*fleetHandle, error) {
 		if cfg.Role == "holder" {
 			fmt.Println("creating")
 			select {} // killed here
+		}
+		if cfg.Role == "watcher" {
+			return "created", nil
 		}
 		time.Sleep(cfg.Creator)
 		return "v" + strconv.Itoa(n), nil
@@ -306,6 +344,25 @@ func runChild(cfg Config) error {
 	fmt.Println("ready")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
+		if cfg.Role == "watcher" {
+			// "expect <value>": read the key (through the local cache) until it has value,
+			// and say how long that took since the command came, or "timeout".
+			want, _ := strings.CutPrefix(in.Text(), "expect ")
+			start := time.Now()
+			for {
+				got, err := f.h.Call(context.Background(), cfg.Key)
+				if err == nil && got == want {
+					fmt.Println(time.Since(start).Nanoseconds())
+					break
+				}
+				if time.Since(start) > 10*time.Second {
+					fmt.Println("timeout")
+					break
+				}
+				time.Sleep(50 * time.Microsecond)
+			}
+			continue
+		}
 		if cfg.Role == "holder" {
 			_, _ = f.h.Call(context.Background(), cfg.Key) // never returns
 			continue
