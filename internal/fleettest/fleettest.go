@@ -36,8 +36,8 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/dogpile-go/dogpile/backends"
-	"github.com/dogpile-go/dogpile/memo"
 	"github.com/dogpile-go/dogpile/backends/memory"
+	"github.com/dogpile-go/dogpile/memo"
 	"github.com/dogpile-go/dogpile/region"
 	goredis "github.com/redis/go-redis/v9"
 )
