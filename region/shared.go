@@ -54,7 +54,8 @@ type LocalCache interface {
 // is kept in l1. Writes and deletes go to both. l1 keeps an entry at most maxAge.
 //
 // Other processes' writes reach l1 in two ways: on a backend that can broadcast
-// (backends.Notifier: Redis pub/sub) every Set, Delete and creation announces its keys, and the
+// (backends.Notifier: Redis pub/sub) every Set, Delete and creation announces its keys (one
+// PUBLISH more a write), and the
 // other processes drop them from their l1 at once; a process whose subscription dropped clears
 // its whole l1 when it is back, since it may have missed some. Otherwise, and as a bound in any
 // case, an entry is served at most maxAge after it was read. Invalidate applies to l1 entries as

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -148,5 +149,39 @@ func BenchmarkLocalCacheHit(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestLocalCacheKeepsTheLock: regions with local caches still create a cold key once for the
+// fleet: a miss in L1 goes through the engine and Redis's lock as without one.
+func TestLocalCacheKeepsTheLock(t *testing.T) {
+	prefix := uniquePrefix(t)
+	var made atomic.Int32
+	var views []*region.View[string]
+	for range 3 {
+		l1 := memory.New()
+		r := region.New("l1lock", region.WithLocalCache(l1, time.Minute), region.WithLogger(slog.New(slog.DiscardHandler)))
+		if err := r.Configure(redis.New(newClient(t), redis.WithPrefix(prefix))); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close(); l1.Close() })
+		views = append(views, region.NewView[string](r))
+	}
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			got, err := views[i%3].GetOrCreate(t.Context(), "cold", func(context.Context) (string, error) {
+				made.Add(1)
+				time.Sleep(50 * time.Millisecond)
+				return "v", nil
+			})
+			if err != nil || got != "v" {
+				t.Errorf("got %q, %v", got, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := made.Load(); n != 1 {
+		t.Errorf("a cold key was created %d times by 3 regions with local caches, want 1", n)
 	}
 }
