@@ -424,9 +424,9 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 	if b.l1 != nil {
 		for i, k := range keys {
 			if werr == nil && encoded[i] != nil {
-				v.fillL1(ctx, b, k, loaded[V]{val: vals[i], created: created, delta: delta, found: true})
+				v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{val: vals[i], created: created, delta: delta, found: true}), v.r.cfg.l1MaxAge)
 			} else {
-				_ = b.l1.Delete(ctx, k) // not known to be stored: the backend decides
+				v.r.l1g.drop(ctx, b.l1, k) // not known to be stored: the backend decides
 			}
 		}
 		v.r.announce(ctx, b, keys)

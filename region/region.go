@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"math"
@@ -84,6 +85,8 @@ type Region struct {
 	watch *watcher
 	// origin tells this region's announcements from other processes' (random, per Region).
 	origin string
+	// l1g orders the local cache's fills against its evictions.
+	l1g l1Guard
 }
 
 // bound is a configured backend with the capabilities the region found on it.
@@ -108,6 +111,7 @@ type bound struct {
 // programmer error, caught as the program starts.
 func New(name string, opts ...Option) *Region {
 	r := &Region{name: name, origin: newOrigin()}
+	r.l1g.seed = maphash.MakeSeed()
 	r.cfg.lockTimeout = DefaultLockTimeout
 	r.cfg.codec = JSON
 	for _, o := range opts {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"strconv"
 	"strings"
@@ -60,6 +61,8 @@ type LocalCache interface {
 // its whole l1 when it is back, since it may have missed some. Otherwise, and as a bound in any
 // case, an entry is served at most maxAge after it was read. Invalidate applies to l1 entries as
 // to the backend's. Batch reads (GetMulti, GetOrCreateMulti) go to the backend and do not use l1.
+// Only regions with a local cache announce their writes: give every process of the fleet the
+// option, or the others learn of the writes of those without it only as their entries age out.
 // l1 must keep Go values (StoresValues) and maxAge must be positive.
 func WithLocalCache(l1 LocalCache, maxAge time.Duration) Option {
 	return func(c *config) error {
@@ -71,6 +74,70 @@ func WithLocalCache(l1 LocalCache, maxAge time.Duration) Option {
 		}
 		c.l1, c.l1MaxAge = l1, maxAge
 		return nil
+	}
+}
+
+// l1Guard orders the local cache's fills against its evictions, per key stripe: a read that
+// found a value in the backend puts it in the local cache only if no eviction (another process's
+// announcement, a gap, this process's own write or delete) touched the key's stripe since the
+// read began. Without it, a read in flight when another process's write was announced would put
+// the value it read, now old, back after the eviction, to be served for up to maxAge.
+type l1Guard struct {
+	seed    maphash.Seed
+	stripes [64]struct {
+		mu    sync.Mutex
+		epoch uint64 // guarded by mu
+		_     [48]byte
+	}
+}
+
+func (g *l1Guard) stripe(k string) int { return int(maphash.String(g.seed, k) % 64) }
+
+// epoch returns the key's stripe's count of evictions, taken before a backend read.
+func (g *l1Guard) epoch(k string) uint64 {
+	st := &g.stripes[g.stripe(k)]
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.epoch
+}
+
+// fill stores it under k unless the key's stripe was evicted since epoch since.
+func (g *l1Guard) fill(ctx context.Context, l1 LocalCache, k string, it backends.Item, maxAge time.Duration, since uint64) {
+	st := &g.stripes[g.stripe(k)]
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.epoch == since {
+		_ = l1.SetValue(ctx, k, it, maxAge)
+	}
+}
+
+// write stores it under k, as this process's own write, and refuses the fills of reads in flight.
+func (g *l1Guard) write(ctx context.Context, l1 LocalCache, k string, it backends.Item, maxAge time.Duration) {
+	st := &g.stripes[g.stripe(k)]
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.epoch++
+	_ = l1.SetValue(ctx, k, it, maxAge)
+}
+
+// drop removes k, and refuses the fills of reads in flight.
+func (g *l1Guard) drop(ctx context.Context, l1 LocalCache, k string) {
+	st := &g.stripes[g.stripe(k)]
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.epoch++
+	_ = l1.Delete(ctx, k)
+}
+
+// clear removes every entry, and refuses the fills of every read in flight.
+func (g *l1Guard) clear(l1 LocalCache) {
+	for i := range g.stripes {
+		g.stripes[i].mu.Lock()
+		g.stripes[i].epoch++
+	}
+	l1.Clear()
+	for i := range g.stripes {
+		g.stripes[i].mu.Unlock()
 	}
 }
 
@@ -111,7 +178,7 @@ func (r *Region) announce(ctx context.Context, b *bound, keys []string) {
 // dropL1 removes keys from the local cache after a delete, and announces them.
 func (r *Region) dropL1(ctx context.Context, b *bound, keys []string) {
 	for _, k := range keys {
-		_ = b.l1.Delete(ctx, k)
+		r.l1g.drop(ctx, b.l1, k)
 	}
 	r.announce(ctx, b, keys)
 }
@@ -217,7 +284,7 @@ func (r *Region) startWatcher() {
 	if n, ok := backends.As[backends.Notifier](b.backend); ok {
 		gap := func() {
 			if b.l1 != nil {
-				b.l1.Clear() // evictions may have been missed
+				r.l1g.clear(b.l1) // evictions may have been missed
 			}
 			if shared {
 				r.readShared(ctx)
@@ -281,7 +348,7 @@ func (r *Region) announced(b *bound, msg []byte) {
 			return
 		}
 		for _, k := range keys {
-			_ = b.l1.Delete(context.Background(), k)
+			r.l1g.drop(context.Background(), b.l1, k)
 		}
 	}
 }

@@ -1,8 +1,14 @@
 package region_test
 
 import (
+	"context"
+	"io"
+	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/dogpile-go/dogpile/backends/memory"
 
 	"github.com/dogpile-go/dogpile/region"
 )
@@ -83,4 +89,89 @@ func TestSharedInvalidationOption(t *testing.T) {
 		}
 	}()
 	region.New("x", region.WithSharedInvalidation(0))
+}
+
+// hub is an in-process pub/sub for the fake backends of one store.
+type hub struct {
+	mu   sync.Mutex
+	subs map[string][]func([]byte)
+}
+
+// notifying is a batchBackend with the hub's pub/sub, and a Get that can be held after it read.
+type notifying struct {
+	*batchBackend
+	hub  *hub
+	hold chan chan struct{} // when set, Get sends a channel and waits for it to be closed
+}
+
+func (n *notifying) Get(ctx context.Context, k string) ([]byte, error) {
+	v, err := n.batchBackend.Get(ctx, k)
+	select {
+	case wait := <-n.hold:
+		<-wait // the value read, now old, comes back late
+	default:
+	}
+	return v, err
+}
+
+func (n *notifying) Publish(_ context.Context, ch string, msg []byte) error {
+	n.hub.mu.Lock()
+	subs := slices.Clone(n.hub.subs[ch])
+	n.hub.mu.Unlock()
+	for _, f := range subs {
+		f(slices.Clone(msg))
+	}
+	return nil
+}
+
+func (n *notifying) Subscribe(_ context.Context, ch string, deliver func([]byte), _ func()) (io.Closer, error) {
+	n.hub.mu.Lock()
+	defer n.hub.mu.Unlock()
+	if n.hub.subs == nil {
+		n.hub.subs = map[string][]func([]byte){}
+	}
+	n.hub.subs[ch] = append(n.hub.subs[ch], deliver)
+	return io.NopCloser(nil), nil
+}
+
+// TestLocalCacheReadInFlightDuringEviction: a read that got the old value from the backend,
+// while another process's write was announced and evicted the key, must not put the old value
+// back into the local cache afterwards: it would be served for up to maxAge.
+func TestLocalCacheReadInFlightDuringEviction(t *testing.T) {
+	ctx := t.Context()
+	s, h := newShared(), &hub{}
+	reader := &notifying{batchBackend: newBatchBackend(s), hub: h, hold: make(chan chan struct{}, 1)}
+	writer := &notifying{batchBackend: newBatchBackend(s), hub: h, hold: make(chan chan struct{})}
+	l1 := memory.New()
+	defer l1.Close()
+	wl1 := memory.New()
+	defer wl1.Close()
+	rr := newRegion(t, reader, region.WithLocalCache(l1, time.Hour))
+	rw := newRegion(t, writer, region.WithLocalCache(wl1, time.Hour)) // the fleet's processes share the option
+
+	vr, vw := region.NewView[string](rr), region.NewView[string](rw)
+	if err := vw.Set(ctx, "k", "old"); err != nil {
+		t.Fatal(err)
+	}
+	wait := make(chan struct{})
+	reader.hold <- wait
+	done := make(chan string)
+	go func() {
+		got, _ := vr.GetOrCreate(ctx, "k", func(context.Context) (string, error) { return "created", nil })
+		done <- got
+	}()
+	for len(reader.hold) != 0 { // the read has the old value in hand
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(time.Millisecond)
+	if err := vw.Set(ctx, "k", "new"); err != nil { // another process writes, and announces
+		t.Fatal(err)
+	}
+	close(wait)
+	if got := <-done; got != "old" {
+		t.Fatalf("the read in flight got %q, want the old value it read", got)
+	}
+	if got, _ := vr.GetOrCreate(ctx, "k", func(context.Context) (string, error) { return "created", nil }); got != "new" {
+		t.Errorf("after the announcement, the reader serves %q from its local cache; want new", got)
+	}
 }

@@ -146,12 +146,16 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 		return l, err
 	}
 	l.b, l.p, l.key = b, v.policy(opts), v.r.mangle(key)
-	if b.l1 != nil && v.lookupL1(ctx, &l) {
-		return l, nil
+	var since uint64
+	if b.l1 != nil {
+		since = v.r.l1g.epoch(l.key) // before both reads: an eviction after it refuses the fill
+		if v.lookupL1(ctx, &l) {
+			return l, nil
+		}
 	}
 	l.loaded, err = v.load(ctx, b, l.key)
 	if b.l1 != nil && err == nil && l.found {
-		v.fillL1(ctx, b, l.key, l.loaded)
+		v.r.l1g.fill(ctx, b.l1, l.key, v.l1Item(l.loaded), v.r.cfg.l1MaxAge, since)
 	}
 	switch {
 	case err != nil:
@@ -408,7 +412,7 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 		return v.r.wrap("set", k, err)
 	}
 	if b.l1 != nil {
-		v.fillL1(ctx, b, k, loaded[V]{val: val, created: created, delta: delta, found: true})
+		v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{val: val, created: created, delta: delta, found: true}), v.r.cfg.l1MaxAge)
 		v.r.announce(ctx, b, []string{k})
 	}
 	return nil
@@ -436,9 +440,9 @@ func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, c
 	if b.l1 != nil {
 		for _, k := range keys {
 			if err == nil {
-				v.fillL1(ctx, b, k, loaded[V]{created: created, found: true, neg: true})
+				v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{created: created, found: true, neg: true}), v.r.cfg.l1MaxAge)
 			} else {
-				_ = b.l1.Delete(ctx, k)
+				v.r.l1g.drop(ctx, b.l1, k)
 			}
 		}
 		v.r.announce(ctx, b, keys)
@@ -469,14 +473,13 @@ func (v *View[V]) lookupL1(ctx context.Context, l *lookup[V]) bool {
 	return true
 }
 
-// fillL1 keeps what the backend returned, or what was just written, in the local cache, for at
-// most its max age: an instance that missed an invalidation message serves it no longer.
-func (v *View[V]) fillL1(ctx context.Context, b *bound, k string, e loaded[V]) {
+// l1Item is what the local cache keeps for e.
+func (v *View[V]) l1Item(e loaded[V]) backends.Item {
 	it := backends.Item{Value: any(e.val), Created: e.created, Delta: e.delta}
 	if e.neg {
 		it.Value = negativeMark{}
 	}
-	_ = b.l1.SetValue(ctx, k, it, v.r.cfg.l1MaxAge)
+	return it
 }
 
 // op is one slow-path call, the engine's view of it.
