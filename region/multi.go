@@ -417,6 +417,12 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 		}
 		encoded[i] = backends.EncodeEntry(backends.Entry{Created: created, Delta: delta, Payload: payload})
 	}
+	var since []uint64
+	if b.l1 != nil {
+		for _, k := range keys {
+			since = append(since, v.r.l1g.epoch(k))
+		}
+	}
 	werr := v.r.writeMulti(ctx, b, keys, encoded, v.r.storageTTL())
 	if werr != nil {
 		errs = append(errs, werr)
@@ -424,7 +430,7 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 	if b.l1 != nil {
 		for i, k := range keys {
 			if werr == nil && encoded[i] != nil {
-				v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{val: vals[i], created: created, delta: delta, found: true}), v.r.cfg.l1MaxAge)
+				v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{val: vals[i], created: created, delta: delta, found: true}), v.r.cfg.l1MaxAge, since[i])
 			} else {
 				v.r.l1g.drop(ctx, b.l1, k) // not known to be stored: the backend decides
 			}

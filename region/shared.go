@@ -51,7 +51,8 @@ type LocalCache interface {
 // WithLocalCache puts l1, an in-process cache of decoded values (memory.New(), bounded with
 // memory.WithMaxEntries), in front of the region's backend, when the backend does not keep Go
 // values itself (Redis, Memcached, files). A read that finds a fresh value in l1 is answered from
-// it, with no round trip and no decoding; any other read goes to the backend, and what it finds
+// it, with no round trip and no decoding (GetOrCreate and memo Calls; a View's Get still reads
+// the backend); any other read goes to the backend, and what it finds
 // is kept in l1. Writes and deletes go to both. l1 keeps an entry at most maxAge.
 //
 // Other processes' writes reach l1 in two ways: on a backend that can broadcast
@@ -111,13 +112,21 @@ func (g *l1Guard) fill(ctx context.Context, l1 LocalCache, k string, it backends
 	}
 }
 
-// write stores it under k, as this process's own write, and refuses the fills of reads in flight.
-func (g *l1Guard) write(ctx context.Context, l1 LocalCache, k string, it backends.Item, maxAge time.Duration) {
+// write stores it under k after this process wrote it to the backend, if nothing touched the
+// key's stripe since epoch since (taken before the backend write); otherwise another write may
+// have landed after this one, and the key is dropped instead. Either way the fills of reads in
+// flight are refused.
+func (g *l1Guard) write(ctx context.Context, l1 LocalCache, k string, it backends.Item, maxAge time.Duration, since uint64) {
 	st := &g.stripes[g.stripe(k)]
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.epoch == since {
+		st.epoch++
+		_ = l1.SetValue(ctx, k, it, maxAge)
+		return
+	}
 	st.epoch++
-	_ = l1.SetValue(ctx, k, it, maxAge)
+	_ = l1.Delete(ctx, k)
 }
 
 // drop removes k, and refuses the fills of reads in flight.
@@ -168,7 +177,11 @@ func (r *Region) announce(ctx context.Context, b *bound, keys []string) {
 	if !ok || len(keys) == 0 {
 		return
 	}
-	js, _ := json.Marshal(keys)
+	raw := make([][]byte, len(keys))
+	for i, k := range keys {
+		raw[i] = []byte(k) // base64 in JSON: keys need not be UTF-8
+	}
+	js, _ := json.Marshal(raw)
 	msg := append([]byte("k:"+r.origin+":"), js...)
 	if err := n.Publish(ctx, r.sharedChannel(), msg); err != nil {
 		r.report(ctx, r.wrap("announce", r.sharedChannel(), err))
@@ -208,6 +221,9 @@ func (r *Region) share(ctx context.Context, mode Invalidation, at int64) error {
 
 // apply records an invalidation made elsewhere (or here): a time after the one the region has.
 func (r *Region) apply(mode Invalidation, at int64) {
+	// Not in this process's future: a peer whose clock runs ahead would otherwise invalidate
+	// what is written here until this clock catches up.
+	at = min(at, r.now())
 	a := &r.softAt
 	if mode == Hard {
 		a = &r.hardAt
@@ -218,13 +234,6 @@ func (r *Region) apply(mode Invalidation, at int64) {
 			return
 		}
 		if a.CompareAndSwap(old, at) {
-			break
-		}
-	}
-	// Keep this process's stamps after it, so that its next writes count as newer.
-	for {
-		last := r.lastStamp.Load()
-		if last >= at || r.lastStamp.CompareAndSwap(last, at) {
 			break
 		}
 	}
@@ -261,10 +270,12 @@ func (r *Region) readShared(ctx context.Context) {
 // watcher keeps a region's shared invalidations up to date: a poll loop, and a subscription
 // where the backend has one.
 type watcher struct {
-	stop chan struct{}
-	done chan struct{}
-	sub  io.Closer
-	once sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+	retrying chan struct{} // closed when the subscription retry ends; nil if none
+	mu       sync.Mutex    // guards sub, which a retry sets
+	sub      io.Closer
+	once     sync.Once
 	// polls counts the reads, for tests.
 	polls atomic.Int64
 }
@@ -290,9 +301,16 @@ func (r *Region) startWatcher() {
 				r.readShared(ctx)
 			}
 		}
-		sub, err := n.Subscribe(ctx, r.sharedChannel(), func(msg []byte) { r.announced(b, msg) }, gap)
+		subscribe := func() (io.Closer, error) {
+			return n.Subscribe(ctx, r.sharedChannel(), func(msg []byte) { r.announced(b, msg) }, gap)
+		}
+		sub, err := subscribe()
 		if err != nil {
-			r.report(ctx, r.wrap("subscribe", r.sharedChannel(), err)) // polling and max age still bound it
+			// Polling and max age bound it meanwhile; a subscription that comes later counts as
+			// a gap, since everything before it was missed.
+			r.report(ctx, r.wrap("subscribe", r.sharedChannel(), err))
+			w.retrying = make(chan struct{})
+			go w.retry(subscribe, gap)
 		} else {
 			w.sub = sub
 		}
@@ -343,13 +361,37 @@ func (r *Region) announced(b *bound, msg []byte) {
 		if !ok || origin == r.origin || b.l1 == nil {
 			return
 		}
-		var keys []string
+		var keys [][]byte
 		if json.Unmarshal([]byte(js), &keys) != nil {
 			return
 		}
 		for _, k := range keys {
-			r.l1g.drop(context.Background(), b.l1, k)
+			r.l1g.drop(context.Background(), b.l1, string(k))
 		}
+	}
+}
+
+// retry subscribes again, with a backoff up to 30s, until it succeeds or the watcher stops.
+func (w *watcher) retry(subscribe func() (io.Closer, error), gap func()) {
+	defer close(w.retrying)
+	backoff := time.Second
+	for {
+		t := time.NewTimer(backoff)
+		select {
+		case <-w.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		sub, err := subscribe()
+		if err == nil {
+			w.mu.Lock()
+			w.sub = sub
+			w.mu.Unlock()
+			gap()
+			return
+		}
+		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 
@@ -361,8 +403,14 @@ func (r *Region) stopWatcher() {
 	}
 	w.once.Do(func() {
 		close(w.stop)
-		if w.sub != nil {
-			_ = w.sub.Close()
+		if w.retrying != nil {
+			<-w.retrying
+		}
+		w.mu.Lock()
+		sub := w.sub
+		w.mu.Unlock()
+		if sub != nil {
+			_ = sub.Close()
 		}
 	})
 	<-w.done

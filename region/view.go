@@ -408,11 +408,18 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 		return v.r.wrap("set", k, fmt.Errorf("%w %T: %w", errEncode, val, err))
 	}
 	raw := backends.EncodeEntry(backends.Entry{Created: created, Delta: delta, Payload: payload})
+	var since uint64
+	if b.l1 != nil {
+		since = v.r.l1g.epoch(k) // before the write: a write landing after ours is seen
+	}
 	if err := b.backend.Set(ctx, k, raw, ttl); err != nil {
+		if b.l1 != nil { // it may have been applied (a timeout): drop the old value everywhere
+			v.r.dropL1(ctx, b, []string{k})
+		}
 		return v.r.wrap("set", k, err)
 	}
 	if b.l1 != nil {
-		v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{val: val, created: created, delta: delta, found: true}), v.r.cfg.l1MaxAge)
+		v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{val: val, created: created, delta: delta, found: true}), v.r.cfg.l1MaxAge, since)
 		v.r.announce(ctx, b, []string{k})
 	}
 	return nil
@@ -436,11 +443,17 @@ func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, c
 	for i := range encoded {
 		encoded[i] = raw // the backends do not retain values, nor change them
 	}
-	err := v.r.writeMulti(ctx, b, keys, encoded, ttl)
+	var since []uint64
 	if b.l1 != nil {
 		for _, k := range keys {
+			since = append(since, v.r.l1g.epoch(k))
+		}
+	}
+	err := v.r.writeMulti(ctx, b, keys, encoded, ttl)
+	if b.l1 != nil {
+		for i, k := range keys {
 			if err == nil {
-				v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{created: created, found: true, neg: true}), v.r.cfg.l1MaxAge)
+				v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{created: created, found: true, neg: true}), v.r.cfg.l1MaxAge, since[i])
 			} else {
 				v.r.l1g.drop(ctx, b.l1, k)
 			}
