@@ -148,10 +148,12 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 	l.b, l.p, l.key = b, v.policy(opts), v.r.mangle(key)
 	var since uint64
 	if b.l1 != nil {
-		since = v.r.l1g.epoch(l.key) // before both reads: an eviction after it refuses the fill
 		if v.lookupL1(ctx, &l) {
 			return l, nil
 		}
+		// Before the backend read: an eviction after it refuses the fill. (One before it is for
+		// a write the read will see.)
+		since = v.r.l1g.epoch(l.key)
 	}
 	l.loaded, err = v.load(ctx, b, l.key)
 	if b.l1 != nil && err == nil && l.found {
