@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
@@ -276,8 +275,6 @@ type watcher struct {
 	mu       sync.Mutex    // guards sub, which a retry sets
 	sub      io.Closer
 	once     sync.Once
-	// polls counts the reads, for tests.
-	polls atomic.Int64
 }
 
 // startWatcher follows what other processes do: it subscribes to the region's announcements
@@ -331,7 +328,6 @@ func (r *Region) startWatcher() {
 				return
 			case <-t.C:
 				r.readShared(ctx)
-				w.polls.Add(1)
 			}
 		}
 	}()
