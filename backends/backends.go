@@ -64,6 +64,32 @@ type MultiDeleter interface {
 	DeleteMulti(ctx context.Context, keys []string) error
 }
 
+// ConditionalSetter is implemented by backends that can store an entry only if the entry they
+// already hold under the key is not newer, as one atomic step on the server (a Lua script on
+// Redis, gets and cas on memcached, a check under the key's lock on files). Regions store what a
+// creation made through it, so that a write made in any process after the creation began (a
+// Set, a Delete, which leaves a tombstone entry, a Refresh) is never overwritten by the older
+// creation. Without it, regions store creations with Set: within one process a write still wins
+// over a creation in progress, but a write made by another process during a creation may be
+// overwritten by it.
+type ConditionalSetter interface {
+	// SetIfNotNewer stores value, an entry envelope (EncodeEntry), under key with Set's ttl rule,
+	// unless the key holds an entry whose created-at (EntryCreated) is later than value's. A held
+	// value that is not an entry (foreign or malformed bytes) is replaced. stored reports whether
+	// value was written; a refusal is not an error.
+	SetIfNotNewer(ctx context.Context, key string, value []byte, ttl time.Duration) (stored bool, err error)
+}
+
+// ConditionalMultiSetter is implemented by backends that make many conditional stores in one
+// round trip. Regions use it for the keys a batch creates; without it they call SetIfNotNewer
+// once a key (or, without ConditionalSetter, SetMulti).
+type ConditionalMultiSetter interface {
+	// SetMultiIfNotNewer applies SetIfNotNewer's rule to every pair of items, each on its own.
+	// It returns the keys that were not stored because a newer entry was held. An item too large
+	// for the backend is not stored and the others are: the error then wraps ErrTooLarge.
+	SetMultiIfNotNewer(ctx context.Context, items map[string][]byte, ttl time.Duration) (refused []string, err error)
+}
+
 // Lock is a held distributed lock.
 type Lock interface {
 	// Unlock releases the lock if, and only if, this holder still holds it: a holder whose lock

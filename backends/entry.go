@@ -34,6 +34,12 @@ const entryHeaderSizeV1 = 12
 // value: its payload is empty. Regions write it for negative caching.
 const FlagNegative uint8 = 1 << 0
 
+// FlagDeleted marks a tombstone: the key was deleted at the entry's created-at. Its payload is
+// empty, and regions read it as absent. Regions write one in place of a Delete on backends that
+// store conditionally (ConditionalSetter), and keep it as long as a creation may run, so that a
+// creation that began before the deletion, in any process, cannot store over it.
+const FlagDeleted uint8 = 1 << 1
+
 // The two magic bytes that open every entry.
 const (
 	entryMagic0 = 'd'
@@ -101,4 +107,23 @@ func DecodeEntry(b []byte) (Entry, error) {
 		return Entry{}, fmt.Errorf("%w: format version %d, want %d or older", ErrMalformed, b[2], EntryVersion)
 	}
 	return e, nil
+}
+
+// EntryCreated returns the created-at of the entry encoded in b (of any format version
+// DecodeEntry reads), and false if b is not an entry. It reads the header only and does not
+// allocate: backends that store conditionally (ConditionalSetter) compare entries with it.
+func EntryCreated(b []byte) (int64, bool) {
+	if len(b) < entryHeaderSizeV1 || b[0] != entryMagic0 || b[1] != entryMagic1 {
+		return 0, false
+	}
+	switch b[2] {
+	case EntryVersion:
+		if len(b) < EntryHeaderSize {
+			return 0, false
+		}
+	case 1:
+	default:
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(b[4:12])), true
 }
