@@ -72,6 +72,9 @@ type Region struct {
 	// SharedInvalidation makes Invalidate reach every process of the fleet, polling at this
 	// interval ("1s"); see region.WithSharedInvalidation.
 	SharedInvalidation string `json:"shared_invalidation,omitempty"`
+	// CreationTimeout bounds one creation ("1m"; "0s": no bound); see
+	// region.WithCreationTimeout.
+	CreationTimeout string `json:"creation_timeout,omitempty"`
 
 	env        map[string]string // fields from the environment, by region parameter
 	envBackend bool              // the backend URL came from the environment
@@ -82,7 +85,7 @@ func (c Region) fields() map[string]string {
 	f := map[string]string{
 		"expiration": c.Expiration, "storage_ttl": c.StorageTTL, "lock_timeout": c.LockTimeout,
 		"failure_policy": c.FailurePolicy, "stale_if_error": c.StaleIfError,
-		"shared_invalidation": c.SharedInvalidation,
+		"shared_invalidation": c.SharedInvalidation, "creation_timeout": c.CreationTimeout,
 	}
 	if c.BackgroundRefresh != nil {
 		f["background_refresh"] = strconv.Itoa(*c.BackgroundRefresh)

@@ -43,6 +43,7 @@ func (r *Region) ConfigureWith(b backends.Backend, opts ...Option) error {
 		old.Close() // never used: no flight can exist before Configure
 	}
 	r.cfg = cfg
+	r.engine.CreationTimeout = cfg.creation()
 	r.configure(b)
 	r.startWatcher()
 	return nil
@@ -134,6 +135,7 @@ var RegionParams = []string{
 	"stale_if_error",      // WithStaleIfError (max staleness)
 	"jitter",              // WithJitter (fraction)
 	"shared_invalidation", // WithSharedInvalidation (poll interval)
+	"creation_timeout",    // WithCreationTimeout
 }
 
 // OptionsFromQuery takes the RegionParams out of q and returns the options they set. An invalid
@@ -178,7 +180,7 @@ func Param(name, value string) (Option, error) {
 	}
 	var o Option
 	switch name {
-	case "expiration", "storage_ttl", "lock_timeout", "stale_if_error", "shared_invalidation":
+	case "expiration", "storage_ttl", "lock_timeout", "stale_if_error", "shared_invalidation", "creation_timeout":
 		d, err := dur()
 		if err != nil {
 			return nil, err
@@ -186,7 +188,7 @@ func Param(name, value string) (Option, error) {
 		o = map[string]func(time.Duration) Option{
 			"expiration": WithExpiration, "storage_ttl": WithStorageTTL,
 			"lock_timeout": WithLockTimeout, "stale_if_error": WithStaleIfError,
-			"shared_invalidation": WithSharedInvalidation,
+			"shared_invalidation": WithSharedInvalidation, "creation_timeout": WithCreationTimeout,
 		}[name](d)
 	case "early_refresh", "jitter":
 		f, err := num()

@@ -40,7 +40,7 @@ func (v *View[V]) GetMulti(ctx context.Context, keys []string, opts ...CallOptio
 	}
 	out := make(map[string]V, len(bk.keys))
 	for i, u := range bk.users {
-		if e := es[i]; e.found && !e.neg && (p.ignoreExp || v.r.fresh(e.created, p)) {
+		if e := es[i]; e.found && !e.neg && (p.ignoreExp || v.r.fresh(e.created, e.delta, p)) {
 			out[u] = e.val
 		}
 	}
@@ -70,7 +70,7 @@ func (v *View[V]) SetMulti(ctx context.Context, items map[string]V) error {
 		vals[i] = items[u]
 		v.r.engine.Forget(bk.keys[i])
 	}
-	if err := v.storeMulti(ctx, b, bk.keys, vals, v.r.stamp(), 0); err != nil {
+	if err := v.storeMulti(ctx, b, bk.keys, vals, v.r.stamp(), 0, false); err != nil {
 		v.report(ctx, err)
 		return err
 	}
@@ -94,6 +94,19 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 	}
 	if b.l1 != nil {
 		defer r.dropL1(ctx, b, bk.keys)
+	}
+	if b.condSet != nil {
+		// Tombstones, as Delete writes, in one write where the backend can.
+		encoded := make([][]byte, len(bk.keys))
+		stone := r.tombstone()
+		for i := range encoded {
+			encoded[i] = stone // the backends do not retain values, nor change them
+		}
+		if _, err := r.writeMulti(ctx, b, bk.keys, encoded, r.cfg.tombstoneTTL(), false); err != nil {
+			r.report(ctx, err)
+			return err
+		}
+		return nil
 	}
 	if b.multiDel == nil {
 		for _, k := range bk.keys {
@@ -165,13 +178,13 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 		case !e.found:
 			v.c.misses.Add(1)
 		case e.neg:
-			if v.r.negFresh(e.created, p) {
+			if v.r.negFresh(e.created, e.delta, p) {
 				v.c.negHits.Add(1)
 				continue // a cached "not found": absent, and not created again
 			}
 			v.c.misses.Add(1)
 			e = loaded[V]{} // expired: absent
-		case !v.r.fresh(e.created, p):
+		case !v.r.fresh(e.created, e.delta, p):
 			v.c.expired.Add(1)
 		case v.r.early(e.created, e.delta, p):
 			v.c.expired.Add(1)
@@ -181,7 +194,7 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 			out[u] = e.val
 			continue
 		}
-		wants = append(wants, dogpile.Want{Index: i, Cur: dogpile.Entry{Value: e.val, Created: e.created}, Have: e.found})
+		wants = append(wants, dogpile.Want{Index: i, Cur: dogpile.Entry{Value: e.val, Created: e.created, Delta: e.delta}, Have: e.found})
 	}
 	if len(wants) == 0 {
 		return out, nil
@@ -231,8 +244,8 @@ func (v *View[V]) insteadMulti(ctx context.Context, b *bound, bk batchKeys, want
 		switch {
 		case !e.found || e.neg:
 			return nil, false
-		case v.r.fresh(e.created, p):
-		case w.Have && e.created == w.Cur.Created && v.r.staleUsable(e.created, p):
+		case v.r.fresh(e.created, e.delta, p):
+		case w.Have && e.created == w.Cur.Created && v.r.staleUsable(e.created, e.delta, p):
 			stale++
 		default:
 			return nil, false
@@ -292,7 +305,7 @@ func (v *View[V]) RefreshMulti(ctx context.Context, keys []string, create func(c
 			ks, vs = append(ks, bk.keys[i]), append(vs, val)
 		}
 	}
-	if err := v.storeMulti(ctx, b, ks, vs, start, v.r.now()-start); err != nil {
+	if err := v.storeMulti(ctx, b, ks, vs, start, v.r.now()-start, false); err != nil {
 		v.report(ctx, err)
 		if v.r.cfg.failClosed {
 			return nil, err
@@ -394,14 +407,17 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string) ([]loa
 // on a MultiSetter, one Set per key otherwise. A value that fails to encode, or that the backend
 // refuses as too large, is left out and the others are stored. Every error is returned (joined),
 // wrapped, not reported.
-func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals []V, created, delta int64) error {
+//
+// cond stores conditionally (the values of a creation): where the backend can, a key that holds
+// an entry newer than created is left as it is.
+func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals []V, created, delta int64, cond bool) error {
 	if len(keys) == 0 {
 		return nil
 	}
 	if b.values != nil {
 		var errs []error
 		for i, k := range keys {
-			if err := v.store(ctx, b, k, vals[i], created, delta); err != nil {
+			if err := v.store(ctx, b, k, vals[i], created, delta, cond); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -423,13 +439,13 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 			since = append(since, v.r.l1g.epoch(k))
 		}
 	}
-	werr := v.r.writeMulti(ctx, b, keys, encoded, v.r.storageTTL())
+	refused, werr := v.r.writeMulti(ctx, b, keys, encoded, v.r.storageTTL(), cond)
 	if werr != nil {
 		errs = append(errs, werr)
 	}
 	if b.l1 != nil {
 		for i, k := range keys {
-			if werr == nil && encoded[i] != nil {
+			if werr == nil && encoded[i] != nil && (refused == nil || !refused[i]) {
 				v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{val: vals[i], created: created, delta: delta, found: true}), v.r.cfg.l1MaxAge, since[i])
 			} else {
 				v.r.l1g.drop(ctx, b.l1, k) // not known to be stored: the backend decides
@@ -444,18 +460,62 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 // MultiSetter, one Set per key otherwise. It goes on after a failed Set or chunk, and returns
 // every error, joined. A chunk's values too large for the backend are skipped by the backend,
 // which stores the others (the MultiSetter contract).
-func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encoded [][]byte, ttl time.Duration) error {
+//
+// cond writes conditionally where the backend can (one SetMultiIfNotNewer per chunk, or one
+// SetIfNotNewer per key): refused[i] then reports that keys[i] held a newer entry and was left as
+// it is. refused is nil when nothing was refused.
+func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encoded [][]byte, ttl time.Duration, cond bool) (refused []bool, err error) {
 	var errs []error
-	if b.multiSet == nil || len(keys) == 1 {
+	refuse := func(i int) {
+		if refused == nil {
+			refused = make([]bool, len(keys))
+		}
+		refused[i] = true
+	}
+	cond = cond && b.condSet != nil
+	if cond && b.condMulti != nil && len(keys) > 1 {
+		_ = chunks(len(keys), b.maxBatch, func(lo, hi int) error {
+			items := make(map[string][]byte, hi-lo)
+			for i := lo; i < hi; i++ {
+				if encoded[i] != nil {
+					items[keys[i]] = encoded[i]
+				}
+			}
+			if len(items) == 0 {
+				return nil
+			}
+			ks, err := b.condMulti.SetMultiIfNotNewer(ctx, items, ttl)
+			if err != nil {
+				errs = append(errs, r.wrapMulti("setmulti", keys[lo:hi], err))
+			}
+			if len(ks) > 0 {
+				no := make(map[string]bool, len(ks))
+				for _, k := range ks {
+					no[k] = true
+				}
+				for i := lo; i < hi; i++ {
+					if no[keys[i]] {
+						refuse(i)
+					}
+				}
+			}
+			return nil
+		})
+		return refused, errors.Join(errs...)
+	}
+	if cond || b.multiSet == nil || len(keys) == 1 {
 		for i, k := range keys {
 			if encoded[i] == nil {
 				continue
 			}
-			if err := b.backend.Set(ctx, k, encoded[i], ttl); err != nil {
+			stored, err := r.write(ctx, b, k, encoded[i], ttl, cond)
+			if err != nil {
 				errs = append(errs, r.wrap("set", k, err))
+			} else if !stored {
+				refuse(i)
 			}
 		}
-		return errors.Join(errs...)
+		return refused, errors.Join(errs...)
 	}
 	_ = chunks(len(keys), b.maxBatch, func(lo, hi int) error {
 		items := make(map[string][]byte, hi-lo)
@@ -472,7 +532,7 @@ func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encode
 		}
 		return nil
 	})
-	return errors.Join(errs...)
+	return nil, errors.Join(errs...)
 }
 
 // tryLockMulti tries the distributed locks of keys without waiting: one round trip per chunk on
@@ -604,10 +664,10 @@ func (o *batchOp[V]) Store(ctx context.Context, idx []int, vals []any, made dogp
 			ks, vs = append(ks, o.bk.keys[i]), append(vs, val)
 		}
 	}
-	err := o.v.storeMulti(ctx, o.b, ks, vs, made.Created, made.Delta)
+	err := o.v.storeMulti(ctx, o.b, ks, vs, made.Created, made.Delta, true)
 	if len(negs) > 0 {
 		// One more write for all of them: they have a TTL of their own.
-		err = errors.Join(err, o.v.storeNegatives(ctx, o.b, negs, made.Created, o.p))
+		err = errors.Join(err, o.v.storeNegatives(ctx, o.b, negs, made.Created, made.Delta, o.p))
 	}
 	return err
 }

@@ -20,6 +20,10 @@ type config struct {
 	expirationFn func() time.Duration
 	storageTTL   time.Duration
 	lockTimeout  time.Duration
+	// creationTimeout bounds a creation (WithCreationTimeout); unset (creationSet false), it is
+	// the lock timeout.
+	creationTimeout time.Duration
+	creationSet     bool
 	mangler      keys.Mangler
 	codec        Codec
 	shouldCache  func(any) bool
@@ -100,6 +104,46 @@ func WithLockTimeout(d time.Duration) Option {
 		c.lockTimeout = d
 		return nil
 	}
+}
+
+// WithCreationTimeout bounds how long one creation (a call of the creator, or of a batch
+// creator) may run: after d its context is cancelled, the distributed lock it holds is released,
+// the callers waiting for it get an error that errors.Is ErrCreationTimeout, and the next call
+// for the key may create again. A creator that ignores its context goes on running on its own
+// goroutine (Close waits for it), and what it returns then is dropped.
+//
+// By default a creation is bounded by the lock timeout (WithLockTimeout, DefaultLockTimeout), so
+// that it never outlives its lock: set a longer d for creations that take longer and are held
+// by the lock watchdog. d == 0 turns the bound off: a creator that never returns then blocks the
+// callers of its key in this process that have no deadline, and, with the watchdog, the key in
+// every process. A negative d is an error. Each creation costs one goroutine more while the bound
+// is on.
+func WithCreationTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("WithCreationTimeout(%v): negative duration", d)
+		}
+		c.creationTimeout, c.creationSet = d, true
+		return nil
+	}
+}
+
+// creation is the creation timeout in force: the one set, or the lock timeout.
+func (c *config) creation() time.Duration {
+	if c.creationSet {
+		return c.creationTimeout
+	}
+	return c.lockTimeout
+}
+
+// tombstoneTTL is how long a deletion's tombstone stays in a backend that stores conditionally:
+// as long as a creation that began before it may still store (its timeout, and the lock timeout
+// for the write that follows), or an hour when creations are not bounded.
+func (c *config) tombstoneTTL() time.Duration {
+	if d := c.creation(); d > 0 {
+		return d + c.lockTimeout
+	}
+	return time.Hour
 }
 
 // WithKeyMangler sets a function applied to every key before it reaches the backend: keys.SHA1

@@ -32,6 +32,10 @@ var ErrClosed = errors.New("region: closed")
 // ErrInvalidKey is returned for keys no backend can store: the empty key.
 var ErrInvalidKey = errors.New("region: invalid key")
 
+// ErrCreationTimeout is the error of the callers of a creation that ran longer than the
+// region's creation timeout (WithCreationTimeout).
+var ErrCreationTimeout = dogpile.ErrCreationTimeout
+
 // ErrGoexit is the error a creation's waiters get when the creator called runtime.Goexit.
 var ErrGoexit = dogpile.ErrGoexit
 
@@ -71,6 +75,9 @@ type Region struct {
 	// entries created before hardAt are absent, entries created before softAt are expired.
 	softAt atomic.Int64
 	hardAt atomic.Int64
+	// markers are the shared invalidation times (WithSharedInvalidation) last applied, per
+	// mode (hard, soft): a stored marker read again at every poll takes effect once.
+	markers [2]atomic.Int64
 
 	clock wallClock
 	// lastStamp is the last time handed out by stamp.
@@ -103,6 +110,11 @@ type bound struct {
 	multiLock backends.MultiLocker // only with locker
 	maxBatch  int
 
+	// condSet and condMulti store creations only where no newer entry is held (nil: with Set),
+	// and make deletions leave tombstones.
+	condSet   backends.ConditionalSetter
+	condMulti backends.ConditionalMultiSetter
+
 	l1 LocalCache // WithLocalCache, in front of a backend that does not keep Go values; or nil
 }
 
@@ -129,6 +141,7 @@ func New(name string, opts ...Option) *Region {
 		r.cfg.logger = slog.Default()
 	}
 	r.engine = r.newEngine(r.cfg.background)
+	r.engine.CreationTimeout = r.cfg.creation()
 	return r
 }
 
@@ -157,6 +170,10 @@ func (r *Region) configure(b backends.Backend) {
 	bd.multiGet, _ = backends.As[backends.MultiGetter](b)
 	bd.multiSet, _ = backends.As[backends.MultiSetter](b)
 	bd.multiDel, _ = backends.As[backends.MultiDeleter](b)
+	bd.condSet, _ = backends.As[backends.ConditionalSetter](b)
+	if bd.condSet != nil {
+		bd.condMulti, _ = backends.As[backends.ConditionalMultiSetter](b)
+	}
 	if bl, ok := backends.As[backends.BatchLimiter](b); ok {
 		bd.maxBatch = max(bl.MaxBatch(), 0)
 	}
@@ -179,8 +196,9 @@ func (r *Region) Backend() backends.Backend {
 
 // Close stops the region: background refreshes and creations in progress see their context
 // cancelled and are waited for (a creator that ignores its context delays Close until it
-// returns), then the backend is closed if it, or a backend it wraps, implements io.Closer. Calls
-// after Close fail with ErrClosed. Close is safe to call more than once.
+// returns), the goroutines that follow other processes' invalidations stop, then the backend is
+// closed if it, or a backend it wraps, implements io.Closer, and so is the local cache given to
+// WithLocalCache. Calls after Close fail with ErrClosed. Close is safe to call more than once.
 func (r *Region) Close() error {
 	r.configMu.Lock()
 	defer r.configMu.Unlock()
@@ -190,21 +208,32 @@ func (r *Region) Close() error {
 	r.stopWatcher()
 	b := r.bound.Swap(nil)
 	r.engine.Close()
+	var errs []error
 	if b != nil {
 		// Through wrappers: a logging wrapper without Close must not leak the connection pool
 		// or goroutines of what it wraps.
 		if c, ok := backends.As[io.Closer](b.backend); ok {
 			if err := c.Close(); err != nil {
-				return fmt.Errorf("region %q: close backend: %w", r.name, err)
+				errs = append(errs, fmt.Errorf("region %q: close backend: %w", r.name, err))
 			}
 		}
 	}
-	return nil
+	if c, ok := r.cfg.l1.(io.Closer); ok { // WithLocalCache's, even if unused
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("region %q: close local cache: %w", r.name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Delete removes key from the backend. Deleting an absent key is not an error. It costs one
 // backend round trip; backend errors are returned whatever the failure policy, since the caller
 // asked for the deletion.
+//
+// A creation of the key in progress, in this process or (on a backend that stores
+// conditionally, backends.ConditionalSetter: Redis, memcached, files) in any other, will not
+// store over the deletion: on such a backend Delete writes a tombstone, a small entry that reads
+// as absent, kept as long as a creation may run (the creation timeout plus the lock timeout).
 func (r *Region) Delete(ctx context.Context, key string) error {
 	b, err := r.use(key)
 	if err != nil {
@@ -214,6 +243,14 @@ func (r *Region) Delete(ctx context.Context, key string) error {
 	r.engine.Forget(k) // a creation in progress must not store over the deletion
 	if b.l1 != nil {
 		defer r.dropL1(ctx, b, []string{k})
+	}
+	if b.condSet != nil {
+		if err := b.backend.Set(ctx, k, r.tombstone(), r.cfg.tombstoneTTL()); err != nil {
+			err = r.wrap("delete", k, err)
+			r.report(ctx, err)
+			return err
+		}
+		return nil
 	}
 	if err := b.backend.Delete(ctx, k); err != nil {
 		err = r.wrap("delete", k, err)
@@ -274,6 +311,21 @@ func (r *Region) Invalidate(ctx context.Context, mode Invalidation) error {
 		return r.share(ctx, mode, s)
 	}
 	return nil
+}
+
+// tombstone returns the entry a deletion leaves on a backend that stores conditionally: newer
+// than every creation begun before it.
+func (r *Region) tombstone() []byte {
+	return backends.EncodeEntry(backends.Entry{Created: r.stamp(), Flags: backends.FlagDeleted})
+}
+
+// write stores raw under k: conditionally (cond, a creation's value) where the backend can, so
+// that a newer entry held is not overwritten. stored is false when the backend refused it.
+func (r *Region) write(ctx context.Context, b *bound, k string, raw []byte, ttl time.Duration, cond bool) (stored bool, err error) {
+	if cond && b.condSet != nil {
+		return b.condSet.SetIfNotNewer(ctx, k, raw, ttl)
+	}
+	return true, b.backend.Set(ctx, k, raw, ttl)
 }
 
 // use returns the bound backend, or why there is none.
@@ -339,8 +391,12 @@ func (r *Region) expiration(p *policy) time.Duration {
 	return r.cfg.expiration
 }
 
-// fresh reports whether an entry created at created may be served without regeneration.
-func (r *Region) fresh(created int64, p *policy) bool {
+// fresh reports whether an entry whose creation began at created and took delta may be served
+// without regeneration. Its age counts from when it was stored (created+delta), as
+// dogpile.cache stamps a value when its creator returns, so that a creation longer than the
+// expiration still stores a value that lives a full expiration; a soft invalidation compares
+// with the start, since a creation that began before it may have read older data.
+func (r *Region) fresh(created, delta int64, p *policy) bool {
 	if created < r.softAt.Load() {
 		return false
 	}
@@ -350,16 +406,24 @@ func (r *Region) fresh(created int64, p *policy) bool {
 	case exp < 0:
 		return false
 	default:
-		return r.now()-created < int64(r.jittered(exp, created))
+		return r.now()-stored(created, delta) < int64(r.jittered(exp, created))
 	}
+}
+
+// stored is when an entry whose creation began at created and took delta was stored.
+func stored(created, delta int64) int64 {
+	if delta <= 0 || created > math.MaxInt64-delta {
+		return created
+	}
+	return created + delta
 }
 
 // freshEntry is fresh for an entry the engine holds, which may be a cached "not found".
 func (r *Region) freshEntry(e dogpile.Entry, p *policy) bool {
 	if _, neg := e.Value.(negative); neg {
-		return r.negFresh(e.Created, p)
+		return r.negFresh(e.Created, e.Delta, p)
 	}
-	return r.fresh(e.Created, p)
+	return r.fresh(e.Created, e.Delta, p)
 }
 
 // early reports whether a fresh entry should be regenerated now, before it expires: the
@@ -378,8 +442,8 @@ func (r *Region) early(created, delta int64, p *policy) bool {
 	if exp <= 0 {
 		return false
 	}
-	// Relative to created, so that no sum overflows however long the expiration.
-	age := float64(r.now() - created)
+	// Relative to when it was stored, so that no sum overflows however long the expiration.
+	age := float64(r.now() - stored(created, delta))
 	return age+float64(delta)*beta*rand.ExpFloat64() >= float64(r.jittered(exp, created))
 }
 
@@ -421,10 +485,10 @@ func (r *Region) stretched(d time.Duration) time.Duration {
 	return d + time.Duration(rand.Float64()*r.cfg.jitter*float64(d))
 }
 
-// staleUsable reports whether an expired entry created at created is recent enough to be served
-// in place of a creator's error (stale-if-error): no more than the maximum staleness past its
-// expiry (its expiration, or the soft invalidation that expired it).
-func (r *Region) staleUsable(created int64, p *policy) bool {
+// staleUsable reports whether an expired entry (created, delta: see fresh) is recent enough to be
+// served in place of a creator's error (stale-if-error): no more than the maximum staleness past
+// its expiry (its expiration, or the soft invalidation that expired it).
+func (r *Region) staleUsable(created, delta int64, p *policy) bool {
 	limit := r.cfg.staleIfError
 	if p.staleSet {
 		limit = p.stale
@@ -433,12 +497,13 @@ func (r *Region) staleUsable(created int64, p *policy) bool {
 		return false
 	}
 	expiredAt := int64(math.MaxInt64) // not expired (an early refresh failed)
+	at := stored(created, delta)
 	switch exp := r.expiration(p); {
 	case exp < 0:
-		expiredAt = created
+		expiredAt = at
 	case exp > 0:
-		if j := int64(r.jittered(exp, created)); created <= math.MaxInt64-j {
-			expiredAt = created + j
+		if j := int64(r.jittered(exp, created)); at <= math.MaxInt64-j {
+			expiredAt = at + j
 		}
 	}
 	if s := r.softAt.Load(); created < s {
@@ -468,12 +533,12 @@ func (r *Region) negMatch(err error, p *policy) bool {
 	return t != nil && errors.Is(err, t)
 }
 
-// negFresh reports whether a cached "not found" created at created still holds.
-func (r *Region) negFresh(created int64, p *policy) bool {
+// negFresh reports whether a cached "not found" (created, delta: see fresh) still holds.
+func (r *Region) negFresh(created, delta int64, p *policy) bool {
 	if r.negTarget(p) == nil || created < r.softAt.Load() {
 		return false
 	}
-	return r.now()-created < int64(r.jittered(r.negTTL(p), created))
+	return r.now()-stored(created, delta) < int64(r.jittered(r.negTTL(p), created))
 }
 
 // negStorageTTL is the TTL of a cached "not found" in the backend.

@@ -202,6 +202,12 @@ func (r *Region) share(ctx context.Context, mode Invalidation, at int64) error {
 		return nil // not configured: the invalidation applies here only, as without the option
 	}
 	k := r.sharedKey(mode)
+	// Applied here already: this process's own marker, read back at its polls, is not new.
+	if mode == Hard {
+		r.markers[0].Store(at)
+	} else {
+		r.markers[1].Store(at)
+	}
 	raw := backends.EncodeEntry(backends.Entry{Created: at, Payload: []byte(strconv.FormatInt(at, 10))})
 	if err := b.backend.Set(ctx, k, raw, 0); err != nil {
 		err = r.wrap("invalidate (shared)", k, err)
@@ -218,10 +224,18 @@ func (r *Region) share(ctx context.Context, mode Invalidation, at int64) error {
 	return nil
 }
 
-// apply records an invalidation made elsewhere (or here): a time after the one the region has.
+// apply records an invalidation of the fleet's, stored or announced with the time at: once per
+// marker, however often it is read again. Its time counts no later than now, this process's
+// time of receipt: a peer whose clock runs ahead would otherwise make every entry written here
+// until this clock catches up count as invalidated, again at every poll.
 func (r *Region) apply(mode Invalidation, at int64) {
-	// Not in this process's future: a peer whose clock runs ahead would otherwise invalidate
-	// what is written here until this clock catches up.
+	seen := &r.markers[0]
+	if mode == Soft {
+		seen = &r.markers[1]
+	}
+	if seen.Swap(at) == at {
+		return // applied already: this marker was read or announced before
+	}
 	at = min(at, r.now())
 	a := &r.softAt
 	if mode == Hard {
@@ -362,6 +376,9 @@ func (r *Region) announced(b *bound, msg []byte) {
 			return
 		}
 		for _, k := range keys {
+			// Another process wrote the key: a creation in progress here began before that
+			// write, so it must not store over it, and the local copy is out of date.
+			r.engine.Forget(string(k))
 			r.l1g.drop(context.Background(), b.l1, string(k))
 		}
 	}

@@ -63,7 +63,7 @@ func (v *View[V]) Get(ctx context.Context, key string, opts ...CallOption) (V, b
 	if err != nil || !e.found || e.neg {
 		return zero, false, err
 	}
-	if !p.ignoreExp && !v.r.fresh(e.created, p) {
+	if !p.ignoreExp && !v.r.fresh(e.created, e.delta, p) {
 		return zero, false, nil
 	}
 	return e.val, true, nil
@@ -79,7 +79,7 @@ func (v *View[V]) Set(ctx context.Context, key string, val V) error {
 	}
 	k := v.r.mangle(key)
 	v.r.engine.Forget(k)
-	if err := v.store(ctx, b, k, val, v.r.stamp(), 0); err != nil {
+	if err := v.store(ctx, b, k, val, v.r.stamp(), 0, false); err != nil {
 		v.report(ctx, err)
 		return err
 	}
@@ -167,7 +167,7 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 		v.c.misses.Add(1)
 		return l, nil
 	case l.neg:
-		if v.r.negFresh(l.created, l.p) {
+		if v.r.negFresh(l.created, l.delta, l.p) {
 			v.c.negHits.Add(1)
 			l.hit, l.err = true, v.r.notFound(l.key, l.p)
 			return l, nil
@@ -176,7 +176,7 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 		l.loaded = loaded[V]{} // an expired "not found": absent
 		return l, nil
 	}
-	if !v.r.fresh(l.created, l.p) {
+	if !v.r.fresh(l.created, l.delta, l.p) {
 		v.c.expired.Add(1)
 		return l, nil
 	}
@@ -215,7 +215,7 @@ func resolveWith[V, A any](ctx context.Context, v *View[V], l *lookup[V], create
 // resolve hands a call that was not a hit to the lock engine.
 func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context.Context) (V, error)) (V, error) {
 	o := &op[V]{v: v, b: l.b, key: l.key, p: l.p, create: create}
-	res, err := v.r.engine.Resolve(ctx, o, dogpile.Entry{Value: l.val, Created: l.created}, l.found)
+	res, err := v.r.engine.Resolve(ctx, o, dogpile.Entry{Value: l.val, Created: l.created, Delta: l.delta}, l.found)
 	if err != nil {
 		var zero V
 		if errors.Is(err, dogpile.ErrClosed) {
@@ -248,10 +248,10 @@ func (v *View[V]) instead(ctx context.Context, l *lookup[V], err error) (V, bool
 		return zero, false
 	}
 	switch {
-	case v.r.fresh(now.created, l.p):
+	case v.r.fresh(now.created, now.delta, l.p):
 		v.report(ctx, v.r.wrap("early refresh", l.key, err))
 		return now.val, true
-	case now.created == l.created && v.r.staleUsable(now.created, l.p):
+	case now.created == l.created && v.r.staleUsable(now.created, now.delta, l.p):
 		v.c.staleOnError.Add(1)
 		v.report(ctx, v.r.wrap("regenerate (served stale)", l.key, err))
 		return now.val, true
@@ -290,7 +290,7 @@ func (v *View[V]) Refresh(ctx context.Context, key string, create func(context.C
 	if !v.r.shouldCache(val, p) {
 		return val, nil
 	}
-	if err := v.store(ctx, b, k, val, start, v.r.now()-start); err != nil {
+	if err := v.store(ctx, b, k, val, start, v.r.now()-start, false); err != nil {
 		v.report(ctx, err)
 		if v.r.cfg.failClosed {
 			return zero, err
@@ -341,7 +341,7 @@ func (v *View[V]) loadValue(ctx context.Context, vs backends.ValueStore, k strin
 		tv, ok := it.Value.(V)
 		if !ok || v.iface {
 			if _, neg := it.Value.(negativeMark); neg {
-				return loaded[V]{created: it.Created, found: true, neg: true}, nil
+				return loaded[V]{created: it.Created, delta: it.Delta, found: true, neg: true}, nil
 			}
 		}
 		if !ok && it.Value == nil && v.iface {
@@ -366,8 +366,13 @@ func (v *View[V]) decodeEntry(ctx context.Context, k string, raw []byte) loaded[
 	if !v.r.usable(e.Created) {
 		return loaded[V]{}
 	}
-	if e.Flags&backends.FlagNegative != 0 && raw[2] >= 2 { // version 1 defined no flags
-		return loaded[V]{created: e.Created, found: true, neg: true}
+	if raw[2] >= 2 { // version 1 defined no flags
+		if e.Flags&backends.FlagDeleted != 0 {
+			return loaded[V]{} // a tombstone: deleted
+		}
+		if e.Flags&backends.FlagNegative != 0 {
+			return loaded[V]{created: e.Created, delta: e.Delta, found: true, neg: true}
+		}
 	}
 	val, err := v.decode(e.Payload)
 	if err != nil {
@@ -396,8 +401,9 @@ func (v *View[V]) readFailed(ctx context.Context, k string, err error) error {
 }
 
 // store writes val under k as created at created, in delta nanoseconds. Errors are wrapped, not
-// reported.
-func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created, delta int64) error {
+// reported. cond stores conditionally (a creation's value): where the backend can, an entry
+// newer than created that the key holds is left as it is.
+func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created, delta int64, cond bool) error {
 	ttl := v.r.storageTTL()
 	if b.values != nil {
 		if err := b.values.SetValue(ctx, k, backends.Item{Value: val, Created: created, Delta: delta}, ttl); err != nil {
@@ -414,11 +420,18 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 	if b.l1 != nil {
 		since = v.r.l1g.epoch(k) // before the write: a write landing after ours is seen
 	}
-	if err := b.backend.Set(ctx, k, raw, ttl); err != nil {
+	stored, err := v.r.write(ctx, b, k, raw, ttl, cond)
+	if err != nil {
 		if b.l1 != nil { // it may have been applied (a timeout): drop the old value everywhere
 			v.r.dropL1(ctx, b, []string{k})
 		}
 		return v.r.wrap("set", k, err)
+	}
+	if !stored { // a newer write holds the key: this process must not serve the older value
+		if b.l1 != nil {
+			v.r.l1g.drop(ctx, b.l1, k)
+		}
+		return nil
 	}
 	if b.l1 != nil {
 		v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{val: val, created: created, delta: delta, found: true}), v.r.cfg.l1MaxAge, since)
@@ -429,18 +442,20 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 
 // storeNegatives writes a cached "not found" under each of keys, kept by the backend for the
 // negative TTL: one write for all of them where the backend can.
-func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, created int64, p *policy) error {
+//
+// They come from creations, so they are stored conditionally (see store).
+func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, created, delta int64, p *policy) error {
 	ttl := v.r.negStorageTTL(p)
 	if b.values != nil {
 		var errs []error
 		for _, k := range keys {
-			if err := b.values.SetValue(ctx, k, backends.Item{Value: negativeMark{}, Created: created}, ttl); err != nil {
+			if err := b.values.SetValue(ctx, k, backends.Item{Value: negativeMark{}, Created: created, Delta: delta}, ttl); err != nil {
 				errs = append(errs, v.r.wrap("set (not found)", k, err))
 			}
 		}
 		return errors.Join(errs...)
 	}
-	raw := backends.EncodeEntry(backends.Entry{Created: created, Flags: backends.FlagNegative})
+	raw := backends.EncodeEntry(backends.Entry{Created: created, Delta: delta, Flags: backends.FlagNegative})
 	encoded := make([][]byte, len(keys))
 	for i := range encoded {
 		encoded[i] = raw // the backends do not retain values, nor change them
@@ -451,11 +466,11 @@ func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, c
 			since = append(since, v.r.l1g.epoch(k))
 		}
 	}
-	err := v.r.writeMulti(ctx, b, keys, encoded, ttl)
+	refused, err := v.r.writeMulti(ctx, b, keys, encoded, ttl, true)
 	if b.l1 != nil {
 		for i, k := range keys {
-			if err == nil {
-				v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{created: created, found: true, neg: true}), v.r.cfg.l1MaxAge, since[i])
+			if err == nil && (refused == nil || !refused[i]) {
+				v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{created: created, delta: delta, found: true, neg: true}), v.r.cfg.l1MaxAge, since[i])
 			} else {
 				v.r.l1g.drop(ctx, b.l1, k)
 			}
@@ -474,13 +489,13 @@ func (v *View[V]) lookupL1(ctx context.Context, l *lookup[V]) bool {
 	case !e.found:
 		return false
 	case e.neg:
-		if !v.r.negFresh(e.created, l.p) {
+		if !v.r.negFresh(e.created, e.delta, l.p) {
 			return false
 		}
 		v.c.negHits.Add(1)
 		l.loaded, l.hit, l.err = e, true, v.r.notFound(l.key, l.p)
 		return true
-	case !v.r.fresh(e.created, l.p) || v.r.early(e.created, e.delta, l.p):
+	case !v.r.fresh(e.created, e.delta, l.p) || v.r.early(e.created, e.delta, l.p):
 		return false // the backend may have a newer one: read it
 	}
 	v.c.hits.add()
@@ -543,13 +558,13 @@ func (o *op[V]) Create(ctx context.Context) (any, error) {
 
 func (o *op[V]) Store(ctx context.Context, v any) error {
 	if _, ok := v.(negative); ok {
-		return o.v.storeNegatives(ctx, o.b, []string{o.key}, o.started, o.p)
+		return o.v.storeNegatives(ctx, o.b, []string{o.key}, o.started, o.delta, o.p)
 	}
 	val, _ := v.(V)
 	if !o.v.r.shouldCache(val, o.p) {
 		return nil
 	}
-	return o.v.store(ctx, o.b, o.key, val, o.started, o.delta)
+	return o.v.store(ctx, o.b, o.key, val, o.started, o.delta, true)
 }
 
 func (o *op[V]) StoreFailed(ctx context.Context, err error) error {
@@ -601,7 +616,7 @@ func (v *View[V]) entry(e loaded[V], k string, p *policy) (dogpile.Entry, bool, 
 		if v.r.negTarget(p) == nil {
 			return dogpile.Entry{}, false, nil
 		}
-		return dogpile.Entry{Value: negative{v.r.notFound(k, p)}, Created: e.created}, true, nil
+		return dogpile.Entry{Value: negative{v.r.notFound(k, p)}, Created: e.created, Delta: e.delta}, true, nil
 	}
-	return dogpile.Entry{Value: e.val, Created: e.created}, true, nil
+	return dogpile.Entry{Value: e.val, Created: e.created, Delta: e.delta}, true, nil
 }

@@ -371,7 +371,8 @@ func (e *Engine) batchRound(ctx context.Context, b Batch, pending []*led) ([]*le
 	}
 	// The creator sees its keys in the caller's order, not in lock order.
 	slices.SortFunc(create, func(x, y *led) int { return x.Index - y.Index })
-	made, err := b.Create(ctx, indexes(create))
+	idx := indexes(create)
+	made, err := bounded(e, ctx, func(ctx context.Context) (Made, error) { return b.Create(ctx, idx) })
 	if err != nil {
 		return nil, err
 	}

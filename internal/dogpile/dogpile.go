@@ -31,10 +31,15 @@ import (
 	"time"
 )
 
-// Entry is a cached value with its creation time.
+// Entry is a cached value with its creation times.
 type Entry struct {
-	Value   any
-	Created int64 // Unix nanoseconds
+	Value any
+	// Created is when the value's creation began, in Unix nanoseconds: what invalidations and
+	// writes are compared with.
+	Created int64
+	// Delta is how long the creation took, in nanoseconds: the value was stored at
+	// Created+Delta, and its freshness counts from then.
+	Delta int64
 }
 
 // Op is one get-or-create call as the engine sees it. The region implements it for every call
@@ -135,7 +140,18 @@ type Engine struct {
 	// OnError, if set, is called with the error of a background refresh, which has no caller to
 	// return it to.
 	OnError func(ctx context.Context, key string, err error)
+
+	// CreationTimeout, if positive, bounds each call of a creator (Op.Create, Batch.Create):
+	// after it the creator's context is cancelled and the creation ends with an error that
+	// errors.Is ErrCreationTimeout, releasing its locks, so that the next caller may create
+	// again. A creator that ignores its context goes on running, alone: what it returns is
+	// dropped (and Close waits for it). Set it before the first call.
+	CreationTimeout time.Duration
 }
+
+// ErrCreationTimeout is the error of a creation that ran longer than the engine's
+// CreationTimeout.
+var ErrCreationTimeout = errors.New("dogpile: creation timed out")
 
 // New returns an Engine. backgroundWorkers > 0 turns on background refresh with at most that
 // many refreshes running at once; 0 regenerates expired entries on the winner's call.
@@ -365,7 +381,7 @@ func (e *Engine) createLocked(ctx context.Context, op Op, f *flight, seen Entry,
 	if found && op.Fresh(cur) && (!have || cur.Created != seen.Created) {
 		return cur.Value, nil
 	}
-	v, err := op.Create(ctx)
+	v, err := bounded(e, ctx, op.Create)
 	if err != nil {
 		return nil, err
 	}
@@ -523,4 +539,52 @@ func (g *group) len() int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// bounded runs create under the engine's CreationTimeout. Without one it is a plain call on the
+// caller's goroutine. With one, create runs on a goroutine of its own (counted in e.wg, so that
+// Close waits for it) with a context cancelled at the timeout; bounded returns its result, or
+// ErrCreationTimeout once the timeout passes, abandoning it. A panic or runtime.Goexit in create
+// comes back as a *PanicError or ErrGoexit.
+func bounded[T any](e *Engine, ctx context.Context, create func(context.Context) (T, error)) (T, error) {
+	if e.CreationTimeout <= 0 {
+		return create(ctx)
+	}
+	var zero T
+	ctx, cancel := context.WithTimeoutCause(ctx, e.CreationTimeout, ErrCreationTimeout)
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1) // buffered: an abandoned creator does not block
+	e.mu.Lock()
+	e.wg.Add(1) // a creation in progress holds e.wg already, so Close is not waiting yet
+	e.mu.Unlock()
+	go func() {
+		defer e.wg.Done()
+		defer cancel()
+		res := result{err: ErrGoexit} // kept if create calls runtime.Goexit
+		defer func() { done <- res }()
+		defer func() {
+			if r := recover(); r != nil {
+				res = result{err: &PanicError{Value: r, Stack: debug.Stack()}}
+			}
+		}()
+		v, err := create(ctx)
+		res = result{v, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil && errors.Is(r.err, context.DeadlineExceeded) && context.Cause(ctx) == ErrCreationTimeout {
+			return zero, fmt.Errorf("%w after %v: %w", ErrCreationTimeout, e.CreationTimeout, r.err)
+		}
+		return r.v, r.err
+	case <-ctx.Done():
+		if context.Cause(ctx) != ErrCreationTimeout {
+			// Cancelled from above (Close): wait for the creator, which sees it too.
+			r := <-done
+			return r.v, r.err
+		}
+		return zero, fmt.Errorf("%w after %v", ErrCreationTimeout, e.CreationTimeout)
+	}
 }
