@@ -24,14 +24,14 @@ type config struct {
 	// the lock timeout.
 	creationTimeout time.Duration
 	creationSet     bool
-	mangler      keys.Mangler
-	codec        Codec
-	shouldCache  func(any) bool
-	background   int
-	failClosed   bool
-	logger       *slog.Logger
-	onError      func(ctx context.Context, err error)
-	clock        func() time.Time
+	mangler         keys.Mangler
+	codec           Codec
+	shouldCache     func(any) bool
+	background      int
+	failClosed      bool
+	logger          *slog.Logger
+	onError         func(ctx context.Context, err error)
+	clock           func() time.Time
 
 	// Freshness policies (issue 7); each may be overridden per function or call.
 	early        float64       // XFetch's beta; 0: off
