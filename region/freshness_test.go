@@ -42,7 +42,7 @@ func hotKey(t *testing.T, opts ...region.Option) (starts, expiries []time.Time, 
 		time.Sleep(creation)
 		mu.Lock()
 		defer mu.Unlock()
-		current = start
+		current = time.Now() // stored: freshness counts from here
 		n++
 		return n, nil
 	}
@@ -449,4 +449,86 @@ func TestFreshnessOptionsValidated(t *testing.T) {
 			region.New("x", opt)
 		})
 	}
+}
+
+// TestExpiryCountsFromWhenStored: a value's expiration counts from when its creator returned, as
+// dogpile.cache stamps it, so a creation longer than the expiration still stores a value that
+// lives a full expiration: the next call is a hit, not a regeneration. On the memory backend (Go
+// values) and through the entry envelope (memory.WithCopy).
+func TestExpiryCountsFromWhenStored(t *testing.T) {
+	for name, copyValues := range map[string]bool{"values": false, "envelope": true} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var opts []memory.Option
+				if copyValues {
+					opts = append(opts, memory.WithCopy())
+				}
+				r := newRegion(t, memory.New(opts...), region.WithExpiration(time.Second))
+				v := region.NewView[int](r)
+				var n atomic.Int32
+				create := func(context.Context) (int, error) {
+					time.Sleep(1500 * time.Millisecond) // longer than the expiration
+					return int(n.Add(1)), nil
+				}
+				ctx := t.Context()
+				call := func(when string, want int32) {
+					t.Helper()
+					got, err := v.GetOrCreate(ctx, "k", create)
+					if err != nil || int32(got) != want || n.Load() != want {
+						t.Fatalf("%s: got (%d, %v) after %d creations, want value %d from %d", when, got, err, n.Load(), want, want)
+					}
+				}
+				call("cold", 1)
+				call("just after a 1.5s creation under a 1s expiration", 1)
+				time.Sleep(900 * time.Millisecond)
+				call("0.9s after it was stored", 1)
+				time.Sleep(200 * time.Millisecond)
+				call("1.1s after it was stored", 2) // expired: regenerated (synchronously, by its only caller)
+			})
+		})
+	}
+}
+
+// TestRegenerationRateUnderLoad: 100 readers of one key, a 200ms expiration and a 50ms creator.
+// Each value lives 200ms from when it was stored, so the key is regenerated once every 250ms
+// (expiration plus creation), as a cache with plain expiry does, not once every 200ms.
+func TestRegenerationRateUnderLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const (
+			exp      = 200 * time.Millisecond
+			creation = 50 * time.Millisecond
+			span     = 10 * time.Second
+		)
+		r := newRegion(t, memory.New(), region.WithExpiration(exp))
+		v := region.NewView[int](r)
+		var n atomic.Int32
+		create := func(context.Context) (int, error) {
+			time.Sleep(creation)
+			return int(n.Add(1)), nil
+		}
+		ctx := t.Context()
+		if _, err := v.GetOrCreate(ctx, "hot", create); err != nil {
+			t.Fatal(err)
+		}
+		n.Store(0)
+		end := time.Now().Add(span)
+		var wg sync.WaitGroup
+		for range 100 {
+			wg.Go(func() {
+				for time.Now().Before(end) {
+					if _, err := v.GetOrCreate(ctx, "hot", create); err != nil {
+						t.Error(err)
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			})
+		}
+		wg.Wait()
+		want := int32(span / (exp + creation)) // 40; 50 if freshness counted from the start
+		t.Logf("%d regenerations in %v: one every %v", n.Load(), span, span/time.Duration(max(n.Load(), 1)))
+		if got := n.Load(); got < want-1 || got > want+1 {
+			t.Errorf("%d regenerations in %v, want %d (one per expiration + creation)", got, span, want)
+		}
+	})
 }

@@ -917,3 +917,58 @@ func TestHardInvalidationOnByteBackend(t *testing.T) {
 		t.Fatal("a hard-invalidated entry read from bytes was found")
 	}
 }
+
+// TestCreationTimeout: a creator that never returns holds its key only for the creation timeout
+// (the lock timeout unless set): its callers then get ErrCreationTimeout, and the next call
+// creates again.
+func TestCreationTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []region.Option
+		want time.Duration
+	}{
+		{"set", []region.Option{region.WithCreationTimeout(2 * time.Second)}, 2 * time.Second},
+		{"the lock timeout by default", []region.Option{region.WithLockTimeout(5 * time.Second)}, 5 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRegion(t, memory.New(), tc.opts...)
+				v := region.NewView[string](r)
+				stuck := make(chan struct{})
+				defer close(stuck)
+				start := time.Now()
+				_, err := v.GetOrCreate(context.Background(), "k", func(context.Context) (string, error) { <-stuck; return "late", nil })
+				if !errors.Is(err, region.ErrCreationTimeout) {
+					t.Fatalf("got %v, want ErrCreationTimeout", err)
+				}
+				if d := time.Since(start); d != tc.want {
+					t.Errorf("returned after %v, want %v", d, tc.want)
+				}
+				got, err := v.GetOrCreate(context.Background(), "k", func(context.Context) (string, error) { return "next", nil })
+				if err != nil || got != "next" {
+					t.Errorf("the next call: (%q, %v), want (next, nil)", got, err)
+				}
+			})
+		})
+	}
+	if err := region.New("x").ConfigureWith(memory.New(), region.WithCreationTimeout(-time.Second)); err == nil {
+		t.Error("a negative creation timeout was accepted")
+	}
+}
+
+// TestCloseStopsTheLocalCache: Close closes the local cache given to WithLocalCache, so that
+// no goroutine of the region's is left behind.
+func TestCloseStopsTheLocalCache(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	r := region.New("l1", region.WithLocalCache(memory.New(), time.Minute))
+	if err := r.Configure(newBatchBackend(newShared())); err != nil {
+		t.Fatal(err)
+	}
+	v := region.NewView[string](r)
+	if _, err := v.GetOrCreate(t.Context(), "k", func(context.Context) (string, error) { return "v", nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends/memory"
@@ -174,4 +176,35 @@ func TestLocalCacheReadInFlightDuringEviction(t *testing.T) {
 	if got, _ := vr.GetOrCreate(ctx, "k", func(context.Context) (string, error) { return "created", nil }); got != "new" {
 		t.Errorf("after the announcement, the reader serves %q from its local cache; want new", got)
 	}
+}
+
+// TestSharedInvalidationFromAFastClockAppliesOnce: a hard invalidation stored by a process whose
+// clock runs a minute ahead takes effect once in each other process, not again at every poll
+// for that minute: a key read all along is created again once.
+func TestSharedInvalidationFromAFastClockAppliesOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		s := newShared()
+		ahead := func() time.Time { return time.Now().Add(time.Minute) }
+		fast := newRegion(t, newBatchBackend(s), region.WithSharedInvalidation(10*time.Millisecond), region.WithClock(ahead))
+		r := newRegion(t, newBatchBackend(s), region.WithSharedInvalidation(10*time.Millisecond), region.WithExpiration(time.Hour))
+		v := region.NewView[int](r)
+		var n atomic.Int32
+		create := func(context.Context) (int, error) { return int(n.Add(1)), nil }
+		if _, err := v.GetOrCreate(ctx, "k", create); err != nil {
+			t.Fatal(err)
+		}
+		if err := fast.Invalidate(ctx, region.Hard); err != nil {
+			t.Fatal(err)
+		}
+		for range 300 { // 3s of reads, 300 polls
+			if _, err := v.GetOrCreate(ctx, "k", create); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := n.Load(); got != 2 {
+			t.Errorf("%d creations in 3s after one invalidation from a clock a minute ahead, want 2 (the cold one and one after it)", got)
+		}
+	})
 }

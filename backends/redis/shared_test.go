@@ -1,7 +1,9 @@
 package redis_test
 
 import (
+	"context"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,4 +82,40 @@ func TestSharedInvalidationOverPubSub(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen("hard invalidation with the subscriptions killed", absent)
+}
+
+// TestSharedInvalidationFromAFastClockOnRedis: two processes' regions on one Redis, one whose
+// clock runs a minute ahead. Its hard invalidation (stored, and announced over pub/sub) takes
+// effect once in the other, which keeps reading a key and polling every 10ms for a second: the
+// key is created again once, not at every poll.
+func TestSharedInvalidationFromAFastClockOnRedis(t *testing.T) {
+	ctx := t.Context()
+	prefix := uniquePrefix(t)
+	open := func(opts ...region.Option) *region.Region {
+		r := region.New("skew", append([]region.Option{region.WithSharedInvalidation(10 * time.Millisecond),
+			region.WithExpiration(time.Hour), region.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
+		if err := r.Configure(redis.New(newClient(t), redis.WithPrefix(prefix))); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		return r
+	}
+	fast := open(region.WithClock(func() time.Time { return time.Now().Add(time.Minute) }))
+	v := region.NewView[int](open())
+	var n atomic.Int32
+	create := func(context.Context) (int, error) { return int(n.Add(1)), nil }
+	if _, err := v.GetOrCreate(ctx, "k", create); err != nil {
+		t.Fatal(err)
+	}
+	if err := fast.Invalidate(ctx, region.Hard); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		if _, err := v.GetOrCreate(ctx, "k", create); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := n.Load(); got != 2 {
+		t.Errorf("%d creations in 1s after one invalidation from a clock a minute ahead, want 2", got)
+	}
 }

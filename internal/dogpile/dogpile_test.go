@@ -678,3 +678,87 @@ func TestFlightsDoNotLeakWithCancelableContexts(t *testing.T) {
 		t.Fatalf("InFlight = %d, want 0", n)
 	}
 }
+
+// TestCreationTimeoutReleasesTheKey: a creator stuck forever (it ignores its context) does not
+// hold its key: at the timeout its callers get ErrCreationTimeout, the distributed lock is
+// released, and the next caller creates again. What the stuck creator returns later is dropped.
+func TestCreationTimeoutReleasesTheKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		e := New(0)
+		e.CreationTimeout = time.Second
+		defer e.Close()
+		stuck := make(chan struct{})
+		hung := func(context.Context) (any, error) { <-stuck; return "late", nil }
+
+		start := time.Now()
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				_, err := get(context.Background(), e, s.op("k", true, hung))
+				errs <- err
+			}()
+		}
+		for range 2 {
+			if err := <-errs; !errors.Is(err, ErrCreationTimeout) {
+				t.Fatalf("caller of a stuck creation: %v, want ErrCreationTimeout", err)
+			}
+		}
+		if d := time.Since(start); d != time.Second {
+			t.Errorf("callers returned after %v, want the timeout, 1s", d)
+		}
+		if got := s.unlocks.Load(); got != 1 {
+			t.Fatalf("distributed lock released %d times, want 1", got)
+		}
+		v, err := get(context.Background(), e, s.op("k", true, func(context.Context) (any, error) { return "next", nil }))
+		if err != nil || v != "next" {
+			t.Fatalf("the next caller after the timeout: (%v, %v), want (next, nil)", v, err)
+		}
+		close(stuck)
+		synctest.Wait()
+		if cur, _, _ := s.op("k", true, nil).Load(context.Background()); cur.Value != "next" {
+			t.Errorf("the stuck creator's late value was stored: %v", cur.Value)
+		}
+	})
+}
+
+// TestCreationTimeoutCancelsTheCreator: a creator that honours its context sees it cancelled at
+// the timeout, with ErrCreationTimeout as the cause.
+func TestCreationTimeoutCancelsTheCreator(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		e := New(0)
+		e.CreationTimeout = 50 * time.Millisecond
+		defer e.Close()
+		causes := make(chan error, 1)
+		_, err := get(t.Context(), e, s.op("k", false, func(ctx context.Context) (any, error) {
+			<-ctx.Done()
+			causes <- context.Cause(ctx)
+			return nil, ctx.Err()
+		}))
+		if !errors.Is(err, ErrCreationTimeout) {
+			t.Fatalf("got %v, want ErrCreationTimeout", err)
+		}
+		if cause := <-causes; cause != ErrCreationTimeout {
+			t.Errorf("the creator's context cause: %v, want ErrCreationTimeout", cause)
+		}
+	})
+}
+
+// TestCreationTimeoutKeepsPanicsAndGoexit: under a creation timeout the creator runs on a
+// goroutine of its own; its panic and runtime.Goexit still reach the callers as errors.
+func TestCreationTimeoutKeepsPanicsAndGoexit(t *testing.T) {
+	s := newStore(time.Minute)
+	e := New(0)
+	e.CreationTimeout = time.Minute
+	defer e.Close()
+	_, err := get(t.Context(), e, s.op("p", false, func(context.Context) (any, error) { panic("boom") }))
+	var pe *PanicError
+	if !errors.As(err, &pe) || pe.Value != "boom" {
+		t.Errorf("panicking creator: %v, want a *PanicError of boom", err)
+	}
+	_, err = get(t.Context(), e, s.op("g", false, func(context.Context) (any, error) { runtime.Goexit(); return nil, nil }))
+	if !errors.Is(err, ErrGoexit) {
+		t.Errorf("creator calling Goexit: %v, want ErrGoexit", err)
+	}
+}
