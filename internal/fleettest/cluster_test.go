@@ -48,4 +48,6 @@ func TestClusterFleet(t *testing.T) {
 	e := clusterEnv(t, c)
 	t.Run("Stampede", func(t *testing.T) { testStampede(t, e) })
 	t.Run("LockHolderKilled", func(t *testing.T) { testHolderKilled(t, e) })
+	t.Run("WriteWins", func(t *testing.T) { testWriteWins(t, e) })
+	t.Run("ExpiryFromStored", func(t *testing.T) { testExpiryFromStored(t, e) })
 }

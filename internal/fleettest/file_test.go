@@ -25,3 +25,9 @@ func TestFileStampedeAcrossProcesses(t *testing.T) { testStampede(t, fileEnv(t))
 // TestFileLockHolderKilled: a process killed while it holds a lock is replaced at once, since the
 // kernel releases its flock; see testHolderKilled.
 func TestFileLockHolderKilled(t *testing.T) { testHolderKilled(t, fileEnv(t)) }
+
+// TestFileWriteWinsAcrossProcesses: see testWriteWins.
+func TestFileWriteWinsAcrossProcesses(t *testing.T) { testWriteWins(t, fileEnv(t)) }
+
+// TestFileExpiryFromStored: see testExpiryFromStored.
+func TestFileExpiryFromStored(t *testing.T) { testExpiryFromStored(t, fileEnv(t)) }

@@ -228,3 +228,79 @@ func results(ws []fleettest.Wave) []map[string]int {
 	}
 	return out
 }
+
+// testWriteWins: one process begins creating a cold key; another (this one) then writes the key
+// (a handle's Set, or its Invalidate, which deletes) before that creation ends. The creating
+// process's caller gets its own value, but the older creation is not stored over the write:
+// this process, and a third one that reads afterwards, see what was written, or, after the
+// deletion, create the key again.
+func testWriteWins(t *testing.T, e env) {
+	for _, write := range []string{"Set", "Invalidate"} {
+		t.Run(write, func(t *testing.T) {
+			cfg := e.fleet("creator")
+			creator := fleettest.Start(t, 1, cfg)[0]
+			creator.WaitCreating(t) // it holds the lock and is inside the creator
+			cfg.Role = "callers"
+			_, h := fleettest.Region(t, cfg)
+			ctx := context.Background()
+			time.Sleep(2 * time.Millisecond) // the write's stamp after the creation's start
+			want := "written"
+			switch write {
+			case "Set":
+				if err := h.Set(ctx, cfg.Key, want); err != nil {
+					t.Fatal(err)
+				}
+			case "Invalidate":
+				if err := h.Invalidate(ctx, cfg.Key); err != nil {
+					t.Fatal(err)
+				}
+				want = "" // absent
+			}
+			if w := creator.Finish(t); w.Results["created"] != 1 || len(w.Errors) > 0 {
+				t.Fatalf("the creating process's caller: %v %v, want its own value", w.Results, w.Errors)
+			}
+			got, ok, err := h.Cached(ctx, cfg.Key)
+			switch {
+			case err != nil:
+				t.Fatal(err)
+			case want == "" && ok:
+				t.Fatalf("after %s in this process, the other's older creation was stored over it: %q", write, got)
+			case want != "" && (!ok || got != want):
+				t.Fatalf("after %s in this process, it reads (%q, %v), want %q: the older creation was stored over it", write, got, ok, want)
+			}
+			third := fleettest.Start(t, 1, cfg)[0]
+			w := fleettest.Go(t, []*fleettest.Child{third})[0]
+			if want == "" {
+				want = "v1" // created again, by the third process: the counter's first creation
+			}
+			if w.Results[want] != cfg.Goroutines {
+				t.Fatalf("a third process reads %v %v, want %q for all %d callers", w.Results, w.Errors, want, cfg.Goroutines)
+			}
+		})
+	}
+}
+
+// testExpiryFromStored: a creation (1.5s) longer than the expiration (1s), in 4 processes of 50
+// callers: one creation, and a second wave right after it is all hits, since the value's
+// expiration counts from when it was stored, not from when its creation began.
+func testExpiryFromStored(t *testing.T, e env) {
+	cfg := e.fleet("callers")
+	cfg.Creator, cfg.Expiration, cfg.LockTimeout = 1500*time.Millisecond, time.Second, 5*time.Second
+	children := fleettest.Start(t, 4, cfg)
+	for _, wave := range []string{"cold", "right after"} {
+		for _, w := range fleettest.Go(t, children) {
+			if w.Results["v1"] != cfg.Goroutines || len(w.Errors) > 0 {
+				t.Fatalf("%s wave, process %d: %v %v; want every caller to get v1", wave, w.PID, w.Results, w.Errors)
+			}
+		}
+	}
+	if n := fleettest.Count(t, cfg.CounterURL); n != 1 {
+		t.Fatalf("%d creations, want 1: a value created in 1.5s under a 1s expiration must be fresh when stored", n)
+	}
+}
+
+// TestRedisWriteWinsAcrossProcesses: see testWriteWins.
+func TestRedisWriteWinsAcrossProcesses(t *testing.T) { testWriteWins(t, redisEnv(t)) }
+
+// TestRedisExpiryFromStored: see testExpiryFromStored.
+func TestRedisExpiryFromStored(t *testing.T) { testExpiryFromStored(t, redisEnv(t)) }

@@ -47,8 +47,9 @@ const envConfig = "DOGPILE_FLEETTEST_CHILD"
 // Config is what every child of a fleet does.
 type Config struct {
 	// Role is "callers" (Goroutines callers per wave), "holder" (one caller whose creator
-	// never returns: the parent kills it mid-creation) or "watcher" (a region with a local
-	// cache and shared invalidation, answering Expect).
+	// never returns: the parent kills it mid-creation), "creator" (one caller whose creator
+	// returns "created" only when the parent says Finish: a creation the parent can race) or
+	// "watcher" (a region with a local cache and shared invalidation, answering Expect).
 	Role string
 	// BackendURL is opened with backends.Open in each child.
 	BackendURL string
@@ -62,6 +63,8 @@ type Config struct {
 	Creator     time.Duration // how long the creator takes
 	Expiration  time.Duration
 	LockTimeout time.Duration
+	// Deadline, if positive, is every caller's context deadline in a wave.
+	Deadline time.Duration
 }
 
 // Wave is what one child reports for one wave of concurrent calls.
@@ -199,6 +202,19 @@ func (c *Child) WaitCreating(tb testing.TB) {
 	}
 }
 
+// Finish lets a creator child's creator return, and returns what its caller got.
+func (c *Child) Finish(tb testing.TB) Wave {
+	tb.Helper()
+	if _, err := io.WriteString(c.in, "finish\n"); err != nil {
+		tb.Fatal(err)
+	}
+	var w Wave
+	if line := c.expectLine(tb); json.Unmarshal([]byte(line), &w) != nil {
+		tb.Fatalf("creator %d: bad report %q", c.PID, line)
+	}
+	return w
+}
+
 // Kill sends SIGKILL to the child and waits for it to die.
 func (c *Child) Kill(tb testing.TB) {
 	tb.Helper()
@@ -245,6 +261,8 @@ type fleetHandle struct {
 
 	mu       sync.Mutex
 	reported []string // guarded by mu
+
+	finish chan struct{} // closed when a creator child may return
 }
 
 func (f *fleetHandle) close() {
@@ -298,7 +316,7 @@ func newFleetHandle(cfg Config) (*fleetHandle, error) {
 		}
 		return nil, err
 	}
-	f := &fleetHandle{counter: counter}
+	f := &fleetHandle{counter: counter, finish: make(chan struct{})}
 	opts := []region.Option{region.WithExpiration(cfg.Expiration),
 		region.WithLockTimeout(cfg.LockTimeout), region.WithLogger(slog.New(slog.DiscardHandler)),
 		region.WithErrorHandler(func(_ context.Context, err error) {
@@ -325,6 +343,11 @@ func newFleetHandle(cfg Config) (*fleetHandle, error) {
 		if cfg.Role == "holder" {
 			fmt.Println("creating")
 			select {} // killed here
+		}
+		if cfg.Role == "creator" {
+			fmt.Println("creating")
+			<-f.finish
+			return "created", nil
 		}
 		if cfg.Role == "watcher" {
 			return "created", nil
@@ -367,6 +390,24 @@ func runChild(cfg Config) error {
 			_, _ = f.h.Call(context.Background(), cfg.Key) // never returns
 			continue
 		}
+		if cfg.Role == "creator" {
+			if in.Text() == "finish" {
+				close(f.finish)
+				continue
+			}
+			go func() { // answers after "finish"
+				w := Wave{PID: os.Getpid(), Results: map[string]int{}}
+				if v, err := f.h.Call(context.Background(), cfg.Key); err != nil {
+					w.Errors = append(w.Errors, err.Error())
+				} else {
+					w.Results[v]++
+				}
+				w.Reported = f.takeReported()
+				raw, _ := json.Marshal(w)
+				fmt.Println(string(raw))
+			}()
+			continue
+		}
 		w := wave(f.h, cfg)
 		w.Reported = f.takeReported()
 		raw, err := json.Marshal(w)
@@ -387,8 +428,14 @@ func wave(h *memo.Handle[string, string], cfg Config) Wave {
 	for range cfg.Goroutines {
 		wg.Go(func() {
 			<-start
+			ctx := context.Background()
+			if cfg.Deadline > 0 {
+				c, cancel := context.WithTimeout(ctx, cfg.Deadline)
+				defer cancel()
+				ctx = c
+			}
 			t0 := time.Now()
-			v, err := h.Call(context.Background(), cfg.Key)
+			v, err := h.Call(ctx, cfg.Key)
 			d := time.Since(t0)
 			mu.Lock()
 			defer mu.Unlock()

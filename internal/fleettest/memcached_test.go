@@ -56,3 +56,9 @@ func TestMemcachedPoolFleet(t *testing.T) {
 	t.Run("Stampede", func(t *testing.T) { testStampede(t, e) })
 	t.Run("LockHolderKilled", func(t *testing.T) { testHolderKilled(t, e) })
 }
+
+// TestMemcachedWriteWinsAcrossProcesses: see testWriteWins.
+func TestMemcachedWriteWinsAcrossProcesses(t *testing.T) { testWriteWins(t, memcachedEnv(t)) }
+
+// TestMemcachedExpiryFromStored: see testExpiryFromStored.
+func TestMemcachedExpiryFromStored(t *testing.T) { testExpiryFromStored(t, memcachedEnv(t)) }
