@@ -292,6 +292,7 @@ func TestCheck(t *testing.T) {
 		Parent   *recursive
 	}
 	type hidesMap struct{ m map[string]int }
+	_ = hidesMap{}.m // read only through reflection
 	type selfPtr *selfPtrElem
 	ok := []reflect.Type{
 		reflect.TypeFor[int](),

@@ -160,11 +160,9 @@ func newClock() *clock {
 	c.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	return c
 }
-func (c *clock) now() time.Time            { return time.Unix(0, c.ns.Load()) }
-func (c *clock) advance(d time.Duration)   { c.ns.Add(int64(d)) }
-func (c *clock) option() region.Option     { return region.WithClock(c.now) }
-func (c *clock) set(t time.Time)           { c.ns.Store(t.UnixNano()) }
-func (c *clock) since(t time.Time) float64 { return float64(c.ns.Load()-t.UnixNano()) / 1e9 }
+func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *clock) option() region.Option   { return region.WithClock(c.now) }
 
 func TestExpirationLevels(t *testing.T) {
 	ctx := context.Background()
