@@ -34,7 +34,7 @@ func (v *View[V]) GetMulti(ctx context.Context, keys []string, opts ...CallOptio
 		return map[string]V{}, nil
 	}
 	p := v.policy(opts)
-	es, err := v.loadMulti(ctx, b, bk.keys)
+	es, err := v.loadMulti(ctx, b, bk.keys, true)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +92,11 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 	for _, k := range bk.keys {
 		r.engine.Forget(k)
 	}
+	defer func() {
+		for _, k := range bk.keys {
+			r.reads.forget(k) // later reads must not join one that began before the deletion
+		}
+	}()
 	if b.l1 != nil {
 		defer r.dropL1(ctx, b, bk.keys)
 	}
@@ -165,7 +170,7 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 		return map[string]V{}, nil
 	}
 	p := v.policy(opts)
-	es, err := v.loadMulti(ctx, b, bk.keys)
+	es, err := v.loadMulti(ctx, b, bk.keys, true)
 	if err != nil {
 		v.c.misses.Add(uint64(len(bk.keys)))
 		return nil, err
@@ -234,7 +239,7 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 // served in place of the failed creation (fresh, or the one found and allowed by stale-if-error).
 func (v *View[V]) insteadMulti(ctx context.Context, b *bound, bk batchKeys, wants []dogpile.Want, p *policy, err error) ([]V, bool) {
 	keys := pick(bk.keys, wantIndexes(wants))
-	es, rerr := v.loadMulti(ctx, b, keys)
+	es, rerr := v.loadMulti(ctx, b, keys, false)
 	if rerr != nil {
 		return nil, false
 	}
@@ -368,12 +373,18 @@ func (r *Region) wrapMulti(op string, keys []string, err error) error {
 }
 
 // loadMulti is load for many keys: one round trip per chunk on a MultiGetter, one Get per key
-// otherwise. Under FailOpen a failed read makes its keys misses.
-func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string) ([]loaded[V], error) {
+// otherwise. Under FailOpen a failed read makes its keys misses. shared lets keys join the reads
+// of other callers in flight (load), as the first read of a call may; the reads that must see
+// every write completed before them (under the distributed locks) pass false (loadNow).
+func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string, shared bool) ([]loaded[V], error) {
 	es := make([]loaded[V], len(keys))
 	if b.values != nil || b.multiGet == nil {
+		load := v.load
+		if !shared {
+			load = v.loadNow
+		}
 		for i, k := range keys {
-			e, err := v.load(ctx, b, k)
+			e, err := load(ctx, b, k)
 			if err != nil {
 				return nil, err
 			}
@@ -382,25 +393,89 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string) ([]loa
 		return es, nil
 	}
 	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
-		m, err := b.multiGet.GetMulti(ctx, keys[lo:hi])
-		if err != nil {
-			// Under FailOpen what could be read is used (a pool with one server down still
-			// answers for the others) and the rest are misses.
-			if err := v.failedWrapped(ctx, v.r.wrapMulti("getmulti", keys[lo:hi], err)); err != nil {
-				return err
-			}
+		if !shared {
+			m, err := b.multiGet.GetMulti(ctx, keys[lo:hi])
+			return v.decodeMulti(ctx, es, keys, lo, hi, m, err)
 		}
+		// Keys another caller of this process is reading already are taken from its read; the
+		// others are read here, and single-key callers that come meanwhile take them from this.
+		var mine []string
+		var rds []*read
+		joined := map[int]*read{}
 		for i := lo; i < hi; i++ {
-			if raw, ok := m[keys[i]]; ok {
-				es[i] = v.decodeEntry(ctx, keys[i], raw)
+			rd, leader := v.r.reads.join(keys[i])
+			if !leader {
+				joined[i] = rd
+				continue
+			}
+			mine, rds = append(mine, keys[i]), append(rds, rd)
+		}
+		var m map[string][]byte
+		var err error
+		if len(mine) > 0 {
+			m, err = b.multiGet.GetMulti(ctx, mine)
+			for j, k := range mine {
+				raw, ok := m[k]
+				switch {
+				case ok:
+					v.r.reads.finish(k, rds[j], raw, nil)
+				case err != nil:
+					v.r.reads.finish(k, rds[j], nil, err)
+				default:
+					v.r.reads.finish(k, rds[j], nil, backends.ErrNotFound)
+				}
 			}
 		}
-		return nil
+		for i, rd := range joined {
+			select {
+			case <-rd.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			switch {
+			case rd.err == nil:
+				if m == nil {
+					m = map[string][]byte{}
+				}
+				m[keys[i]] = rd.raw
+			case errors.Is(rd.err, backends.ErrNotFound):
+			default:
+				// That read failed (or ended on its caller's deadline): read the key again.
+				raw, gerr := b.backend.Get(ctx, keys[i])
+				switch {
+				case gerr == nil:
+					if m == nil {
+						m = map[string][]byte{}
+					}
+					m[keys[i]] = raw
+				case !errors.Is(gerr, backends.ErrNotFound):
+					err = errors.Join(err, gerr)
+				}
+			}
+		}
+		return v.decodeMulti(ctx, es, keys, lo, hi, m, err)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return es, nil
+}
+
+// decodeMulti decodes into es[lo:hi] the entries of keys[lo:hi] found in m, what a read of those
+// keys returned with err. Under FailOpen what could be read is used (a pool with one server down
+// still answers for the others) and the rest are misses.
+func (v *View[V]) decodeMulti(ctx context.Context, es []loaded[V], keys []string, lo, hi int, m map[string][]byte, err error) error {
+	if err != nil {
+		if err := v.failedWrapped(ctx, v.r.wrapMulti("getmulti", keys[lo:hi], err)); err != nil {
+			return err
+		}
+	}
+	for i := lo; i < hi; i++ {
+		if raw, ok := m[keys[i]]; ok {
+			es[i] = v.decodeEntry(ctx, keys[i], raw)
+		}
+	}
+	return nil
 }
 
 // storeMulti is store for many keys, all created at created in delta: one round trip per chunk
@@ -465,6 +540,11 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 // SetIfNotNewer per key): refused[i] then reports that keys[i] held a newer entry and was left as
 // it is. refused is nil when nothing was refused.
 func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encoded [][]byte, ttl time.Duration, cond bool) (refused []bool, err error) {
+	defer func() {
+		for _, k := range keys {
+			r.reads.forget(k) // later reads must not join one that began before the write
+		}
+	}()
 	var errs []error
 	refuse := func(i int) {
 		if refused == nil {
@@ -609,7 +689,7 @@ func (o *batchOp[V]) Kind() any        { return o.v.typ }
 
 func (o *batchOp[V]) Load(ctx context.Context, idx []int) ([]dogpile.Entry, []bool, error) {
 	ks := pick(o.bk.keys, idx)
-	ls, err := o.v.loadMulti(ctx, o.b, ks)
+	ls, err := o.v.loadMulti(ctx, o.b, ks, false)
 	if err != nil {
 		return nil, nil, err
 	}

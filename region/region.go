@@ -83,6 +83,9 @@ type Region struct {
 	// lastStamp is the last time handed out by stamp.
 	lastStamp atomic.Int64
 
+	// reads shares the backend reads of one key among concurrent callers.
+	reads reads
+
 	// counters counts what happens outside any view's calls; views has every view's.
 	counters counters
 	views    views
@@ -123,6 +126,7 @@ type bound struct {
 // programmer error, caught as the program starts.
 func New(name string, opts ...Option) *Region {
 	r := &Region{name: name, origin: newOrigin()}
+	r.reads.init()
 	r.l1g.seed = maphash.MakeSeed()
 	r.cfg.lockTimeout = DefaultLockTimeout
 	r.cfg.codec = JSON
@@ -244,6 +248,7 @@ func (r *Region) Delete(ctx context.Context, key string) error {
 	if b.l1 != nil {
 		defer r.dropL1(ctx, b, []string{k})
 	}
+	defer r.reads.forget(k) // later reads must not join one that began before the deletion
 	if b.condSet != nil {
 		if err := b.backend.Set(ctx, k, r.tombstone(), r.cfg.tombstoneTTL()); err != nil {
 			err = r.wrap("delete", k, err)
@@ -321,7 +326,9 @@ func (r *Region) tombstone() []byte {
 
 // write stores raw under k: conditionally (cond, a creation's value) where the backend can, so
 // that a newer entry held is not overwritten. stored is false when the backend refused it.
+// Reads of k that come after it do not join a read started before it.
 func (r *Region) write(ctx context.Context, b *bound, k string, raw []byte, ttl time.Duration, cond bool) (stored bool, err error) {
+	defer r.reads.forget(k)
 	if cond && b.condSet != nil {
 		return b.condSet.SetIfNotNewer(ctx, k, raw, ttl)
 	}

@@ -379,6 +379,7 @@ func (r *Region) announced(b *bound, msg []byte) {
 			// Another process wrote the key: a creation in progress here began before that
 			// write, so it must not store over it, and the local copy is out of date.
 			r.engine.Forget(string(k))
+			r.reads.forget(string(k))
 			r.l1g.drop(context.Background(), b.l1, string(k))
 		}
 	}

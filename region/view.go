@@ -155,6 +155,18 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 		// a write the read will see.)
 		since = v.r.l1g.epoch(l.key)
 	}
+	if b.values == nil {
+		// A cold key being created here: wait for that creation rather than read the backend,
+		// which would find it absent. The herd on a cold key costs no read per caller.
+		start := time.Now()
+		if res, err, ok := v.r.engine.Join(ctx, l.key, v.typ); ok {
+			v.c.misses.Add(1)
+			v.c.observe(dogpile.EventWaited, 1, time.Since(start))
+			l.hit = true
+			l.val, l.err = v.result(res, err)
+			return l, nil
+		}
+	}
 	l.loaded, err = v.load(ctx, b, l.key)
 	if b.l1 != nil && err == nil && l.found {
 		v.r.l1g.fill(ctx, b.l1, l.key, v.l1Item(l.loaded), v.r.cfg.l1MaxAge, since)
@@ -216,20 +228,25 @@ func resolveWith[V, A any](ctx context.Context, v *View[V], l *lookup[V], create
 func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context.Context) (V, error)) (V, error) {
 	o := &op[V]{v: v, b: l.b, key: l.key, p: l.p, create: create}
 	res, err := v.r.engine.Resolve(ctx, o, dogpile.Entry{Value: l.val, Created: l.created, Delta: l.delta}, l.found)
+	if err != nil && l.found && ctx.Err() == nil && !isReported(err) && !errors.Is(err, dogpile.ErrClosed) {
+		if val, ok := v.instead(ctx, l, err); ok {
+			return val, nil
+		}
+	}
+	return v.result(res, err)
+}
+
+// result is what a caller gets from the engine's answer: the value, or the error (a cached "not
+// found" is its error).
+func (v *View[V]) result(res any, err error) (V, error) {
+	var zero V
 	if err != nil {
-		var zero V
 		if errors.Is(err, dogpile.ErrClosed) {
 			return zero, fmt.Errorf("region %q: %w", v.r.name, ErrClosed)
-		}
-		if l.found && ctx.Err() == nil && !isReported(err) {
-			if val, ok := v.instead(ctx, l, err); ok {
-				return val, nil
-			}
 		}
 		return zero, err
 	}
 	if n, ok := res.(negative); ok {
-		var zero V
 		return zero, n.err
 	}
 	val, _ := res.(V) // nil only for a nil interface V
@@ -243,7 +260,7 @@ func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context
 // the error handler. It costs one more read, on the error path only.
 func (v *View[V]) instead(ctx context.Context, l *lookup[V], err error) (V, bool) {
 	var zero V
-	now, rerr := v.load(ctx, l.b, l.key)
+	now, rerr := v.loadNow(ctx, l.b, l.key)
 	if rerr != nil || !now.found || now.neg {
 		return zero, false
 	}
@@ -317,7 +334,24 @@ type loaded[V any] struct {
 
 // load reads k: found is false for a miss, a hard-invalidated entry, a malformed entry or one of
 // another type (the last two reported). A backend error is a miss under FailOpen.
+//
+// On a byte backend the read is shared with the other callers of this process that read k at the
+// same time (see reads): the herd on a hot key costs one round trip per read in flight.
 func (v *View[V]) load(ctx context.Context, b *bound, k string) (loaded[V], error) {
+	if b.values != nil {
+		return v.loadValue(ctx, b.values, k)
+	}
+	raw, err := v.r.reads.get(ctx, b, k)
+	if err != nil {
+		return loaded[V]{}, v.readFailed(ctx, k, err)
+	}
+	return v.decodeEntry(ctx, k, raw), nil
+}
+
+// loadNow is load with a read of its own, started now: for the reads that must see every write
+// completed before them anywhere (the read under the distributed lock, before creating), which a
+// shared read started earlier might not.
+func (v *View[V]) loadNow(ctx context.Context, b *bound, k string) (loaded[V], error) {
 	if b.values != nil {
 		return v.loadValue(ctx, b.values, k)
 	}
@@ -527,7 +561,7 @@ func (o *op[V]) Key() string { return o.key }
 func (o *op[V]) Kind() any   { return o.v.typ }
 
 func (o *op[V]) Load(ctx context.Context) (dogpile.Entry, bool, error) {
-	e, err := o.v.load(ctx, o.b, o.key)
+	e, err := o.v.loadNow(ctx, o.b, o.key)
 	if err != nil {
 		return dogpile.Entry{}, false, err
 	}

@@ -193,6 +193,21 @@ func (e *Engine) Forget(key string) { e.flights.forget(key) }
 // ForgetAll is Forget for every key, for a hard invalidation of the whole region.
 func (e *Engine) ForgetAll() { e.flights.forgetAll() }
 
+// Join waits for the creation of key (for callers of kind) in flight in this process, if there is
+// one that creates an absent key, and returns its result with ok true: callers of a cold key that
+// arrive while it is being created need not read the backend first, since they would find it
+// absent (or find what the creation stores, which they get from it anyway). ok is false when no
+// such creation is in flight: the caller reads and resolves as usual. It costs a lookup under a
+// sharded mutex.
+func (e *Engine) Join(ctx context.Context, key string, kind any) (v any, err error, ok bool) {
+	f := e.flights.find(key, kind)
+	if f == nil {
+		return nil, nil, false
+	}
+	v, err = f.wait(ctx)
+	return v, err, true
+}
+
 // enter counts a creation about to start; false after Close.
 func (e *Engine) enter() bool {
 	e.mu.Lock()
@@ -207,7 +222,7 @@ func (e *Engine) enter() bool {
 // Resolve answers a call whose entry was not fresh: cur is the entry read (valid when have is
 // true, expired by op.Fresh). It returns the value to give the caller.
 func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any, error) {
-	f, leader := e.flights.join(op.Key(), op.Kind())
+	f, leader := e.flights.join(op.Key(), op.Kind(), !have)
 	if !leader {
 		if have {
 			// Someone in this process is regenerating: the old value, now.
@@ -404,6 +419,9 @@ type flight struct {
 
 	// background is set, before it starts, for a regeneration run by a background worker.
 	background bool
+	// absent is set at its start for the creation of a key that held no usable entry: its
+	// callers wait for it, and Join lets later callers wait for it without reading first.
+	absent bool
 
 	// mu orders store against forget: a flight forgotten before it stores does not store, and
 	// one that stores first is stored before Forget's caller goes on to write or delete the key.
@@ -437,6 +455,19 @@ func (f *flight) wait(ctx context.Context) (any, error) {
 	}
 }
 
+// find returns the flight of an absent key's creation for key and kind, or nil.
+func (g *group) find(key string, kind any) *flight {
+	s := g.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.m[key] {
+		if f.kind == kind && f.absent {
+			return f
+		}
+	}
+	return nil
+}
+
 // group is the set of flights in progress, sharded by key hash so that misses on different keys
 // rarely meet on one mutex. A flight is in the map from its start until it finishes or is
 // forgotten.
@@ -463,8 +494,9 @@ func (g *group) shard(key string) *shard {
 	return &g.shards[maphash.String(g.seed, key)%uint64(len(g.shards))]
 }
 
-// join returns the flight for key and kind, starting one (leader true) if there is none.
-func (g *group) join(key string, kind any) (f *flight, leader bool) {
+// join returns the flight for key and kind, starting one (leader true) if there is none; absent
+// says what a started one is for.
+func (g *group) join(key string, kind any, absent bool) (f *flight, leader bool) {
 	s := g.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -473,7 +505,7 @@ func (g *group) join(key string, kind any) (f *flight, leader bool) {
 			return f, false
 		}
 	}
-	f = &flight{key: key, kind: kind, done: make(chan struct{})}
+	f = &flight{key: key, kind: kind, done: make(chan struct{}), absent: absent}
 	s.m[key] = append(s.m[key], f)
 	return f, true
 }
