@@ -1,9 +1,9 @@
 package region_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
-	"bufio"
 	"io"
 	"net"
 	"strconv"
