@@ -228,6 +228,14 @@ func (s *Server) Pause(tb testing.TB) {
 		tb.Fatalf("testserver: Pause: %v", err)
 	}
 	tb.Cleanup(s.Resume)
+	// The signal is delivered asynchronously: wait until the process is stopped, or a request
+	// sent right after Pause may still be answered.
+	for deadline := time.Now().Add(5 * time.Second); !stopped(s.cmd.Process.Pid); {
+		if time.Now().After(deadline) {
+			tb.Fatalf("testserver: Pause: %s on %s did not stop within 5s", s.name, s.Addr)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Resume lets a paused server go on (SIGCONT). Resuming a server that is not paused, or not
@@ -328,6 +336,17 @@ func exited(pid int) bool {
 	// "pid (comm) state ...": comm may hold spaces and parentheses; the state follows the last ')'.
 	i := strings.LastIndexByte(string(stat), ')')
 	return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
+}
+
+// stopped reports whether the process pid is stopped by a signal, as Linux's /proc says.
+// Elsewhere it reports true at once, and Pause returns without waiting.
+func stopped(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return runtime.GOOS != "linux"
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'T'
 }
 
 // said returns the last 2 KiB a server wrote to its output file, quoted, for the error of a
