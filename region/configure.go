@@ -15,11 +15,31 @@ import (
 	"github.com/dogpile-go/dogpile/internal/dogpile"
 )
 
+// DefaultConfigureTimeout bounds the I/O of configuring a region when the context has no
+// deadline (Configure, ConfigureWith and ConfigureURL take none): a region that shares its
+// invalidations (WithSharedInvalidation) or has a local cache (WithLocalCache) subscribes to its
+// announcements where the backend can broadcast, and reads the stored invalidations, before
+// Configure returns. It also bounds each later read and subscription attempt of the region's
+// watcher, so that Close never waits longer for a server that does not answer.
+const DefaultConfigureTimeout = 5 * time.Second
+
 // ConfigureWith is Configure with options applied first, for settings that come from the
 // environment rather than from code (package config, ConfigureURL): they are applied over the
 // options given to New and validated together. On an error nothing changes: the region stays
-// unconfigured, and b is not taken (the caller closes it).
+// unconfigured, and b is not taken (the caller closes it). Its I/O, if any, is bounded by
+// DefaultConfigureTimeout; see ConfigureContext.
 func (r *Region) ConfigureWith(b backends.Backend, opts ...Option) error {
+	return r.ConfigureContext(context.Background(), b, opts...)
+}
+
+// ConfigureContext is ConfigureWith with ctx bounding the I/O that configuring does: subscribing
+// to the region's announcements and reading the stored invalidations (WithSharedInvalidation,
+// WithLocalCache), up to DefaultConfigureTimeout when ctx has no deadline; without those options
+// there is none. That I/O failing (the backend down, or not answering by then) fails nothing: the
+// region is configured, the failure is reported (WithErrorHandler, the logger), and the watcher
+// goes on in the background, subscribing again and reading the stored invalidations at every
+// poll. Until then the region may miss invalidations made elsewhere. ctx is not kept.
+func (r *Region) ConfigureContext(ctx context.Context, b backends.Backend, opts ...Option) error {
 	if b == nil {
 		return fmt.Errorf("region %q: Configure: nil backend", r.name)
 	}
@@ -45,7 +65,7 @@ func (r *Region) ConfigureWith(b backends.Backend, opts ...Option) error {
 	r.cfg = cfg
 	r.engine.CreationTimeout = cfg.creation()
 	r.configure(b)
-	r.startWatcher()
+	r.startWatcher(ctx)
 	return nil
 }
 

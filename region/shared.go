@@ -284,6 +284,7 @@ func (r *Region) readShared(ctx context.Context) {
 // where the backend has one.
 type watcher struct {
 	stop     chan struct{}
+	cancel   context.CancelFunc // ends the I/O in flight; stopWatcher calls it
 	done     chan struct{}
 	retrying chan struct{} // closed when the subscription retry ends; nil if none
 	mu       sync.Mutex    // guards sub, which a retry sets
@@ -291,37 +292,56 @@ type watcher struct {
 	once     sync.Once
 }
 
+// bounded returns ctx with DefaultConfigureTimeout as its deadline if it has none.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, DefaultConfigureTimeout)
+}
+
 // startWatcher follows what other processes do: it subscribes to the region's announcements
 // where the backend can (invalidations, and keys to drop from the local cache), reads the stored
 // invalidations once, and starts their poll loop. It runs at Configure, with the backend bound,
-// when the region shares its invalidations or has a local cache.
-func (r *Region) startWatcher() {
+// when the region shares its invalidations or has a local cache. The first subscription and read
+// are bounded by ctx (see ConfigureContext); later ones each by DefaultConfigureTimeout, and all
+// end when the watcher stops.
+func (r *Region) startWatcher(ctx context.Context) {
 	b := r.bound.Load()
 	shared := r.cfg.sharedPoll > 0
 	if !shared && b.l1 == nil {
 		return
 	}
-	w := &watcher{stop: make(chan struct{}), done: make(chan struct{})}
-	ctx := context.Background()
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx)) // ctx's values, for what comes later
+	w := &watcher{stop: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	ctx, cancelFirst := bounded(ctx) // one budget for the first subscription and read together
+	defer cancelFirst()
+	readShared := func(ctx context.Context) {
+		ctx, cancel := bounded(ctx)
+		defer cancel()
+		r.readShared(ctx)
+	}
 	if n, ok := backends.As[backends.Notifier](b.backend); ok {
 		gap := func() {
 			if b.l1 != nil {
 				r.l1g.clear(b.l1) // evictions may have been missed
 			}
 			if shared {
-				r.readShared(ctx)
+				readShared(bg)
 			}
 		}
-		subscribe := func() (io.Closer, error) {
+		subscribe := func(ctx context.Context) (io.Closer, error) {
+			ctx, cancel := bounded(ctx)
+			defer cancel()
 			return n.Subscribe(ctx, r.sharedChannel(), func(msg []byte) { r.announced(b, msg) }, gap)
 		}
-		sub, err := subscribe()
+		sub, err := subscribe(ctx)
 		if err != nil {
 			// Polling and max age bound it meanwhile; a subscription that comes later counts as
 			// a gap, since everything before it was missed.
 			r.report(ctx, r.wrap("subscribe", r.sharedChannel(), err))
 			w.retrying = make(chan struct{})
-			go w.retry(subscribe, gap)
+			go w.retry(func() (io.Closer, error) { return subscribe(bg) }, gap)
 		} else {
 			w.sub = sub
 		}
@@ -331,7 +351,7 @@ func (r *Region) startWatcher() {
 		close(w.done)
 		return
 	}
-	r.readShared(ctx)
+	readShared(ctx) // a failure is reported, and the poll tries again
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(r.cfg.sharedPoll)
@@ -341,7 +361,7 @@ func (r *Region) startWatcher() {
 			case <-w.stop:
 				return
 			case <-t.C:
-				r.readShared(ctx)
+				readShared(bg)
 			}
 		}
 	}()
@@ -417,6 +437,7 @@ func (r *Region) stopWatcher() {
 	}
 	w.once.Do(func() {
 		close(w.stop)
+		w.cancel()
 		if w.retrying != nil {
 			<-w.retrying
 		}

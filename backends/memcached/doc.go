@@ -10,9 +10,38 @@
 // owns the client: New does no I/O, and Close leaves the client alone. A hit costs one gets
 // command, a miss the same command answered with nothing.
 //
-// gomemcache takes no context. The backend checks ctx before each call and returns its error
-// without I/O when it is done, but a call that started runs to its end: the client's Timeout
-// (500ms by default) bounds each dial, read and write. A cache that should fail fast sets it low.
+// gomemcache takes no context, so the backend bounds every call by the earlier of its context's
+// end and the client's Timeout (500ms by default, for each dial, read and write): the client's
+// call runs on a goroutine of its own, and the caller returns the context's error, wrapped with
+// the operation and key, as soon as the context ends, also against a server that accepts
+// connections and never answers (a stopped memcached: a Get with a 200ms deadline returned after
+// 200ms, where the client alone waited its 500ms). The call its caller left goes on to its end,
+// bounded by the client's Timeout, and may still take effect: a Set may store its value, a
+// TryLock take the lock (which then frees itself after its timeout). A context already done
+// costs no I/O; context.Background, which never ends, runs the call on the caller's goroutine.
+// The goroutine and its channel cost about 4 allocations (216 bytes) a call.
+//
+// # Connections
+//
+// gomemcache dials a connection for every concurrent call that finds no idle one, and keeps
+// only MaxIdleConns (2 by default) idle afterwards: 3,000 goroutines reading one key opened
+// connections until memcached refused them ("Too many open connections", its -c limit), and
+// those reads failed. The backend caps the calls in flight on each server at WithMaxConns
+// (max_conns in URLs; DefaultMaxConns, 10 × GOMAXPROCS, without it), so that no server has more
+// connections open than the cap, and keeps up to the cap idle (it sets the client's MaxIdleConns
+// when it is 0), so that a steady load reuses them. A call waits for a free connection until its
+// context ends. A call its caller left keeps its connection, and its place under the cap, until
+// it ends. With the cap at 16, 3,000 goroutines × 10 reads of one key against a memcached
+// started with -c 64 made 16 connections in all and every read hit; without it, 28,300 dials, of
+// which 28,218 were refused, and as many reads failed.
+//
+// A backend from backends.Open knows the client's servers and caps each apart: a call waits only
+// for connections to the server of its key, and GetMulti asks each server its keys map to under
+// that server's cap, concurrently, so a server that is slow or hung holds up only its own keys.
+// For a client passed to New the backend cannot see which server the client picks, so one cap
+// counts the calls to all its servers: still no more connections than the cap to any server, but
+// no more calls in flight in all either, and a GetMulti takes one place whatever servers it asks.
+// The backend sends no command to every server (no flush).
 //
 // # Keys
 //
@@ -118,8 +147,9 @@
 //	memcached://10.0.0.1:11211,10.0.0.2:11211?prefix=myapp:&default_ttl=24h&max_item_size=2m
 //
 // Servers are separated by commas; a server without a port uses 11211. The parameters are prefix,
-// default_ttl, timeout (the client's), max_idle_conns (the client's, per server) and max_item_size
-// (bytes, or with a k or m suffix as memcached's -I). Any other parameter is an error naming it.
+// default_ttl, timeout (the client's), max_conns (the cap on connections to each server),
+// max_idle_conns (the client's, per server; max_conns by default) and max_item_size (bytes, or
+// with a k or m suffix as memcached's -I). Any other parameter is an error naming it.
 // Open does no I/O and owns the client it builds (Close closes its idle connections). url.Parse
 // does not take a list that holds an IPv6 address: for those, build the client and call New.
 package memcached

@@ -184,7 +184,14 @@ func TestOpenOptions(t *testing.T) {
 	}{
 		{"memcached://127.0.0.1:11211", func(b *Backend) bool {
 			return b.prefix == "" && b.defaultTTL == 0 && b.maxItemSize == 1<<20 &&
-				b.client.Timeout == 0 && b.client.MaxIdleConns == 0 && b.closeClient
+				b.client.Timeout == 0 && b.closeClient &&
+				b.client.MaxIdleConns == DefaultMaxConns() && len(b.limiters) == 1 && cap(b.limiters[0]) == DefaultMaxConns()
+		}},
+		{"memcached://h1,h2,h3?max_conns=7", func(b *Backend) bool {
+			return b.client.MaxIdleConns == 7 && len(b.limiters) == 3 && cap(b.limiters[2]) == 7 && len(b.servers) == 3
+		}},
+		{"memcached://h1?max_conns=7&max_idle_conns=3", func(b *Backend) bool {
+			return b.client.MaxIdleConns == 3 && cap(b.limiters[0]) == 7
 		}},
 		{"memcached://h1,h2:11212/?prefix=app:&default_ttl=24h", func(b *Backend) bool {
 			return b.prefix == "app:" && b.defaultTTL == 24*time.Hour

@@ -23,8 +23,8 @@ import (
 // has the lock, and an error wrapping ctx.Err() without any I/O when ctx is already done. One
 // round trip when the lock is free; two when it is held (see below).
 //
-// An error other than ctx's may leave the lock taken (the add reached memcached, its reply did not
-// come back); it then frees itself after timeout.
+// An error may leave the lock taken (the add reached memcached, its reply did not come back, or
+// ctx ended while the add was under way); it then frees itself after timeout.
 func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration) (backends.Lock, bool, error) {
 	if err := ctxError(ctx, "trylock", key); err != nil {
 		return nil, false, err
@@ -35,7 +35,7 @@ func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration
 	var raw [16]byte
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (it crashes the program instead)
 	l := &lock{b: b, name: key, key: b.lockKey(key), token: hex.EncodeToString(raw[:])}
-	err := b.add(&memcache.Item{Key: l.key, Value: []byte(l.token), Expiration: expiration(timeout, time.Now())})
+	err := b.add(ctx, &memcache.Item{Key: l.key, Value: []byte(l.token), Expiration: expiration(timeout, time.Now())})
 	switch err {
 	case nil:
 		return l, true, nil
@@ -43,7 +43,7 @@ func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration
 		// Held, perhaps by us: the add may have been sent again after a connection died with its
 		// reply (b.add retries on dead connections), and then finds our own first add. Reading
 		// the token tells; otherwise this process would wait out its own lock's timeout.
-		it, err := b.get(l.key)
+		it, err := b.get(ctx, l.key)
 		switch {
 		case err == nil && string(it.Value) == l.token:
 			return l, true, nil
@@ -75,7 +75,7 @@ func (l *lock) Unlock(ctx context.Context) error {
 	if err := ctxError(ctx, "unlock", l.name); err != nil {
 		return err
 	}
-	it, err := l.b.get(l.key)
+	it, err := l.b.get(ctx, l.key)
 	if err == memcache.ErrCacheMiss {
 		return nil // expired, or released already
 	}
@@ -87,7 +87,7 @@ func (l *lock) Unlock(ctx context.Context) error {
 	}
 	it.Value = nil
 	it.Expiration = -1 // already expired: a compare-and-delete
-	switch err := l.b.compareAndSwap(it); err {
+	switch err := l.b.compareAndSwap(ctx, it); err {
 	case nil, memcache.ErrCASConflict, memcache.ErrNotStored, memcache.ErrCacheMiss:
 		// Released, or changed or gone since the gets: either way no longer ours.
 		return nil

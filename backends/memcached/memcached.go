@@ -64,14 +64,16 @@ const (
 
 // Backend is a backend on one memcached server or a pool of them, reached through a gomemcache
 // client. Create it with New or backends.Open; the zero value is not usable. It is safe for
-// concurrent use: every field is set by New and only read after, and the client does its own
-// synchronization.
+// concurrent use: every field is set by New and only read after, the client does its own
+// synchronization, and the limiters are channels.
 type Backend struct {
 	client      *memcache.Client
 	prefix      string
 	defaultTTL  time.Duration
 	maxItemSize int
-	closeClient bool // set by Open, which made the client: Close closes its idle connections
+	closeClient bool       // set by Open, which made the client: Close closes its idle connections
+	servers     serverList // the client's servers when Open made it, in the client's order; else nil
+	limiters    []limiter  // the connection cap: one per server of servers, or one for all
 }
 
 // Option configures New.
@@ -81,6 +83,8 @@ type config struct {
 	prefix      string
 	defaultTTL  time.Duration
 	maxItemSize int
+	maxConns    int
+	servers     serverList // set by Open only
 }
 
 // WithPrefix prepends p to every key the backend sends, lock keys included, so that applications
@@ -112,14 +116,23 @@ func WithMaxItemSize(n int) Option {
 // (memcache.New(addr1, addr2, ...): the client picks a server per key). It does no I/O. The caller
 // keeps ownership of client; the backend's Close leaves it alone.
 //
+// Every call returns by its context's deadline (see the package documentation), and the calls in
+// flight are capped (WithMaxConns; DefaultMaxConns without it). New cannot see which server the
+// client picks for a key, so for a client passed to New the cap counts the calls to all its
+// servers together: no server has more connections open than the cap, and a client of several
+// servers has no more calls in flight in all (backends.Open, which knows the servers, caps each
+// apart). If client.MaxIdleConns is 0 (gomemcache's default: keep 2 idle), New sets it to the cap,
+// so that a steady load reuses its connections instead of closing and dialing them; set it before
+// the client is in use, as gomemcache reads it unsynchronized.
+//
 // New panics if client is nil, or an option is invalid (a negative default TTL, a prefix memcached
-// cannot take, an item size too small): those are programmer errors, and configuration read at
-// run time goes through backends.Open, which returns an error instead.
+// cannot take, an item size too small, a cap below 1): those are programmer errors, and
+// configuration read at run time goes through backends.Open, which returns an error instead.
 func New(client *memcache.Client, opts ...Option) *Backend {
 	if client == nil {
 		panic("memcached: New: nil client")
 	}
-	c := config{maxItemSize: defaultMaxItemSize}
+	c := config{maxItemSize: defaultMaxItemSize, maxConns: DefaultMaxConns()}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&c)
@@ -128,11 +141,16 @@ func New(client *memcache.Client, opts ...Option) *Backend {
 	if err := c.validate(); err != nil {
 		panic("memcached: New: " + err.Error())
 	}
+	if client.MaxIdleConns == 0 {
+		client.MaxIdleConns = c.maxConns
+	}
 	return &Backend{
 		client:      client,
 		prefix:      c.prefix,
 		defaultTTL:  c.defaultTTL,
 		maxItemSize: c.maxItemSize,
+		servers:     c.servers,
+		limiters:    newLimiters(c.servers, c.maxConns),
 	}
 }
 
@@ -149,7 +167,7 @@ func (c *config) validate() error {
 	if least := itemOverhead + maxKeyLen; c.maxItemSize <= least {
 		return fmt.Errorf("WithMaxItemSize(%d): must be more than %d bytes, the overhead of an item with the longest key", c.maxItemSize, least)
 	}
-	return nil
+	return validateMaxConns(c.maxConns)
 }
 
 // Client returns the client the backend uses, for commands of one's own. It belongs to the backend
@@ -330,9 +348,8 @@ func setError(op, key string, size int, err error) error {
 	return fmt.Errorf("memcached: %s %q: %w", op, key, err)
 }
 
-// ctxError returns ctx's error wrapped for op on key, or nil. gomemcache takes no context, so the
-// backend checks ctx before each call: a call already started runs to its end, bounded by the
-// client's Timeout.
+// ctxError returns ctx's error wrapped for op on key, or nil: the check before a call that sends
+// nothing once ctx is done. (A call already started returns when ctx ends: see bounded.)
 func ctxError(ctx context.Context, op, key string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("memcached: %s %q: %w", op, key, err)
@@ -369,45 +386,53 @@ func staleConn(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// The client's calls, each through retry.
+// The client's calls, each through retry, under the connection cap of its key's server and
+// bounded by ctx (see bounded; getMulti is in conns.go). An item passed to a call that ctx ended
+// may still be read by the call going on: the callers do not reuse it.
 
-func (b *Backend) get(mk string) (*memcache.Item, error) {
-	return retry(b, func() (*memcache.Item, error) { return b.client.Get(mk) })
+func (b *Backend) get(ctx context.Context, mk string) (*memcache.Item, error) {
+	return bounded(ctx, b.limiter(mk), func() (*memcache.Item, error) {
+		return retry(b, func() (*memcache.Item, error) { return b.client.Get(mk) })
+	})
 }
 
-func (b *Backend) getMulti(mks []string) (map[string]*memcache.Item, error) {
-	return retry(b, func() (map[string]*memcache.Item, error) { return b.client.GetMulti(mks) })
+func (b *Backend) set(ctx context.Context, it *memcache.Item) error {
+	return b.store(ctx, it, b.client.Set)
 }
 
-func (b *Backend) set(it *memcache.Item) error {
-	_, err := retry(b, func() (struct{}, error) { return struct{}{}, b.client.Set(it) })
+func (b *Backend) add(ctx context.Context, it *memcache.Item) error {
+	return b.store(ctx, it, b.client.Add)
+}
+
+func (b *Backend) compareAndSwap(ctx context.Context, it *memcache.Item) error {
+	return b.store(ctx, it, b.client.CompareAndSwap)
+}
+
+func (b *Backend) store(ctx context.Context, it *memcache.Item, call func(*memcache.Item) error) error {
+	_, err := bounded(ctx, b.limiter(it.Key), func() (struct{}, error) {
+		return retry(b, func() (struct{}, error) { return struct{}{}, call(it) })
+	})
 	return err
 }
 
-func (b *Backend) add(it *memcache.Item) error {
-	_, err := retry(b, func() (struct{}, error) { return struct{}{}, b.client.Add(it) })
-	return err
-}
-
-func (b *Backend) compareAndSwap(it *memcache.Item) error {
-	_, err := retry(b, func() (struct{}, error) { return struct{}{}, b.client.CompareAndSwap(it) })
-	return err
-}
-
-func (b *Backend) delete(mk string) error {
-	_, err := retry(b, func() (struct{}, error) { return struct{}{}, b.client.Delete(mk) })
+func (b *Backend) delete(ctx context.Context, mk string) error {
+	_, err := bounded(ctx, b.limiter(mk), func() (struct{}, error) {
+		return retry(b, func() (struct{}, error) { return struct{}{}, b.client.Delete(mk) })
+	})
 	return err
 }
 
 // Get returns the value stored under key, or an error wrapping backends.ErrNotFound. It is one
 // gets command, one round trip: a hit allocates what gomemcache allocates (the item and its value,
-// which the caller gets); a miss returns a preallocated error. Other failures (memcached down, a
-// timeout, ctx done before the call) are wrapped, with key, and are not misses.
+// which the caller gets), and, for a ctx that can end, a goroutine and its channel (see the
+// package documentation); a miss returns a preallocated error. It waits for a free connection
+// under the cap (WithMaxConns) and returns when ctx ends. Other failures (memcached down, a
+// timeout, ctx done) are wrapped, with key, and are not misses.
 func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := ctxError(ctx, "get", key); err != nil {
 		return nil, err
 	}
-	it, err := b.get(b.key(key))
+	it, err := b.get(ctx, b.key(key))
 	if err != nil {
 		if err == memcache.ErrCacheMiss {
 			return nil, errNotFound
@@ -430,7 +455,7 @@ func (b *Backend) Set(ctx context.Context, key string, value []byte, ttl time.Du
 	if err := b.checkSize("set", key, mk, value); err != nil {
 		return err
 	}
-	if err := b.set(&memcache.Item{Key: mk, Value: value, Expiration: b.expiry(ttl)}); err != nil {
+	if err := b.set(ctx, &memcache.Item{Key: mk, Value: value, Expiration: b.expiry(ttl)}); err != nil {
 		return setError("set", key, len(value), err)
 	}
 	return nil
@@ -442,7 +467,7 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err := ctxError(ctx, "delete", key); err != nil {
 		return err
 	}
-	if err := b.delete(b.key(key)); err != nil && err != memcache.ErrCacheMiss {
+	if err := b.delete(ctx, b.key(key)); err != nil && err != memcache.ErrCacheMiss {
 		return fmt.Errorf("memcached: delete %q: %w", key, err)
 	}
 	return nil
@@ -450,8 +475,8 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 
 // GetMulti returns the values of the keys that hold one with gomemcache's GetMulti: one gets
 // command naming all of a server's keys per server, sent to the servers concurrently, so one
-// round trip per server (and a goroutine per server for its duration). Duplicate keys are sent
-// once. Keys that hold nothing are absent from the map. No keys: an empty map and no I/O. If a
+// round trip per server (and a goroutine per server for its duration; see getMulti for how the
+// connection cap and ctx bound it). Duplicate keys are sent once. Keys that hold nothing are absent from the map. No keys: an empty map and no I/O. If a
 // server fails, GetMulti returns the error together with the values the other servers returned,
 // so that a region under FailOpen still hits on them.
 func (b *Backend) GetMulti(ctx context.Context, keys []string) (map[string][]byte, error) {
@@ -470,7 +495,7 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) (map[string][]byt
 			mks = append(mks, mk)
 		}
 	}
-	items, err := b.getMulti(mks)
+	items, err := b.getMulti(ctx, mks)
 	m := make(map[string][]byte, len(items))
 	for mk, it := range items {
 		if key, ok := caller[mk]; ok {
@@ -513,7 +538,7 @@ func (b *Backend) SetMulti(ctx context.Context, items map[string][]byte, ttl tim
 	}
 	for i := range send {
 		p := &send[i]
-		if err := b.set(&p.item); err != nil {
+		if err := b.set(ctx, &p.item); err != nil {
 			return errors.Join(append(tooLarge, setError("setmulti", p.key, len(p.item.Value), err))...)
 		}
 	}
@@ -531,7 +556,7 @@ func (b *Backend) DeleteMulti(ctx context.Context, keys []string) error {
 		return fmt.Errorf("memcached: deletemulti (%d keys): %w", len(keys), err)
 	}
 	for _, key := range keys {
-		if err := b.delete(b.key(key)); err != nil && err != memcache.ErrCacheMiss {
+		if err := b.delete(ctx, b.key(key)); err != nil && err != memcache.ErrCacheMiss {
 			return fmt.Errorf("memcached: deletemulti (%d keys): delete %q: %w", len(keys), key, err)
 		}
 	}

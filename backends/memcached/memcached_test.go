@@ -671,6 +671,7 @@ func TestNewPanics(t *testing.T) {
 		"prefix of 206 bytes":  func() { memcached.New(client, memcached.WithPrefix(strings.Repeat("p", 206))) },
 		"item size too small":  func() { memcached.New(client, memcached.WithMaxItemSize(309)) },
 		"item size of nothing": func() { memcached.New(client, memcached.WithMaxItemSize(0)) },
+		"no connections":       func() { memcached.New(client, memcached.WithMaxConns(0)) },
 	} {
 		func() {
 			defer func() {

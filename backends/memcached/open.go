@@ -33,10 +33,13 @@ const defaultPort = "11211"
 // It returns a backend on a new client of those servers (port 11211 when none is given), which the
 // backend owns: its Close closes the client's idle connections. The parameters are prefix
 // (WithPrefix), default_ttl (WithDefaultTTL, a time.ParseDuration string), timeout (the client's
-// Timeout for dials, reads and writes, a duration, default 500ms), max_idle_conns (the client's
-// MaxIdleConns per server, default 2) and max_item_size (WithMaxItemSize, in bytes or with a k or m
-// suffix as memcached's -I takes it: 2m). An unknown or repeated parameter, a bad value, a user
-// name, a path or a fragment is an error naming it.
+// Timeout for dials, reads and writes, a duration, default 500ms), max_conns (WithMaxConns: the
+// most connections open to each server, a whole number >= 1, default DefaultMaxConns),
+// max_idle_conns (the client's MaxIdleConns per server, default max_conns) and max_item_size
+// (WithMaxItemSize, in bytes or with a k or m suffix as memcached's -I takes it: 2m). An unknown
+// or repeated parameter, a bad value, a user name, a path or a fragment is an error naming it.
+// The cap counts each server apart, since the backend knows which server the client picks for a
+// key.
 //
 // Open does no I/O: host names are resolved when the client dials, not when Open reads them (unlike
 // memcache.New, which resolves them at once and silently drops every server when one fails). The
@@ -59,7 +62,7 @@ func Open(u *url.URL) (backends.Backend, error) {
 		return nil, fmt.Errorf("memcached: query: %w", err)
 	}
 	client := memcache.NewFromSelector(servers)
-	c := config{maxItemSize: defaultMaxItemSize}
+	c := config{maxItemSize: defaultMaxItemSize, maxConns: DefaultMaxConns()}
 	var unknown []string
 	for _, name := range slices.Sorted(maps.Keys(query)) { // sorted: the same error every time
 		values := query[name]
@@ -82,6 +85,12 @@ func Open(u *url.URL) (backends.Backend, error) {
 				return nil, fmt.Errorf("memcached: parameter timeout=%q: want a duration > 0, such as 200ms", v)
 			}
 			client.Timeout = d
+		case "max_conns":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("memcached: parameter max_conns=%q: want a whole number >= 1, the most connections open to each server", v)
+			}
+			c.maxConns = n
 		case "max_idle_conns":
 			n, err := strconv.Atoi(v)
 			if err != nil || n <= 0 {
@@ -99,12 +108,13 @@ func Open(u *url.URL) (backends.Backend, error) {
 		}
 	}
 	if len(unknown) > 0 {
-		return nil, fmt.Errorf("memcached: unknown parameters %q (known: prefix, default_ttl, timeout, max_idle_conns, max_item_size)", unknown)
+		return nil, fmt.Errorf("memcached: unknown parameters %q (known: prefix, default_ttl, timeout, max_conns, max_idle_conns, max_item_size)", unknown)
 	}
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("memcached: %w", err)
 	}
-	b := New(client, WithPrefix(c.prefix), WithDefaultTTL(c.defaultTTL), WithMaxItemSize(c.maxItemSize))
+	b := New(client, WithPrefix(c.prefix), WithDefaultTTL(c.defaultTTL), WithMaxItemSize(c.maxItemSize),
+		WithMaxConns(c.maxConns), func(cfg *config) { cfg.servers = servers })
 	b.closeClient = true
 	return b, nil
 }
@@ -168,17 +178,22 @@ var crcBufs = sync.Pool{New: func() any { return new([256]byte) }}
 // PickServer picks the server of key as memcache.ServerList does: the IEEE CRC-32 of the key
 // modulo the number of servers. (TestServerListAgrees holds the two to the same choices.)
 func (s serverList) PickServer(key string) (net.Addr, error) {
-	switch len(s) {
-	case 0:
+	if len(s) == 0 {
 		return nil, memcache.ErrNoServers
-	case 1:
-		return s[0], nil
+	}
+	return s[s.index(key)], nil
+}
+
+// index returns the position in s of the server PickServer picks for key; s is not empty.
+func (s serverList) index(key string) int {
+	if len(s) == 1 {
+		return 0
 	}
 	buf := crcBufs.Get().(*[256]byte)
 	n := copy(buf[:], key)
 	cs := crc32.ChecksumIEEE(buf[:n])
 	crcBufs.Put(buf)
-	return s[cs%uint32(len(s))], nil
+	return int(cs % uint32(len(s)))
 }
 
 // Each calls f with every server, in order, and stops at its first error.

@@ -113,6 +113,16 @@
 // the client's DialTimeout, ReadTimeout, MaxRetries and DialerRetries (go-redis defaults to 3
 // retries, and 5 dial attempts, per command). A cache that should fail fast sets them low.
 //
+// Every call ends by its context's deadline, also on a server that accepts connections and never
+// answers (stopped, swapping, behind a dead proxy), provided the client was built with
+// ContextTimeoutEnabled: true, which Open sets and a client built by hand needs as well. Without
+// it go-redis takes its connections' deadlines from ReadTimeout and WriteTimeout only, and never
+// from the context: against a stopped Redis a call with a 200ms deadline returned after 5s (the
+// default ReadTimeout). With it the same call returns after its 200ms; pipelines (GetMulti,
+// SetMulti, TryLockMulti), the lock scripts, Publish and Subscribe alike. A call without a
+// deadline is bounded by those timeouts and retries only, with or without the setting: a GET
+// took 10s (a read that times out is tried again), a SET 5s.
+//
 // # URLs
 //
 // Importing the package registers it under the names "redis" and "rediss" (TLS) for

@@ -26,8 +26,10 @@ func init() {
 // goredis.ParseURL, and returns a backend on a new single-node client that it owns
 // (WithCloseClient). rediss enables TLS as go-redis does (server name from the host, TLS 1.2 at
 // least, skip_verify=true to skip verification). An unknown or repeated parameter, a bad
-// duration, number or database is an error naming it; errors never show the password. Open does
-// no I/O: the client connects at the first command.
+// duration, number or database is an error naming it; errors never show the password. The
+// client has ContextTimeoutEnabled set, so that every call ends by its context's deadline even
+// on a server that never answers (see New). Open does no I/O: the client connects at the first
+// command.
 func Open(u *url.URL) (backends.Backend, error) {
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
 		return nil, fmt.Errorf("redis: scheme %q: want redis or rediss", u.Scheme)
@@ -87,6 +89,10 @@ func Open(u *url.URL) (backends.Backend, error) {
 		}
 		return nil, err
 	}
+	// Without it go-redis sets a connection's deadlines from ReadTimeout and WriteTimeout (5s
+	// each by default, and a read that times out is retried) and never from the context: a call
+	// with a 200ms deadline waited 5s on a server that accepts connections and never answers.
+	clientOpts.ContextTimeoutEnabled = true
 	if dialerRetries > 0 {
 		clientOpts.DialerRetries = dialerRetries
 	}

@@ -125,6 +125,14 @@ func WithLockWatchdog() Option {
 // New looks at the client's concrete type once: a *goredis.ClusterClient makes multi-key
 // commands go per hash slot, a *goredis.Ring per key (see the package documentation).
 //
+// Build the client with ContextTimeoutEnabled: true (in goredis.Options, ClusterOptions,
+// FailoverOptions, RingOptions or UniversalOptions), as Open does. Without it go-redis sets its
+// connections' deadlines from ReadTimeout and WriteTimeout alone (5s each by default, and a read
+// that times out is retried up to MaxRetries times) and never from the context, so a call to a
+// server that accepts connections and never answers outlives its context's deadline by seconds
+// (only a context already done when the call starts stops it). New cannot tell, and does not
+// check.
+//
 // New panics if client is nil or WithDefaultTTL was given a negative duration: those are
 // programmer errors, and configuration read at run time goes through backends.Open, which
 // returns an error instead.

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/region"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // TestSharedInvalidationOverPubSub: three processes' regions (each with its own client) on one
@@ -118,4 +120,91 @@ func TestSharedInvalidationFromAFastClockOnRedis(t *testing.T) {
 	if got := n.Load(); got != 2 {
 		t.Errorf("%d creations in 1s after one invalidation from a clock a minute ahead, want 2", got)
 	}
+}
+
+// TestConfigureBoundedOnPausedServer: configuring a region that shares its invalidations, on a
+// Redis that is paused (it accepts connections and never answers), returns by the context's
+// deadline (ConfigureContext) or after region.DefaultConfigureTimeout (ConfigureWith): the
+// subscription and the read of the stored invalidations fail, are reported, and are tried again
+// in the background. Close does not wait for the server either. Once the server is back, an
+// invalidation made elsewhere reaches the region.
+func TestConfigureBoundedOnPausedServer(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	prefix := uniquePrefix(t)
+	newRegion := func() *region.Region {
+		return region.New("shared", region.WithSharedInvalidation(50*time.Millisecond), region.WithLogger(slog.New(slog.DiscardHandler)))
+	}
+	srv.Pause(t)
+
+	r := newRegion()
+	ctx, cancel := context.WithTimeout(t.Context(), callDeadline)
+	start := time.Now()
+	err := r.ConfigureContext(ctx, redis.New(newClientOf(t, srv.Addr), redis.WithPrefix(prefix)))
+	elapsed := time.Since(start)
+	cancel()
+	t.Logf("ConfigureContext with a %v deadline on a paused Redis: %v after %v", callDeadline, err, elapsed.Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("ConfigureContext: %v; want the region configured, the failures reported", err)
+	}
+	if elapsed > time.Second {
+		t.Errorf("ConfigureContext with a %v deadline on a paused Redis took %v; want about the deadline", callDeadline, elapsed)
+	}
+
+	r2 := newRegion()
+	start = time.Now()
+	err = r2.ConfigureWith(redis.New(newClientOf(t, srv.Addr), redis.WithPrefix(prefix)))
+	elapsed = time.Since(start)
+	t.Logf("ConfigureWith on a paused Redis: %v after %v", err, elapsed.Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("ConfigureWith: %v", err)
+	}
+	if elapsed > region.DefaultConfigureTimeout+2*time.Second {
+		t.Errorf("ConfigureWith on a paused Redis took %v; want about region.DefaultConfigureTimeout, %v", elapsed, region.DefaultConfigureTimeout)
+	}
+	start = time.Now()
+	if err := r2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Errorf("Close on a paused Redis took %v; want it not to wait for the server", elapsed)
+	}
+
+	// Back: the first region reads what another process stores (its poll, or its subscription
+	// once it is made again).
+	srv.Resume()
+	v := region.NewView[string](r)
+	other := region.New("shared", region.WithSharedInvalidation(time.Minute), region.WithLogger(slog.New(slog.DiscardHandler)))
+	if err := other.Configure(redis.New(newClientOf(t, srv.Addr), redis.WithPrefix(prefix))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+	if err := v.Set(t.Context(), "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	if err := other.Invalidate(t.Context(), region.Hard); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		if _, ok, _ := v.Get(t.Context(), "k", region.IgnoreExpiration()); !ok {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the invalidation made elsewhere did not reach the region within 5s of the server's return")
+		}
+	}
+	start = time.Now()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Close: %v", time.Since(start))
+}
+
+// newClientOf returns a client of the server at addr, as Open builds it (ContextTimeoutEnabled),
+// closed when tb ends.
+func newClientOf(tb testing.TB, addr string) *goredis.Client {
+	tb.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
 }

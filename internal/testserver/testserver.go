@@ -78,15 +78,29 @@ func StartMemcached(tb testing.TB) *Memcached {
 	return m
 }
 
+// StartMemcachedArgs is StartMemcached with extra memcached options after the usual ones, such as
+// "-c", "64" for a server that refuses connections beyond 64 ("ERROR Too many open connections").
+func StartMemcachedArgs(tb testing.TB, extra ...string) *Memcached {
+	tb.Helper()
+	m, err := newMemcached(extra)
+	if err != nil {
+		tb.Fatalf("testserver: %v", err)
+	}
+	tb.Cleanup(m.Close)
+	return m
+}
+
 // NewMemcached starts a memcached for a TestMain that shares one server across a package's
 // tests; Close stops it.
-func NewMemcached() (*Memcached, error) {
+func NewMemcached() (*Memcached, error) { return newMemcached(nil) }
+
+func newMemcached(extra []string) (*Memcached, error) {
 	return newServer("memcached", func(port int) []string {
 		args := []string{"memcached", "-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", "64", "-I", "2m"}
 		if os.Geteuid() == 0 {
 			args = append(args, "-u", "root") // memcached refuses to run as root without it
 		}
-		return args
+		return append(args, extra...)
 	}, pingMemcached)
 }
 
@@ -171,6 +185,7 @@ func (s *Server) Stop() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	_ = s.cmd.Process.Signal(syscall.SIGCONT) // a paused server acts on SIGTERM only once resumed
 	done := make(chan struct{})
 	go func() {
 		_ = s.cmd.Wait()
@@ -196,6 +211,41 @@ func (s *Server) Kill() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	s.cmd = nil
+}
+
+// Pause stops the server's process with SIGSTOP, for tests of clients against a hung server: the
+// kernel still accepts connections on its port (up to the listen backlog) and takes what clients
+// send, but nothing answers. Resume, which Pause registers with tb.Cleanup so that the server can
+// be stopped, lets it go on. Pause fails tb if the server is not running.
+func (s *Server) Pause(tb testing.TB) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		tb.Fatalf("testserver: Pause: %s on %s is not running", s.name, s.Addr)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		tb.Fatalf("testserver: Pause: %v", err)
+	}
+	tb.Cleanup(s.Resume)
+	// The signal is delivered asynchronously: wait until the process is stopped, or a request
+	// sent right after Pause may still be answered.
+	for deadline := time.Now().Add(5 * time.Second); !stopped(s.cmd.Process.Pid); {
+		if time.Now().After(deadline) {
+			tb.Fatalf("testserver: Pause: %s on %s did not stop within 5s", s.name, s.Addr)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Resume lets a paused server go on (SIGCONT). Resuming a server that is not paused, or not
+// running, does nothing.
+func (s *Server) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGCONT)
+	}
 }
 
 // Close stops the server; it is Stop under the name Cleanup and TestMain expect.
@@ -286,6 +336,17 @@ func exited(pid int) bool {
 	// "pid (comm) state ...": comm may hold spaces and parentheses; the state follows the last ')'.
 	i := strings.LastIndexByte(string(stat), ')')
 	return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
+}
+
+// stopped reports whether the process pid is stopped by a signal, as Linux's /proc says.
+// Elsewhere it reports true at once, and Pause returns without waiting.
+func stopped(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return runtime.GOOS != "linux"
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'T'
 }
 
 // said returns the last 2 KiB a server wrote to its output file, quoted, for the error of a

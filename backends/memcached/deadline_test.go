@@ -1,0 +1,180 @@
+package memcached_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/dogpile-go/dogpile/backends"
+	"github.com/dogpile-go/dogpile/backends/memcached"
+	"github.com/dogpile-go/dogpile/internal/testserver"
+	"github.com/dogpile-go/dogpile/region"
+)
+
+// The rule: a call with a 200ms deadline returns within 300ms, even against a server that accepts
+// connections and never answers.
+const (
+	callDeadline = 200 * time.Millisecond
+	callBound    = 300 * time.Millisecond
+)
+
+// withinDeadline runs op with a context of callDeadline and fails t if it has not returned within
+// callBound. A measurement over the bound but under a second is taken again, up to three times in
+// all, so that a loaded machine's scheduling delay does not fail the test; a call that waits for
+// the client's own timeout fails at once. check judges op's result.
+func withinDeadline(t *testing.T, name string, op func(ctx context.Context) error, check func(error) error) {
+	t.Helper()
+	var took []time.Duration
+	for range 3 {
+		ctx, cancel := context.WithTimeout(t.Context(), callDeadline)
+		start := time.Now()
+		err := op(ctx)
+		elapsed := time.Since(start)
+		cancel()
+		took = append(took, elapsed.Round(time.Millisecond))
+		if cerr := check(err); cerr != nil {
+			t.Errorf("%s on a paused server (after %v): %v", name, elapsed.Round(time.Millisecond), cerr)
+			return
+		}
+		if elapsed < callBound {
+			t.Logf("%s on a paused server: %v after %v", name, err, took)
+			return
+		}
+		if elapsed > time.Second {
+			break
+		}
+	}
+	t.Errorf("%s with a %v deadline on a paused server took %v; want less than %v", name, callDeadline, took, callBound)
+}
+
+// failedByDeadline wants an error that wraps the deadline's, and is not a miss.
+func failedByDeadline(err error) error {
+	if err == nil || errors.Is(err, backends.ErrNotFound) || !errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("want an error wrapping context.DeadlineExceeded, not a miss")
+	}
+	return nil
+}
+
+// openURL opens a backend the way the README shows (backends.Open on a memcached:// URL), with
+// the client's default timeout (500ms), and closes it when tb ends.
+func openURL(tb testing.TB, addr, query string) *memcached.Backend {
+	tb.Helper()
+	q := "prefix=" + url.QueryEscape(uniquePrefix(tb))
+	if query != "" {
+		q += "&" + query
+	}
+	b, err := backends.Open("memcached://" + addr + "?" + q)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = b.(*memcached.Backend).Close() })
+	return b.(*memcached.Backend)
+}
+
+// TestDeadlineHoldsAgainstPausedServer: every call of a backend from a URL returns by its
+// context's deadline, before the client's timeout (500ms), against a memcached that is paused
+// (SIGSTOP: it accepts connections and never answers), on a connection opened before the pause
+// and on new ones.
+func TestDeadlineHoldsAgainstPausedServer(t *testing.T) {
+	srv := testserver.StartMemcached(t)
+	b := openURL(t, srv.Addr, "")
+	ctx := t.Context()
+	if err := b.Set(ctx, "k", []byte("v"), 0); err != nil { // an idle connection, warm
+		t.Fatal(err)
+	}
+	held, ok, err := b.TryLock(ctx, "held", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	}
+	srv.Pause(t)
+
+	for _, o := range []struct {
+		name string
+		op   func(context.Context) error
+	}{
+		{"Get", func(ctx context.Context) error { _, err := b.Get(ctx, "k"); return err }},
+		{"Set", func(ctx context.Context) error { return b.Set(ctx, "k", []byte("v"), 0) }},
+		{"Delete", func(ctx context.Context) error { return b.Delete(ctx, "k") }},
+		{"GetMulti", func(ctx context.Context) error { _, err := b.GetMulti(ctx, []string{"a", "b"}); return err }},
+		{"SetMulti", func(ctx context.Context) error {
+			return b.SetMulti(ctx, map[string][]byte{"a": nil, "b": nil}, time.Minute)
+		}},
+		{"DeleteMulti", func(ctx context.Context) error { return b.DeleteMulti(ctx, []string{"a", "b"}) }},
+		{"TryLock", func(ctx context.Context) error { _, _, err := b.TryLock(ctx, "k", time.Second); return err }},
+		{"Unlock", func(ctx context.Context) error { return held.Unlock(ctx) }},
+	} {
+		withinDeadline(t, o.name, o.op, failedByDeadline)
+	}
+}
+
+// TestDeadlineHoldsOnAPoolWithOneServerPaused: GetMulti over a pool of two servers, one of them
+// paused, returns by the deadline with the live server's values and the deadline's error.
+func TestDeadlineHoldsOnAPoolWithOneServerPaused(t *testing.T) {
+	pool := testserver.StartMemcachedPool(t, 2)
+	b := openURL(t, pool[0].Addr+","+pool[1].Addr, "")
+	ctx := t.Context()
+	keys := make([]string, 40)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+		if err := b.Set(ctx, keys[i], []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool[1].Pause(t)
+	var got int
+	withinDeadline(t, "GetMulti", func(ctx context.Context) error {
+		m, err := b.GetMulti(ctx, keys)
+		got = len(m)
+		return err
+	}, failedByDeadline)
+	if got == 0 || got == len(keys) {
+		t.Errorf("GetMulti with one of two servers paused returned %d of %d values; want those of the live server", got, len(keys))
+	}
+}
+
+// TestRegionDeadlineHoldsAgainstPausedServer: a region's GetOrCreate with a 200ms deadline, on a
+// memcached that is paused, returns within 300ms. Under FailClosed it returns the read's error.
+// Under FailOpen (the default) the failed read is a miss and the creation starts, but the
+// caller's deadline has passed by then, so the caller gets the deadline's error while the
+// creation goes on for any other caller (the region's rule for a caller whose context ends).
+func TestRegionDeadlineHoldsAgainstPausedServer(t *testing.T) {
+	srv := testserver.StartMemcached(t)
+	for _, pc := range []struct {
+		name   string
+		policy region.FailurePolicy
+	}{{"FailOpen", region.FailOpen}, {"FailClosed", region.FailClosed}} {
+		r := region.New("deadline", region.WithExpiration(time.Minute), region.WithFailurePolicy(pc.policy),
+			region.WithLogger(slog.New(slog.DiscardHandler)))
+		if err := r.Configure(openURL(t, srv.Addr, "")); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		v := region.NewView[string](r)
+		if _, err := v.GetOrCreate(t.Context(), "warm", func(context.Context) (string, error) { return "v", nil }); err != nil {
+			t.Fatal(err)
+		}
+		srv.Pause(t)
+		n := 0
+		withinDeadline(t, "GetOrCreate under "+pc.name, func(ctx context.Context) error {
+			n++
+			got, err := v.GetOrCreate(ctx, "k"+strconv.Itoa(n), func(context.Context) (string, error) { return "made", nil })
+			if err == nil && got != "made" {
+				return errors.New("got " + got)
+			}
+			return err
+		}, func(err error) error {
+			switch {
+			case pc.policy == region.FailOpen && err != nil && !errors.Is(err, context.DeadlineExceeded):
+				return errors.New("want the creator's value, or the deadline's error, under FailOpen; got " + err.Error())
+			case pc.policy == region.FailClosed && err == nil:
+				return errors.New("want an error under FailClosed")
+			}
+			return nil
+		})
+		srv.Resume()
+	}
+}
