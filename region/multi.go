@@ -97,7 +97,12 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 	}
 	if b.multiDel == nil {
 		for _, k := range bk.keys {
-			if err := b.backend.Delete(ctx, k); err != nil {
+			err := errSkipped
+			if t := r.allow(); t != skip {
+				err = b.backend.Delete(ctx, k)
+				r.settle(ctx, t, err)
+			}
+			if err != nil {
 				err = r.wrap("delete", k, err)
 				r.report(ctx, err)
 				return err
@@ -106,7 +111,12 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 		return nil
 	}
 	return chunks(len(bk.keys), b.maxBatch, func(lo, hi int) error {
-		if err := b.multiDel.DeleteMulti(ctx, bk.keys[lo:hi]); err != nil {
+		err := errSkipped
+		if t := r.allow(); t != skip {
+			err = b.multiDel.DeleteMulti(ctx, bk.keys[lo:hi])
+			r.settle(ctx, t, err)
+		}
+		if err != nil {
 			err = r.wrapMulti("deletemulti", bk.keys[lo:hi], err)
 			r.report(ctx, err)
 			return err
@@ -369,7 +379,12 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string) ([]loa
 		return es, nil
 	}
 	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
-		m, err := b.multiGet.GetMulti(ctx, keys[lo:hi])
+		var m map[string][]byte
+		err := errSkipped
+		if t := v.r.allow(); t != skip {
+			m, err = b.multiGet.GetMulti(ctx, keys[lo:hi])
+			v.r.settle(ctx, t, err)
+		}
 		if err != nil {
 			// Under FailOpen what could be read is used (a pool with one server down still
 			// answers for the others) and the rest are misses.
@@ -451,7 +466,12 @@ func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encode
 			if encoded[i] == nil {
 				continue
 			}
-			if err := b.backend.Set(ctx, k, encoded[i], ttl); err != nil {
+			err := errSkipped
+			if t := r.allow(); t != skip {
+				err = b.backend.Set(ctx, k, encoded[i], ttl)
+				r.settle(ctx, t, err)
+			}
+			if err != nil {
 				errs = append(errs, r.wrap("set", k, err))
 			}
 		}
@@ -467,7 +487,12 @@ func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encode
 		if len(items) == 0 {
 			return nil
 		}
-		if err := b.multiSet.SetMulti(ctx, items, ttl); err != nil {
+		err := errSkipped
+		if t := r.allow(); t != skip {
+			err = b.multiSet.SetMulti(ctx, items, ttl)
+			r.settle(ctx, t, err)
+		}
+		if err != nil {
 			errs = append(errs, r.wrapMulti("setmulti", keys[lo:hi], err))
 		}
 		return nil
@@ -499,7 +524,13 @@ func (v *View[V]) tryLockMulti(ctx context.Context, b *bound, keys []string) ([]
 	}
 	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
 		if b.multiLock != nil {
-			t, release, err := b.multiLock.TryLockMulti(ctx, keys[lo:hi], v.r.cfg.lockTimeout)
+			var t []bool
+			var release backends.Lock
+			err := errSkipped
+			if tk := v.r.allow(); tk != skip {
+				t, release, err = b.multiLock.TryLockMulti(ctx, keys[lo:hi], v.r.cfg.lockTimeout)
+				v.r.settle(ctx, tk, err)
+			}
 			if err != nil {
 				if err := v.failedWrapped(ctx, v.r.wrapMulti("trylockmulti", keys[lo:hi], err)); err != nil {
 					return err
@@ -514,7 +545,12 @@ func (v *View[V]) tryLockMulti(ctx context.Context, b *bound, keys []string) ([]
 			return nil
 		}
 		for i := lo; i < hi; i++ {
-			l, ok, err := b.locker.TryLock(ctx, keys[i], v.r.cfg.lockTimeout)
+			var l backends.Lock
+			ok, err := false, errSkipped
+			if t := v.r.allow(); t != skip {
+				l, ok, err = b.locker.TryLock(ctx, keys[i], v.r.cfg.lockTimeout)
+				v.r.settle(ctx, t, err)
+			}
 			if err != nil {
 				if err := v.failed(ctx, "lock", keys[i], err); err != nil {
 					return err

@@ -39,6 +39,8 @@ type config struct {
 	sharedPoll time.Duration // WithSharedInvalidation; 0: invalidations apply in this process only
 	l1         LocalCache    // WithLocalCache
 	l1MaxAge   time.Duration
+
+	breakerMin, breakerMax time.Duration // WithCircuitBreaker; 0: off
 }
 
 // DefaultLockTimeout is how long a distributed lock lives unless WithLockTimeout says otherwise:

@@ -87,6 +87,9 @@ type Region struct {
 	origin string
 	// l1g orders the local cache's fills against its evictions.
 	l1g l1Guard
+
+	brk     breaker // skips the backend while it is unreachable (WithCircuitBreaker)
+	reports limiter // rate-limits the log lines of reports (ReportInterval)
 }
 
 // bound is a configured backend with the capabilities the region found on it.
@@ -114,6 +117,7 @@ func New(name string, opts ...Option) *Region {
 	r.l1g.seed = maphash.MakeSeed()
 	r.cfg.lockTimeout = DefaultLockTimeout
 	r.cfg.codec = JSON
+	r.cfg.breakerMin, r.cfg.breakerMax = DefaultBreakerMin, DefaultBreakerMax
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -215,7 +219,12 @@ func (r *Region) Delete(ctx context.Context, key string) error {
 	if b.l1 != nil {
 		defer r.dropL1(ctx, b, []string{k})
 	}
-	if err := b.backend.Delete(ctx, k); err != nil {
+	err = errSkipped
+	if t := r.allow(); t != skip {
+		err = b.backend.Delete(ctx, k)
+		r.settle(ctx, t, err)
+	}
+	if err != nil {
 		err = r.wrap("delete", k, err)
 		r.report(ctx, err)
 		return err
@@ -526,11 +535,13 @@ var errEncode = errors.New("encode")
 func (r *Region) report(ctx context.Context, err error) { r.reportTo(ctx, nil, err) }
 
 // reportTo is report for an error met in the calls of the view whose counters are c (nil: the
-// region's own).
+// region's own). Calls the circuit breaker skipped are only counted; the log is rate-limited.
 func (r *Region) reportTo(ctx context.Context, c *counters, err error) {
+	if err = r.withoutSkipped(c, err); err == nil {
+		return
+	}
 	r.countError(c, err)
-	r.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "dogpile: cache error",
-		slog.String("region", r.name), slog.Any("error", err))
+	r.logReport(ctx, err)
 	if r.cfg.onError != nil {
 		r.cfg.onError(ctx, err)
 	}

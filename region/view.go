@@ -321,7 +321,12 @@ func (v *View[V]) load(ctx context.Context, b *bound, k string) (loaded[V], erro
 	if b.values != nil {
 		return v.loadValue(ctx, b.values, k)
 	}
-	raw, err := b.backend.Get(ctx, k)
+	var raw []byte
+	err := errSkipped
+	if t := v.r.allow(); t != skip {
+		raw, err = b.backend.Get(ctx, k)
+		v.r.settle(ctx, t, err)
+	}
 	if err != nil {
 		return loaded[V]{}, v.readFailed(ctx, k, err)
 	}
@@ -414,8 +419,13 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 	if b.l1 != nil {
 		since = v.r.l1g.epoch(k) // before the write: a write landing after ours is seen
 	}
-	if err := b.backend.Set(ctx, k, raw, ttl); err != nil {
-		if b.l1 != nil { // it may have been applied (a timeout): drop the old value everywhere
+	err = errSkipped
+	if t := v.r.allow(); t != skip {
+		err = b.backend.Set(ctx, k, raw, ttl)
+		v.r.settle(ctx, t, err)
+	}
+	if err != nil {
+		if b.l1 != nil && err != errSkipped { // it may have been applied (a timeout): drop the old value everywhere
 			v.r.dropL1(ctx, b, []string{k})
 		}
 		return v.r.wrap("set", k, err)
@@ -563,7 +573,12 @@ func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {
 		return nil, true, nil
 	}
 	r := o.v.r
-	l, ok, err := o.b.locker.TryLock(ctx, o.key, r.cfg.lockTimeout)
+	var l backends.Lock
+	ok, err := false, errSkipped
+	if t := r.allow(); t != skip {
+		l, ok, err = o.b.locker.TryLock(ctx, o.key, r.cfg.lockTimeout)
+		r.settle(ctx, t, err)
+	}
 	if err != nil {
 		if err := o.v.failed(ctx, "lock", o.key, err); err != nil {
 			return nil, false, err
