@@ -199,7 +199,7 @@ const (
 )
 
 // reach classifies a backend call's error. Connection errors (refused, reset, EOF, timeouts of
-// reads, writes or dials, go-redis's pool timeout) are reachedNot; the caller's cancellation, or
+// reads, writes or dials, go-redis's pool timeout, gomemcache's connect timeout) are reachedNot; the caller's cancellation, or
 // its deadline passing before the client timed out on its own, reachedUnknown; anything else
 // (nil, a miss, a value too large, a malformed entry, an error reply) reachedYes.
 func reach(ctx context.Context, err error) reached {
@@ -220,19 +220,25 @@ func reach(ctx context.Context, err error) reached {
 	if errors.Is(err, context.DeadlineExceeded) { // the caller's, before any I/O failed
 		return reachedUnknown
 	}
-	var ne net.Error // timeouts of other clients (gomemcache's ConnectTimeoutError)
+	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
 		return reachedNot
 	}
-	// go-redis's pool timeout: every connection is busy with a server that does not answer.
-	// Matched by its text: the region does not import clients.
-	if strings.Contains(err.Error(), "redis: connection pool timeout") {
-		return reachedNot
+	msg := err.Error()
+	for _, m := range clientConnErrors {
+		if strings.Contains(msg, m) {
+			return reachedNot
+		}
 	}
 	return reachedYes
 }
+
+// clientConnErrors are the texts of clients' connection errors that carry no type a region can
+// test for without importing the client: go-redis's pool timeout (every connection is busy with a
+// server that does not answer) and gomemcache's connect timeout.
+var clientConnErrors = []string{"redis: connection pool timeout", "memcache: connect timeout to "}
 
 // withoutSkipped counts the backend calls the breaker skipped that err holds (in c, a view's
 // counters, or the region's when nil) and returns the rest of err: nil when it held nothing else.

@@ -208,7 +208,7 @@ func (r *Region) Close() error {
 
 // Delete removes key from the backend. Deleting an absent key is not an error. It costs one
 // backend round trip; backend errors are returned whatever the failure policy, since the caller
-// asked for the deletion.
+// asked for the deletion, and so is ErrBackendUnavailable while the circuit breaker is open.
 func (r *Region) Delete(ctx context.Context, key string) error {
 	b, err := r.use(key)
 	if err != nil {
