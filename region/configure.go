@@ -156,6 +156,7 @@ var RegionParams = []string{
 	"jitter",              // WithJitter (fraction)
 	"shared_invalidation", // WithSharedInvalidation (poll interval)
 	"creation_timeout",    // WithCreationTimeout
+	"circuit_breaker",     // WithCircuitBreaker: "min,max" ("100ms,5s"), or "off"
 }
 
 // OptionsFromQuery takes the RegionParams out of q and returns the options they set. An invalid
@@ -229,6 +230,18 @@ func Param(name, value string) (Option, error) {
 			return func(c *config) error { c.background = 0; return nil }, nil
 		}
 		o = WithBackgroundRefresh(n)
+	case "circuit_breaker":
+		if strings.EqualFold(value, "off") {
+			o = WithCircuitBreaker(0, 0)
+			break
+		}
+		lo, hi, ok := strings.Cut(value, ",")
+		min, err1 := time.ParseDuration(strings.TrimSpace(lo))
+		max, err2 := time.ParseDuration(strings.TrimSpace(hi))
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("parameter %s: %q: want two durations, min,max (say 100ms,5s), or off", name, value)
+		}
+		o = WithCircuitBreaker(min, max)
 	case "failure_policy":
 		switch strings.ToLower(value) {
 		case "open":

@@ -3,6 +3,7 @@ package region_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,4 +43,24 @@ func TestConfigureWith(t *testing.T) {
 		t.Errorf("with the background refresh given at Configure: %q, %v; want the old value at once", got, err)
 	}
 	close(release)
+}
+
+// TestCircuitBreakerParam: circuit_breaker takes "min,max" or "off", and rejects the rest
+// naming itself.
+func TestCircuitBreakerParam(t *testing.T) {
+	for _, ok := range []string{"100ms,5s", " 1s , 1s", "off", "OFF"} {
+		if _, err := region.Param("circuit_breaker", ok); err != nil {
+			t.Errorf("circuit_breaker=%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "1s", "5s,100ms", "0,1s", "-1s,1s", "x,y"} {
+		if _, err := region.Param("circuit_breaker", bad); err == nil || !strings.Contains(err.Error(), "circuit_breaker") {
+			t.Errorf("circuit_breaker=%q: %v; want an error naming the parameter", bad, err)
+		}
+	}
+	r := region.New("param")
+	defer r.Close()
+	if err := r.ConfigureURL("memory://?circuit_breaker=off"); err != nil {
+		t.Fatal(err)
+	}
 }

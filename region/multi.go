@@ -115,7 +115,12 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 	}
 	if b.multiDel == nil {
 		for _, k := range bk.keys {
-			if err := b.backend.Delete(ctx, k); err != nil {
+			err := errSkipped
+			if t := r.allow(); t != skip {
+				err = b.backend.Delete(ctx, k)
+				r.settle(ctx, t, err)
+			}
+			if err != nil {
 				err = r.wrap("delete", k, err)
 				r.report(ctx, err)
 				return err
@@ -124,7 +129,12 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 		return nil
 	}
 	return chunks(len(bk.keys), b.maxBatch, func(lo, hi int) error {
-		if err := b.multiDel.DeleteMulti(ctx, bk.keys[lo:hi]); err != nil {
+		err := errSkipped
+		if t := r.allow(); t != skip {
+			err = b.multiDel.DeleteMulti(ctx, bk.keys[lo:hi])
+			r.settle(ctx, t, err)
+		}
+		if err != nil {
 			err = r.wrapMulti("deletemulti", bk.keys[lo:hi], err)
 			r.report(ctx, err)
 			return err
@@ -394,7 +404,7 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string, shared
 	}
 	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
 		if !shared {
-			m, err := b.multiGet.GetMulti(ctx, keys[lo:hi])
+			m, err := v.r.getMulti(ctx, b, keys[lo:hi])
 			return v.decodeMulti(ctx, es, keys, lo, hi, m, err)
 		}
 		// Keys another caller of this process is reading already are taken from its read; the
@@ -413,7 +423,7 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string, shared
 		var m map[string][]byte
 		var err error
 		if len(mine) > 0 {
-			m, err = b.multiGet.GetMulti(ctx, mine)
+			m, err = v.r.getMulti(ctx, b, mine)
 			for j, k := range mine {
 				raw, ok := m[k]
 				switch {
@@ -459,6 +469,17 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string, shared
 		return nil, err
 	}
 	return es, nil
+}
+
+// getMulti is b's GetMulti of keys, skipped (errSkipped) while the circuit breaker is open.
+func (r *Region) getMulti(ctx context.Context, b *bound, keys []string) (map[string][]byte, error) {
+	t := r.allow()
+	if t == skip {
+		return nil, errSkipped
+	}
+	m, err := b.multiGet.GetMulti(ctx, keys)
+	r.settle(ctx, t, err)
+	return m, err
 }
 
 // decodeMulti decodes into es[lo:hi] the entries of keys[lo:hi] found in m, what a read of those
@@ -564,7 +585,12 @@ func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encode
 			if len(items) == 0 {
 				return nil
 			}
-			ks, err := b.condMulti.SetMultiIfNotNewer(ctx, items, ttl)
+			var ks []string
+			err := errSkipped
+			if t := r.allow(); t != skip {
+				ks, err = b.condMulti.SetMultiIfNotNewer(ctx, items, ttl)
+				r.settle(ctx, t, err)
+			}
 			if err != nil {
 				errs = append(errs, r.wrapMulti("setmulti", keys[lo:hi], err))
 			}
@@ -607,7 +633,12 @@ func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encode
 		if len(items) == 0 {
 			return nil
 		}
-		if err := b.multiSet.SetMulti(ctx, items, ttl); err != nil {
+		err := errSkipped
+		if t := r.allow(); t != skip {
+			err = b.multiSet.SetMulti(ctx, items, ttl)
+			r.settle(ctx, t, err)
+		}
+		if err != nil {
 			errs = append(errs, r.wrapMulti("setmulti", keys[lo:hi], err))
 		}
 		return nil
@@ -639,7 +670,13 @@ func (v *View[V]) tryLockMulti(ctx context.Context, b *bound, keys []string) ([]
 	}
 	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
 		if b.multiLock != nil {
-			t, release, err := b.multiLock.TryLockMulti(ctx, keys[lo:hi], v.r.cfg.lockTimeout)
+			var t []bool
+			var release backends.Lock
+			err := errSkipped
+			if tk := v.r.allow(); tk != skip {
+				t, release, err = b.multiLock.TryLockMulti(ctx, keys[lo:hi], v.r.cfg.lockTimeout)
+				v.r.settle(ctx, tk, err)
+			}
 			if err != nil {
 				if err := v.failedWrapped(ctx, v.r.wrapMulti("trylockmulti", keys[lo:hi], err)); err != nil {
 					return err
@@ -654,7 +691,12 @@ func (v *View[V]) tryLockMulti(ctx context.Context, b *bound, keys []string) ([]
 			return nil
 		}
 		for i := lo; i < hi; i++ {
-			l, ok, err := b.locker.TryLock(ctx, keys[i], v.r.cfg.lockTimeout)
+			var l backends.Lock
+			ok, err := false, errSkipped
+			if t := v.r.allow(); t != skip {
+				l, ok, err = b.locker.TryLock(ctx, keys[i], v.r.cfg.lockTimeout)
+				v.r.settle(ctx, t, err)
+			}
 			if err != nil {
 				if err := v.failed(ctx, "lock", keys[i], err); err != nil {
 					return err

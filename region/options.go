@@ -43,6 +43,8 @@ type config struct {
 	sharedPoll time.Duration // WithSharedInvalidation; 0: invalidations apply in this process only
 	l1         LocalCache    // WithLocalCache
 	l1MaxAge   time.Duration
+
+	breakerMin, breakerMax time.Duration // WithCircuitBreaker; 0: off
 }
 
 // DefaultLockTimeout is how long a distributed lock lives unless WithLockTimeout says otherwise:
@@ -215,7 +217,8 @@ func WithFailurePolicy(p FailurePolicy) Option {
 }
 
 // WithLogger sets the logger for the region's reports (backend errors, malformed entries, skipped
-// refreshes); slog.Default() by default. The region never prints.
+// refreshes, the circuit breaker opening and closing); slog.Default() by default. The region
+// never prints. Lines are rate-limited: one per kind of error per ReportInterval.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {
@@ -228,8 +231,10 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithErrorHandler sets a hook called with every error the region reports (besides logging it):
 // backend failures, malformed entries, values that failed to encode, background refreshes that
-// failed. It runs on the goroutine that met the error (a caller's, a creation's or a background
-// worker's), must be safe for concurrent use, and should return quickly.
+// failed. It sees every error, also those whose log line the rate limit left out
+// (ReportInterval), but not the calls the circuit breaker skipped (WithCircuitBreaker; counted in
+// Stats.Skipped). It runs on the goroutine that met the error (a caller's, a creation's or a
+// background worker's), must be safe for concurrent use, and should return quickly.
 func WithErrorHandler(f func(ctx context.Context, err error)) Option {
 	return func(c *config) error {
 		c.onError = f

@@ -97,6 +97,9 @@ type Region struct {
 	origin string
 	// l1g orders the local cache's fills against its evictions.
 	l1g l1Guard
+
+	brk     breaker // skips the backend while it is unreachable (WithCircuitBreaker)
+	reports limiter // rate-limits the log lines of reports (ReportInterval)
 }
 
 // bound is a configured backend with the capabilities the region found on it.
@@ -130,6 +133,7 @@ func New(name string, opts ...Option) *Region {
 	r.l1g.seed = maphash.MakeSeed()
 	r.cfg.lockTimeout = DefaultLockTimeout
 	r.cfg.codec = JSON
+	r.cfg.breakerMin, r.cfg.breakerMax = DefaultBreakerMin, DefaultBreakerMax
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -232,7 +236,7 @@ func (r *Region) Close() error {
 
 // Delete removes key from the backend. Deleting an absent key is not an error. It costs one
 // backend round trip; backend errors are returned whatever the failure policy, since the caller
-// asked for the deletion.
+// asked for the deletion, and so is ErrBackendUnavailable while the circuit breaker is open.
 //
 // A creation of the key in progress, in this process or (on a backend that stores
 // conditionally, backends.ConditionalSetter: Redis, memcached, files) in any other, will not
@@ -249,15 +253,16 @@ func (r *Region) Delete(ctx context.Context, key string) error {
 		defer r.dropL1(ctx, b, []string{k})
 	}
 	defer r.reads.forget(k) // later reads must not join one that began before the deletion
-	if b.condSet != nil {
-		if err := b.backend.Set(ctx, k, r.tombstone(), r.cfg.tombstoneTTL()); err != nil {
-			err = r.wrap("delete", k, err)
-			r.report(ctx, err)
-			return err
+	err = errSkipped
+	if t := r.allow(); t != skip {
+		if b.condSet != nil {
+			err = b.backend.Set(ctx, k, r.tombstone(), r.cfg.tombstoneTTL())
+		} else {
+			err = b.backend.Delete(ctx, k)
 		}
-		return nil
+		r.settle(ctx, t, err)
 	}
-	if err := b.backend.Delete(ctx, k); err != nil {
+	if err != nil {
 		err = r.wrap("delete", k, err)
 		r.report(ctx, err)
 		return err
@@ -327,12 +332,20 @@ func (r *Region) tombstone() []byte {
 // write stores raw under k: conditionally (cond, a creation's value) where the backend can, so
 // that a newer entry held is not overwritten. stored is false when the backend refused it.
 // Reads of k that come after it do not join a read started before it.
+// While the circuit breaker is open it fails with errSkipped and does no I/O.
 func (r *Region) write(ctx context.Context, b *bound, k string, raw []byte, ttl time.Duration, cond bool) (stored bool, err error) {
 	defer r.reads.forget(k)
-	if cond && b.condSet != nil {
-		return b.condSet.SetIfNotNewer(ctx, k, raw, ttl)
+	t := r.allow()
+	if t == skip {
+		return false, errSkipped
 	}
-	return true, b.backend.Set(ctx, k, raw, ttl)
+	if cond && b.condSet != nil {
+		stored, err = b.condSet.SetIfNotNewer(ctx, k, raw, ttl)
+	} else {
+		stored, err = true, b.backend.Set(ctx, k, raw, ttl)
+	}
+	r.settle(ctx, t, err)
+	return stored, err
 }
 
 // use returns the bound backend, or why there is none.
@@ -598,11 +611,13 @@ var errEncode = errors.New("encode")
 func (r *Region) report(ctx context.Context, err error) { r.reportTo(ctx, nil, err) }
 
 // reportTo is report for an error met in the calls of the view whose counters are c (nil: the
-// region's own).
+// region's own). Calls the circuit breaker skipped are only counted; the log is rate-limited.
 func (r *Region) reportTo(ctx context.Context, c *counters, err error) {
+	if err = r.withoutSkipped(c, err); err == nil {
+		return
+	}
 	r.countError(c, err)
-	r.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "dogpile: cache error",
-		slog.String("region", r.name), slog.Any("error", err))
+	r.logReport(ctx, err)
 	if r.cfg.onError != nil {
 		r.cfg.onError(ctx, err)
 	}

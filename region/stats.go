@@ -50,6 +50,10 @@ type Stats struct {
 	// StaleOnError are calls answered with an expired value because its regeneration failed
 	// (WithStaleIfError).
 	StaleOnError uint64
+	// Skipped are backend calls the circuit breaker kept from an unreachable backend
+	// (WithCircuitBreaker): reads answered as misses, writes dropped, locks not tried. They are
+	// not in Errors.
+	Skipped uint64
 	// Errors are the errors the region reported (to its logger and error handler), by kind.
 	Errors ErrorStats
 }
@@ -71,7 +75,7 @@ type counters struct {
 	negHits, misses, expired, stale, early   atomic.Uint64
 	creations, creationErrors, creationTime  atomic.Uint64
 	waits, waitTime, background, dropped     atomic.Uint64
-	staleOnError                             atomic.Uint64
+	staleOnError, skipped                    atomic.Uint64
 	errRead, errWrite, errLock, errMalformed atomic.Uint64
 	errEncode, errCreator                    atomic.Uint64
 }
@@ -107,7 +111,7 @@ func (c *counters) snapshot() Stats {
 		CreationTime: time.Duration(c.creationTime.Load()),
 		Waits:        c.waits.Load(), WaitTime: time.Duration(c.waitTime.Load()),
 		BackgroundRefreshes: c.background.Load(), BackgroundDropped: c.dropped.Load(),
-		StaleOnError: c.staleOnError.Load(),
+		StaleOnError: c.staleOnError.Load(), Skipped: c.skipped.Load(),
 		Errors: ErrorStats{
 			Read: c.errRead.Load(), Write: c.errWrite.Load(), Lock: c.errLock.Load(),
 			Malformed: c.errMalformed.Load(), Encode: c.errEncode.Load(), Creator: c.errCreator.Load(),
@@ -131,6 +135,7 @@ func (s *Stats) add(o Stats) {
 	s.BackgroundRefreshes += o.BackgroundRefreshes
 	s.BackgroundDropped += o.BackgroundDropped
 	s.StaleOnError += o.StaleOnError
+	s.Skipped += o.Skipped
 	s.Errors.Read += o.Errors.Read
 	s.Errors.Write += o.Errors.Write
 	s.Errors.Lock += o.Errors.Lock

@@ -341,7 +341,12 @@ func (v *View[V]) load(ctx context.Context, b *bound, k string) (loaded[V], erro
 	if b.values != nil {
 		return v.loadValue(ctx, b.values, k)
 	}
-	raw, err := v.r.reads.get(ctx, b, k)
+	var raw []byte
+	err := errSkipped
+	if t := v.r.allow(); t != skip {
+		raw, err = v.r.reads.get(ctx, b, k)
+		v.r.settle(ctx, t, err)
+	}
 	if err != nil {
 		return loaded[V]{}, v.readFailed(ctx, k, err)
 	}
@@ -355,7 +360,12 @@ func (v *View[V]) loadNow(ctx context.Context, b *bound, k string) (loaded[V], e
 	if b.values != nil {
 		return v.loadValue(ctx, b.values, k)
 	}
-	raw, err := b.backend.Get(ctx, k)
+	var raw []byte
+	err := errSkipped
+	if t := v.r.allow(); t != skip {
+		raw, err = b.backend.Get(ctx, k)
+		v.r.settle(ctx, t, err)
+	}
 	if err != nil {
 		return loaded[V]{}, v.readFailed(ctx, k, err)
 	}
@@ -456,7 +466,7 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 	}
 	stored, err := v.r.write(ctx, b, k, raw, ttl, cond)
 	if err != nil {
-		if b.l1 != nil { // it may have been applied (a timeout): drop the old value everywhere
+		if b.l1 != nil && err != errSkipped { // it may have been applied (a timeout): drop the old value everywhere
 			v.r.dropL1(ctx, b, []string{k})
 		}
 		return v.r.wrap("set", k, err)
@@ -612,7 +622,12 @@ func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {
 		return nil, true, nil
 	}
 	r := o.v.r
-	l, ok, err := o.b.locker.TryLock(ctx, o.key, r.cfg.lockTimeout)
+	var l backends.Lock
+	ok, err := false, errSkipped
+	if t := r.allow(); t != skip {
+		l, ok, err = o.b.locker.TryLock(ctx, o.key, r.cfg.lockTimeout)
+		r.settle(ctx, t, err)
+	}
 	if err != nil {
 		if err := o.v.failed(ctx, "lock", o.key, err); err != nil {
 			return nil, false, err
