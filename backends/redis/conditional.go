@@ -20,8 +20,9 @@ var (
 // when ARGV[2] is "0"), unless KEYS[1] holds an entry whose created-at is later than ARGV[1]'s;
 // it returns 1 if it stored, 0 if not. An entry is what backends.EntryCreated reads: magic "dp",
 // format version 1 (12 bytes or more) or 2 (20 or more), created-at a big-endian int64 at bytes 4
-// to 11. Anything else held, another Redis type (a list) included, is replaced, as SET replaces
-// it.
+// to 11. The script reads the header only (GETRANGE of the first 20 bytes, "" for an absent key),
+// not the value behind it. Anything else held, another Redis type (a list) included, is replaced,
+// as SET replaces it.
 //
 // The created-at bytes are compared one by one with string.byte, most significant first, the first
 // with its sign bit flipped so that negative times sort before positive ones: a Lua number (a
@@ -29,7 +30,7 @@ var (
 // server's locale (strcoll). ARGV[1] is an entry (the caller checks), so its bytes 5 to 12 exist.
 var setIfNotNewerScript = goredis.NewScript(`
 local new = ARGV[1]
-local cur = redis.pcall("GET", KEYS[1])
+local cur = redis.pcall("GETRANGE", KEYS[1], 0, 19)
 if type(cur) == "string" then
 	local n, version = #cur, string.byte(cur, 3)
 	if n >= 12 and string.byte(cur, 1) == 100 and string.byte(cur, 2) == 112 and
@@ -61,9 +62,9 @@ var errNotEntry = fmt.Errorf("%w: the value is not an entry, so it has no create
 
 // SetIfNotNewer stores value, an entry (backends.EncodeEntry), under key with Set's ttl rule,
 // unless key holds an entry whose created-at is later than value's; stored reports whether it
-// did. A script (EVALSHA, and EVAL once on a server that has not seen it) reads the held value
-// and writes the new one in one step on the server: one round trip, atomic against every other
-// write of the key, in any process. A key holding bytes that are not an entry, or another Redis
+// did. A script (EVALSHA, and EVAL once on a server that has not seen it) reads the header of the
+// held value and writes the new one in one step on the server: one round trip, atomic against
+// every other write of the key, in any process. A key holding bytes that are not an entry, or another Redis
 // type (a list, which Get reports as an error), is overwritten, as Set overwrites it. A value that
 // is not an entry is an error wrapping backends.ErrMalformed, and nothing is sent.
 //
