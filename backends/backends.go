@@ -26,8 +26,9 @@ var ErrTooLarge = errors.New("backends: value too large")
 // (see EncodeEntry) and must be stored and returned unchanged.
 //
 // Implementations must be safe for concurrent use. A backend may implement any of the optional
-// capabilities in this package (MultiGetter, MultiSetter, MultiDeleter, Locker, ValueStore,
-// io.Closer); regions discover them with type assertions, walking Unwrap chains with As.
+// capabilities in this package (MultiGetter, MultiSetter, MultiDeleter, Locker, MultiLocker,
+// ConditionalSetter, ConditionalMultiSetter, BatchLimiter, Notifier, ValueStore, io.Closer);
+// regions discover them with type assertions, walking Unwrap chains with As.
 type Backend interface {
 	// Get returns the value stored under key, or an error that errors.Is ErrNotFound when there is
 	// none. The returned slice belongs to the caller.
@@ -125,8 +126,8 @@ type MultiLocker interface {
 // number of keys per call: one huge command holds a single-threaded server (and the client's
 // memory) for everyone. Regions split larger batches into calls of at most MaxBatch keys.
 type BatchLimiter interface {
-	// MaxBatch returns the most keys one GetMulti, SetMulti, DeleteMulti or TryLockMulti call
-	// should carry; zero or less means no limit.
+	// MaxBatch returns the most keys one GetMulti, SetMulti, DeleteMulti, TryLockMulti or
+	// SetMultiIfNotNewer call should carry; zero or less means no limit.
 	MaxBatch() int
 }
 

@@ -23,6 +23,14 @@
 //     loop over the single-key methods.
 //   - Locker: a per-key mutex shared by every process using the backend, with a timeout so that a
 //     crashed holder cannot block a key. Without it, the dogpile lock holds within one process.
+//     MultiLocker tries many locks in one round trip; without it, regions call TryLock once a key.
+//   - ConditionalSetter: store an entry only if the entry held under the key is not newer (by
+//     created-at, EntryCreated), as one atomic step on the server, so that a creation never
+//     overwrites a Set, Delete (a FlagDeleted tombstone) or Refresh made after it began, in any
+//     process. Without it, regions store creations with Set: a write made in another process
+//     during a creation may then be overwritten by it. ConditionalMultiSetter makes many such
+//     stores in one round trip; without it, regions call SetIfNotNewer once a key.
+//   - BatchLimiter: the most keys one multi-key call should carry. Without it, no limit.
 //   - ValueStore: keep Go values as they are, with no encoding (in-process backends only).
 //   - io.Closer: release connections, files or goroutines.
 //

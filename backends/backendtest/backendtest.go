@@ -16,11 +16,16 @@
 // that backends.As finds on the backend: MultiGetter, MultiSetter, MultiDeleter (gaps, empty and
 // duplicate inputs), Locker (exclusion, expiry of a lock after its timeout, and an Unlock by a
 // holder whose lock expired leaving the next holder's lock alone), MultiLocker (the same locks as
-// TryLock's, taken and released together, a stale release leaving the next holder alone) and
-// ValueStore when
-// StoresValues reports true. A capability the backend lacks is a skipped subtest, so `go test -v`
-// shows what was not checked. Last, 16 goroutines run 200 mixed operations each on shared keys;
-// run the tests with -race.
+// TryLock's, taken and released together, a stale release leaving the next holder alone),
+// ValueStore when StoresValues reports true, ConditionalSetter (stores over an absent key, an
+// older, equal-aged or foreign entry; refuses, leaving the key alone, under a newer entry or
+// tombstone, with created-at times that differ in the last byte, in a carry or in the sign, and
+// entries of format version 1; the TTL rule of Set; goroutines storing at once leave the newest;
+// a Set that returned is never undone by a concurrent conditional store of an older entry) and
+// ConditionalMultiSetter (the same cases in one batch, refused keys reported exactly, empty input
+// without I/O, concurrent batches). A capability the backend lacks is a skipped subtest, so
+// `go test -v` shows what was not checked. Last, 16 goroutines run 200 mixed operations each on
+// shared keys; run the tests with -race.
 //
 // # What it needs from the backend
 //
@@ -102,6 +107,12 @@ var suite = []struct {
 	{"LockUnlockByStaleHolder", testLockUnlockByStaleHolder},
 	{"LockMulti", testLockMulti},
 	{"ValueRoundTrip", testValueRoundTrip},
+	{"ConditionalSet", testConditionalSet},
+	{"ConditionalSetTTL", testConditionalSetTTL},
+	{"ConditionalSetConcurrent", testConditionalSetConcurrent},
+	{"ConditionalSetAtomic", testConditionalSetAtomic},
+	{"ConditionalMultiSet", testConditionalMultiSet},
+	{"ConditionalMultiSetConcurrent", testConditionalMultiSetConcurrent},
 	{"Concurrency", testConcurrency},
 }
 
@@ -500,6 +511,24 @@ func testConcurrency(h *harness) {
 	if hasMD {
 		multiOps = append(multiOps, func(rng *rand.Rand, i int) bool {
 			return ok("DeleteMulti", keys[i], md.DeleteMulti(h.ctx, []string{keys[i], keys[rng.IntN(nKeys)]}))
+		})
+	}
+	if cs, hasCS := backends.As[backends.ConditionalSetter](h.b); hasCS {
+		multiOps = append(multiOps, func(rng *rand.Rand, i int) bool {
+			v := entry([]byte(names[i] + "#conditional"))
+			_, err := cs.SetIfNotNewer(h.ctx, keys[i], v, time.Hour*time.Duration(rng.IntN(2)))
+			return ok("SetIfNotNewer", keys[i], err)
+		})
+	}
+	if cms, hasCMS := backends.As[backends.ConditionalMultiSetter](h.b); hasCMS {
+		multiOps = append(multiOps, func(rng *rand.Rand, i int) bool {
+			j := rng.IntN(nKeys)
+			items := map[string][]byte{
+				keys[i]: entry([]byte(names[i] + "#conditional-multi")),
+				keys[j]: entry([]byte(names[j] + "#conditional-multi")),
+			}
+			_, err := cms.SetMultiIfNotNewer(h.ctx, items, 0)
+			return ok("SetMultiIfNotNewer", keys[i], err)
 		})
 	}
 

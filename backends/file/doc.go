@@ -17,7 +17,8 @@
 //
 //	dir/data/<2 hex digits>/<62 hex digits>   one file per key: the hex SHA-256 of the key
 //	dir/data/<2 hex digits>/.tmp-*            a write in progress (or a crashed writer's leftover)
-//	dir/locks/<0..4095>.lock                  lock stripes, created on first use, always empty
+//	dir/locks/<0..65535>.lock                 TryLock's stripes, created on first use, always empty
+//	dir/locks/w<0..4095>.lock                 write stripes, created on first use, always empty
 //	dir/evict.lock                            held while a process runs an eviction pass
 //
 // One file per key was chosen over an embedded database for correctness across processes first:
@@ -56,6 +57,18 @@
 // whatever entry is there is whole. A failed write (a read-only or full disk) returns the error
 // wrapped with the key, removes its temporary file, and leaves the old entry in place; the
 // region's failure policy decides what the caller sees.
+//
+// Every write of an entry (Set, SetMulti, SetIfNotNewer) holds the key's write stripe, an
+// exclusive flock on one of 4096 files under dir/locks (apart from TryLock's, since a region
+// stores while it holds the key's TryLock), and within a process a semaphore in front of it. It
+// costs an open, a flock and a close per write, and a write waits while another of its stripe
+// runs (until its context ends). It makes the backend a backends.ConditionalSetter: SetIfNotNewer
+// reads the entry file under the stripe and writes the new one only if the held entry is not
+// newer (by created-at; an expired, damaged or foreign file counts as absent), so that a
+// creation never overwrites a Set, a deletion's tombstone or a Refresh made after it began, in
+// any process. Delete and eviction take no stripe: a removal between the read and the write of a
+// SetIfNotNewer is one made before it. The backend is no ConditionalMultiSetter (there are no
+// round trips to save): a region calls SetIfNotNewer once a key.
 //
 // # Expiry and the size bound
 //

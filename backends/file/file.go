@@ -88,6 +88,10 @@ type Backend struct {
 	written  atomic.Int64
 	lastPass atomic.Int64
 
+	// writers are the in-process semaphores of the write stripes (see lockWrite), each a
+	// channel of capacity 1, made by New.
+	writers [writeSlots]chan struct{}
+
 	evicting  atomic.Bool // one eviction pass at a time in this process
 	evictFile *os.File    // dir/evict.lock, flocked during a pass: one pass at a time across processes; owned by Close
 
@@ -182,6 +186,9 @@ func New(dir string, opts ...Option) (*Backend, error) {
 		defaultTTL: c.defaultTTL,
 		maxSize:    c.maxSize,
 		maxEntries: c.maxEntries,
+	}
+	for i := range b.writers {
+		b.writers[i] = make(chan struct{}, 1)
 	}
 	for _, d := range []string{b.dataDir, b.lockDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -340,17 +347,26 @@ func (b *Backend) expiresAt(ttl time.Duration, now time.Time) int64 {
 // subdirectory, fsyncs it (unless WithFsync(false)), and renames it over the entry file, so that a
 // reader, in any process, sees the old entry or the new one, never a part. A ttl > 0 bounds how
 // long the entry is kept; ttl <= 0 uses WithDefaultTTL, or keeps it until deleted or evicted.
-// Syscalls: create, one write (two above 64 KiB), fsync, close, rename (and an lstat when a bound is set). Value is
-// written before Set returns and not kept. A full or read-only disk is an error wrapped with the
-// key; nothing is left behind.
+// It writes under the key's write stripe lock, so that it cannot come between the read and the
+// write of a SetIfNotNewer in any process; it waits for the lock, until ctx ends, while another
+// write of the stripe runs.
+// Syscalls: open, flock and close of the stripe's lock file, create, one write (two above 64 KiB),
+// fsync, close, rename (and an lstat when a bound is set). Value is written before Set returns and
+// not kept. A full or read-only disk is an error wrapped with the key; nothing is left behind.
 func (b *Backend) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := b.check(ctx, "set", key); err != nil {
 		return err
 	}
-	if err := b.set(key, value, b.expiresAt(ttl, time.Now())); err != nil {
+	unlock, err := b.lockWrite(ctx, key)
+	if err != nil {
 		return fmt.Errorf("file: set %q: %w", key, err)
 	}
-	b.wrote(1, int64(len(key)+len(value)))
+	err = b.set(key, value, b.expiresAt(ttl, time.Now()))
+	unlock()
+	if err != nil {
+		return fmt.Errorf("file: set %q: %w", key, err)
+	}
+	b.wrote(1, int64(len(key)+len(value))) // may run an eviction pass: not under the lock
 	return nil
 }
 
@@ -486,8 +502,8 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) (map[string][]byt
 	return m, nil
 }
 
-// SetMulti stores every pair of items as Set does, one after another, and stops at the first
-// error, which it returns; the items written before it stay.
+// SetMulti stores every pair of items as Set does (each under its write stripe lock), one after
+// another, and stops at the first error, which it returns; the items written before it stay.
 func (b *Backend) SetMulti(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if len(items) == 0 {
 		return nil
@@ -499,7 +515,13 @@ func (b *Backend) SetMulti(ctx context.Context, items map[string][]byte, ttl tim
 		if err := b.check(ctx, "setmulti", k); err != nil {
 			return err
 		}
-		if err := b.set(k, v, exp); err != nil {
+		unlock, err := b.lockWrite(ctx, k)
+		if err != nil {
+			return fmt.Errorf("file: setmulti: set %q: %w", k, err)
+		}
+		err = b.set(k, v, exp)
+		unlock()
+		if err != nil {
 			return fmt.Errorf("file: setmulti: set %q: %w", k, err)
 		}
 		n, size = n+1, size+int64(len(k)+len(v))

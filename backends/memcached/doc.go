@@ -70,6 +70,17 @@
 // has no multi-key set or delete, and gomemcache does not pipeline, so SetMulti and DeleteMulti
 // cost a round trip per key.
 //
+// # Conditional stores
+//
+// The backend is a backends.ConditionalSetter: a region stores what a creation made only if the
+// key does not hold a newer entry (a Set, a deletion's tombstone or a Refresh made, in any
+// process, after the creation began). SetIfNotNewer reads the item and its CAS id with gets and,
+// unless the entry it holds has a later created-at, writes with cas (add when the key is
+// absent), which memcached refuses if anything wrote the key in between: two round trips, and
+// two more for each race lost, up to 32 rounds. Bytes that are not an entry are replaced. The
+// backend is no ConditionalMultiSetter (memcached has no multi-key cas, and gomemcache does not
+// pipeline): a region calls SetIfNotNewer once a key.
+//
 // # The lock
 //
 // TryLock takes the lock named key with

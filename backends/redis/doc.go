@@ -24,6 +24,18 @@
 // of spreading no load. On a Ring, where the client shards keys itself, every key gets a
 // command of its own in one pipeline.
 //
+// # Conditional stores
+//
+// The backend is a backends.ConditionalSetter and a backends.ConditionalMultiSetter: a region
+// stores what a creation made only if the key does not hold a newer entry (a Set, a deletion's
+// tombstone or a Refresh made, in any process, after the creation began). SetIfNotNewer is one
+// Lua script (EVALSHA, EVAL once on a server that has not seen it) that reads the key's first 20
+// bytes (GETRANGE: the entry's header, not its value), compares the entries' created-at byte by
+// byte, and SETs with the ttl rule of Set, all in one step on the server: one round trip. Bytes
+// that are not an entry, or another Redis type (a list), are replaced, as SET replaces them.
+// SetMultiIfNotNewer runs the script once a key in one pipeline: one round trip, one per node on
+// a Cluster or Ring.
+//
 // # The lock
 //
 // TryLock takes the lock named key with a script that runs

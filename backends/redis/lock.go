@@ -130,7 +130,7 @@ func (b *Backend) TryLockMulti(ctx context.Context, keys []string, timeout time.
 	for i, key := range keys {
 		ls[i] = &lock{b: b, name: key, key: b.lockKey(key), token: hex.EncodeToString(raw[16*i : 16*(i+1)])}
 	}
-	cmds, err := b.scriptAll(ctx, acquireScript, ls, ms)
+	cmds, err := b.lockScripts(ctx, acquireScript, ls, ms)
 	held := &multiLock{b: b}
 	for i, cmd := range cmds {
 		if n, _ := cmd.Int(); n == 1 {
@@ -154,17 +154,27 @@ func (b *Backend) TryLockMulti(ctx context.Context, keys []string, timeout time.
 	return taken, held, nil
 }
 
-// scriptAll runs script once a lock in one pipeline, with the lock's key and token and then
-// args, and returns its commands and the first error among them. Commands a server answers with
-// NOSCRIPT (it has not seen the script, or flushed it) are sent again with EVAL and the script's
-// source, in a second pipeline, to the server of their key: that also loads the script there
-// for the next EVALSHA. (SCRIPT LOAD names no key: on a Ring it would reach one shard only.)
-func (b *Backend) scriptAll(ctx context.Context, script *goredis.Script, ls []*lock, args ...any) ([]*goredis.Cmd, error) {
-	argv := func(l *lock) []any { return append([]any{l.token}, args...) }
-	cmds := make([]*goredis.Cmd, len(ls))
+// lockScripts runs script once a lock with scriptAll, with the lock's key, and its token and
+// then args as the arguments.
+func (b *Backend) lockScripts(ctx context.Context, script *goredis.Script, ls []*lock, args ...any) ([]*goredis.Cmd, error) {
+	keys := make([]string, len(ls))
+	for i, l := range ls {
+		keys[i] = l.key
+	}
+	return b.scriptAll(ctx, script, keys, func(i int) []any { return append([]any{ls[i].token}, args...) })
+}
+
+// scriptAll runs script once a key of keys (Redis keys, prefix included) in one pipeline, with
+// that key and argv(i) as its arguments, and returns its commands and the first error among
+// them. Commands a server answers with NOSCRIPT (it has not seen the script, or flushed it) are
+// sent again with EVAL and the script's source, in a second pipeline, to the server of their key:
+// that also loads the script there for the next EVALSHA. (SCRIPT LOAD names no key: on a Ring it
+// would reach one shard only.)
+func (b *Backend) scriptAll(ctx context.Context, script *goredis.Script, keys []string, argv func(i int) []any) ([]*goredis.Cmd, error) {
+	cmds := make([]*goredis.Cmd, len(keys))
 	_, _ = b.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, l := range ls {
-			cmds[i] = script.EvalSha(ctx, p, []string{l.key}, argv(l)...)
+		for i, key := range keys {
+			cmds[i] = script.EvalSha(ctx, p, []string{key}, argv(i)...)
 		}
 		return nil
 	})
@@ -177,7 +187,7 @@ func (b *Backend) scriptAll(ctx context.Context, script *goredis.Script, ls []*l
 	if len(again) > 0 {
 		_, _ = b.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for _, i := range again {
-				cmds[i] = script.Eval(ctx, p, []string{ls[i].key}, argv(ls[i])...)
+				cmds[i] = script.Eval(ctx, p, []string{keys[i]}, argv(i)...)
 			}
 			return nil
 		})
@@ -206,7 +216,7 @@ func (m *multiLock) Unlock(ctx context.Context) error {
 	for _, l := range m.locks {
 		l.stop()
 	}
-	if _, err := m.b.scriptAll(ctx, unlockScript, m.locks); err != nil {
+	if _, err := m.b.lockScripts(ctx, unlockScript, m.locks); err != nil {
 		return fmt.Errorf("redis: unlock (%d locks): %w", len(m.locks), err)
 	}
 	return nil

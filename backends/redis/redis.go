@@ -72,8 +72,9 @@ type config struct {
 }
 
 // DefaultMaxBatch is the most keys a region puts in one multi-key call (MGET, a pipeline of SETs,
-// DEL, a pipeline of lock scripts) unless WithMaxBatch says otherwise: Redis runs one command at a
-// time, and a command of many thousand keys holds every other client up while it runs.
+// DEL, a pipeline of lock or conditional store scripts) unless WithMaxBatch says otherwise: Redis
+// runs one command at a time, and a command of many thousand keys holds every other client up
+// while it runs.
 const DefaultMaxBatch = 1000
 
 // WithMaxBatch sets the most keys a region puts in one multi-key call (see DefaultMaxBatch);

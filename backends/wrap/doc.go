@@ -1,6 +1,6 @@
 // Package wrap wraps a backend to observe or disturb its calls (dogpile.cache's ProxyBackend),
 // keeping what the wrapped backend can do: its multi-key operations, its distributed lock, its
-// batch limit, its Go value storage and its Close.
+// conditional stores, its batch limit, its Go value storage and its Close.
 //
 // A wrapper is a Hook around each call, as net/http middleware is a Handler around a request:
 //
@@ -23,9 +23,10 @@
 // region reach past it (the hook would not see those calls); a wrapper that claimed one the
 // backend lacks could change what the region does: a region that finds a backends.Locker
 // believes its locks exclude other processes. New therefore returns a wrapper that has exactly
-// the capabilities that matter to a region, see New for the list: the distributed lock only when
-// the backend has one, and, for the others, an implementation that does what a region does
-// without them (a loop of single-key calls, no batch limit, no value storage, nothing to close).
+// the capabilities that matter to a region, see New for the list: the distributed lock and the
+// conditional stores only when the backend has them, and, for the others, an implementation that
+// does what a region does without them (a loop of single-key calls, no batch limit, no value
+// storage, nothing to close).
 //
 // The memory backend keeps Go values (backends.ValueStore) and a region then reads and writes
 // through GetValue and SetValue, never Get and Set: the wrapper forwards those too, so a hook

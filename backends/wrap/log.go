@@ -19,11 +19,14 @@ const LogMessage = "dogpile: backend call"
 //   - "key" for a single-key operation, or "keys", the number of keys, for a multi-key one;
 //   - "duration": how long the operation took, hook and backend (a time.Duration);
 //   - "ttl" for writes and locks, when not zero;
-//   - "bytes": for Set and SetMulti the size of the values written, for Get and GetMulti the
-//     size of the values read;
+//   - "bytes": for Set, SetMulti, SetIfNotNewer and SetMultiIfNotNewer the size of the values
+//     written (or offered, for the conditional stores), for Get and GetMulti the size of the
+//     values read;
 //   - "hits" for Get, GetValue and GetMulti: the number of keys found (a miss is not an error
 //     and is logged as "hits"=0);
 //   - "taken" for TryLock and TryLockMulti: the number of locks taken;
+//   - "refused" for SetIfNotNewer and SetMultiIfNotNewer: the number of keys not stored because
+//     a newer entry was held (a refusal is not an error);
 //   - "error", when the operation failed.
 //
 // Values are never logged, only their sizes. A nil logger means slog.Default(), looked up once,
@@ -55,6 +58,8 @@ func Log(logger *slog.Logger) Hook {
 		switch c.Op {
 		case OpSet, OpSetMulti:
 			attrs = append(attrs, slog.Int("bytes", c.Bytes))
+		case OpSetIfNotNewer, OpSetMultiIfNotNewer:
+			attrs = append(attrs, slog.Int("bytes", c.Bytes), slog.Int("refused", c.Refused))
 		case OpGet, OpGetMulti:
 			attrs = append(attrs, slog.Int("bytes", c.Bytes), slog.Int("hits", c.Hits))
 		case OpGetValue:

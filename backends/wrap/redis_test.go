@@ -18,6 +18,7 @@ import (
 	"github.com/dogpile-go/dogpile/backends/wrap"
 	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/region"
+	"github.com/google/go-cmp/cmp"
 	goredis "github.com/redis/go-redis/v9"
 )
 
@@ -56,6 +57,7 @@ func TestRedis(t *testing.T) {
 		want := map[string]string{
 			"MultiGetter": "wrapper", "MultiSetter": "wrapper", "MultiDeleter": "wrapper",
 			"Locker": "wrapper", "MultiLocker": "wrapper", "BatchLimiter": "wrapper", "Closer": "wrapper",
+			"ConditionalSetter": "wrapper", "ConditionalMultiSetter": "wrapper",
 		}
 		got := caps(w)
 		if len(got) != len(want) {
@@ -72,6 +74,25 @@ func TestRedis(t *testing.T) {
 		}
 		if bl, _ := backends.As[backends.BatchLimiter](w); bl.MaxBatch() != b.MaxBatch() {
 			t.Errorf("MaxBatch() = %d; want Redis's %d", bl.MaxBatch(), b.MaxBatch())
+		}
+	})
+
+	t.Run("ConditionalCallsSeen", func(t *testing.T) {
+		ctx := t.Context()
+		b, _, _ := newRedis(t, server)
+		rec := new(recorder)
+		cms, _ := backends.As[backends.ConditionalMultiSetter](wrap.New(b, rec.hook))
+		older, newer := stamped(1), stamped(2)
+		if err := b.Set(ctx, "a", newer, 0); err != nil {
+			t.Fatal(err)
+		}
+		refused, err := cms.SetMultiIfNotNewer(ctx, map[string][]byte{"b": newer, "a": older}, time.Minute)
+		if err != nil || !slices.Equal(refused, []string{"a"}) {
+			t.Fatalf("SetMultiIfNotNewer = %q, %v; want [a] refused", refused, err)
+		}
+		want := []wrap.Call{{Op: wrap.OpSetMultiIfNotNewer, Keys: []string{"a", "b"}, TTL: time.Minute, Bytes: 2 * len(older), Refused: 1}}
+		if diff := cmp.Diff(want, rec.take()); diff != "" {
+			t.Errorf("calls seen (-want +got):\n%s", diff)
 		}
 	})
 

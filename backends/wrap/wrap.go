@@ -30,10 +30,12 @@ const (
 	OpUnlock
 	OpGetValue
 	OpSetValue
+	OpSetIfNotNewer
+	OpSetMultiIfNotNewer
 )
 
 // numOps is one more than the largest Op.
-const numOps = int(OpSetValue) + 1
+const numOps = int(OpSetMultiIfNotNewer) + 1
 
 var opNames = [numOps]string{
 	OpGet:          "get",
@@ -47,6 +49,9 @@ var opNames = [numOps]string{
 	OpUnlock:       "unlock",
 	OpGetValue:     "getvalue",
 	OpSetValue:     "setvalue",
+
+	OpSetIfNotNewer:      "setifnotnewer",
+	OpSetMultiIfNotNewer: "setmultiifnotnewer",
 }
 
 // String returns the operation's name in lower case ("get", "trylockmulti"), as logs show it.
@@ -67,17 +72,19 @@ type Call struct {
 	// Op is the operation.
 	Op Op
 	// Key is the key of a single-key operation (OpGet, OpSet, OpDelete, OpTryLock, OpGetValue,
-	// OpSetValue, and OpUnlock of a lock taken by TryLock); empty otherwise.
+	// OpSetValue, OpSetIfNotNewer, and OpUnlock of a lock taken by TryLock); empty otherwise.
 	Key string
 	// Keys are the keys of a multi-key operation (OpGetMulti, OpDeleteMulti and OpTryLockMulti
-	// as the caller gave them; OpSetMulti sorted; OpUnlock of a TryLockMulti release: the keys
-	// whose locks it holds); nil otherwise. They belong to the caller: do not modify them.
+	// as the caller gave them; OpSetMulti and OpSetMultiIfNotNewer sorted; OpUnlock of a
+	// TryLockMulti release: the keys whose locks it holds); nil otherwise. They belong to the
+	// caller: do not modify them.
 	Keys []string
-	// TTL is the storage TTL of OpSet, OpSetMulti and OpSetValue, and the lock timeout of
-	// OpTryLock and OpTryLockMulti; zero otherwise.
+	// TTL is the storage TTL of OpSet, OpSetMulti, OpSetValue, OpSetIfNotNewer and
+	// OpSetMultiIfNotNewer, and the lock timeout of OpTryLock and OpTryLockMulti; zero otherwise.
 	TTL time.Duration
-	// Bytes is the size of the values: written (OpSet, OpSetMulti: set before the hook runs) or
-	// read (OpGet, OpGetMulti: set when next returns). Values of OpGetValue and OpSetValue are Go
+	// Bytes is the size of the values: written (OpSet, OpSetMulti, OpSetIfNotNewer,
+	// OpSetMultiIfNotNewer: set before the hook runs, whether or not they are stored) or read
+	// (OpGet, OpGetMulti: set when next returns). Values of OpGetValue and OpSetValue are Go
 	// values with no size; Bytes stays zero.
 	Bytes int
 	// Hits is the number of keys found by OpGet, OpGetValue (0 or 1) and OpGetMulti, set when
@@ -86,6 +93,9 @@ type Call struct {
 	// Taken is the number of locks taken by OpTryLock (0 or 1) and OpTryLockMulti, set when
 	// next returns.
 	Taken int
+	// Refused is the number of keys that OpSetIfNotNewer (0 or 1) and OpSetMultiIfNotNewer did
+	// not store because a newer entry was held, set when next returns.
+	Refused int
 }
 
 // Len returns how many keys the call concerns: 1 for a single-key operation, len(Keys) for the
@@ -107,9 +117,10 @@ func (c *Call) Len() int {
 //   - wait before calling next: add latency;
 //   - return nil without calling next: the call then reports what a backend without the entry
 //     would (Get and GetValue a miss, GetMulti an empty map, TryLock and TryLockMulti nothing
-//     taken, writes and Unlock success);
+//     taken, writes and Unlock success, conditional stores stored);
 //   - return nil after next failed: the call reports what next got, as above (Get and GetValue
-//     a miss, never nil, nil; GetMulti what it could read; locks nothing taken).
+//     a miss, never nil, nil; GetMulti what it could read; locks nothing taken; conditional
+//     stores stored, but for the keys the backend reported refused).
 //
 // Calling next a second time returns an error and does nothing. If the hook returns an error
 // after next took locks (TryLock, TryLockMulti), the wrapper releases them, so a refused lock
@@ -148,10 +159,20 @@ var errNextLate = errors.New("wrap: a hook called next after it returned")
 //     their Unlock.
 //   - MultiLocker: only if the link of b that locks has one (regions take a MultiLocker only
 //     from their Locker's link). Without it a region calls TryLock once a key, through the hook.
+//   - ConditionalSetter and ConditionalMultiSetter: both, only if b has a ConditionalSetter,
+//     since a region that finds one trusts its stores to be atomic against other processes'
+//     writes: claiming one would let creations overwrite newer writes. Conditional stores go
+//     through the hook (OpSetIfNotNewer, OpSetMultiIfNotNewer). SetMultiIfNotNewer is one
+//     OpSetMultiIfNotNewer call if the link of b that stores conditionally is a
+//     ConditionalMultiSetter too, and otherwise what a region does without one: one
+//     OpSetIfNotNewer call per item, in key order, going on past a failed key. (A b whose chain
+//     has a ConditionalMultiSetter and no ConditionalSetter loses it behind the wrapper; a region
+//     then stores with SetMulti, its documented fallback.)
 //
-// Go method sets are fixed at compile time, so New picks the result's type among three: without
-// Locker, with Locker, with Locker and MultiLocker. It returns the interface, not a concrete type:
-// use backends.As to reach a capability.
+// Go method sets are fixed at compile time, so New picks the result's type among six: without
+// Locker, with Locker, with Locker and MultiLocker, each with or without the conditional stores
+// (which live in one embedded type, so the six share every method). It returns the interface,
+// not a concrete type: use backends.As to reach a capability.
 //
 // With a hook, each call through the wrapper costs two allocations (the call's state, Call
 // included, and the next function), about 300 bytes, on top of the hook's own work; a SetMulti
@@ -170,15 +191,29 @@ func New(b backends.Backend, hook Hook) backends.Backend {
 	w.vs, _ = backends.As[backends.ValueStore](b)
 	w.bl, _ = backends.As[backends.BatchLimiter](b)
 	w.closer, _ = backends.As[io.Closer](b)
+	cs, conditionally := backends.As[backends.ConditionalSetter](b)
+	cond := conditional{w: w, cs: cs}
+	if conditionally {
+		cond.cms, _ = cs.(backends.ConditionalMultiSetter)
+	}
 	l, ok := backends.As[backends.Locker](b)
-	if !ok {
+	switch {
+	case !ok && !conditionally:
 		return w
+	case !ok:
+		return &condBackend{w, cond}
 	}
 	lw := &locking{backend: w, l: l}
-	if ml, ok := l.(backends.MultiLocker); ok {
+	ml, ok := l.(backends.MultiLocker)
+	switch {
+	case !ok && !conditionally:
+		return lw
+	case !ok:
+		return &condLocking{lw, cond}
+	case !conditionally:
 		return &multiLocking{locking: lw, ml: ml}
 	}
-	return lw
+	return &condMultiLocking{&multiLocking{locking: lw, ml: ml}, cond}
 }
 
 // backend is the wrapper of a backend without a Locker, and the base of the other two.
@@ -207,6 +242,29 @@ type multiLocking struct {
 	ml backends.MultiLocker
 }
 
+// conditional is the conditional stores of a wrapper whose backend has a ConditionalSetter; the
+// three types below add it to the three above.
+type conditional struct {
+	w   *backend
+	cs  backends.ConditionalSetter
+	cms backends.ConditionalMultiSetter // cs as one, nil if it is not: one OpSetIfNotNewer a key
+}
+
+type (
+	condBackend struct {
+		*backend
+		conditional
+	}
+	condLocking struct {
+		*locking
+		conditional
+	}
+	condMultiLocking struct {
+		*multiLocking
+		conditional
+	}
+)
+
 var (
 	_ backends.Backend      = (*backend)(nil)
 	_ backends.Wrapper      = (*backend)(nil)
@@ -218,6 +276,14 @@ var (
 	_ io.Closer             = (*backend)(nil)
 	_ backends.Locker       = (*locking)(nil)
 	_ backends.MultiLocker  = (*multiLocking)(nil)
+
+	_ backends.ConditionalSetter      = conditional{}
+	_ backends.ConditionalMultiSetter = conditional{}
+	_ backends.ConditionalSetter      = (*condBackend)(nil)
+	_ backends.ConditionalSetter      = (*condLocking)(nil)
+	_ backends.Locker                 = (*condLocking)(nil)
+	_ backends.ConditionalSetter      = (*condMultiLocking)(nil)
+	_ backends.MultiLocker            = (*condMultiLocking)(nil)
 )
 
 // call is one operation in flight: its description (what the hook sees), its arguments, and its
@@ -238,13 +304,16 @@ type call struct {
 	locker backends.Locker
 	ml     backends.MultiLocker
 	lock   backends.Lock // of OpUnlock
+	cs     backends.ConditionalSetter
+	cms    backends.ConditionalMultiSetter
 
 	// Results, set by do.
-	v     []byte
-	m     map[string][]byte
-	found bool
-	taken []bool
-	held  backends.Lock // the lock or release do got, nil if none
+	v       []byte
+	m       map[string][]byte
+	found   bool
+	taken   []bool
+	held    backends.Lock // the lock or release do got, nil if none
+	refused []string      // of OpSetMultiIfNotNewer
 }
 
 // next runs the operation once; a second call does nothing and fails, and so does a call made
@@ -597,3 +666,67 @@ func doUnlock(ctx context.Context, c *call) error { return c.lock.Unlock(ctx) }
 type noLock struct{}
 
 func (noLock) Unlock(context.Context) error { return nil }
+
+// SetIfNotNewer stores value under key conditionally through the hook, in one OpSetIfNotNewer
+// call.
+func (c conditional) SetIfNotNewer(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if c.w.hook == nil {
+		return c.cs.SetIfNotNewer(ctx, key, value, ttl)
+	}
+	k := &call{Call: Call{Op: OpSetIfNotNewer, Key: key, TTL: ttl, Bytes: len(value)}, do: doSetIfNotNewer, w: c.w, value: value, cs: c.cs}
+	if err := k.run(ctx); err != nil {
+		return false, err
+	}
+	return k.Refused == 0, nil
+}
+
+func doSetIfNotNewer(ctx context.Context, c *call) error {
+	stored, err := c.cs.SetIfNotNewer(ctx, c.Key, c.value, c.TTL)
+	if err == nil && !stored {
+		c.Refused = 1
+	}
+	return err
+}
+
+// SetMultiIfNotNewer stores items conditionally through the hook: one OpSetMultiIfNotNewer call
+// if the wrapped backend's ConditionalSetter is a ConditionalMultiSetter, one OpSetIfNotNewer
+// call per item (in key order) otherwise, going on past a failed one and returning the errors
+// joined. Empty items do no I/O and do not reach the hook.
+func (c conditional) SetMultiIfNotNewer(ctx context.Context, items map[string][]byte, ttl time.Duration) ([]string, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	if c.cms != nil && c.w.hook == nil {
+		return c.cms.SetMultiIfNotNewer(ctx, items, ttl)
+	}
+	keys := make([]string, 0, len(items))
+	size := 0
+	for k, v := range items {
+		keys = append(keys, k)
+		size += len(v)
+	}
+	slices.Sort(keys) // a fixed order, so that a seeded hook decides the same way each run
+	if c.cms == nil {
+		var refused []string
+		var errs []error
+		for _, k := range keys {
+			stored, err := c.SetIfNotNewer(ctx, k, items[k], ttl)
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+			case !stored:
+				refused = append(refused, k)
+			}
+		}
+		return refused, errors.Join(errs...)
+	}
+	k := &call{Call: Call{Op: OpSetMultiIfNotNewer, Keys: keys, TTL: ttl, Bytes: size}, do: doSetMultiIfNotNewer, w: c.w, items: items, cms: c.cms}
+	err := k.run(ctx)
+	return k.refused, err
+}
+
+func doSetMultiIfNotNewer(ctx context.Context, c *call) error {
+	refused, err := c.cms.SetMultiIfNotNewer(ctx, c.items, c.TTL)
+	c.refused, c.Refused = refused, len(refused)
+	return err
+}

@@ -98,6 +98,12 @@ func caps(b backends.Backend) map[string]string {
 	if v, ok := backends.As[backends.MultiLocker](b); ok {
 		m["MultiLocker"] = link(v)
 	}
+	if v, ok := backends.As[backends.ConditionalSetter](b); ok {
+		m["ConditionalSetter"] = link(v)
+	}
+	if v, ok := backends.As[backends.ConditionalMultiSetter](b); ok {
+		m["ConditionalMultiSetter"] = link(v)
+	}
 	if v, ok := backends.As[backends.BatchLimiter](b); ok {
 		m["BatchLimiter"] = link(v)
 	}
@@ -138,10 +144,12 @@ func TestCapabilities(t *testing.T) {
 	}{
 		{"memory", mem, with("StoresValues")},
 		{"memory.WithCopy", memCopy, with()},
-		{"file", fb, with("Locker")},
+		{"file", fb, with("Locker", "ConditionalSetter", "ConditionalMultiSetter")},
 		{"bare", bare{mem}, with()},
 		// Wrappers stack: the outer one finds the inner one's capabilities.
-		{"wrapped file", wrap.New(fb, nil), with("Locker")},
+		{"wrapped file", wrap.New(fb, nil), with("Locker", "ConditionalSetter", "ConditionalMultiSetter")},
+		// A conditional store without a lock.
+		{"unlocked file", unlocked{fb}, with("ConditionalSetter", "ConditionalMultiSetter")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
