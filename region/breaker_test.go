@@ -172,7 +172,7 @@ func TestBreakerSkipsTheBackendWhileOpen(t *testing.T) {
 	}
 	clk.advance(region.DefaultBreakerMin * 5 / 4) // the interval and the most jitter adds
 	d.misses(t, "back", 1)
-	if n, by := sum(d.calls.Take()); by["get"] != 2 || by["set"] != 1 || by["trylock"] != 1 {
+	if n, by := sum(d.calls.Take()); by["get"] != 2 || by["setifnotnewer"] != 1 || by["trylock"] != 1 {
 		t.Errorf("%d backend calls %v for the miss after the interval; want the probe's read, a lock, a read and a write", n, by)
 	}
 	if got, ok, err := d.v.Get(t.Context(), "back0"); err != nil || !ok || got != "made back0" {
@@ -258,7 +258,7 @@ func TestBreakerStaysClosedOnAnswers(t *testing.T) {
 			}
 		}
 	}
-	if n, by := sum(calls.Take()); by["get"] != 60 || by["set"] != 30 || by["trylock"] != 30 {
+	if n, by := sum(calls.Take()); by["get"] != 60 || by["setifnotnewer"] != 30 || by["trylock"] != 30 {
 		t.Errorf("%d backend calls %v; want every read, lock and write", n, by)
 	}
 	if s := r.Stats(); s.Skipped != 0 || s.Errors.Malformed != 20 || s.Errors.Read != 20 {

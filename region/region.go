@@ -179,9 +179,8 @@ func (r *Region) configure(b backends.Backend) {
 	bd.multiSet, _ = backends.As[backends.MultiSetter](b)
 	bd.multiDel, _ = backends.As[backends.MultiDeleter](b)
 	bd.condSet, _ = backends.As[backends.ConditionalSetter](b)
-	if bd.condSet != nil {
-		bd.condMulti, _ = backends.As[backends.ConditionalMultiSetter](b)
-	}
+	// Only from the link that stores conditionally, as for the multi-key lock.
+	bd.condMulti, _ = bd.condSet.(backends.ConditionalMultiSetter)
 	if bl, ok := backends.As[backends.BatchLimiter](b); ok {
 		bd.maxBatch = max(bl.MaxBatch(), 0)
 	}

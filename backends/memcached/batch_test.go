@@ -66,11 +66,12 @@ func TestBatchRoundTrips(t *testing.T) {
 		ones[i] = 1
 	}
 	// memcached has no multi-key lock: a TryLock and an Unlock a key.
+	// memcached has no multi-key conditional store either: one a key.
 	wantCalls := map[string][]int{
-		"getmulti": {200, 20}, // two reads: all ids, then the 20 missing under their locks
-		"setmulti": {20},      // one write
-		"trylock":  ones,
-		"unlock":   ones,
+		"getmulti":      {200, 20}, // two reads: all ids, then the 20 missing under their locks
+		"setifnotnewer": ones,      // the writes, conditional: a creation
+		"trylock":       ones,
+		"unlock":        ones,
 	}
 	if calls := b.Take(); !cmp.Equal(calls, wantCalls) {
 		t.Errorf("region calls %v, want %v", calls, wantCalls)
@@ -80,10 +81,10 @@ func TestBatchRoundTrips(t *testing.T) {
 	for _, tr := range trips {
 		counts[tr.cmd]++
 	}
-	// Each GetMulti is one gets per server; SetMulti is a set per key (the text protocol has
-	// no multi-key set, and gomemcache does not pipeline); each lock an add, each unlock a gets
-	// and a cas.
-	want := map[string]int{"gets": 2*2 + 20, "set": 20, "add": 20, "cas": 20}
+	// Each GetMulti is one gets per server; a conditional store is a gets and an add (a cas
+	// over an entry) per key (the text protocol has no multi-key set, and gomemcache does not
+	// pipeline); each lock an add, each unlock a gets and a cas.
+	want := map[string]int{"gets": 2*2 + 20 + 20, "add": 20 + 20, "cas": 20}
 	if !cmp.Equal(counts, want) {
 		t.Errorf("memcached saw %v, want %v", counts, want)
 	}

@@ -48,10 +48,10 @@ func (b *Backend) SetIfNotNewer(ctx context.Context, key string, value []byte, t
 		if err := ctxError(ctx, op, key); err != nil {
 			return false, err
 		}
-		it, err := b.get(mk)
+		it, err := b.get(ctx, mk)
 		switch {
 		case err == memcache.ErrCacheMiss:
-			err = b.add(&memcache.Item{Key: mk, Value: value, Expiration: exp})
+			err = b.add(ctx, &memcache.Item{Key: mk, Value: value, Expiration: exp})
 			if err == memcache.ErrNotStored {
 				continue // written since the gets
 			}
@@ -65,7 +65,7 @@ func (b *Backend) SetIfNotNewer(ctx context.Context, key string, value []byte, t
 				return false, err
 			}
 			it.Value, it.Flags, it.Expiration = value, 0, exp
-			err = b.compareAndSwap(it)
+			err = b.compareAndSwap(ctx, it)
 			if err == memcache.ErrCASConflict || err == memcache.ErrCacheMiss || err == memcache.ErrNotStored {
 				continue // written, deleted or evicted since the gets
 			}

@@ -62,10 +62,10 @@ func TestBatchRoundTrips(t *testing.T) {
 		t.Fatalf("%d users; the loader was asked for %v, want once for %v", len(got), asked, cold)
 	}
 	wantCalls := map[string][]int{
-		"getmulti":     {200, 20}, // two reads: all ids, then the 20 missing under their locks
-		"setmulti":     {20},      // one write
-		"trylockmulti": {20},
-		"unlock":       {20},
+		"getmulti":           {200, 20}, // two reads: all ids, then the 20 missing under their locks
+		"setmultiifnotnewer": {20},      // one write, conditional: a creation
+		"trylockmulti":       {20},
+		"unlock":             {20},
 	}
 	if calls := b.Take(); !cmp.Equal(calls, wantCalls) {
 		t.Errorf("region calls %v, want %v", calls, wantCalls)
@@ -76,7 +76,7 @@ func TestBatchRoundTrips(t *testing.T) {
 		shape[i] = fmt.Sprintf("%d×%s", len(p), p[0])
 	}
 	wantCmds := []string{"mget/201", "mget/21"}
-	wantPipelines := []string{"20×evalsha/6", "20×set/3", "20×evalsha/5"} // lock script, SET k v, unlock script
+	wantPipelines := []string{"20×evalsha/6", "20×evalsha/6", "20×evalsha/5"} // lock script, conditional store script, unlock script
 	if !cmp.Equal(cmds, wantCmds) || !cmp.Equal(shape, wantPipelines) {
 		t.Errorf("Redis saw commands %v and pipelines %v; want %v and %v", cmds, shape, wantCmds, wantPipelines)
 	}

@@ -133,7 +133,7 @@ func TestRedis(t *testing.T) {
 		}
 		// The batch locks went through the wrapper in one round trip, and so did the rest.
 		seen := ops(rec.take())
-		for _, op := range []string{"getmulti", "trylockmulti", "setmulti", "unlock"} {
+		for _, op := range []string{"getmulti", "trylockmulti", "setmultiifnotnewer", "unlock"} {
 			if !slices.Contains(seen, op) {
 				t.Errorf("the hook saw %v; want a %s among them", seen, op)
 			}

@@ -88,6 +88,12 @@ func run(w io.Writer, cfg config) (outcome, error) {
 	if err != nil {
 		return out, err
 	}
+	if cfg.background {
+		// Every caller was served at once; the regeneration may still be starting.
+		for end := time.Now().Add(cfg.slow + time.Second); runs.Load() == out.coldRuns && time.Now().Before(end); {
+			time.Sleep(time.Millisecond)
+		}
+	}
 	out.expiredRuns = runs.Load() - out.coldRuns
 	out.waited = hot.slowerThan(cfg.slow / 2)
 	out.servedOld = hot.results["report 1, version 1"]

@@ -6,6 +6,7 @@ package counting
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -23,8 +24,8 @@ type Backend struct {
 
 // Wrap returns a counting wrapper of b. The capabilities b lacks are answered as a region would
 // do without them, and counted as what reaches b: a GetMulti of a backend without one is counted
-// as a "get" per key, a TryLockMulti as a "trylock" per key. The wrapper always offers a Locker:
-// wrap backends that have one. A ValueStore is not forwarded and is found past the wrapper (its
+// as a "get" per key, a TryLockMulti as a "trylock" per key. The wrapper always offers a Locker
+// and conditional stores: wrap backends that have them. A ValueStore is not forwarded and is found past the wrapper (its
 // calls are not counted).
 func Wrap(b backends.Backend) *Backend {
 	return &Backend{b: b, calls: map[string][]int{}}
@@ -40,8 +41,8 @@ func (c *Backend) record(op string, n int) {
 }
 
 // Take returns the calls recorded since the last Take, by operation ("get", "set", "delete",
-// "getmulti", "setmulti", "deletemulti", "trylock", "trylockmulti", "unlock"): the number of
-// keys of each call, in order.
+// "getmulti", "setmulti", "deletemulti", "setifnotnewer", "setmultiifnotnewer", "trylock",
+// "trylockmulti", "unlock"): the number of keys of each call, in order.
 func (c *Backend) Take() map[string][]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -159,6 +160,37 @@ func (c *Backend) TryLockMulti(ctx context.Context, keys []string, timeout time.
 		}
 	}
 	return taken, locks(held), nil
+}
+
+// SetIfNotNewer forwards to the wrapped backend, or stores with Set (counted as a "set") if it
+// has no ConditionalSetter.
+func (c *Backend) SetIfNotNewer(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	cs, ok := backends.As[backends.ConditionalSetter](c.b)
+	if !ok {
+		return true, c.Set(ctx, key, value, ttl)
+	}
+	c.record("setifnotnewer", 1)
+	return cs.SetIfNotNewer(ctx, key, value, ttl)
+}
+
+// SetMultiIfNotNewer forwards to the wrapped backend, or calls SetIfNotNewer once a key if it has
+// no ConditionalMultiSetter.
+func (c *Backend) SetMultiIfNotNewer(ctx context.Context, items map[string][]byte, ttl time.Duration) ([]string, error) {
+	if cm, ok := backends.As[backends.ConditionalMultiSetter](c.b); ok {
+		c.record("setmultiifnotnewer", len(items))
+		return cm.SetMultiIfNotNewer(ctx, items, ttl)
+	}
+	var refused []string
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(items)) {
+		stored, err := c.SetIfNotNewer(ctx, k, items[k], ttl)
+		if err != nil {
+			errs = append(errs, err)
+		} else if !stored {
+			refused = append(refused, k)
+		}
+	}
+	return refused, errors.Join(errs...)
 }
 
 // MaxBatch is the wrapped backend's, or 0.

@@ -271,7 +271,7 @@ func testWriteWins(t *testing.T, e env) {
 			third := fleettest.Start(t, 1, cfg)[0]
 			w := fleettest.Go(t, []*fleettest.Child{third})[0]
 			if want == "" {
-				want = "v1" // created again, by the third process: the counter's first creation
+				want = "v2" // created again, by the third process: the second creation counted
 			}
 			if w.Results[want] != cfg.Goroutines {
 				t.Fatalf("a third process reads %v %v, want %q for all %d callers", w.Results, w.Errors, want, cfg.Goroutines)
