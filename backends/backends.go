@@ -147,6 +147,16 @@ type Notifier interface {
 	Subscribe(ctx context.Context, channel string, deliver func(msg []byte), gap func()) (io.Closer, error)
 }
 
+// Partitioned is implemented by backends spread over several servers that fail one at a time: a
+// memcached pool, a Redis Cluster or Ring. Regions keep their circuit breaker off on such a
+// backend (region.WithCircuitBreaker), since one server's errors say nothing of the others'
+// health, and the client routes around a failed node itself where it can. A backend without it
+// counts as one server: its connection errors open the breaker for all of its keys.
+type Partitioned interface {
+	// Partitioned reports whether the backend's keys live on several servers.
+	Partitioned() bool
+}
+
 // Item is an entry kept as a Go value by a ValueStore: no encoding on either side.
 type Item struct {
 	// Value is the cached value as the region stored it.

@@ -53,11 +53,11 @@ const (
 // when it closes.
 //
 // A miss on a dead backend thus costs one failed round trip, then none until the next probe,
-// instead of four (read, lock, read again, write). The breaker sees the backend as one: on a
-// pool or cluster whose nodes fail one at a time (memcached with several servers, a Redis
-// Cluster), one node's errors open it for the whole backend, healthy nodes included, until a
-// probe succeeds; turn it off there if the client tracks its nodes' health itself. It costs one
-// atomic load a backend call while closed. min and max must be positive, with min <= max, or
+// instead of four (read, lock, read again, write). The breaker sees the backend as one, so it
+// stays off on a backend of several servers that fail one at a time (backends.Partitioned: a
+// memcached pool opened from a URL, a Redis Cluster or Ring), where one server's errors would
+// skip the healthy ones too; a memcached pool given to memcached.New counts as one server, so
+// turn the breaker off for it. It costs one atomic load a backend call while closed. min and max must be positive, with min <= max, or
 // both 0.
 func WithCircuitBreaker(min, max time.Duration) Option {
 	return func(c *config) error {
@@ -130,7 +130,7 @@ func (r *Region) settle(ctx context.Context, t ticket, err error) {
 }
 
 func (r *Region) settleSlow(ctx context.Context, t ticket, err error) {
-	if r.cfg.breakerMin == 0 {
+	if r.cfg.breakerMin == 0 || r.brkOff {
 		return
 	}
 	b := &r.brk

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -302,5 +305,39 @@ func TestReportsAreRateLimited(t *testing.T) {
 	// now before the line), locked once and wrote once.
 	if want := []int64{1999, 999, 999}; !slices.Equal(suppressed, want) {
 		t.Errorf("suppressed %v; want %v (get, lock, set)", suppressed, want)
+	}
+}
+
+// refusing is a backend of several servers (backends.Partitioned) whose every call fails as a
+// refused connection does: one server of the pool is down.
+type refusing struct {
+	*batchBackend
+	partitioned bool
+	calls       atomic.Int32
+}
+
+func (b *refusing) Partitioned() bool { return b.partitioned }
+
+var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+
+func (b *refusing) Get(context.Context, string) ([]byte, error) {
+	b.calls.Add(1)
+	return nil, errRefused
+}
+
+// TestBreakerOffOnPartitionedBackends: on a backend of several servers (a memcached pool, a Redis
+// Cluster) one server's connection errors do not open the breaker, which would skip the healthy
+// servers too: every read still goes to the backend. On one server they do.
+func TestBreakerOffOnPartitionedBackends(t *testing.T) {
+	for _, partitioned := range []bool{true, false} {
+		b := &refusing{batchBackend: newBatchBackend(newShared()), partitioned: partitioned}
+		v := region.NewView[string](newRegion(t, b))
+		for i := range 100 {
+			_, _, _ = v.Get(t.Context(), strconv.Itoa(i))
+		}
+		want := map[bool]int32{true: 100, false: 1}[partitioned]
+		if got := b.calls.Load(); got != want {
+			t.Errorf("partitioned=%v: %d reads reached the backend for 100 calls, want %d", partitioned, got, want)
+		}
 	}
 }

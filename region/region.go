@@ -98,7 +98,10 @@ type Region struct {
 	// l1g orders the local cache's fills against its evictions.
 	l1g l1Guard
 
-	brk     breaker // skips the backend while it is unreachable (WithCircuitBreaker)
+	brk breaker // skips the backend while it is unreachable (WithCircuitBreaker)
+	// brkOff keeps the breaker off on a backend of several servers (backends.Partitioned); set
+	// by Configure before the backend is bound.
+	brkOff  bool
 	reports limiter // rate-limits the log lines of reports (ReportInterval)
 }
 
@@ -181,6 +184,9 @@ func (r *Region) configure(b backends.Backend) {
 	bd.condSet, _ = backends.As[backends.ConditionalSetter](b)
 	// Only from the link that stores conditionally, as for the multi-key lock.
 	bd.condMulti, _ = bd.condSet.(backends.ConditionalMultiSetter)
+	if p, ok := backends.As[backends.Partitioned](b); ok && p.Partitioned() {
+		r.brkOff = true // one server's errors do not open the breaker for the others
+	}
 	if bl, ok := backends.As[backends.BatchLimiter](b); ok {
 		bd.maxBatch = max(bl.MaxBatch(), 0)
 	}

@@ -76,6 +76,12 @@ type Backend struct {
 	limiters    []limiter  // the connection cap: one per server of servers, or one for all
 }
 
+// Partitioned reports whether the backend spreads keys over several servers (a pool opened from
+// a URL with several hosts), where regions keep their circuit breaker off
+// (backends.Partitioned). A client given to New counts as one server: the backend cannot see its
+// servers.
+func (b *Backend) Partitioned() bool { return len(b.servers) > 1 }
+
 // Option configures New.
 type Option func(*config)
 

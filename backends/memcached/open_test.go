@@ -2,6 +2,7 @@ package memcached_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -111,5 +112,20 @@ func TestOpenServer(t *testing.T) {
 	}
 	if dials != 2 {
 		t.Fatalf("%d dials for two Gets, a Close and a Get; want 2: Close of a backend from Open drops its idle connections", dials)
+	}
+}
+
+// TestOpenPoolIsPartitioned: a URL with several servers makes a backend of several servers
+// (backends.Partitioned), where regions keep their circuit breaker off; one server does not.
+func TestOpenPoolIsPartitioned(t *testing.T) {
+	for hosts, want := range map[string]bool{"127.0.0.1:1": false, "127.0.0.1:1,127.0.0.1:2": true} {
+		b, err := backends.Open("memcached://" + hosts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.(backends.Partitioned).Partitioned(); got != want {
+			t.Errorf("%s: Partitioned() = %v, want %v", hosts, got, want)
+		}
+		_ = b.(io.Closer).Close()
 	}
 }

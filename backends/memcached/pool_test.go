@@ -31,8 +31,9 @@ func TestPoolScaleOut(t *testing.T) {
 	prefix := uniquePrefix(t)
 	b := memcached.New(client, memcached.WithPrefix(prefix))
 	var reported atomic.Int32
-	// The region's circuit breaker sees the pool as one backend: the dead server's errors would
-	// open it for the live ones too. A pool whose servers fail one at a time turns it off.
+	// A client given to New counts as one server (backends.Partitioned: the backend cannot see
+	// its servers), so the region's breaker would open for the live servers on the dead one's
+	// errors: a pool built in code turns it off, as one opened from a URL has it off.
 	r := region.New("pool", region.WithExpiration(time.Hour), region.WithLogger(slog.New(slog.DiscardHandler)),
 		region.WithErrorHandler(func(context.Context, error) { reported.Add(1) }), region.WithCircuitBreaker(0, 0))
 	if err := r.Configure(b); err != nil {

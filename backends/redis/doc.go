@@ -68,7 +68,8 @@
 //     TestSentinelFailover checks this, having waited for the replica (WAIT) before the kill.
 //   - A lock whose SET had not reached the replica when the master died is lost: another caller
 //     can take it on the new master while the first holder still creates. The key is then
-//     created twice; both creators store a value, and the last write wins. For a cache that
+//     created twice; of the two values, the one whose creation began later is kept (the stores
+//     are conditional: see Conditional stores), whatever order they land in. For a cache that
 //     costs one extra creation, never a wrong value; it is not mutual exclusion, and code that
 //     needs that must not use this lock. The window is the replication lag, sub-millisecond on
 //     a healthy link; nothing bounds it.
@@ -79,6 +80,16 @@
 //     process still coalesce), and cannot store it.
 //   - A master cut off from the others by a network partition, rather than dead, takes locks
 //     that are lost when it rejoins as a replica; Redis's min-replicas-to-write narrows that.
+//
+//   - A write (a Set, a deletion's tombstone) acknowledged by a master that dies before its
+//     replica received it is lost with it, like any write Redis has not replicated: a creation
+//     older than that write may then store its value on the new master. WAIT after the write
+//     narrows this for callers that need it.
+//
+// Within those limits, what a fleet on one Redis can rely on: one creation of a cold key and one
+// regeneration of an expired one at a time, fleet-wide; a write made in any process wins over a
+// creation in progress elsewhere; every call ends by its deadline; a creation holds its key (and
+// its lock, watchdog or not) only for the region's creation timeout.
 //
 // The backend does not implement Redlock (a majority of independent masters), and makes no
 // claim beyond the above. A failover costs at worst one extra creation a key per process.

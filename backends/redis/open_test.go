@@ -117,3 +117,22 @@ func TestOpenServer(t *testing.T) {
 		t.Fatalf("Ping on the client of a closed backend from Open: %v; want %v", err, goredis.ErrClosed)
 	}
 }
+
+// TestClusterIsPartitioned: a backend on a ClusterClient or a Ring spreads keys over several
+// servers (backends.Partitioned); one on a single-node client does not.
+func TestClusterIsPartitioned(t *testing.T) {
+	for name, tc := range map[string]struct {
+		client goredis.UniversalClient
+		want   bool
+	}{
+		"single":  {goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}), false},
+		"cluster": {goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}}), true},
+		"ring":    {goredis.NewRing(&goredis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1"}}), true},
+	} {
+		b := redis.New(tc.client, redis.WithCloseClient())
+		if got := b.Partitioned(); got != tc.want {
+			t.Errorf("%s: Partitioned() = %v, want %v", name, got, tc.want)
+		}
+		_ = b.Close()
+	}
+}

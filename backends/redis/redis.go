@@ -60,6 +60,10 @@ const (
 	shardRing                    // go-redis Ring: the client hashes keys; one command per key
 )
 
+// Partitioned reports whether the client spreads keys over several servers (a ClusterClient or a
+// Ring), where regions keep their circuit breaker off (backends.Partitioned).
+func (b *Backend) Partitioned() bool { return b.sharding != shardNone }
+
 // Option configures New.
 type Option func(*config)
 
