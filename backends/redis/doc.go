@@ -66,7 +66,6 @@
 //     with the same expiry (Redis 7 replicates expiries as absolute times): nobody else can take it
 //     until it expires, and its holder's Unlock, and its watchdog, work on the new master.
 //     TestSentinelFailover checks this, having waited for the replica (WAIT) before the kill.
-//
 //   - A lock whose SET had not reached the replica when the master died is lost: another caller
 //     can take it on the new master while the first holder still creates. The key is then
 //     created twice; of the two values, the one whose creation began later is kept (the stores
@@ -74,16 +73,13 @@
 //     costs one extra creation, never a wrong value; it is not mutual exclusion, and code that
 //     needs that must not use this lock. The window is the replication lag, sub-millisecond on
 //     a healthy link; nothing bounds it.
-//
 //   - While the master is down and before a replica takes over (the Sentinel's
 //     down-after-milliseconds or the Cluster's cluster-node-timeout, then an election), TryLock
 //     and every other command on its keys fail. A region under FailOpen counts a lock it could
 //     not try as taken: every process creates the value, once per process (calls within a
 //     process still coalesce), and cannot store it.
-//
 //   - A master cut off from the others by a network partition, rather than dead, takes locks
 //     that are lost when it rejoins as a replica; Redis's min-replicas-to-write narrows that.
-//
 //   - A write (a Set, a deletion's tombstone) acknowledged by a master that dies before its
 //     replica received it is lost with it, like any write Redis has not replicated: a creation
 //     older than that write may then store its value on the new master. WAIT after the write
