@@ -13,10 +13,10 @@ COUNT ?= 6
 servers:
 	@scripts/ensure-servers.sh
 
-## test: install missing server binaries, vet, then every test and example under the race detector,
-## the library's and the OpenTelemetry module's (otel/, a module of its own).
-test: servers
-	$(GO) vet $(PKGS)
+## test: install missing server binaries, lint (gofmt, vet, staticcheck), then every test and
+## example under the race detector, the library's and the OpenTelemetry module's (otel/, a module
+## of its own).
+test: servers lint
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 	cd otel && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
@@ -35,10 +35,14 @@ bench-peers: servers
 		(cd bench && $(GO) install golang.org/x/perf/cmd/benchstat)
 	cd bench && GO=$(GO) $(GO) run ./cmd/report -out ../BENCHMARKS.md
 
-## lint: formatting and vet; fails on any file gofmt would change.
+## lint: gofmt (fails on any file it would change), go vet and staticcheck (pinned), on the
+## library and on the OpenTelemetry module (otel/).
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+	cd otel && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 ## cover: tests with a coverage profile, summarised per function.
 cover:

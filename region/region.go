@@ -628,20 +628,6 @@ func (r *Region) reportTo(ctx context.Context, c *counters, err error) {
 	}
 }
 
-// failed reports a backend failure and applies the failure policy: nil under FailOpen.
-func (r *Region) failed(ctx context.Context, op, key string, err error) error {
-	return r.failedWrapped(ctx, r.wrap(op, key, err))
-}
-
-// failedWrapped is failed for an error that already says where it happened.
-func (r *Region) failedWrapped(ctx context.Context, err error) error {
-	r.report(ctx, err)
-	if r.cfg.failClosed {
-		return &reported{err}
-	}
-	return nil
-}
-
 // reported marks a backend error that was reported already and ends a call under FailClosed: it
 // is returned as it is, not reported again, and never hidden by a stale value.
 type reported struct{ error }

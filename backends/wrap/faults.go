@@ -33,13 +33,13 @@ type Fault struct {
 func (f Fault) validate() error {
 	switch {
 	case f.FailNext < 0:
-		return fmt.Errorf("FailNext %d is negative", f.FailNext)
+		return fmt.Errorf("fault.FailNext %d is negative", f.FailNext)
 	case math.IsNaN(f.Rate) || f.Rate < 0 || f.Rate > 1:
-		return fmt.Errorf("Rate %v is not between 0 and 1", f.Rate)
+		return fmt.Errorf("fault.Rate %v is not between 0 and 1", f.Rate)
 	case f.Latency < 0:
-		return fmt.Errorf("Latency %v is negative", f.Latency)
+		return fmt.Errorf("fault.Latency %v is negative", f.Latency)
 	case f.Jitter < 0:
-		return fmt.Errorf("Jitter %v is negative", f.Jitter)
+		return fmt.Errorf("fault.Jitter %v is negative", f.Jitter)
 	}
 	return nil
 }
