@@ -16,7 +16,8 @@ const EntryVersion = 2
 //
 //	bytes 0-1    magic 'd', 'p' (0x64, 0x70)
 //	byte  2      format version (EntryVersion)
-//	byte  3      flags (FlagNegative; unknown bits are kept, not rejected)
+//	byte  3      flags (FlagNegative, FlagDeleted, FlagSigned; unknown bits are kept, not
+//	             rejected)
 //	bytes 4-11   created-at, Unix nanoseconds, big-endian int64
 //	bytes 12-19  delta: how long the creation took, nanoseconds, big-endian int64 (0: unknown)
 //	bytes 20-    payload: the codec's bytes, unchanged
@@ -39,6 +40,34 @@ const FlagNegative uint8 = 1 << 0
 // store conditionally (ConditionalSetter), and keep it as long as a creation may run, so that a
 // creation that began before the deletion, in any process, cannot store over it.
 const FlagDeleted uint8 = 1 << 1
+
+// FlagSigned marks an entry whose payload ends with a signature trailer (see SplitSigned):
+// regions that sign their entries (region.WithSignedEntries) write it, and verify it on every read
+// before the payload reaches a decoder.
+const FlagSigned uint8 = 1 << 2
+
+// SignatureSize is the size of the signature at the end of a signed entry: an HMAC-SHA256.
+const SignatureSize = 32
+
+// SplitSigned splits the payload of a signed entry (FlagSigned) into the codec's bytes, the id of
+// the key that signed it, and the signature. The trailer is, after the codec's bytes: the key id
+// (1 to 255 bytes), its length (one byte), and the signature (SignatureSize bytes), which covers
+// everything before it in the entry, header included, and the key the entry is stored under. ok
+// is false when payload is too short to hold a trailer. It does not allocate: the slices alias
+// payload.
+func SplitSigned(payload []byte) (data, keyID, sig []byte, ok bool) {
+	if len(payload) < SignatureSize+2 {
+		return nil, nil, nil, false
+	}
+	sig = payload[len(payload)-SignatureSize:]
+	rest := payload[:len(payload)-SignatureSize]
+	n := int(rest[len(rest)-1])
+	rest = rest[:len(rest)-1]
+	if n == 0 || n > len(rest) {
+		return nil, nil, nil, false
+	}
+	return rest[: len(rest)-n : len(rest)-n], rest[len(rest)-n:], sig, true
+}
 
 // The two magic bytes that open every entry.
 const (

@@ -75,6 +75,10 @@ type Region struct {
 	// CreationTimeout bounds one creation ("1m"; "0s": no bound); see
 	// region.WithCreationTimeout.
 	CreationTimeout string `json:"creation_timeout,omitempty"`
+	// SignedEntries signs and verifies the region's entries: "id:base64-secret[,...]", the first
+	// key signs; see region.WithSignedEntries. Better given in the environment
+	// (DOGPILE_<REGION>_SIGNED_ENTRIES) than written in a file.
+	SignedEntries string `json:"signed_entries,omitempty"`
 
 	env        map[string]string // fields from the environment, by region parameter
 	envBackend bool              // the backend URL came from the environment
@@ -86,6 +90,7 @@ func (c Region) fields() map[string]string {
 		"expiration": c.Expiration, "storage_ttl": c.StorageTTL, "lock_timeout": c.LockTimeout,
 		"failure_policy": c.FailurePolicy, "stale_if_error": c.StaleIfError,
 		"shared_invalidation": c.SharedInvalidation, "creation_timeout": c.CreationTimeout,
+		"signed_entries": c.SignedEntries,
 	}
 	if c.BackgroundRefresh != nil {
 		f["background_refresh"] = strconv.Itoa(*c.BackgroundRefresh)

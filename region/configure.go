@@ -157,6 +157,7 @@ var RegionParams = []string{
 	"shared_invalidation", // WithSharedInvalidation (poll interval)
 	"creation_timeout",    // WithCreationTimeout
 	"circuit_breaker",     // WithCircuitBreaker: "min,max" ("100ms,5s"), or "off"
+	"signed_entries",      // WithSignedEntries: "id:base64-secret[,id:base64-secret...]", the first signs
 }
 
 // OptionsFromQuery takes the RegionParams out of q and returns the options they set. An invalid
@@ -242,6 +243,12 @@ func Param(name, value string) (Option, error) {
 			return nil, fmt.Errorf("parameter %s: %q: want two durations, min,max (say 100ms,5s), or off", name, value)
 		}
 		o = WithCircuitBreaker(min, max)
+	case "signed_entries":
+		sign, verify, err := parseSigningKeys(value)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %s: %w", name, err) // never the secrets themselves
+		}
+		o = WithSignedEntries(sign, verify...)
 	case "failure_policy":
 		switch strings.ToLower(value) {
 		case "open":

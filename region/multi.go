@@ -103,9 +103,8 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 	if b.condSet != nil {
 		// Tombstones, as Delete writes, in one write where the backend can.
 		encoded := make([][]byte, len(bk.keys))
-		stone := r.tombstone()
-		for i := range encoded {
-			encoded[i] = stone // the backends do not retain values, nor change them
+		for i, k := range bk.keys {
+			encoded[i] = r.tombstone(k)
 		}
 		if _, err := r.writeMulti(ctx, b, bk.keys, encoded, r.cfg.tombstoneTTL(), false); err != nil {
 			r.report(ctx, err)
@@ -527,7 +526,7 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 			errs = append(errs, v.r.wrap("set", keys[i], fmt.Errorf("%w %T: %w", errEncode, val, err)))
 			continue
 		}
-		encoded[i] = backends.EncodeEntry(backends.Entry{Created: created, Delta: delta, Payload: payload})
+		encoded[i] = v.r.seal(keys[i], backends.Entry{Created: created, Delta: delta, Payload: payload})
 	}
 	var since []uint64
 	if b.l1 != nil {

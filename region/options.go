@@ -24,6 +24,7 @@ type config struct {
 	// the lock timeout.
 	creationTimeout time.Duration
 	creationSet     bool
+	signer          *signer // WithSignedEntries; nil: entries are not signed
 	mangler         keys.Mangler
 	codec           Codec
 	shouldCache     func(any) bool

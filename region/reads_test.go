@@ -302,7 +302,11 @@ func TestHerdCostsOneReadPerReadInFlight(t *testing.T) {
 			if limit := 20; cold > limit {
 				t.Errorf("the cold burst cost %d reads of the server, want at most %d", cold, limit)
 			}
-			if limit := 10; warm*100 > goroutines*reads*limit { // percent
+			limit := 5 // percent
+			if s.name == "file" {
+				limit = 50 // a read of a file takes microseconds: fewer callers meet in each
+			}
+			if warm*100 > goroutines*reads*limit {
 				t.Errorf("%d warm reads cost %d reads of the server, want at most %d%%", goroutines*reads, warm, limit)
 			}
 		})

@@ -261,7 +261,7 @@ func (r *Region) Delete(ctx context.Context, key string) error {
 	err = errSkipped
 	if t := r.allow(); t != skip {
 		if b.condSet != nil {
-			err = b.backend.Set(ctx, k, r.tombstone(), r.cfg.tombstoneTTL())
+			err = b.backend.Set(ctx, k, r.tombstone(k), r.cfg.tombstoneTTL())
 		} else {
 			err = b.backend.Delete(ctx, k)
 		}
@@ -328,10 +328,10 @@ func (r *Region) Invalidate(ctx context.Context, mode Invalidation) error {
 	return nil
 }
 
-// tombstone returns the entry a deletion leaves on a backend that stores conditionally: newer
-// than every creation begun before it.
-func (r *Region) tombstone() []byte {
-	return backends.EncodeEntry(backends.Entry{Created: r.stamp(), Flags: backends.FlagDeleted})
+// tombstone returns the entry a deletion of k leaves on a backend that stores conditionally:
+// newer than every creation begun before it.
+func (r *Region) tombstone(k string) []byte {
+	return r.seal(k, backends.Entry{Created: r.stamp(), Flags: backends.FlagDeleted})
 }
 
 // write stores raw under k: conditionally (cond, a creation's value) where the backend can, so

@@ -208,7 +208,7 @@ func (r *Region) share(ctx context.Context, mode Invalidation, at int64) error {
 	} else {
 		r.markers[1].Store(at)
 	}
-	raw := backends.EncodeEntry(backends.Entry{Created: at, Payload: []byte(strconv.FormatInt(at, 10))})
+	raw := r.seal(k, backends.Entry{Created: at, Payload: []byte(strconv.FormatInt(at, 10))})
 	if err := b.backend.Set(ctx, k, raw, 0); err != nil {
 		err = r.wrap("invalidate (shared)", k, err)
 		r.report(ctx, err)
@@ -271,7 +271,7 @@ func (r *Region) readShared(ctx context.Context) {
 			r.report(ctx, r.wrap("read invalidation", k, err))
 			continue
 		}
-		e, err := backends.DecodeEntry(raw)
+		e, err := r.open(k, raw)
 		if err != nil {
 			r.report(ctx, r.wrap("read invalidation", k, err))
 			continue

@@ -402,7 +402,7 @@ func (v *View[V]) loadValue(ctx context.Context, vs backends.ValueStore, k strin
 // decodeEntry decodes the stored bytes raw of k: found is false for a hard-invalidated entry and
 // for a malformed one or one whose payload does not decode into a V (both reported).
 func (v *View[V]) decodeEntry(ctx context.Context, k string, raw []byte) loaded[V] {
-	e, err := backends.DecodeEntry(raw)
+	e, err := v.r.open(k, raw)
 	if err != nil {
 		v.report(ctx, v.r.wrap("get", k, err))
 		return loaded[V]{}
@@ -459,7 +459,7 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 	if err != nil {
 		return v.r.wrap("set", k, fmt.Errorf("%w %T: %w", errEncode, val, err))
 	}
-	raw := backends.EncodeEntry(backends.Entry{Created: created, Delta: delta, Payload: payload})
+	raw := v.r.seal(k, backends.Entry{Created: created, Delta: delta, Payload: payload})
 	var since uint64
 	if b.l1 != nil {
 		since = v.r.l1g.epoch(k) // before the write: a write landing after ours is seen
@@ -499,10 +499,9 @@ func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, c
 		}
 		return errors.Join(errs...)
 	}
-	raw := backends.EncodeEntry(backends.Entry{Created: created, Delta: delta, Flags: backends.FlagNegative})
 	encoded := make([][]byte, len(keys))
-	for i := range encoded {
-		encoded[i] = raw // the backends do not retain values, nor change them
+	for i, k := range keys {
+		encoded[i] = v.r.seal(k, backends.Entry{Created: created, Delta: delta, Flags: backends.FlagNegative})
 	}
 	var since []uint64
 	if b.l1 != nil {
