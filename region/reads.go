@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"reflect"
 	"sync"
 )
 
@@ -34,6 +35,33 @@ type read struct {
 	done chan struct{}
 	raw  []byte
 	err  error
+
+	// mu guards decoded: what the callers that shared the read decoded from raw, one per value
+	// type, so that the herd decodes it once (decoded).
+	mu      sync.Mutex
+	decoded []decodedAs
+}
+
+// decodedAs is raw decoded for callers of one value type.
+type decodedAs struct {
+	typ reflect.Type
+	val any
+}
+
+// decoded returns what decode makes of the read's bytes for callers of type typ, decoding them
+// once for all the callers that shared the read (the others wait for that one decoding). The
+// value is shared by those callers, as a hit on the memory backend is.
+func (rd *read) decodedAs(typ reflect.Type, decode func() any) any {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	for _, d := range rd.decoded {
+		if d.typ == typ {
+			return d.val
+		}
+	}
+	val := decode()
+	rd.decoded = append(rd.decoded, decodedAs{typ, val})
+	return val
 }
 
 func (g *reads) init() {
@@ -87,6 +115,15 @@ func (g *reads) forget(k string) {
 // must not retain or change their input). It costs a map lookup under a sharded mutex, and for
 // a caller whose context can end, a goroutine for the read.
 func (g *reads) get(ctx context.Context, b *bound, k string) ([]byte, error) {
+	rd, err := g.read(ctx, b, k)
+	if rd == nil {
+		return nil, err
+	}
+	return rd.raw, rd.err
+}
+
+// read is get returning the read itself (nil when the caller gave up), for decodedAs.
+func (g *reads) read(ctx context.Context, b *bound, k string) (*read, error) {
 	for {
 		rd, leader := g.join(k)
 		if leader {
@@ -94,7 +131,7 @@ func (g *reads) get(ctx context.Context, b *bound, k string) ([]byte, error) {
 				// The caller cannot give up: read here and save a goroutine.
 				raw, err := b.backend.Get(ctx, k)
 				g.finish(k, rd, raw, err)
-				return raw, err
+				return rd, nil
 			}
 			rctx, cancel := detach(ctx)
 			go func() {
@@ -112,7 +149,7 @@ func (g *reads) get(ctx context.Context, b *bound, k string) ([]byte, error) {
 			// The read ended on the deadline of the caller that started it, not on ours.
 			continue
 		}
-		return rd.raw, rd.err
+		return rd, nil
 	}
 }
 

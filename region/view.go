@@ -16,7 +16,9 @@ import (
 // type, or per function with its own policy, and keep it. A View is safe for concurrent use.
 //
 // On a backend that keeps Go values (the memory backend) a hit returns the stored V itself, not
-// a copy: treat it as read-only, or configure the backend to copy (memory.WithCopy).
+// a copy: treat it as read-only, or configure the backend to copy (memory.WithCopy). On a byte
+// backend, callers of one key that share one backend read (concurrent callers of this process)
+// share the value decoded from it too: treat it as read-only there as well.
 type View[V any] struct {
 	r     *Region
 	pol   policy
@@ -341,16 +343,19 @@ func (v *View[V]) load(ctx context.Context, b *bound, k string) (loaded[V], erro
 	if b.values != nil {
 		return v.loadValue(ctx, b.values, k)
 	}
-	var raw []byte
+	var rd *read
 	err := errSkipped
 	if t := v.r.allow(); t != skip {
-		raw, err = v.r.reads.get(ctx, b, k)
+		if rd, err = v.r.reads.read(ctx, b, k); rd != nil {
+			err = rd.err
+		}
 		v.r.settle(ctx, t, err)
 	}
 	if err != nil {
 		return loaded[V]{}, v.readFailed(ctx, k, err)
 	}
-	return v.decodeEntry(ctx, k, raw), nil
+	// Decoded once for every caller of this type that shared the read: they share the value.
+	return rd.decodedAs(v.typ, func() any { return v.decodeEntry(ctx, k, rd.raw) }).(loaded[V]), nil
 }
 
 // loadNow is load with a read of its own, started now: for the reads that must see every write
