@@ -35,14 +35,16 @@ func newProfile(id int64) *profile {
 	return &profile{ID: id, Name: strings.Repeat("g", 120), Email: "gopher@example.com"}
 }
 
-// roundTrips is a go-redis hook that counts round trips to the server.
-type roundTrips struct{ n atomic.Int64 }
+// roundTrips is a go-redis hook that counts round trips to the server, and the GET commands
+// among what it sends (alone or in a pipeline).
+type roundTrips struct{ n, gets atomic.Int64 }
 
 func (r *roundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 
 func (r *roundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
 		r.n.Add(1)
+		r.countGets(cmd)
 		return next(ctx, cmd)
 	}
 }
@@ -50,7 +52,16 @@ func (r *roundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 func (r *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
 		r.n.Add(1)
+		r.countGets(cmds...)
 		return next(ctx, cmds)
+	}
+}
+
+func (r *roundTrips) countGets(cmds ...goredis.Cmder) {
+	for _, c := range cmds {
+		if c.Name() == "get" {
+			r.gets.Add(1)
+		}
 	}
 }
 
@@ -63,7 +74,8 @@ type redisCache struct {
 	trips    *roundTrips
 	loads    *atomic.Int64
 	client   *goredis.Client
-	prefix   string // of every key the contender writes
+	prefix   string        // of every key the contender writes
+	delay    time.Duration // how long load takes; set before the first call
 }
 
 type redisContender struct {
@@ -97,6 +109,9 @@ func newRedisCache(tb testing.TB, rc redisContender) *redisCache {
 
 func (c *redisCache) load(_ context.Context, id int64) (*profile, error) {
 	c.loads.Add(1)
+	if c.delay > 0 {
+		time.Sleep(c.delay)
+	}
 	return newProfile(id), nil
 }
 

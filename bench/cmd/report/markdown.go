@@ -31,8 +31,9 @@ type scenario struct {
 	title  string
 	about  string // what it measures and how; no figures
 	cols   []col
-	ratios []int    // columns whose ratios to the floor and to us get a table
-	plots  []string // plot names (see drawPlots)
+	ratios []int          // columns whose ratios to the floor and to us get a table
+	over   map[int]string // columns shown as the ratio of each median to this contender's
+	plots  []string       // plot names (see drawPlots)
 }
 
 var scenarios = []scenario{
@@ -144,6 +145,32 @@ var scenarios = []scenario{
 		ratios: []int{0, 3},
 		plots:  []string{"redis-batch"},
 	},
+	{
+		title: "5c. Redis: a herd on one key",
+		about: "The same Redis, one process, one key (`BenchmarkRedisHerd`). Each op, 1,000 goroutines " +
+			"call a cold key at the same moment, with a loader that takes 200 ms (the cold burst); then " +
+			"the same 1,000 goroutines read it, now warm, 20 times each: 20,000 reads, the timed part. " +
+			"GETs are the GET commands the contender's client sent (counted by its hook), so the reads " +
+			"of the value: the server counts one more GET in dogpile's cold burst, the one its unlock " +
+			"script runs inside Redis to compare the lock's token (cold-server-gets in the raw output, " +
+			"from INFO commandstats). dogpile is `memo.Func` on the Redis backend with the JSON codec: " +
+			"concurrent callers of a key share one GET, and the callers of a key being created wait for " +
+			"that creation; the cold burst's second GET is the read under the distributed lock, before " +
+			"creating. go-redis/cache's `Once` (Redis alone, no local cache) shares its GET and its load " +
+			"through singleflight. The floor shares nothing. Each caller decodes the value itself, in " +
+			"each cache. The last column is the single-caller hit latency of scenario 5.",
+		cols: []col{
+			{"GETs, cold burst", "RedisHerd", 0, "cold-gets/op"},
+			{"loader calls, cold burst", "RedisHerd", 0, "loader-calls/op"},
+			{"GETs, 20,000 warm reads", "RedisHerd", 0, "warm-gets/op"},
+			{"GETs, % of warm reads", "RedisHerd", 0, "warm-gets-pct"},
+			{"warm reads/s", "RedisHerd", 0, "reads/s"},
+			{"reads/s ÷ Once's", "RedisHerd", 0, "reads/s"},
+			{"1-caller hit", "RedisHit", 0, "ns/op"},
+		},
+		over:  map[int]string{5: "goredis-cache"},
+		plots: []string{"redis-herd"},
+	},
 }
 
 // summaryRow is one line of the summary: our figure against the best peer's.
@@ -151,7 +178,7 @@ type summaryRow struct {
 	label  string
 	c      col
 	ours   string
-	higher bool // higher is better (hit ratio)
+	higher bool // higher is better (hit ratio, reads/s)
 }
 
 var summary = []summaryRow{
@@ -175,6 +202,10 @@ var summary = []summaryRow{
 	{"Redis batch of 100, cold: latency", col{bench: "RedisBatchCold", unit: "ns/op"}, us, false},
 	{"Redis batch of 100, cold: round trips", col{bench: "RedisBatchCold", unit: "round-trips/op"}, us, false},
 	{"Redis batch of 100, cold: loader calls", col{bench: "RedisBatchCold", unit: "loader-calls/op"}, us, false},
+	{"Redis herd, cold burst: GETs", col{bench: "RedisHerd", unit: "cold-gets/op"}, us, false},
+	{"Redis herd, cold burst: loader calls", col{bench: "RedisHerd", unit: "loader-calls/op"}, us, false},
+	{"Redis herd, warm: GETs for 20,000 reads", col{bench: "RedisHerd", unit: "warm-gets/op"}, us, false},
+	{"Redis herd, warm: reads/s", col{bench: "RedisHerd", unit: "reads/s"}, us, true},
 }
 
 // contenderNotes say how each contender is set up; they hold no figures.
@@ -202,7 +233,7 @@ func renderReport(info runInfo, d *dataset, plotFiles map[string]string, plotDir
 	p("`make bench-peers`. Every figure on this page comes from that run: the command writes this file, ")
 	p("its plots and the raw `go test -bench` output it read them from. ")
 	p("Medians of %d runs, with the 95%% confidence interval of the median as benchstat gives it; a ratio is ", info.Runs)
-	p("between medians. Lower is better everywhere but in the hit ratio.\n\n")
+	p("between medians. Lower is better everywhere but in the hit ratio and in reads per second.\n\n")
 	if info.Quick {
 		p("> **This is a -quick run**, brief runs to try the pipeline: its figures are not worth keeping.\n\n")
 	}
@@ -349,11 +380,20 @@ func renderScenario(b *bytes.Buffer, d *dataset, sc scenario, plotFiles map[stri
 			name = "**" + impl + "**"
 		}
 		p("| %s |", name)
-		for _, c := range sc.cols {
-			if s, ok := d.get(c.bench, impl, c.procs, c.unit); ok {
-				p(" %s |", withCI(s, c.unit))
-			} else {
+		for i, c := range sc.cols {
+			s, ok := d.get(c.bench, impl, c.procs, c.unit)
+			switch base, isRatio := sc.over[i]; {
+			case !ok:
 				p(" — |")
+			case isRatio:
+				bs, ok := d.get(c.bench, base, c.procs, c.unit)
+				if !ok || bs.summary.Center == 0 {
+					p(" — |")
+					continue
+				}
+				p(" %.2f× |", s.summary.Center/bs.summary.Center)
+			default:
+				p(" %s |", withCI(s, c.unit))
 			}
 		}
 		p("\n")
@@ -365,7 +405,7 @@ func renderScenario(b *bytes.Buffer, d *dataset, sc scenario, plotFiles map[stri
 		floor = redisFloor
 	}
 	for _, base := range []string{floor, us} {
-		if !containsImpl(impls, base) {
+		if len(sc.ratios) == 0 || !containsImpl(impls, base) {
 			continue
 		}
 		what := "the floor (" + base + ")"

@@ -55,6 +55,9 @@ var plotSpecs = []plotSpec{
 	{"redis-batch", "Redis, a batch of 100 keys (lower is better)", "ms/op", "RedisBatch", []series{
 		{"warm", 0, "ns/op", ""}, {"cold", 0, "ns/op", "RedisBatchCold"},
 	}, 1e-6},
+	{"redis-herd", "Redis, 1,000 callers on one warm key: reads per second (higher is better)", "reads/s", "RedisHerd", []series{
+		{"reads/s", 0, "reads/s", ""},
+	}, 1},
 }
 
 // drawPlots draws every plot whose benchmark ran and returns the file of each, by name.

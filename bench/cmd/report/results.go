@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -27,12 +29,15 @@ type dataset struct {
 	procs  map[string][]int             // bench -> GOMAXPROCS values, in the order they ran
 }
 
-// load reads the raw output of every step.
+// load reads the raw output of every step that has some (a step added since the run has none).
 func load(dir string) (*dataset, error) {
 	d := &dataset{values: map[key]map[string][]float64{}, impls: map[string][]string{}, procs: map[string][]int{}}
 	for _, s := range steps {
 		file := filepath.Join(dir, s.name+".txt")
 		f, err := os.Open(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a step added since the run: its scenario says it was not measured
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +150,11 @@ func format(v float64, unit string) string {
 		return fmt.Sprintf("%.0f", v)
 	case "hit-ratio":
 		return fmt.Sprintf("%.3f", v)
-	case "loader-calls/op", "waiters/op", "round-trips/op":
+	case "warm-gets-pct":
+		return fmt.Sprintf("%.2f%%", v)
+	case "reads/s":
+		return fmt.Sprintf("%.0f", v)
+	case "loader-calls/op", "waiters/op", "round-trips/op", "cold-gets/op", "cold-server-gets/op", "warm-gets/op":
 		if v == math.Trunc(v) {
 			return fmt.Sprintf("%.0f", v)
 		}
