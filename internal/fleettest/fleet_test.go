@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,21 +70,35 @@ func TestRedisLockHolderKilled(t *testing.T) { testHolderKilled(t, redisEnv(t)) 
 // TestRedisRestartMidRun: see testRestart.
 func TestRedisRestartMidRun(t *testing.T) { testRestart(t, redisEnv(t)) }
 
-// testStampede: 4 processes x 50 goroutines call one cold key with a 400ms creator, then the
+// stampedeGoroutines is how many callers each of the stampede's 4 processes starts at once: the
+// scale of a fleet of real servers, each with a thousand requests in flight for one hot key.
+const stampedeGoroutines = 1000
+
+// testStampede: 4 processes x 1,000 goroutines call one cold key with a 1s creator, then the
 // same key once it has expired. The creations are counted on the backend's server: one for the
-// cold key, then exactly one regeneration after expiry, during which every other caller in every
-// process is served the old value: 199 callers get v1, the regenerating one v2. (A caller that
-// started 400ms late would get v2 without waiting and fail the count; the children start their
-// callers together, so that would mean a machine stalled for 400ms.)
+// cold key, then exactly one regeneration after expiry, during which no caller waits but the
+// regenerating one: every other caller in every process is served the old value. No process
+// reports an error, and no caller gets one.
+//
+// Starting 4,000 goroutines on a small machine under the race detector takes a while (100-300ms
+// on 2 cores), so a caller may call only after the new value was stored: it finds it fresh and
+// gets it without waiting for anyone, which is right. Each caller's start is compared with when
+// the new value's creator returned (it is stored just after): of the callers that started
+// before, exactly one, the regenerating caller, may have the new value. A caller that started
+// just before the creator returned but was descheduled until after the store would get the new
+// value without having waited, and fail the count; the 1s creator, against 400ms for the
+// other scenarios, makes that need a caller started some 700ms after the others.
 func testStampede(t *testing.T, e env) {
 	cfg := e.fleet("callers")
+	cfg.Goroutines, cfg.Creator = stampedeGoroutines, time.Second
 	const procs = 4
 	children := fleettest.Start(t, procs, cfg)
 	check := func(wave string, ws []fleettest.Wave) {
 		t.Helper()
 		for _, w := range ws {
 			if len(w.Errors) > 0 || len(w.Reported) > 0 {
-				t.Fatalf("%s wave, process %d: caller errors %v, reported %v", wave, w.PID, w.Errors, w.Reported)
+				t.Fatalf("%s wave, process %d: %d caller errors %v, %d reported %v", wave, w.PID,
+					len(w.Errors), firstFew(w.Errors), len(w.Reported), firstFew(w.Reported))
 			}
 		}
 	}
@@ -106,18 +121,75 @@ func testStampede(t *testing.T, e env) {
 	if n := fleettest.Count(t, cfg.CounterURL); n != 2 {
 		t.Fatalf("expired key: %d creations in all, want 2 (exactly one regeneration)", n)
 	}
-	old, fresh := 0, 0
+	var regenerated time.Time // when v2's creator returned
+	for _, w := range expired {
+		if at, ok := w.Created["v2"]; ok {
+			regenerated = at
+		}
+	}
+	if regenerated.IsZero() {
+		t.Fatalf("expired wave: no process says it created v2: %v", results(expired))
+	}
+	// waited: how long before v2's creator returned each caller that got v2 started: one is the
+	// regenerating caller; any other waited for the regeneration.
+	var waited []time.Duration
+	old, late, lateOld := 0, 0, 0
+	var slowestOld time.Duration
+	var first, last time.Time // the earliest and the latest start of a caller
 	for _, w := range expired {
 		if w.Results["v1"] == 0 {
 			t.Fatalf("expired wave, process %d: %v; want its callers served the old value v1", w.PID, w.Results)
 		}
-		old += w.Results["v1"]
-		fresh += w.Results["v2"]
+		for _, c := range w.Calls {
+			if first.IsZero() || c.Start.Before(first) {
+				first = c.Start
+			}
+			if c.Start.After(last) {
+				last = c.Start
+			}
+			early := c.Start.Before(regenerated)
+			switch {
+			case c.Value == "v1":
+				old++
+				slowestOld = max(slowestOld, c.Took)
+				if !early {
+					lateOld++
+				}
+			case c.Value == "v2" && early:
+				waited = append(waited, regenerated.Sub(c.Start).Round(time.Millisecond))
+			case c.Value == "v2":
+				late++
+			default:
+				t.Fatalf("expired wave, process %d: a caller got %q", w.PID, c.Value)
+			}
+		}
 	}
-	if total := procs * cfg.Goroutines; old != total-1 || fresh != 1 {
-		t.Fatalf("expired wave: %d callers got the old value and %d the new one; want %d and 1 (only the regenerating caller waits)", old, fresh, total-1)
+	if n := procs * cfg.Goroutines; len(waited) != 1 || old+len(waited)+late != n {
+		slices.Sort(waited)
+		t.Fatalf("expired wave: of %d callers, %d got the old value, %d got the new one having called "+
+			"before its creator returned (that long before: %v), %d called after and got it; want "+
+			"exactly 1 in the middle (only the regenerating caller waits)", n, old, len(waited),
+			waited[max(0, len(waited)-5):], late)
 	}
-	t.Logf("expired key: results per process %v, slowest caller per process %v", results(expired), slowest(expired))
+	t.Logf("expired wave: the %d callers started over %v, the last one %v before v2's creator returned",
+		total(expired), last.Sub(first).Round(time.Millisecond), regenerated.Sub(last).Round(time.Millisecond))
+	t.Logf("expired key: 1 regeneration; %d callers served the old value v1 (the slowest in %v; %d of them "+
+		"called after v2's creator returned, before it was stored), the regenerating caller got v2, %d "+
+		"callers called after v2's creator returned and found it fresh; results per process %v, slowest "+
+		"caller per process %v", old, slowestOld.Round(time.Millisecond), lateOld, late, results(expired), slowest(expired))
+}
+
+// firstFew returns up to 3 of ss, for a failure message that says what went wrong without
+// quoting thousands of lines.
+func firstFew(ss []string) []string { return ss[:min(len(ss), 3)] }
+
+// total returns the number of callers in ws.
+func total(ws []fleettest.Wave) int {
+	n := 0
+	for _, w := range ws {
+		n += len(w.Calls)
+	}
+	return n
 }
 
 // testHolderKilled kills a process while it holds the lock of a cold key, in the middle of its
