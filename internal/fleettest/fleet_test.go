@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,12 +31,15 @@ type env struct {
 	// freesOnDeath says the backend's lock dies with its holder (flock): a killed holder is
 	// replaced at once rather than after the lock timeout.
 	freesOnDeath bool
+	// servers are the processes of the backend's server(s), for tests that pause them all.
+	servers []*testserver.Server
 }
 
 func redisEnv(t *testing.T) env {
 	srv := testserver.StartRedis(t)
 	return env{
-		srv: srv,
+		srv:     srv,
+		servers: []*testserver.Server{srv},
 		backendURL: func(prefix string, fast bool) string {
 			u := "redis://" + srv.Addr + "/0?prefix=" + url.QueryEscape(prefix)
 			if fast {
@@ -69,6 +74,11 @@ func TestRedisLockHolderKilled(t *testing.T) { testHolderKilled(t, redisEnv(t)) 
 
 // TestRedisRestartMidRun: see testRestart.
 func TestRedisRestartMidRun(t *testing.T) { testRestart(t, redisEnv(t)) }
+
+// TestRedisCallsHonourDeadlineOnHungServer: see testDeadlineOnHungServer.
+func TestRedisCallsHonourDeadlineOnHungServer(t *testing.T) {
+	testDeadlineOnHungServer(t, redisEnv(t))
+}
 
 // stampedeGoroutines is how many callers each of the stampede's 4 processes starts at once: the
 // scale of a fleet of real servers, each with a thousand requests in flight for one hot key.
@@ -113,7 +123,7 @@ func testStampede(t *testing.T, e env) {
 	if n := fleettest.Count(t, cfg.CounterURL); n != 1 {
 		t.Fatalf("cold key: %d creations across %d processes, want 1", n, procs)
 	}
-	t.Logf("cold key: %d callers in %d processes, 1 creation; slowest caller per process: %v", procs*cfg.Goroutines, procs, slowest(cold))
+	t.Logf("cold key: %d callers in %d processes, 1 creation; slowest caller per process: %v", procs*cfg.Goroutines, procs, slowestOf(cold))
 
 	time.Sleep(cfg.Expiration + 200*time.Millisecond) // real processes on a real server: real time
 	expired := fleettest.Go(t, children)
@@ -176,7 +186,78 @@ func testStampede(t *testing.T, e env) {
 	t.Logf("expired key: 1 regeneration; %d callers served the old value v1 (the slowest in %v; %d of them "+
 		"called after v2's creator returned, before it was stored), the regenerating caller got v2, %d "+
 		"callers called after v2's creator returned and found it fresh; results per process %v, slowest "+
-		"caller per process %v", old, slowestOld.Round(time.Millisecond), lateOld, late, results(expired), slowest(expired))
+		"caller per process %v", old, slowestOld.Round(time.Millisecond), lateOld, late, results(expired), slowestOf(expired))
+}
+
+// deadlineBound is how long a call with a 200ms deadline may take against a hung server: its
+// deadline, plus 100ms for the scheduler of a loaded machine.
+const deadlineBound = 300 * time.Millisecond
+
+// testDeadlineOnHungServer pauses every server of the backend (SIGSTOP: the kernel accepts
+// connections and takes requests, and nothing answers) under 3 processes that have touched
+// nothing yet, then releases in each 50 callers of one key, each with a 200ms deadline: every
+// call returns within 300ms, with its context's deadline error or, since a cache that is down
+// counts as a miss, the creator's value (the creator takes 20ms, and creations are counted in
+// a file, as the server cannot count them). The server is resumed at the end.
+//
+// On a loaded machine a wave slower than that is measured once more, before the test fails, by
+// 3 new processes on a key of their own: the first processes' regions have met the hung server
+// by then (their circuit breakers skip it), so a second wave of theirs would not ask it again.
+func testDeadlineOnHungServer(t *testing.T, e env) {
+	for _, s := range e.servers {
+		s.Pause(t)
+	}
+	defer func() {
+		for _, s := range e.servers {
+			s.Resume()
+		}
+	}()
+	for attempt := 1; ; attempt++ {
+		slow, took := deadlineWave(t, e, attempt)
+		if took <= deadlineBound {
+			return
+		}
+		if attempt == 2 {
+			t.Fatalf("process %d: a caller with a 200ms deadline took %v on the hung server, in two fleets; want %v at most",
+				slow, took, deadlineBound)
+		}
+		t.Logf("a caller took %v, more than %v: measuring again with new processes, in case the machine was busy", took, deadlineBound)
+	}
+}
+
+// deadlineWave is one fleet of testDeadlineOnHungServer on the paused server: it checks what
+// the callers got, and returns the process of the slowest and how long that one took.
+func deadlineWave(t *testing.T, e env, attempt int) (pid int, slowest time.Duration) {
+	cfg := e.fleet("callers")
+	cfg.CounterURL = "file://" + filepath.Join(t.TempDir(), "creations")
+	cfg.Creator, cfg.Deadline = 20*time.Millisecond, 200*time.Millisecond
+	const procs = 3
+	waves := fleettest.Go(t, fleettest.Start(t, procs, cfg))
+	errs, values, reported := 0, 0, 0
+	for _, w := range waves {
+		if w.DeadlineExceeded != len(w.Errors) {
+			t.Fatalf("process %d: %d of its %d caller errors are not the context's deadline: %v",
+				w.PID, len(w.Errors)-w.DeadlineExceeded, len(w.Errors), firstFew(w.Errors))
+		}
+		for v, n := range w.Results {
+			if !strings.HasPrefix(v, "v") {
+				t.Fatalf("process %d: %d callers got %q, want the creator's value or an error", w.PID, n, v)
+			}
+			values += n
+		}
+		errs += len(w.Errors)
+		reported += len(w.Reported)
+		if w.Slowest > slowest {
+			pid, slowest = w.PID, w.Slowest
+		}
+	}
+	if errs+values != procs*cfg.Goroutines {
+		t.Fatalf("%d callers answered, want %d", errs+values, procs*cfg.Goroutines)
+	}
+	t.Logf("fleet %d on the hung server: %d callers got the deadline's error, %d the creator's value "+
+		"(%d creations, %d errors reported); slowest caller per process %v", attempt, errs, values,
+		fleettest.Count(t, cfg.CounterURL), reported, slowestOf(waves))
+	return pid, slowest
 }
 
 // firstFew returns up to 3 of ss, for a failure message that says what went wrong without
@@ -285,7 +366,8 @@ func testRestart(t *testing.T, e env) {
 	}
 }
 
-func slowest(ws []fleettest.Wave) []time.Duration {
+// slowestOf returns how long the slowest caller of each wave took.
+func slowestOf(ws []fleettest.Wave) []time.Duration {
 	var out []time.Duration
 	for _, w := range ws {
 		out = append(out, w.Slowest.Round(time.Millisecond))

@@ -12,7 +12,8 @@ import (
 func memcachedEnv(t *testing.T) env {
 	srv := testserver.StartMemcached(t)
 	return env{
-		srv: srv,
+		srv:     srv,
+		servers: []*testserver.Server{srv},
 		backendURL: func(prefix string, fast bool) string {
 			u := "memcached://" + srv.Addr + "?prefix=" + url.QueryEscape(prefix)
 			if fast {
@@ -32,6 +33,11 @@ func TestMemcachedLockHolderKilled(t *testing.T) { testHolderKilled(t, memcached
 
 // TestMemcachedRestartMidRun: see testRestart.
 func TestMemcachedRestartMidRun(t *testing.T) { testRestart(t, memcachedEnv(t)) }
+
+// TestMemcachedCallsHonourDeadlineOnHungServer: see testDeadlineOnHungServer.
+func TestMemcachedCallsHonourDeadlineOnHungServer(t *testing.T) {
+	testDeadlineOnHungServer(t, memcachedEnv(t))
+}
 
 // memcachedPoolEnv is a fleet on three memcached servers: each child's client picks a server per
 // key, the same one in every process; creations are counted on the pool too.
