@@ -43,16 +43,16 @@ func clusterEnv(t *testing.T, c *testserver.Cluster) env {
 	}
 }
 
-// TestClusterFleet runs the fleet scenarios on a six-node Redis Cluster (issue 11): the lock of a
+// TestClusterFleet runs the fleet scenarios on a six-node Redis Cluster: the lock of a
 // key and the key itself live on whichever masters their slots map to, and the stampede test
 // still sees one creation per key across four processes.
 func TestClusterFleet(t *testing.T) {
 	c := testserver.StartCluster(t)
 	e := clusterEnv(t, c)
-	t.Run("Stampede", func(t *testing.T) { testStampede(t, e) })
-	t.Run("LockHolderKilled", func(t *testing.T) { testHolderKilled(t, e) })
-	t.Run("WriteWins", func(t *testing.T) { testWriteWins(t, e) })
-	t.Run("ExpiryFromStored", func(t *testing.T) { testExpiryFromStored(t, e) })
+	t.Run("StampedeCreatesOnce", func(t *testing.T) { testStampedeCreatesOnce(t, e) })
+	t.Run("KilledLockHolderIsReplaced", func(t *testing.T) { testKilledLockHolderIsReplaced(t, e) })
+	t.Run("WriteWinsOverOlderCreation", func(t *testing.T) { testWriteWinsOverOlderCreation(t, e) })
+	t.Run("ExpiryCountsFromStore", func(t *testing.T) { testExpiryCountsFromStore(t, e) })
 	// Last: pausing every node may leave the cluster electing new masters for a while.
-	t.Run("CallsHonourDeadlineOnHungServer", func(t *testing.T) { testDeadlineOnHungServer(t, e) })
+	t.Run("CallsHonourDeadlineOnHungServer", func(t *testing.T) { testCallsHonourDeadlineOnHungServer(t, e) })
 }

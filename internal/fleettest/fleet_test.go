@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
-	_ "github.com/dogpile-go/dogpile/backends/redis" // registers redis://
 	"github.com/dogpile-go/dogpile/internal/fleettest"
 	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/memo"
@@ -35,22 +33,6 @@ type env struct {
 	servers []*testserver.Server
 }
 
-func redisEnv(t *testing.T) env {
-	srv := testserver.StartRedis(t)
-	return env{
-		srv:     srv,
-		servers: []*testserver.Server{srv},
-		backendURL: func(prefix string, fast bool) string {
-			u := "redis://" + srv.Addr + "/0?prefix=" + url.QueryEscape(prefix)
-			if fast {
-				u += "&dial_timeout=200ms&read_timeout=200ms&write_timeout=200ms&max_retries=-1&dialer_retries=1"
-			}
-			return u
-		},
-		counterURL: func(key string) string { return "redis://" + srv.Addr + "/" + key },
-	}
-}
-
 // fleet returns a config for a fleet on e, with keys of its own.
 func (e env) fleet(role string) fleettest.Config {
 	prefix := fmt.Sprintf("fleet%d:", rand.Uint32())
@@ -66,26 +48,12 @@ func (e env) fleet(role string) fleettest.Config {
 	}
 }
 
-// TestRedisStampedeAcrossProcesses is issue 3's acceptance test; see testStampede.
-func TestRedisStampedeAcrossProcesses(t *testing.T) { testStampede(t, redisEnv(t)) }
-
-// TestRedisLockHolderKilled: see testHolderKilled.
-func TestRedisLockHolderKilled(t *testing.T) { testHolderKilled(t, redisEnv(t)) }
-
-// TestRedisRestartMidRun: see testRestart.
-func TestRedisRestartMidRun(t *testing.T) { testRestart(t, redisEnv(t)) }
-
-// TestRedisCallsHonourDeadlineOnHungServer: see testDeadlineOnHungServer.
-func TestRedisCallsHonourDeadlineOnHungServer(t *testing.T) {
-	testDeadlineOnHungServer(t, redisEnv(t))
-}
-
 // stampedeGoroutines is how many callers each of the stampede's 4 processes starts at once: the
 // scale of a fleet of real servers, each with a thousand requests in flight for one hot key.
 const stampedeGoroutines = 1000
 
-// testStampede: 4 processes x 1,000 goroutines call one cold key with a 1s creator, then the
-// same key once it has expired. The creations are counted on the backend's server: one for the
+// testStampedeCreatesOnce: 4 processes x 1,000 goroutines call one cold key with a 1s creator,
+// then the same key once it has expired. The creations are counted on the backend's server: one for the
 // cold key, then exactly one regeneration after expiry, during which no caller waits but the
 // regenerating one: every other caller in every process is served the old value. No process
 // reports an error, and no caller gets one.
@@ -98,7 +66,7 @@ const stampedeGoroutines = 1000
 // just before the creator returned but was descheduled until after the store would get the new
 // value without having waited, and fail the count; the 1s creator, against 400ms for the
 // other scenarios, makes that need a caller started some 700ms after the others.
-func testStampede(t *testing.T, e env) {
+func testStampedeCreatesOnce(t *testing.T, e env) {
 	cfg := e.fleet("callers")
 	cfg.Goroutines, cfg.Creator = stampedeGoroutines, time.Second
 	const procs = 4
@@ -193,7 +161,7 @@ func testStampede(t *testing.T, e env) {
 // deadline, plus 100ms for the scheduler of a loaded machine.
 const deadlineBound = 300 * time.Millisecond
 
-// testDeadlineOnHungServer pauses every server of the backend (SIGSTOP: the kernel accepts
+// testCallsHonourDeadlineOnHungServer pauses every server of the backend (SIGSTOP: the kernel accepts
 // connections and takes requests, and nothing answers) under 3 processes that have touched
 // nothing yet, then releases in each 50 callers of one key, each with a 200ms deadline: every
 // call returns within 300ms, with its context's deadline error or, since a cache that is down
@@ -203,7 +171,7 @@ const deadlineBound = 300 * time.Millisecond
 // On a loaded machine a wave slower than that is measured once more, before the test fails, by
 // 3 new processes on a key of their own: the first processes' regions have met the hung server
 // by then (their circuit breakers skip it), so a second wave of theirs would not ask it again.
-func testDeadlineOnHungServer(t *testing.T, e env) {
+func testCallsHonourDeadlineOnHungServer(t *testing.T, e env) {
 	for _, s := range e.servers {
 		s.Pause(t)
 	}
@@ -225,7 +193,7 @@ func testDeadlineOnHungServer(t *testing.T, e env) {
 	}
 }
 
-// deadlineWave is one fleet of testDeadlineOnHungServer on the paused server: it checks what
+// deadlineWave is one fleet of testCallsHonourDeadlineOnHungServer on the paused server: it checks what
 // the callers got, and returns the process of the slowest and how long that one took.
 func deadlineWave(t *testing.T, e env, attempt int) (pid int, slowest time.Duration) {
 	cfg := e.fleet("callers")
@@ -273,9 +241,9 @@ func total(ws []fleettest.Wave) int {
 	return n
 }
 
-// testHolderKilled kills a process while it holds the lock of a cold key, in the middle of its
+// testKilledLockHolderIsReplaced kills a process while it holds the lock of a cold key, in the middle of its
 // creation: another process must create the value once the lock times out.
-func testHolderKilled(t *testing.T, e env) {
+func testKilledLockHolderIsReplaced(t *testing.T, e env) {
 	cfg := e.fleet("holder")
 	holder := fleettest.Start(t, 1, cfg)[0]
 	holder.WaitCreating(t) // it holds the lock and is inside the creator
@@ -303,9 +271,9 @@ func testHolderKilled(t *testing.T, e env) {
 	t.Logf("holder killed with SIGKILL; another process created the value %v later (lock timeout %v)", recovered.Round(time.Millisecond), cfg.LockTimeout)
 }
 
-// testRestart stops the server under a running region: calls go on returning the right value
+// testCallsSurviveServerRestart stops the server under a running region: calls go on returning the right value
 // (from the creator, reported, not failed), and caching resumes once the server is back.
-func testRestart(t *testing.T, e env) {
+func testCallsSurviveServerRestart(t *testing.T, e env) {
 	srv := e.srv
 	b, err := backends.Open(e.backendURL("restart:", true))
 	if err != nil {
@@ -383,12 +351,12 @@ func results(ws []fleettest.Wave) []map[string]int {
 	return out
 }
 
-// testWriteWins: one process begins creating a cold key; another (this one) then writes the key
+// testWriteWinsOverOlderCreation: one process begins creating a cold key; another (this one) then writes the key
 // (a handle's Set, or its Invalidate, which deletes) before that creation ends. The creating
 // process's caller gets its own value, but the older creation is not stored over the write:
 // this process, and a third one that reads afterwards, see what was written, or, after the
 // deletion, create the key again.
-func testWriteWins(t *testing.T, e env) {
+func testWriteWinsOverOlderCreation(t *testing.T, e env) {
 	for _, write := range []string{"Set", "Invalidate"} {
 		t.Run(write, func(t *testing.T) {
 			cfg := e.fleet("creator")
@@ -434,10 +402,10 @@ func testWriteWins(t *testing.T, e env) {
 	}
 }
 
-// testExpiryFromStored: a creation (1.5s) longer than the expiration (1s), in 4 processes of 50
+// testExpiryCountsFromStore: a creation (1.5s) longer than the expiration (1s), in 4 processes of 50
 // callers: one creation, and a second wave right after it is all hits, since the value's
 // expiration counts from when it was stored, not from when its creation began.
-func testExpiryFromStored(t *testing.T, e env) {
+func testExpiryCountsFromStore(t *testing.T, e env) {
 	cfg := e.fleet("callers")
 	cfg.Creator, cfg.Expiration, cfg.LockTimeout = 1500*time.Millisecond, time.Second, 5*time.Second
 	children := fleettest.Start(t, 4, cfg)
@@ -452,9 +420,3 @@ func testExpiryFromStored(t *testing.T, e env) {
 		t.Fatalf("%d creations, want 1: a value created in 1.5s under a 1s expiration must be fresh when stored", n)
 	}
 }
-
-// TestRedisWriteWinsAcrossProcesses: see testWriteWins.
-func TestRedisWriteWinsAcrossProcesses(t *testing.T) { testWriteWins(t, redisEnv(t)) }
-
-// TestRedisExpiryFromStored: see testExpiryFromStored.
-func TestRedisExpiryFromStored(t *testing.T) { testExpiryFromStored(t, redisEnv(t)) }

@@ -9,6 +9,7 @@ import (
 	"github.com/dogpile-go/dogpile/internal/testserver"
 )
 
+// memcachedEnv is a fleet on one memcached server; creations are counted on it.
 func memcachedEnv(t *testing.T) env {
 	srv := testserver.StartMemcached(t)
 	return env{
@@ -25,18 +26,22 @@ func memcachedEnv(t *testing.T) env {
 	}
 }
 
-// TestMemcachedStampedeAcrossProcesses is issue 4's acceptance test; see testStampede.
-func TestMemcachedStampedeAcrossProcesses(t *testing.T) { testStampede(t, memcachedEnv(t)) }
+// TestMemcachedStampedeCreatesOnce: see testStampedeCreatesOnce.
+func TestMemcachedStampedeCreatesOnce(t *testing.T) { testStampedeCreatesOnce(t, memcachedEnv(t)) }
 
-// TestMemcachedLockHolderKilled: see testHolderKilled.
-func TestMemcachedLockHolderKilled(t *testing.T) { testHolderKilled(t, memcachedEnv(t)) }
+// TestMemcachedKilledLockHolderIsReplaced: see testKilledLockHolderIsReplaced.
+func TestMemcachedKilledLockHolderIsReplaced(t *testing.T) {
+	testKilledLockHolderIsReplaced(t, memcachedEnv(t))
+}
 
-// TestMemcachedRestartMidRun: see testRestart.
-func TestMemcachedRestartMidRun(t *testing.T) { testRestart(t, memcachedEnv(t)) }
+// TestMemcachedCallsSurviveServerRestart: see testCallsSurviveServerRestart.
+func TestMemcachedCallsSurviveServerRestart(t *testing.T) {
+	testCallsSurviveServerRestart(t, memcachedEnv(t))
+}
 
-// TestMemcachedCallsHonourDeadlineOnHungServer: see testDeadlineOnHungServer.
+// TestMemcachedCallsHonourDeadlineOnHungServer: see testCallsHonourDeadlineOnHungServer.
 func TestMemcachedCallsHonourDeadlineOnHungServer(t *testing.T) {
-	testDeadlineOnHungServer(t, memcachedEnv(t))
+	testCallsHonourDeadlineOnHungServer(t, memcachedEnv(t))
 }
 
 // memcachedPoolEnv is a fleet on three memcached servers: each child's client picks a server per
@@ -55,16 +60,18 @@ func memcachedPoolEnv(t *testing.T) env {
 	}
 }
 
-// TestMemcachedPoolFleet runs the fleet scenarios on a pool of three memcached servers (issue
-// 11): a key's value and its lock each live on the server their names map to.
+// TestMemcachedPoolFleet runs the fleet scenarios on a pool of three memcached servers: a key's
+// value and its lock each live on the server their names map to.
 func TestMemcachedPoolFleet(t *testing.T) {
 	e := memcachedPoolEnv(t)
-	t.Run("Stampede", func(t *testing.T) { testStampede(t, e) })
-	t.Run("LockHolderKilled", func(t *testing.T) { testHolderKilled(t, e) })
+	t.Run("StampedeCreatesOnce", func(t *testing.T) { testStampedeCreatesOnce(t, e) })
+	t.Run("KilledLockHolderIsReplaced", func(t *testing.T) { testKilledLockHolderIsReplaced(t, e) })
 }
 
-// TestMemcachedWriteWinsAcrossProcesses: see testWriteWins.
-func TestMemcachedWriteWinsAcrossProcesses(t *testing.T) { testWriteWins(t, memcachedEnv(t)) }
+// TestMemcachedWriteWinsOverOlderCreation: see testWriteWinsOverOlderCreation.
+func TestMemcachedWriteWinsOverOlderCreation(t *testing.T) {
+	testWriteWinsOverOlderCreation(t, memcachedEnv(t))
+}
 
-// TestMemcachedExpiryFromStored: see testExpiryFromStored.
-func TestMemcachedExpiryFromStored(t *testing.T) { testExpiryFromStored(t, memcachedEnv(t)) }
+// TestMemcachedExpiryCountsFromStore: see testExpiryCountsFromStore.
+func TestMemcachedExpiryCountsFromStore(t *testing.T) { testExpiryCountsFromStore(t, memcachedEnv(t)) }
