@@ -19,15 +19,15 @@ func fileEnv(t *testing.T) env {
 	}
 }
 
-// TestFileStampedeAcrossProcesses is issue 5's acceptance test; see testStampede.
-func TestFileStampedeAcrossProcesses(t *testing.T) { testStampede(t, fileEnv(t)) }
+// TestFileStampedeCreatesOnce: see testStampedeCreatesOnce.
+func TestFileStampedeCreatesOnce(t *testing.T) { testStampedeCreatesOnce(t, fileEnv(t)) }
 
-// TestFileLockHolderKilled: a process killed while it holds a lock is replaced at once, since the
-// kernel releases its flock; see testHolderKilled.
-func TestFileLockHolderKilled(t *testing.T) { testHolderKilled(t, fileEnv(t)) }
+// TestFileKilledLockHolderIsReplaced: a process killed while it holds a lock is replaced at
+// once, since the kernel releases its flock; see testKilledLockHolderIsReplaced.
+func TestFileKilledLockHolderIsReplaced(t *testing.T) { testKilledLockHolderIsReplaced(t, fileEnv(t)) }
 
-// TestFileWriteWinsAcrossProcesses: see testWriteWins.
-func TestFileWriteWinsAcrossProcesses(t *testing.T) { testWriteWins(t, fileEnv(t)) }
+// TestFileWriteWinsOverOlderCreation: see testWriteWinsOverOlderCreation.
+func TestFileWriteWinsOverOlderCreation(t *testing.T) { testWriteWinsOverOlderCreation(t, fileEnv(t)) }
 
-// TestFileExpiryFromStored: see testExpiryFromStored.
-func TestFileExpiryFromStored(t *testing.T) { testExpiryFromStored(t, fileEnv(t)) }
+// TestFileExpiryCountsFromStore: see testExpiryCountsFromStore.
+func TestFileExpiryCountsFromStore(t *testing.T) { testExpiryCountsFromStore(t, fileEnv(t)) }

@@ -74,8 +74,26 @@ type Wave struct {
 	Errors  []string       `json:"errors"`  // errors callers got
 	// Reported are the errors the child's region reported during the wave (backend failures,
 	// lock errors): a fleet that created twice says why here.
-	Reported []string      `json:"reported"`
-	Slowest  time.Duration `json:"slowest"`
+	Reported []string `json:"reported"`
+	// DeadlineExceeded counts the callers whose error is their context's deadline
+	// (errors.Is context.DeadlineExceeded).
+	DeadlineExceeded int `json:"deadline_exceeded"`
+	// Slowest is the longest a caller took, whether it got a value or an error.
+	Slowest time.Duration `json:"slowest"`
+	// Calls are the wave's callers one by one, in no particular order.
+	Calls []Call `json:"calls"`
+	// Created says, for each value this process's creator returned during the wave, when it
+	// returned it: the value is stored after that, so a caller that started later may find it
+	// fresh without waiting for anyone.
+	Created map[string]time.Time `json:"created"`
+}
+
+// Call is what one caller of a wave did.
+type Call struct {
+	Start time.Time     `json:"start"` // when it called, on the machine's clock all children share
+	Took  time.Duration `json:"took"`
+	Value string        `json:"value,omitempty"`
+	Err   string        `json:"err,omitempty"`
 }
 
 // WaveTimeout bounds how long the parent waits for a child's answer: a child that hangs fails
@@ -138,7 +156,7 @@ func Start(tb testing.TB, n int, cfg Config) []*Child {
 		go func() {
 			defer close(c.lines)
 			sc := bufio.NewScanner(out)
-			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			sc.Buffer(make([]byte, 64<<10), 16<<20) // a wave of 1,000 callers is some 100 KiB
 			for sc.Scan() {
 				c.lines <- sc.Text()
 			}
@@ -260,7 +278,8 @@ type fleetHandle struct {
 	l1      *memory.Backend // the watcher's local cache
 
 	mu       sync.Mutex
-	reported []string // guarded by mu
+	reported []string             // guarded by mu
+	created  map[string]time.Time // guarded by mu; see Wave.Created
 
 	finish chan struct{} // closed when a creator child may return
 }
@@ -302,6 +321,15 @@ func (f *fleetHandle) takeReported() []string {
 	r := f.reported
 	f.reported = nil
 	return r
+}
+
+// takeCreated returns the values created since the last call, with when their creator returned.
+func (f *fleetHandle) takeCreated() map[string]time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.created
+	f.created = nil
+	return c
 }
 
 func newFleetHandle(cfg Config) (*fleetHandle, error) {
@@ -353,7 +381,14 @@ func newFleetHandle(cfg Config) (*fleetHandle, error) {
 			return "created", nil
 		}
 		time.Sleep(cfg.Creator)
-		return "v" + strconv.Itoa(n), nil
+		v := "v" + strconv.Itoa(n)
+		f.mu.Lock()
+		if f.created == nil {
+			f.created = map[string]time.Time{}
+		}
+		f.created[v] = time.Now()
+		f.mu.Unlock()
+		return v, nil
 	}, memo.WithNamespace("fleettest"))
 	return f, nil
 }
@@ -410,6 +445,7 @@ func runChild(cfg Config) error {
 		}
 		w := wave(f.h, cfg)
 		w.Reported = f.takeReported()
+		w.Created = f.takeCreated()
 		raw, err := json.Marshal(w)
 		if err != nil {
 			return err
@@ -421,7 +457,7 @@ func runChild(cfg Config) error {
 
 // wave starts cfg.Goroutines callers at once and collects what they got.
 func wave(h *memo.Handle[string, string], cfg Config) Wave {
-	w := Wave{PID: os.Getpid(), Results: map[string]int{}}
+	w := Wave{PID: os.Getpid(), Results: map[string]int{}, Calls: make([]Call, 0, cfg.Goroutines)}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -436,15 +472,20 @@ func wave(h *memo.Handle[string, string], cfg Config) Wave {
 			}
 			t0 := time.Now()
 			v, err := h.Call(ctx, cfg.Key)
-			d := time.Since(t0)
+			c := Call{Start: t0, Took: time.Since(t0), Value: v}
 			mu.Lock()
 			defer mu.Unlock()
+			w.Slowest = max(w.Slowest, c.Took)
 			if err != nil {
-				w.Errors = append(w.Errors, err.Error())
-				return
+				c.Value, c.Err = "", err.Error()
+				w.Errors = append(w.Errors, c.Err)
+				if errors.Is(err, context.DeadlineExceeded) {
+					w.DeadlineExceeded++
+				}
+			} else {
+				w.Results[v]++
 			}
-			w.Results[v]++
-			w.Slowest = max(w.Slowest, d)
+			w.Calls = append(w.Calls, c)
 		})
 	}
 	close(start)

@@ -9,9 +9,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// TestLocalCacheFleet is issue 10's fleet test: this process and three children, each a region
-// with a memory L1 in front of one Redis and shared invalidation (their L1s keep entries, and
-// they poll, a minute: only announcements and gaps can tell them of a change in time). A Set, a
+// TestLocalCacheFleet: this process and three children, each a region with a memory L1 in front
+// of one Redis and shared invalidation (their L1s keep entries, and they poll, a minute: only
+// announcements and gaps can tell them of a change in time). A Set, a
 // Delete and a region-wide Invalidate here reach every child's reads; a child whose pub/sub
 // connection is killed while a write happens does not serve the old value once it is back. The
 // times are from when each child got the question, and are logged, not asserted.
