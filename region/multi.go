@@ -412,7 +412,7 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string, shared
 		var rds []*read
 		joined := map[int]*read{}
 		for i := lo; i < hi; i++ {
-			rd, leader := v.r.reads.join(keys[i])
+			rd, leader := v.r.reads.join(keys[i], false)
 			if !leader {
 				joined[i] = rd
 				continue

@@ -32,9 +32,14 @@ type readShard struct {
 
 // read is one backend read in flight and, once done is closed, its result.
 type read struct {
+	// done is closed when raw and err are set. It is made, under the shard's mutex, only for a
+	// read that someone waits for: a caller alone with no context to watch reads without one.
 	done chan struct{}
 	raw  []byte
 	err  error
+	// shared counts the callers that joined the read after the one that started it; guarded by
+	// the shard's mutex until done, fixed after.
+	shared int
 
 	// mu guards decoded: what the callers that shared the read decoded from raw, one per value
 	// type, so that the herd decodes it once (decoded).
@@ -76,15 +81,22 @@ func (g *reads) shard(k string) *readShard {
 }
 
 // join returns the read in flight for k, or a new one that the caller (leader) must do and end
-// with finish.
-func (g *reads) join(k string) (rd *read, leader bool) {
+// with finish. wait says whether a leader will wait for rd.done; a caller that joins always may.
+func (g *reads) join(k string, wait bool) (rd *read, leader bool) {
 	s := g.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if rd := s.m[k]; rd != nil {
+		rd.shared++
+		if rd.done == nil {
+			rd.done = make(chan struct{})
+		}
 		return rd, false
 	}
-	rd = &read{done: make(chan struct{})}
+	rd = &read{}
+	if wait {
+		rd.done = make(chan struct{})
+	}
 	s.m[k] = rd
 	return rd, true
 }
@@ -96,9 +108,12 @@ func (g *reads) finish(k string, rd *read, raw []byte, err error) {
 	if s.m[k] == rd {
 		delete(s.m, k)
 	}
+	done := rd.done // no one joins once it is out of the map
 	s.mu.Unlock()
 	rd.raw, rd.err = raw, err
-	close(rd.done)
+	if done != nil {
+		close(done)
+	}
 }
 
 // forget detaches k's read in flight, if any: callers that come later start a new one. Writes
@@ -110,22 +125,14 @@ func (g *reads) forget(k string) {
 	s.mu.Unlock()
 }
 
-// get reads k from b's backend, sharing the read with the other callers of this process that
+// read reads k from b's backend, sharing the read with the other callers of this process that
 // want k meanwhile. The returned bytes are shared with them: callers only read them (decoders
 // must not retain or change their input). It costs a map lookup under a sharded mutex, and for
-// a caller whose context can end, a goroutine for the read.
-func (g *reads) get(ctx context.Context, b *bound, k string) ([]byte, error) {
-	rd, err := g.read(ctx, b, k)
-	if rd == nil {
-		return nil, err
-	}
-	return rd.raw, rd.err
-}
-
-// read is get returning the read itself (nil when the caller gave up), for decodedAs.
+// a caller whose context can end, a goroutine for the read. It returns the read, done (nil when
+// the caller gave up first: then the error is ctx's), whose raw and err are the read's result.
 func (g *reads) read(ctx context.Context, b *bound, k string) (*read, error) {
 	for {
-		rd, leader := g.join(k)
+		rd, leader := g.join(k, ctx.Done() != nil)
 		if leader {
 			if ctx.Done() == nil {
 				// The caller cannot give up: read here and save a goroutine.

@@ -354,6 +354,9 @@ func (v *View[V]) load(ctx context.Context, b *bound, k string) (loaded[V], erro
 	if err != nil {
 		return loaded[V]{}, v.readFailed(ctx, k, err)
 	}
+	if rd.shared == 0 { // read for this caller alone
+		return v.decodeEntry(ctx, k, rd.raw), nil
+	}
 	// Decoded once for every caller of this type that shared the read: they share the value.
 	return rd.decodedAs(v.typ, func() any { return v.decodeEntry(ctx, k, rd.raw) }).(loaded[V]), nil
 }
