@@ -132,6 +132,7 @@ func TestClusterScaleOut(t *testing.T) {
 		client := goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs:                      c.Addrs(),
 			ClusterStateReloadInterval: time.Second,
+			ContextTimeoutEnabled:      true, // as redis.New's documentation asks
 		})
 		t.Cleanup(func() { _ = client.Close(); time.Sleep(2 * time.Second) }) // see closeDialing
 		b := redis.New(client, redis.WithPrefix("failover:"))
@@ -153,8 +154,9 @@ func TestClusterScaleOut(t *testing.T) {
 func TestSentinelFailover(t *testing.T) {
 	s := testserver.StartSentinel(t)
 	client := goredis.NewFailoverClient(&goredis.FailoverOptions{
-		MasterName:    testserver.SentinelMaster,
-		SentinelAddrs: s.Addrs(),
+		MasterName:            testserver.SentinelMaster,
+		SentinelAddrs:         s.Addrs(),
+		ContextTimeoutEnabled: true, // as redis.New's documentation asks
 	})
 	t.Cleanup(func() { _ = client.Close(); time.Sleep(2 * time.Second) }) // see closeDialing
 	ctx := t.Context()
