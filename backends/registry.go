@@ -22,7 +22,9 @@ var ErrDuplicateBackend = errors.New("backends: backend already registered")
 // be stateless: each call returns a new, independent backend. It should reject what it does not
 // understand, unknown query parameters in particular, with an error naming it, so that a typo in a
 // configuration file fails at start-up rather than being ignored. Like sql.Open, an Opener should
-// not do I/O (it takes no context): a network backend connects lazily or on its first call.
+// not do I/O (it takes no context): a network backend connects lazily or on its first call. Its
+// errors should not quote the URL: Open names it, redacted (Redact); an error that quotes a query
+// value or an escape of it could show part of a password.
 type Opener func(u *url.URL) (Backend, error)
 
 // registry maps a scheme to its Opener. It is the only global mutable state of the library;
@@ -63,26 +65,15 @@ func Register(name string, open Opener) error {
 //
 // The scheme must have been registered, usually by importing the backend's package. An unknown
 // scheme yields an error wrapping ErrUnknownBackend that names it and the registered ones. Errors
-// show the URL with any user information (name, password, token) redacted. Open costs a URL parse, a read lock and what the
-// Opener costs, which should not include I/O (see Opener).
+// show the URL as Redact does, without its user information (name, password, token) or the values
+// of secret query parameters (password=...), also when it does not parse (ParseURL). Open costs a
+// URL parse, a read lock and what the Opener costs, which should not include I/O (see Opener).
 func Open(rawURL string) (Backend, error) {
-	u, err := url.Parse(rawURL)
+	u, err := ParseURL(rawURL)
 	if err != nil {
-		// url.Error quotes the URL, password included: report only the cause.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
 		return nil, fmt.Errorf("backends: open: invalid URL: %w", err)
 	}
-	shown := rawURL // the URL as errors show it
-	if u.User != nil {
-		// All of the user information, not only a password: a token alone sits in the user part
-		// (redis://token@host).
-		r := *u
-		r.User = url.User("xxxxx")
-		shown = r.String()
-	}
+	shown := Redact(rawURL) // the URL as errors show it
 	if u.Scheme == "" {
 		return nil, fmt.Errorf("backends: open %q: %w: the URL has no scheme (want name://...; registered: %s)",
 			shown, ErrUnknownBackend, registeredList())

@@ -136,14 +136,19 @@ func TestRegistryConcurrent(t *testing.T) {
 }
 
 // TestOpenRedactsUserInformation: errors show no credentials, whether a password or a token in the
-// user part alone (redis://token@host), which the standard Redacted keeps.
+// user part alone (redis://token@host), which the standard Redacted keeps, a password parameter,
+// or a password in a URL that does not parse (url.Error quotes it).
 func TestOpenRedactsUserInformation(t *testing.T) {
-	for _, raw := range []string{"nosuch://alice:s3cret@host:1/0", "nosuch://t0ken@host:1/0"} {
+	for _, raw := range []string{
+		"nosuch://alice:s3cret@host:1/0", "nosuch://t0ken@host:1/0",
+		"nosuch://host:1/0?password=s3cret", "nosuch://host:1/0?prefix=p&sentinel_password=s3cret",
+		"nosuch://:s3cret", "nosuch://alice:s3cret@[::1", "nosuch://alice:s3#cret@host:1/0",
+	} {
 		_, err := Open(raw)
 		if err == nil {
 			t.Fatalf("Open(%q) succeeded", raw)
 		}
-		for _, secret := range []string{"alice", "s3cret", "t0ken"} {
+		for _, secret := range []string{"alice", "s3cret", "cret", "t0ken"} {
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("Open(%q) error shows %q: %v", raw, secret, err)
 			}

@@ -2,7 +2,6 @@ package region
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -110,19 +109,18 @@ func (r *Region) withOptions(opts []Option) (config, error) {
 //
 // The region's parameters (see RegionParams) are removed from the query before the rest goes to
 // the backend, which rejects what it does not know. On an error nothing is configured, and a
-// backend already opened is closed.
+// backend already opened is closed. Errors show the URL as backends.Redact does: no user
+// information, no password parameter.
 func (r *Region) ConfigureURL(rawURL string) error {
-	u, err := url.Parse(rawURL)
+	u, err := backends.ParseURL(rawURL) // its error shows the URL redacted
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) { // url.Error quotes the URL, password included
-			err = ue.Err
-		}
 		return fmt.Errorf("region %q: ConfigureURL: invalid URL: %w", r.name, err)
 	}
 	q, err := url.ParseQuery(u.RawQuery) // u.Query() would drop what it cannot parse, silently
 	if err != nil {
-		return fmt.Errorf("region %q: ConfigureURL: invalid query: %w", r.name, err)
+		// Not err: its escape ("%zz") may be part of a password. The query, redacted, locates it.
+		return fmt.Errorf("region %q: ConfigureURL: invalid query %q: a %% not followed by two hex digits, or a ';'",
+			r.name, backends.Redact("?"+u.RawQuery))
 	}
 	opts, err := OptionsFromQuery(q)
 	if err != nil {

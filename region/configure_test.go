@@ -64,3 +64,32 @@ func TestCircuitBreakerParam(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConfigureURLHidesPasswords: whatever is wrong with the URL (it does not parse, its query
+// does not, the backend refuses a parameter or the scheme is unknown), the error shows neither the
+// password of its user information nor one given as a query parameter, nor part of either.
+func TestConfigureURLHidesPasswords(t *testing.T) {
+	for _, raw := range []string{
+		"redis://:s3cr3t",                     // "@host" forgotten: url.Parse quotes the "port"
+		"redis://admin:s3cr3t@[::1",           // does not parse
+		"redis://admin:s3#cr3t@127.0.0.1:1/0", // '#' unescaped in the password
+		"memory://?password=s3cr3t",           // a parameter memory does not know
+		"memory://?sentinel_password=s3cr3t&max_entries=x",
+		"memory://?password=s3cr3t%zz",                 // a query that does not parse
+		"nosuch://admin:s3cr3t@host/0?password=s3cr3t", // an unknown scheme
+		"memory://?expiration=soon&password=s3cr3t",    // a bad region parameter
+	} {
+		r := region.New("pw")
+		err := r.ConfigureURL(raw)
+		r.Close()
+		if err == nil {
+			t.Errorf("ConfigureURL(%q) succeeded", raw)
+			continue
+		}
+		for _, secret := range []string{"s3cr3t", "cr3t", "%zz"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("ConfigureURL(%q) error shows %q: %v", raw, secret, err)
+			}
+		}
+	}
+}

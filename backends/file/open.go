@@ -52,7 +52,8 @@ func Open(u *url.URL) (backends.Backend, error) {
 	}
 	query, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return nil, fmt.Errorf("file: query: %w", err)
+		// Not err: its escape ("%zz") may be part of a password. The query, redacted, locates it.
+		return nil, fmt.Errorf("file: query %q: a %% not followed by two hex digits, or a ';'", backends.Redact("?"+u.RawQuery))
 	}
 	var opts []Option
 	var unknown []string

@@ -35,6 +35,8 @@ func TestOpenErrors(t *testing.T) {
 		{"memcached://127.0.0.1:11211?prefix=" + strings.Repeat("p", 206), "WithPrefix"},
 		{"memcached://127.0.0.1:11211/0", "memcached://host"},
 		{"memcached://user:secret@127.0.0.1:11211", "memcached://host"},
+		{"memcached://127.0.0.1:11211?password=secret", "password"},
+		{"memcached://127.0.0.1:11211?password=secret%zz", "query"},
 		{"memcached://127.0.0.1:11211#frag", "memcached://host"},
 		{"memcached:opaque", "memcached://host"},
 		{"memcached://", "no server"},
@@ -50,7 +52,7 @@ func TestOpenErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Open(%q) error %q; want it to mention %q", tc.url, err, tc.want)
 			}
-			if strings.Contains(err.Error(), "secret") {
+			if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "%zz") {
 				t.Errorf("Open(%q) error %q shows the password", tc.url, err)
 			}
 		})

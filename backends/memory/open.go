@@ -25,7 +25,8 @@ func open(u *url.URL) (backends.Backend, error) {
 	}
 	query, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return nil, fmt.Errorf("memory: query: %w", err)
+		// Not err: its escape ("%zz") may be part of a password. The query, redacted, locates it.
+		return nil, fmt.Errorf("memory: query %q: a %% not followed by two hex digits, or a ';'", backends.Redact("?"+u.RawQuery))
 	}
 	var opts []Option
 	for _, name := range slices.Sorted(maps.Keys(query)) {

@@ -39,7 +39,8 @@ func Open(u *url.URL) (backends.Backend, error) {
 	}
 	query, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return nil, fmt.Errorf("redis: query: %w", err)
+		// Not err: its escape ("%zz") may be part of a password. The query, redacted, locates it.
+		return nil, fmt.Errorf("redis: query %q: a %% not followed by two hex digits, or a ';'", backends.Redact("?"+u.RawQuery))
 	}
 	opts := []Option{WithCloseClient()}
 	var dialerRetries int

@@ -72,6 +72,8 @@ func TestOpenErrors(t *testing.T) {
 		{"redis://127.0.0.1:6379/0#frag", "redis://"},
 		{"redis:opaque", "redis://"},
 		{"redis://:hunter2@127.0.0.1:6379/0?colour=red", "colour"}, // and no password in it
+		{"redis://127.0.0.1:6379/0?password=hunter2", "password"},  // go-redis takes it from the user part only
+		{"redis://127.0.0.1:6379/0?password=hunter2%zz", "query"},  // nor part of it, from an escape error
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			b, err := backends.Open(tc.url)
@@ -82,7 +84,7 @@ func TestOpenErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Open(%q) error %q; want it to mention %q", tc.url, err, tc.want)
 			}
-			if strings.Contains(err.Error(), "hunter2") {
+			if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "%zz") {
 				t.Errorf("Open(%q) error %q shows the password", tc.url, err)
 			}
 		})

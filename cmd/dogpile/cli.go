@@ -69,6 +69,8 @@ type options struct {
 	limit   int
 	match   string
 	dryRun  bool
+	// allPrefixes lets -match run without a prefix, over the whole database.
+	allPrefixes bool
 }
 
 func commonFlags(fs *flag.FlagSet, o *options) {
@@ -108,20 +110,44 @@ says whether the key held an entry just before (read, then deleted: two round tr
 	},
 	{
 		name: "invalidate", args: "<backend-url> <key>...", minArgs: 1, maxArgs: -1,
-		summary: "delete the entries of many keys, or on Redis of the keys matching -match",
+		summary: "delete the entries of many keys, or on Redis the entries matching -match",
 		help: `Invalidate deletes entries so that every process creates them again at its next call: the keys
-given (in one round trip where the backend can), or, with -match, every key under the URL's
-prefix that matches a glob (Redis only; SCAN, then DEL in batches; -dry-run lists them).
+given (in one round trip where the backend can), or, with -match, the entries among the keys
+under the URL's prefix that match a Redis glob (Redis only).
+
+-match deletes only what the library wrote. In batches (SCAN with COUNT 500), it reads each
+key's type and first bytes (one pipeline of TYPE and GETRANGE), and deletes the keys that are
+strings starting with the entry envelope (magic "dp", format version 1 or 2) with a script that
+checks each key again and unlinks it atomically, so that a key changed since the check is left.
+It skips, and counts, keys of other types (lists, hashes...), strings that are not entries
+(another program's values), and dogpile locks (deleting a held one would let a second creator
+in). -dry-run lists the entries it would delete and deletes nothing. Every run ends with a line
+"deleted N key(s) matching ...; skipped M not dogpile entries, L lock(s)" (-json: count and
+skipped). Keys are printed quoted, as Go quotes strings (bytes that are not UTF-8 as \xff);
+-json adds key_base64 for those.
+
+A pattern with no prefix is refused (exit status 2, nothing read or deleted): when the URL has
+no prefix= and the pattern starts with a wildcard ("*", "?", "["), it reaches every key of the
+database, other applications' included. Put the regions' prefix in the URL or at the start of
+the pattern, or say -all-prefixes to scan the whole database (entries only, as always).
+
+The URL must name a single server: a node of a Redis Cluster is refused (exit status 1), since
+it holds only some of the keys.
+
+Exit status: 0 when the run completed, whatever it skipped; 1 on a backend error (the entries
+deleted before it are counted in the message); 2 on a usage error, the refusal above included.
 
 It does not invalidate a region: region.Invalidate is a timestamp each running process keeps
-in memory, which no backend holds and a command cannot reach. Invalidation shared by every
-process of a fleet is the subject of issue 10. With -mangle sha1, keys are hashes and -match
-cannot select them; list the keys instead.`,
+in memory (shared through the backend with region.WithSharedInvalidation), which a command
+cannot reach. With -mangle sha1, keys are hashes and -match cannot select them; list the keys
+instead.`,
 		flags: func(fs *flag.FlagSet, o *options) {
 			keyFlags(fs, o)
-			fs.StringVar(&o.match, "match", "", "delete the keys (after the URL's prefix) matching this Redis `glob`")
-			fs.BoolVar(&o.dryRun, "dry-run", false, "with -match: list the keys that would be deleted, delete nothing")
-			fs.IntVar(&o.limit, "limit", 0, "with -match: stop after this many keys (0: no limit)")
+			fs.StringVar(&o.match, "match", "", "delete the entries whose keys (after the URL's prefix) match this Redis `glob`")
+			fs.BoolVar(&o.dryRun, "dry-run", false, "with -match: list the entries that would be deleted, delete nothing")
+			fs.IntVar(&o.limit, "limit", 0, "with -match: stop after this many entries (0: no limit)")
+			fs.BoolVar(&o.allPrefixes, "all-prefixes", false, "with -match: allow a pattern that starts with a wildcard on a URL without prefix=,\n"+
+				"that is, scan every key of the database (only dogpile entries are deleted)")
 		},
 		run: (*cli).invalidate,
 	},
@@ -162,7 +188,8 @@ const outro = `
 The backend URL is what the program gives backends.Open: redis://[user:password@]host:port/db?prefix=app:,
 rediss://..., memcached://h1:11211,h2:11211?prefix=app:, file:///var/cache/app, memory://, null://.
 The key is the region's key (see package keys: "users.Load|i:42"); -mangle applies the region's
-mangler to it first. Output never shows the URL's user or password.
+mangler to it first. Output never shows the URL's user information or a password parameter
+(password=, sentinel_password=...): messages show them as xxxxx.
 
 Exit status: 0 success, 1 failure (backend error, key not found, malformed entry), 2 usage.
 Run "dogpile help <command>" for a command's flags.
@@ -320,9 +347,9 @@ func open(rawURL string) (*target, error) {
 	if err != nil {
 		return nil, &usageError{msg: err.Error()}
 	}
-	u, err := url.Parse(rawURL)
-	if err != nil { // Open parsed it already
-		return nil, usagef("invalid URL")
+	u, err := backends.ParseURL(rawURL) // Open parsed it already; its errors are redacted
+	if err != nil {
+		return nil, &usageError{msg: err.Error()}
 	}
 	return &target{backend: b, url: u, prefix: u.Query().Get("prefix")}, nil
 }

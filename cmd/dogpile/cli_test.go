@@ -319,7 +319,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"help"}, exitOK, "invalidate"},
 		{[]string{"-h"}, exitOK, "Exit status"},
 		{[]string{"help", "get"}, exitOK, "-mangle steps"},
-		{[]string{"help", "invalidate"}, exitOK, "issue 10"},
+		{[]string{"help", "invalidate"}, exitOK, "-all-prefixes"},
 		{[]string{"help", "nope"}, exitUsage, `unknown command "nope"`},
 		{[]string{"get", "-h"}, exitOK, "Usage: dogpile get [flags] <backend-url> <key>"},
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
@@ -358,12 +358,24 @@ func TestNoPassword(t *testing.T) {
 		{"stats", "memcached://s3cret@127.0.0.1:" + closed},
 		{"get", "nope://:s3cret@host", "k"},
 		{"get", "redis://:s3cret@[::1", "k"},
+		// A password parameter, which backends.Open quoted with the URL.
+		{"get", "redis://127.0.0.1:" + closed + "/0?password=s3cret", "k"},
+		{"get", "redis://127.0.0.1:" + closed + "/0?sentinel_password=s3cret&prefix=p:", "k"},
+		{"stats", "memcached://127.0.0.1:" + closed + "?password=s3cret"},
+		{"stats", "file:///nonexistent?password=s3cret"},
+		{"invalidate", "-match", "*", "redis://127.0.0.1:" + closed + "/0?password=s3cret"},
+		{"get", "memory://?password=s3cret%zz", "k"}, // a query that does not parse: not even the escape
+		// URLs that do not parse, whose parse error quoted part of them.
+		{"get", "redis://:s3cret", "k"},                             // "@host" forgotten: not a port
+		{"delete", "redis://admin:s3cret", "k"},                     // likewise
+		{"get", "redis://:s3#cret@127.0.0.1:" + closed + "/0", "k"}, // '#' unescaped in the password
+		{"invalidate", "redis://u:s3cret@ho st/0", "k"},
 	} {
 		r := dogpile(t, args...)
 		if r.code == exitOK {
 			t.Errorf("dogpile %q: exit 0", args)
 		}
-		if strings.Contains(r.stdout+r.stderr, "s3cret") {
+		if out := r.stdout + r.stderr; strings.Contains(out, "s3cret") || strings.Contains(out, "cret") || strings.Contains(out, "%zz") {
 			t.Errorf("dogpile %q shows the password:\n%s%s", args, r.stdout, r.stderr)
 		}
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/backends/redis"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // deleted is one key delete or invalidate removed, as -json prints it.
@@ -17,6 +19,9 @@ type deleted struct {
 	// Existed says whether the key held a value just before the deletion; null when the read
 	// failed (the deletion was still tried).
 	Existed *bool `json:"existed"`
+	// KeyBase64 holds the key's bytes when they are not UTF-8 (-match), which Key cannot carry
+	// through JSON.
+	KeyBase64 []byte `json:"key_base64,omitempty"`
 }
 
 func (c *cli) delete(ctx context.Context, o *options, args []string) error {
@@ -73,6 +78,14 @@ type invalidated struct {
 	DryRun  bool      `json:"dry_run,omitempty"`
 	Count   int       `json:"count"`
 	Existed int       `json:"existed"`
+	Skipped *skipped  `json:"skipped,omitempty"` // with -match
+}
+
+// skipped counts the keys -match found and left alone.
+type skipped struct {
+	NotOurs int `json:"not_ours"` // another Redis type, or a string that is not an entry
+	Locks   int `json:"locks"`    // held dogpile locks
+	Changed int `json:"changed"`  // no longer the entry the check read when the delete came
 }
 
 func (c *cli) invalidate(ctx context.Context, o *options, args []string) error {
@@ -87,8 +100,8 @@ func (c *cli) invalidate(ctx context.Context, o *options, args []string) error {
 		if len(args) < 2 {
 			return usagef("no keys: give one or more keys, or -match on Redis")
 		}
-		if o.dryRun || o.limit != 0 {
-			return usagef("-dry-run and -limit go with -match")
+		if o.dryRun || o.limit != 0 || o.allPrefixes {
+			return usagef("-dry-run, -limit and -all-prefixes go with -match")
 		}
 	}
 	stored := make([]string, len(args)-1)
@@ -169,53 +182,117 @@ func (c *cli) invalidate(ctx context.Context, o *options, args []string) error {
 	return nil
 }
 
-// matchBatch is how many keys one SCAN asks for and one DEL removes.
+// matchBatch is the COUNT of each SCAN: about how many keys one check (a pipeline) and one
+// delete (a script) handle.
 const matchBatch = 500
 
-// invalidateMatch deletes (or, with -dry-run, lists) the Redis keys under the URL's prefix that
-// match o.match. Lock keys (prefix + "\x00lock\x00" + key) are left alone: they expire by
-// themselves, and deleting one would let a second creator in.
+// checkLen is how much of each value the check reads (GETRANGE 0 checkLen-1): an entry's
+// header (backends.EntryHeaderSize bytes) and a whole lock token (lockTokenLen).
+const checkLen = 64
+
+// lockTokenLen is the length of the value of a held lock: 16 random bytes in hex (package
+// redis's TryLock).
+const lockTokenLen = 32
+
+// unlinkScript deletes KEYS[i] if it still is a string that starts with the bytes ARGV[i], the
+// header the check read, and answers, for each key, 1 if it deleted it and 0 if not. Checking
+// again inside the script, which runs atomically, keeps a key that changed since the check (set
+// by another program, made a list) from being deleted: a new entry of ours has another header
+// and is left too, counted as changed.
+var unlinkScript = goredis.NewScript(`
+local out = {}
+for i, k in ipairs(KEYS) do
+  out[i] = 0
+  if redis.call('TYPE', k).ok == 'string' and redis.call('GETRANGE', k, 0, #ARGV[i] - 1) == ARGV[i] then
+    redis.call('UNLINK', k)
+    out[i] = 1
+  end
+end
+return out
+`)
+
+// keyKind is what a key found by -match holds.
+type keyKind int
+
+const (
+	notOurs  keyKind = iota // another Redis type, or a string that is not an entry of ours
+	entryKey                // an entry (backends.EntryCreated reads its header)
+	lockKey                 // a held dogpile lock: its name has the lock mark, its value is a token
+)
+
+// classify says what key holds from its Redis type and the first checkLen bytes of its value.
+// The envelope is read by package backends, as regions read it, so that the tool and the
+// library agree on what an entry is.
+func classify(key, typ string, head []byte) keyKind {
+	if typ != "string" {
+		return notOurs
+	}
+	if isLockKey(key) {
+		if len(head) == lockTokenLen && isHex(head) {
+			return lockKey
+		}
+		return notOurs
+	}
+	if _, ok := backends.EntryCreated(head); ok {
+		return entryKey
+	}
+	return notOurs
+}
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// literalPrefix returns the part of a Redis glob before its first wildcard ('*', '?', '['),
+// with escapes ('\x') read as the character they escape.
+func literalPrefix(glob string) string {
+	var b strings.Builder
+	for i := 0; i < len(glob); i++ {
+		switch c := glob[i]; c {
+		case '*', '?', '[':
+			return b.String()
+		case '\\':
+			if i+1 < len(glob) {
+				i++
+			}
+		}
+		b.WriteByte(glob[i])
+	}
+	return b.String()
+}
+
+// invalidateMatch deletes (or, with -dry-run, lists) the entries among the Redis keys under the
+// URL's prefix that match o.match. Only entries of this library are deleted: keys of another
+// type, strings that do not start with the entry envelope, and locks (prefix + "\x00lock\x00" +
+// key, holding a token; deleting a held one would let a second creator in) are skipped and
+// counted. Each batch costs three round trips: SCAN (COUNT matchBatch), a pipeline of TYPE and
+// GETRANGE per key, and one script that deletes the entries, checking each again atomically.
 func (c *cli) invalidateMatch(ctx context.Context, o *options, t *target) error {
 	rb, ok := backends.As[*redis.Backend](t.backend)
 	if !ok {
 		return usagef("-match works on Redis only: %s:// cannot list its keys", t.url.Scheme)
 	}
+	if t.prefix == "" && literalPrefix(o.match) == "" && !o.allPrefixes {
+		return usagef("refusing -match %q: the URL has no prefix= and the pattern starts with a wildcard, "+
+			"so it would reach every key of the database, other applications' included. "+
+			"Add the regions' prefix to the URL (?prefix=app:) or start the pattern with it (-match 'app:*'); "+
+			"or, to scan the whole database, add -all-prefixes (only dogpile entries are deleted either way; -dry-run lists them)", o.match)
+	}
 	client := rb.Client()
 	if clusterEnabled(ctx, client) {
 		return errClusterNode
 	}
-	res := invalidated{Match: o.match, DryRun: o.dryRun, Deleted: []deleted{}}
-	pattern := globEscape(t.prefix) + o.match
-	var cursor uint64
-	for {
-		batch, next, err := client.Scan(ctx, cursor, pattern, matchBatch).Result()
-		if err != nil {
-			return fmt.Errorf("scan %q: %w", pattern, err)
-		}
-		var dels []string
-		for _, k := range batch {
-			if isLockKey(k) { // any region's lock, nested prefixes included
-				continue
-			}
-			if o.limit > 0 && res.Count == o.limit {
-				break
-			}
-			dels = append(dels, k)
-			res.Count++
-			res.Deleted = append(res.Deleted, deleted{Key: k[len(t.prefix):], StoredAs: k[len(t.prefix):], Existed: ptr(true)})
-		}
-		if len(dels) > 0 && !o.dryRun {
-			// UNLINK, not DEL: the server frees large values in the background.
-			if err := client.Unlink(ctx, dels...).Err(); err != nil {
-				return fmt.Errorf("unlink %d keys: %w (%d deleted before)", len(dels), err, res.Count-len(dels))
-			}
-		}
-		cursor = next
-		if cursor == 0 || o.limit > 0 && res.Count == o.limit {
-			break
-		}
-	}
+	res := invalidated{Match: o.match, DryRun: o.dryRun, Deleted: []deleted{}, Skipped: &skipped{}}
+	err := c.scanMatch(ctx, o, t, client, &res)
 	res.Existed = res.Count
+	if err != nil {
+		return fmt.Errorf("%w (%d entries deleted before)", err, res.Count)
+	}
 	if o.json {
 		c.writeJSON(res)
 		return nil
@@ -227,8 +304,100 @@ func (c *cli) invalidateMatch(ctx context.Context, o *options, t *target) error 
 	for _, d := range res.Deleted {
 		fmt.Fprintf(c.stdout, "%s %q\n", verb, d.Key)
 	}
-	fmt.Fprintf(c.stdout, "%s %d key(s) matching %q under %s\n", verb, res.Count, o.match, t.shown())
+	fmt.Fprintf(c.stdout, "%s %d key(s) matching %q under %s; skipped %d not dogpile entries, %d lock(s)",
+		verb, res.Count, o.match, t.shown(), res.Skipped.NotOurs, res.Skipped.Locks)
+	if res.Skipped.Changed > 0 {
+		fmt.Fprintf(c.stdout, ", %d changed between the check and the delete", res.Skipped.Changed)
+	}
+	fmt.Fprintln(c.stdout)
 	return nil
+}
+
+// scanMatch runs the batches of invalidateMatch, adding to res as it goes.
+func (c *cli) scanMatch(ctx context.Context, o *options, t *target, client goredis.UniversalClient, res *invalidated) error {
+	pattern := globEscape(t.prefix) + o.match
+	var cursor uint64
+	for {
+		batch, next, err := client.Scan(ctx, cursor, pattern, matchBatch).Result()
+		if err != nil {
+			return fmt.Errorf("scan %q: %w", pattern, err)
+		}
+		types := make([]*goredis.StatusCmd, len(batch))
+		heads := make([]*goredis.StringCmd, len(batch))
+		if len(batch) > 0 {
+			// A GETRANGE on a list or a hash fails (WRONGTYPE), and so Pipelined: the TYPE of
+			// each key tells which failures are those.
+			_, _ = client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+				for i, k := range batch {
+					types[i] = p.Type(ctx, k)
+					heads[i] = p.GetRange(ctx, k, 0, checkLen-1)
+				}
+				return nil
+			})
+		}
+		var keys []string
+		var args []any
+		for i, k := range batch {
+			typ, err := types[i].Result()
+			if err != nil {
+				return fmt.Errorf("type %q: %w", k, err)
+			}
+			head, err := heads[i].Bytes()
+			if typ == "string" && err != nil {
+				return fmt.Errorf("getrange %q: %w", k, err)
+			}
+			switch classify(k, typ, head) {
+			case notOurs:
+				if typ != "none" { // "none": gone since the SCAN
+					res.Skipped.NotOurs++
+				}
+				continue
+			case lockKey:
+				res.Skipped.Locks++
+				continue
+			}
+			if o.limit > 0 && res.Count+len(keys) == o.limit {
+				break
+			}
+			keys = append(keys, k)
+			args = append(args, head[:min(len(head), backends.EntryHeaderSize)])
+		}
+		done := make([]bool, len(keys))
+		if len(keys) > 0 && !o.dryRun {
+			n, err := unlinkScript.Run(ctx, client, keys, args...).Int64Slice()
+			if err != nil {
+				return fmt.Errorf("delete %d entries: %w", len(keys), err)
+			}
+			for i := range keys {
+				done[i] = i < len(n) && n[i] == 1
+			}
+		} else {
+			for i := range done {
+				done[i] = true
+			}
+		}
+		for i, k := range keys {
+			if !done[i] {
+				res.Skipped.Changed++
+				continue
+			}
+			res.Count++
+			res.Deleted = append(res.Deleted, matched(k[len(t.prefix):]))
+		}
+		cursor = next
+		if cursor == 0 || o.limit > 0 && res.Count == o.limit {
+			return nil
+		}
+	}
+}
+
+// matched is the report of one key -match deleted, named after the URL's prefix.
+func matched(key string) deleted {
+	d := deleted{Key: key, StoredAs: key, Existed: ptr(true)}
+	if !utf8.ValidString(key) {
+		d.KeyBase64 = []byte(key) // JSON would replace its bytes that are not UTF-8
+	}
+	return d
 }
 
 // globEscape escapes the characters Redis's MATCH treats specially, so that a prefix matches

@@ -5,7 +5,7 @@
 //	dogpile get [-mangle sha1] [-json] [-raw] <backend-url> <key>
 //	dogpile delete [-mangle ...] [-json] <backend-url> <key>
 //	dogpile invalidate [-mangle ...] [-json] <backend-url> <key>...
-//	dogpile invalidate -match <glob> [-dry-run] [-json] <redis-url>
+//	dogpile invalidate -match <glob> [-dry-run] [-limit n] [-all-prefixes] [-json] <redis-url>
 //	dogpile stats [-limit n] [-json] <backend-url>
 //	dogpile help [command]
 //
@@ -36,19 +36,27 @@
 //	deleted "users.Load|i64:42" (stored as "1c74cda34d4593358f7be1bdea182c1a661e6449") (it existed)
 //	$ dogpile stats 'redis://10.0.0.5:6379/0?prefix=app:'
 //
-// Where a region stores keys as they are (no mangler), invalidate can select them by pattern:
+// Where a region stores keys as they are (no mangler), invalidate can select them by pattern.
+// It deletes only the library's entries (strings that start with the envelope), checked again
+// atomically as they are deleted, and skips other programs' keys, other Redis types and locks,
+// counting them; a pattern that reaches the whole database (no prefix in the URL or the pattern)
+// is refused unless -all-prefixes says so:
 //
 //	$ dogpile invalidate -match 'users.Load|*' -dry-run 'redis://10.0.0.5:6379/0?prefix=app:'
+//	would delete "users.Load|i64:42"
+//	would delete 1 key(s) matching "users.Load|*" under redis://10.0.0.5:6379/0?prefix=app:; skipped 0 not dogpile entries, 0 lock(s)
 //
 // A cached "not found" (region.WithNegativeCaching) shows as "flags: negative: cached not found"
 // with an empty payload. Example (in the tests) runs get and delete on a file backend.
 //
 // Exit status: 0 on success, 1 on a failure (a backend error, a key not found by get, an entry
 // that is not one the library wrote), 2 on a usage error (unknown command or flag, a bad URL,
-// missing arguments). Output never shows the URL's user information (password or token).
+// missing arguments, a -match pattern without a prefix). Output never shows the URL's user
+// information (password or token) or a password parameter: backends.Redact shows them as xxxxx.
 //
 // Invalidation of a whole region (region.Invalidate) is a timestamp kept by each running
 // process, not something stored in the backend, so this command cannot do it: invalidate deletes
 // entries (the keys given, or on Redis those matching a pattern), which makes every process
-// create them again. Invalidation shared by the processes of a fleet is issue 10.
+// create them again. Invalidation shared by the processes of a fleet is
+// region.WithSharedInvalidation.
 package main

@@ -42,6 +42,9 @@ func TestBinary(t *testing.T) {
 		{[]string{"stats", "file://" + dir}, 0, "entries:    0, 0 bytes", ""},
 		{[]string{"stats", "memory://"}, 0, "nothing to inspect", ""},
 		{[]string{"get", "nope://x", "k"}, 2, "", `unknown backend "nope"`},
+		// A pattern that reaches every key of a database without prefix: refused, nothing read.
+		{[]string{"invalidate", "-match", "*", "redis://" + server.Addr + "/0"}, 2, "", "-all-prefixes"},
+		{[]string{"get", "redis://127.0.0.1:1/0?password=s3cret", "k"}, 2, "", "password=xxxxx"},
 		{nil, 2, "", "Commands:"},
 		{[]string{"help"}, 0, "Commands:", ""},
 	} {

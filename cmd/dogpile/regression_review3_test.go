@@ -87,7 +87,8 @@ func TestReview3GlobEscapeNonUTF8Prefix(t *testing.T) {
 	prefix := p + "\xff:"
 	u := "redis://" + server.Addr + "/0?prefix=" + url.QueryEscape(prefix)
 	rc := rawClient(t)
-	if err := rc.Set(t.Context(), prefix+"users|i:1", "x", time.Minute).Err(); err != nil {
+	entry := backends.EncodeEntry(backends.Entry{Created: created.UnixNano(), Payload: []byte(`"x"`)})
+	if err := rc.Set(t.Context(), prefix+"users|i:1", entry, time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
 	r := dogpile(t, "invalidate", "-match", "users|*", u)
