@@ -50,10 +50,10 @@ func (s fileStat) kind() string {
 // FIFOs; a directory of another user is that user's to fill.
 func checkDir(path string, st fileStat) error {
 	if st.typ&fs.ModeDir == 0 {
-		return fmt.Errorf("file: %s is %s, not a directory", path, st.kind())
+		return fmt.Errorf("%s is %s, not a directory", path, st.kind())
 	}
 	if uid := processUID(); st.uid != uid {
-		return fmt.Errorf("file: cache directory %s belongs to uid %d, not to this process's uid %d; use a directory of your own (or chown %d %s)",
+		return fmt.Errorf("cache directory %s belongs to uid %d, not to this process's uid %d; use a directory of your own (or chown %d %s)",
 			path, st.uid, uid, uid, path)
 	}
 	if st.perm&0o022 != 0 {
@@ -61,7 +61,7 @@ func checkDir(path string, st fileStat) error {
 		if st.perm&0o002 == 0 {
 			who = "its group"
 		}
-		return fmt.Errorf("file: cache directory %s is writable by %s (mode %#o); chmod 700 %s, or use a directory of your own",
+		return fmt.Errorf("cache directory %s is writable by %s (mode %#o); chmod 700 %s, or use a directory of your own",
 			path, who, st.perm, path)
 	}
 	return nil
@@ -102,7 +102,7 @@ func openTree(dir string) (dataFD, lockFD int, evict *os.File, err error) {
 		fd, err := openDirAt(top, name)
 		if err != nil {
 			if st, serr := statAt(top, name); serr == nil && st.typ&fs.ModeDir == 0 {
-				return fail(fmt.Errorf("file: %s is %s, not a directory; remove it and the backend makes a new one", p, st.kind()))
+				return fail(fmt.Errorf("%s is %s, not a directory; remove it and the backend makes a new one", p, st.kind()))
 			}
 			return fail(&os.PathError{Op: "open", Path: p, Err: err})
 		}
@@ -128,7 +128,7 @@ func openRegular(dfd int, name, p string) (*os.File, error) {
 	fd, err := openLockAt(dfd, name)
 	if err != nil {
 		if st, serr := statAt(dfd, name); serr == nil && !st.regular() {
-			return nil, fmt.Errorf("file: %s is %s: %w", p, st.kind(), errNotRegular)
+			return nil, fmt.Errorf("%s is %s: %w", p, st.kind(), errNotRegular)
 		}
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
@@ -139,7 +139,7 @@ func openRegular(dfd int, name, p string) (*os.File, error) {
 	}
 	if !st.regular() {
 		closeFD(fd)
-		return nil, fmt.Errorf("file: %s is %s: %w", p, st.kind(), errNotRegular)
+		return nil, fmt.Errorf("%s is %s: %w", p, st.kind(), errNotRegular)
 	}
 	return os.NewFile(uintptr(fd), p), nil
 }
