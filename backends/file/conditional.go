@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -51,6 +51,9 @@ func (b *Backend) SetIfNotNewer(ctx context.Context, key string, value []byte, t
 	if err := b.check(ctx, "setifnotnewer", key); err != nil {
 		return false, err
 	}
+	if err := b.checkSize("setifnotnewer", key, value); err != nil {
+		return false, err
+	}
 	created, ok := backends.EntryCreated(value)
 	if !ok {
 		return false, fmt.Errorf("file: setifnotnewer %q: %w", key, errNotEntry)
@@ -62,7 +65,8 @@ func (b *Backend) SetIfNotNewer(ctx context.Context, key string, value []byte, t
 	now := time.Now()
 	held, err := b.get(key, now)
 	switch {
-	case err == errNotFound:
+	case err == errNotFound, errors.Is(err, backends.ErrNotFound), errors.Is(err, backends.ErrMalformed):
+		// Absent, or not an entry (a file too large, a link, a FIFO): the rename replaces it.
 	case err != nil:
 		unlock()
 		return false, fmt.Errorf("file: setifnotnewer %q: %w", key, err)
@@ -94,8 +98,13 @@ func (b *Backend) lockWrite(ctx context.Context, key string) (unlock func(), err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	p := filepath.Join(b.lockDir, "w"+strconv.FormatUint(uint64(stripe), 10)+".lock")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	name := "w" + strconv.FormatUint(uint64(stripe), 10) + ".lock"
+	if !b.useFDs() {
+		<-sem
+		return nil, errClosed
+	}
+	f, err := openRegular(b.lockFD, name, filepath.Join(b.lockDir, name))
+	b.fdMu.RUnlock()
 	if err != nil {
 		<-sem
 		return nil, err

@@ -39,11 +39,9 @@ func TestSetIfNotNewerAtomicAcrossBackends(t *testing.T) {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	for range writers {
-		other, err := file.New(dir, file.WithFsync(false))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
+		// Closed by newBackend's cleanup, after the deferred cancel and wait: a writer must not
+		// meet a closed backend while its context is live.
+		other := newBackend(t, dir, file.WithFsync(false))
 		wg.Go(func() {
 			for wctx.Err() == nil {
 				_, err := other.SetIfNotNewer(wctx, key, stamped(current.Load()-1), 0)

@@ -28,7 +28,7 @@
 // it (see the benchmarks). Since a file's name is the hash of its key, made of hex digits only,
 // no key can name a path outside the directory, whatever it holds ("../../etc/passwd", NUL bytes,
 // an empty key, 10 KB). Files and directories are created with modes 0600 and 0700: the cache is
-// private to the user that runs the processes.
+// private to the user that runs the processes (see "What the backend trusts").
 //
 // An entry file holds, in order (integers big-endian):
 //
@@ -42,14 +42,46 @@
 // A file that is too short, has another magic or a wrong checksum (truncated, filled with
 // garbage, written by something else), or holds another key, is a miss: Get returns an error
 // wrapping backends.ErrNotFound, as for an absent key, and removes the file, so the next Set
-// starts clean. The backend does not log (a region reports nothing for misses); Get never panics
-// on any content. The checksum is what makes a truncation a miss instead of a shorter, wrong
-// value; it costs about 60 ns per KB.
+// starts clean. A file larger than the largest entry the backend writes (see WithMaxValueSize) is
+// a miss too, and is not read. The backend does not log (a region reports nothing for misses);
+// Get never panics on any content. The checksum is what makes a truncation a miss instead of a
+// shorter, wrong value; it costs about 60 ns per KB.
+//
+// # What the backend trusts
+//
+// Everything in the directory is read as bytes the backend did not write: another program, a user
+// with the same uid, or root may have put anything there.
+//
+//   - The directory. New checks that dir, data/ and locks/ belong to the process's effective user
+//     and that neither their group nor others may write them (mode & 0o022 == 0), and refuses any
+//     other with an error that names the path and the fix, such as "chmod 700 /var/cache/myapp". A
+//     directory that others may write is one where they may plant entries, links or FIFOs; a
+//     directory of another user is theirs to fill. Directories the backend makes have mode 0700,
+//     fan-out directories included. The directory's parents are not checked. dir may be a symbolic
+//     link, or lie under one (as /var/cache sometimes does): links in the path given to New are
+//     followed, and the directory they lead to is the one checked.
+//   - Links. Below dir, nothing is reached through a link: New keeps data/ and locks/ open, and
+//     every fan-out directory, entry, temporary file and lock file is opened relative to its
+//     directory's descriptor with O_NOFOLLOW. A link in the place of a fan-out directory makes the
+//     key's Get, Set and Delete fail with an error wrapping backends.ErrMalformed (the link stays:
+//     somebody put it there on purpose); a link in the place of an entry is a miss reported as an
+//     error wrapping backends.ErrMalformed, and the link (not its target) is removed; a link in the
+//     place of a lock file makes the lock or the write fail. No write lands outside the directory.
+//   - File types. An entry is opened with O_NONBLOCK, so that an open of a FIFO cannot block, and
+//     is read only when fstat says it is a regular file: a FIFO, socket, device or directory in its
+//     place is a miss reported as an error wrapping backends.ErrMalformed, and all but a directory
+//     are removed. Lock files are checked the same way. Eviction passes skip what is not a regular
+//     file.
+//   - Sizes. A read is bounded by the largest entry the backend would write for the key (a 20-byte
+//     header, the key, and WithMaxValueSize bytes of value, 64 MiB by default) and allocates no
+//     more than the file's size up to that bound: a larger file is a miss, costs an fstat, and is
+//     left in place (another process with a larger WithMaxValueSize may have written it). Set
+//     refuses a value over the bound with an error wrapping backends.ErrTooLarge.
 //
 // # Writes
 //
-// Set writes the entry to a temporary file (os.CreateTemp) in the key's subdirectory, fsyncs it
-// unless WithFsync(false), and renames it over the entry file. A reader, in any process, opens
+// Set writes the entry to a new temporary file (O_CREAT|O_EXCL, a random name) in the key's
+// subdirectory, fsyncs it unless WithFsync(false), and renames it over the entry file. A reader, in any process, opens
 // either the old file or the new one and reads it whole: it never sees a part of an entry, and a
 // crashed writer leaves at most a temporary file, which an eviction pass removes after an hour.
 // The directory itself is not fsynced after the rename: after a power loss, the last writes may

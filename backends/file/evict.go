@@ -2,8 +2,6 @@ package file
 
 import (
 	"encoding/binary"
-	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -23,19 +21,19 @@ type scanStats struct {
 
 // fileInfo is an entry file seen by a scan.
 type fileInfo struct {
-	path  string
-	size  int64
-	mtime int64
-	info  fs.FileInfo
+	sub, name string // its fan-out directory under dataDir, and its name there
+	st        fileStat
 }
 
 // scan walks dataDir and returns the size and number of its entry files. When evict is set it
 // also removes expired entries, temporary files older than staleTmpAge, and then the entries
 // written longest ago (oldest mtime first) until the totals are under evictTarget of each bound.
-// Files other than entries and temporary files are left alone and not counted.
+// Files other than entries and temporary files are left alone and not counted. It reaches every
+// file relative to a descriptor of its directory and follows no link: a link in the place of a
+// fan-out directory, an entry or a temporary file is skipped.
 func (b *Backend) scan(now time.Time, evict bool) (scanStats, error) {
 	var st scanStats
-	subs, err := os.ReadDir(b.dataDir)
+	subs, err := readDirAt(b.dataFD, ".", b.dataDir)
 	if err != nil {
 		return st, err
 	}
@@ -44,53 +42,54 @@ func (b *Backend) scan(now time.Time, evict bool) (scanStats, error) {
 		if !sub.IsDir() || !isHexName(sub.Name(), 2) {
 			continue
 		}
-		subDir := filepath.Join(b.dataDir, sub.Name())
-		ents, err := os.ReadDir(subDir)
+		dfd, err := openDirAt(b.dataFD, sub.Name())
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
+			continue // removed since the ReadDir, or replaced by a link
+		}
+		ents, err := readDirAt(dfd, ".", filepath.Join(b.dataDir, sub.Name()))
+		if err != nil {
+			closeFD(dfd)
 			return st, err
 		}
 		for _, e := range ents {
 			name := e.Name()
-			p := filepath.Join(subDir, name)
 			if !e.Type().IsRegular() {
 				continue
 			}
-			info, err := e.Info()
-			if err != nil {
-				continue // removed since the ReadDir
+			info, err := statAt(dfd, name)
+			if err != nil || !info.regular() {
+				continue // removed, or replaced, since the ReadDir
 			}
 			if len(name) > len(tmpPrefix) && name[:len(tmpPrefix)] == tmpPrefix {
-				if evict && now.Sub(info.ModTime()) > staleTmpAge {
-					_ = os.Remove(p)
+				if evict && now.UnixNano()-info.mtime > int64(staleTmpAge) {
+					removeIfSame(dfd, name, info)
 				}
 				continue
 			}
 			if !isHexName(name, 62) {
 				continue
 			}
-			if evict && expired(p, now) {
-				if removeIfSame(p, info) {
+			if evict && expired(dfd, name, now) {
+				if removeIfSame(dfd, name, info) {
 					continue
 				}
 			}
-			st.size += info.Size()
+			st.size += info.size
 			st.entries++
 			if evict {
-				live = append(live, fileInfo{path: p, size: info.Size(), mtime: info.ModTime().UnixNano(), info: info})
+				live = append(live, fileInfo{sub: sub.Name(), name: name, st: info})
 			}
 		}
+		closeFD(dfd)
 	}
 	if !evict || !b.over(st, 1) {
 		return st, nil
 	}
 	slices.SortFunc(live, func(x, y fileInfo) int {
 		switch {
-		case x.mtime < y.mtime:
+		case x.st.mtime < y.st.mtime:
 			return -1
-		case x.mtime > y.mtime:
+		case x.st.mtime > y.st.mtime:
 			return 1
 		}
 		return 0
@@ -99,12 +98,29 @@ func (b *Backend) scan(now time.Time, evict bool) (scanStats, error) {
 		if !b.over(st, evictTarget) {
 			break
 		}
-		if removeIfSame(f.path, f.info) {
-			st.size -= f.size
+		dfd, err := openDirAt(b.dataFD, f.sub)
+		if err != nil {
+			continue
+		}
+		if removeIfSame(dfd, f.name, f.st) {
+			st.size -= f.st.size
 			st.entries--
 		}
+		closeFD(dfd)
 	}
 	return st, nil
+}
+
+// readDirAt lists the directory name of dfd (whose path, for errors, is p), without following a
+// link.
+func readDirAt(dfd int, name, p string) ([]fs.DirEntry, error) {
+	fd, err := openDirAt(dfd, name)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	return f.ReadDir(-1)
 }
 
 // over reports whether st is over fraction of a bound.
@@ -113,34 +129,37 @@ func (b *Backend) over(st scanStats, fraction float64) bool {
 		b.maxEntries > 0 && float64(st.entries) > fraction*float64(b.maxEntries)
 }
 
-// expired reports whether the entry file at p holds an expiry that has passed at now. It reads
-// the first 16 bytes only, and does not check the CRC (Get does). A file too short to hold them,
-// or with another magic, is reported expired: it is no entry.
-func expired(p string, now time.Time) bool {
-	f, err := os.Open(p)
+// expired reports whether the entry file name of the directory dfd holds an expiry that has
+// passed at now. It reads the first 16 bytes only, and does not check the CRC (Get does). A file
+// too short to hold them, or with another magic, is reported expired: it is no entry. A link or
+// anything but a regular file is not read (nor opened, for a link) and is reported not expired:
+// the scan leaves it alone.
+func expired(dfd int, name string, now time.Time) bool {
+	fd, err := openReadAt(dfd, name)
 	if err != nil {
 		return false
 	}
-	defer f.Close()
+	defer closeFD(fd)
+	if st, err := statFD(fd); err != nil || !st.regular() {
+		return false
+	}
 	var hdr [expOffset + 8]byte
-	if _, err := io.ReadFull(f, hdr[:]); err != nil {
-		return true
+	n := 0
+	for n < len(hdr) {
+		m, err := readFD(fd, hdr[n:])
+		if err != nil {
+			return false
+		}
+		if m == 0 {
+			return true
+		}
+		n += m
 	}
 	if string(hdr[:4]) != magic {
 		return true
 	}
 	exp := int64(binary.BigEndian.Uint64(hdr[expOffset:]))
 	return exp != 0 && now.UnixNano() >= exp
-}
-
-// removeIfSame removes p if it still names the file described by info (a writer may have renamed
-// a new entry over it since), and reports whether it did.
-func removeIfSame(p string, info fs.FileInfo) bool {
-	cur, err := os.Lstat(p)
-	if err != nil || !os.SameFile(cur, info) {
-		return false
-	}
-	return os.Remove(p) == nil
 }
 
 // cleanupInterval is how often a writer runs a pass whatever the totals say: it removes expired

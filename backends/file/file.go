@@ -11,8 +11,10 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,10 +55,6 @@ const (
 	// leftover of a writer that crashed between create and rename.
 	staleTmpAge = time.Hour
 
-	// maxFileSize is the largest entry file Get reads; a larger file in the directory is not one
-	// of ours and is a miss.
-	maxFileSize = 1 << 36
-
 	// joinLimit is the largest value Set copies behind the header to write both at once.
 	joinLimit = 64 << 10
 )
@@ -68,6 +66,17 @@ type Backend struct {
 	dir     string // as given to New, cleaned
 	dataDir string // dir/data: entries, under 256 subdirectories
 	lockDir string // dir/locks: lock stripes
+
+	// dataFD and lockFD are descriptors of dataDir and lockDir, opened and checked by New: every
+	// file of the backend is reached relative to them, without following links. fdMu guards
+	// them against Close: an operation holds it for reading while it uses them, Close for
+	// writing while it closes them, so that no operation uses a descriptor number the kernel has
+	// since given to another file.
+	fdMu   sync.RWMutex
+	dataFD int
+	lockFD int
+
+	maxValue int64 // the largest value Set stores; bounds reads too (see readLimit)
 
 	fsync      bool
 	defaultTTL time.Duration
@@ -103,10 +112,12 @@ type Backend struct {
 type Option func(*config)
 
 type config struct {
-	maxSize    int64
-	maxEntries int64
-	fsync      bool
-	defaultTTL time.Duration
+	maxSize     int64
+	maxValue    int64
+	maxValueSet bool
+	maxEntries  int64
+	fsync       bool
+	defaultTTL  time.Duration
 }
 
 func defaultConfig() config { return config{fsync: true} }
@@ -117,6 +128,21 @@ func defaultConfig() config { return config{fsync: true} }
 // return an error.
 func WithMaxSize(n int64) Option {
 	return func(c *config) { c.maxSize = n }
+}
+
+// DefaultMaxValueSize is the largest value a backend stores when neither WithMaxValueSize nor a
+// smaller WithMaxSize says otherwise.
+const DefaultMaxValueSize = 64 << 20
+
+// WithMaxValueSize sets the largest value, in bytes, that Set, SetMulti and SetIfNotNewer store;
+// a larger one is an error wrapping backends.ErrTooLarge, and is not written. It also bounds
+// reads: Get reads no entry file larger than the largest entry the backend would write (a
+// 20-byte header, the key and n bytes of value), and allocates no more than the file's size up to
+// that bound; a larger file is a miss and is left in place (another process, with a larger
+// bound, may have written it). The default is DefaultMaxValueSize, or WithMaxSize's bound when
+// that is smaller. n <= 0 makes New return an error.
+func WithMaxValueSize(n int64) Option {
+	return func(c *config) { c.maxValue = n; c.maxValueSet = true }
 }
 
 // WithMaxEntries bounds the number of entries to about n, as WithMaxSize bounds their size. 0, the
@@ -150,7 +176,22 @@ func (c *config) validate() error {
 	if c.defaultTTL < 0 {
 		return fmt.Errorf("WithDefaultTTL(%v): must not be negative", c.defaultTTL)
 	}
+	if c.maxValueSet && c.maxValue <= 0 {
+		return fmt.Errorf("WithMaxValueSize(%d): must be positive", c.maxValue)
+	}
 	return nil
+}
+
+// maxValueSize is the largest value the backend stores: WithMaxValueSize's n, or
+// DefaultMaxValueSize, or WithMaxSize's bound when that is smaller.
+func (c *config) maxValueSize() int64 {
+	if c.maxValueSet {
+		return c.maxValue
+	}
+	if c.maxSize > 0 {
+		return min(c.maxSize, DefaultMaxValueSize)
+	}
+	return DefaultMaxValueSize
 }
 
 // New returns a backend that keeps its entries under dir, creating dir and its subdirectories
@@ -159,8 +200,16 @@ func (c *config) validate() error {
 // is there (a ReadDir of 256 subdirectories and an lstat per entry), and runs an eviction pass if
 // the directory is already over a bound.
 //
-// New returns an error for an invalid option, a dir it cannot create, and on platforms without
-// flock (see the package documentation).
+// dir, data/ and locks/ must belong to the process's (effective) user and must not be writable by
+// their group or others: New refuses any other with an error naming the path and the fix
+// (chmod 700, or a directory of one's own). dir may be a symbolic link, or lie under one: links
+// in dir are followed, and the directory they lead to is the one checked. data/ and locks/ must
+// not be links. The backend keeps data/ and locks/ open and reaches everything under them
+// relative to those descriptors, so a directory moved or removed while a backend uses it is not
+// made again: its operations fail until a new New.
+//
+// New returns an error for an invalid option, a dir it cannot create or does not trust, and on
+// platforms without flock (see the package documentation).
 func New(dir string, opts ...Option) (*Backend, error) {
 	if !flockSupported {
 		return nil, fmt.Errorf("file: new %q: %w: the file backend needs flock", dir, errors.ErrUnsupported)
@@ -186,25 +235,21 @@ func New(dir string, opts ...Option) (*Backend, error) {
 		defaultTTL: c.defaultTTL,
 		maxSize:    c.maxSize,
 		maxEntries: c.maxEntries,
+		maxValue:   c.maxValueSize(),
 	}
 	for i := range b.writers {
 		b.writers[i] = make(chan struct{}, 1)
 	}
-	for _, d := range []string{b.dataDir, b.lockDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("file: new %q: %w", dir, err)
-		}
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "evict.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	dataFD, lockFD, f, err := openTree(dir)
 	if err != nil {
 		return nil, fmt.Errorf("file: new %q: %w", dir, err)
 	}
-	b.evictFile = f
+	b.dataFD, b.lockFD, b.evictFile = dataFD, lockFD, f
 	b.lastPass.Store(time.Now().UnixNano())
 	if b.bounded() {
 		st, err := b.scan(time.Now(), false)
 		if err != nil {
-			_ = f.Close()
+			b.closeFiles()
 			return nil, fmt.Errorf("file: new %q: scan: %w", dir, err)
 		}
 		b.size.Store(st.size)
@@ -219,16 +264,20 @@ func (b *Backend) Dir() string { return b.dir }
 
 func (b *Backend) bounded() bool { return b.maxSize > 0 || b.maxEntries > 0 }
 
-// path returns the entry file of key: data/<2 hex digits>/<62 hex digits> of the key's SHA-256.
-// Whatever key holds, the name is made of hex digits only and stays inside dataDir. One SHA-256
-// and one allocation (the path).
-func (b *Backend) path(key string) string {
+// entryName returns where key's entry file lives: the fan-out directory (2 hex digits) under dataDir
+// and the file's name in it (62 hex digits), from the key's SHA-256. Whatever key holds, both
+// are made of hex digits only. Two allocations.
+func entryName(key string) (sub, file string) {
 	sum := sha256.Sum256([]byte(key))
-	var name [2*sha256.Size + 1]byte
-	hex.Encode(name[:2], sum[:1])
-	name[2] = os.PathSeparator
-	hex.Encode(name[3:], sum[1:])
-	return b.dataDir + string(os.PathSeparator) + string(name[:])
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:2]), string(h[2:])
+}
+
+// path returns the path of the entry file of key, for errors: data/<2 hex digits>/<62 hex digits>.
+func (b *Backend) path(key string) string {
+	sub, file := entryName(key)
+	return filepath.Join(b.dataDir, sub, file)
 }
 
 func (b *Backend) check(ctx context.Context, op, key string) error {
@@ -241,11 +290,58 @@ func (b *Backend) check(ctx context.Context, op, key string) error {
 	return nil
 }
 
+// useFDs takes b.fdMu for reading and reports whether the descriptors are still open; the caller
+// releases it (fdMu.RUnlock) when it is done with them.
+func (b *Backend) useFDs() bool {
+	b.fdMu.RLock()
+	if b.closed.Load() {
+		b.fdMu.RUnlock()
+		return false
+	}
+	return true
+}
+
+// openFanout opens the fan-out directory sub of dataDir, making it (mode 0700) when create is set
+// and it is missing. A missing one is an error wrapping fs.ErrNotExist; a link or a file in its
+// place is an error wrapping errNotRegular (backends.ErrMalformed), and is left there.
+func (b *Backend) openFanout(sub string, create bool) (int, error) {
+	fd, err := openDirAt(b.dataFD, sub)
+	if err == nil {
+		return fd, nil
+	}
+	if create && errors.Is(err, fs.ErrNotExist) {
+		if err := mkdirAt(b.dataFD, sub); err != nil && !errors.Is(err, fs.ErrExist) {
+			return -1, &os.PathError{Op: "mkdir", Path: filepath.Join(b.dataDir, sub), Err: err}
+		}
+		if fd, err = openDirAt(b.dataFD, sub); err == nil {
+			return fd, nil
+		}
+	}
+	p := filepath.Join(b.dataDir, sub)
+	if !errors.Is(err, fs.ErrNotExist) {
+		if st, serr := statAt(b.dataFD, sub); serr == nil && st.typ&fs.ModeDir == 0 {
+			return -1, fmt.Errorf("%s is %s, not a directory: %w", p, st.kind(), errNotRegular)
+		}
+	}
+	return -1, &os.PathError{Op: "open", Path: p, Err: err}
+}
+
+// readLimit is the size of the largest entry file the backend would write for key: the header,
+// the key and a value of maxValue bytes. Get reads no larger file.
+func (b *Backend) readLimit(key string) int64 {
+	return int64(headerSize) + int64(len(key)) + b.maxValue
+}
+
 // Get returns the value stored under key, or an error wrapping backends.ErrNotFound. A hit costs
-// an open, an fstat, a read and a close, and allocates the file's contents (the caller gets the
-// value as a sub-slice), the path and the *os.File. A file that is expired, truncated, foreign,
-// or holds another key is a miss and is removed. Other failures (permissions, I/O errors) are
-// wrapped with the key and are not misses.
+// two opens (the key's fan-out directory, then its entry file, neither through a link, the file
+// without blocking), an fstat, a read and two closes, and allocates the file's contents (the
+// caller gets the value as a sub-slice) and the two names. A file that is expired, truncated,
+// foreign, or holds another key is a miss and is removed; a file larger than the largest entry
+// the backend writes (see WithMaxValueSize) is a miss, left in place, and costs no read. A link,
+// FIFO, socket, device or directory where the entry file goes is not read: it is an error
+// wrapping backends.ErrMalformed (which a region counts as a miss and reports), and all but a
+// directory are removed. Other failures (permissions, I/O errors) are wrapped with the key and
+// are not misses.
 func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := b.check(ctx, "get", key); err != nil {
 		return nil, err
@@ -254,33 +350,64 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 }
 
 func (b *Backend) get(key string, now time.Time) ([]byte, error) {
-	p := b.path(key)
-	f, err := os.Open(p)
+	if !b.useFDs() {
+		return nil, errClosed
+	}
+	defer b.fdMu.RUnlock()
+	sub, file := entryName(key)
+	dfd, err := b.openFanout(sub, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errNotFound
 		}
 		return nil, fmt.Errorf("file: get %q: %w", key, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	defer closeFD(dfd)
+	fd, err := openReadAt(dfd, file)
 	if err != nil {
-		return nil, fmt.Errorf("file: get %q: %w", key, err)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errNotFound
+		}
+		if st, serr := statAt(dfd, file); serr == nil && !st.regular() {
+			b.removeNotRegular(dfd, file, st)
+			return nil, fmt.Errorf("file: get %q: %s is %s: %w", key, b.path(key), st.kind(), errNotRegular)
+		}
+		return nil, fmt.Errorf("file: get %q: %w", key, &os.PathError{Op: "open", Path: b.path(key), Err: err})
 	}
-	size := fi.Size()
-	if size < int64(headerSize) || size > maxFileSize {
-		b.removeBad(p, fi)
+	defer closeFD(fd)
+	st, err := statFD(fd)
+	if err != nil {
+		return nil, fmt.Errorf("file: get %q: %w", key, &os.PathError{Op: "fstat", Path: b.path(key), Err: err})
+	}
+	if !st.regular() {
+		b.removeNotRegular(dfd, file, st)
+		return nil, fmt.Errorf("file: get %q: %s is %s: %w", key, b.path(key), st.kind(), errNotRegular)
+	}
+	if limit := b.readLimit(key); st.size > limit {
+		return nil, fmt.Errorf("file: get %q: the entry file has %d bytes, more than the %d of the largest entry this backend writes: %w",
+			key, st.size, limit, backends.ErrNotFound)
+	}
+	if st.size < int64(headerSize) {
+		b.removeBad(dfd, file, st)
 		return nil, errNotFound
 	}
-	buf := make([]byte, size)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, fmt.Errorf("file: get %q: %w", key, err)
+	// The size is checked and the buffer is of that size: a file that grew since the fstat
+	// (entries are never written in place) is read up to it, and fails its checksum.
+	buf := make([]byte, st.size)
+	n := 0
+	for n < len(buf) {
+		m, err := readFD(fd, buf[n:])
+		if err != nil {
+			return nil, fmt.Errorf("file: get %q: %w", key, &os.PathError{Op: "read", Path: b.path(key), Err: err})
+		}
+		if m == 0 {
+			break // a file is never written in place, but one may have been cut short on disk
+		}
+		n += m
 	}
-	buf = buf[:n] // a file is never written in place, but one may have been cut short on disk
-	value, ok := decode(buf, key, now)
+	value, ok := decode(buf[:n], key, now)
 	if !ok {
-		b.removeBad(p, fi)
+		b.removeBad(dfd, file, st)
 		return nil, errNotFound
 	}
 	return value, nil
@@ -305,18 +432,33 @@ func decode(buf []byte, key string, now time.Time) ([]byte, bool) {
 	return v[:len(v):len(v)], true
 }
 
-// removeBad removes the entry file at p, read through a file whose info is fi, if p still names
-// that file: a writer may have renamed a good entry over it since the read, and that one stays.
-// (A narrow race remains between the check and the removal; the worst it does is lose that new
-// entry, a miss.)
-func (b *Backend) removeBad(p string, fi fs.FileInfo) {
-	now, err := os.Lstat(p)
-	if err != nil || !os.SameFile(fi, now) {
-		return
+// removeBad removes the entry file name of the directory dfd, read through a file whose stat is
+// st, if name still is that file: a writer may have renamed a good entry over it since the read,
+// and that one stays. (A narrow race remains between the check and the removal; the worst it
+// does is lose that new entry, a miss.)
+func (b *Backend) removeBad(dfd int, name string, st fileStat) {
+	if removeIfSame(dfd, name, st) {
+		b.account(-st.size, -1)
 	}
-	if os.Remove(p) == nil {
-		b.account(-fi.Size(), -1)
+}
+
+// removeNotRegular removes what stands where an entry file goes when it is a link, a FIFO, a
+// socket or a device (removing the name costs nothing to whatever it names), and leaves a
+// directory alone.
+func (b *Backend) removeNotRegular(dfd int, name string, st fileStat) {
+	if st.typ&fs.ModeDir == 0 {
+		removeIfSame(dfd, name, st)
 	}
+}
+
+// removeIfSame removes name from dfd if it still is the file of stat st (a writer may have
+// renamed a new entry over it since), and reports whether it did.
+func removeIfSame(dfd int, name string, st fileStat) bool {
+	cur, err := statAt(dfd, name)
+	if err != nil || !cur.same(st) {
+		return false
+	}
+	return unlinkAt(dfd, name) == nil
 }
 
 // account moves the approximate totals, when a bound is set.
@@ -343,6 +485,15 @@ func (b *Backend) expiresAt(ttl time.Duration, now time.Time) int64 {
 	return now.Add(ttl).UnixNano()
 }
 
+// checkSize returns an error wrapping backends.ErrTooLarge if value is larger than the backend
+// stores.
+func (b *Backend) checkSize(op, key string, value []byte) error {
+	if int64(len(value)) > b.maxValue {
+		return fmt.Errorf("file: %s %q: %d bytes: %w (WithMaxValueSize is %d)", op, key, len(value), backends.ErrTooLarge, b.maxValue)
+	}
+	return nil
+}
+
 // Set stores value under key: it writes the entry to a new temporary file in the key's
 // subdirectory, fsyncs it (unless WithFsync(false)), and renames it over the entry file, so that a
 // reader, in any process, sees the old entry or the new one, never a part. A ttl > 0 bounds how
@@ -350,11 +501,17 @@ func (b *Backend) expiresAt(ttl time.Duration, now time.Time) int64 {
 // It writes under the key's write stripe lock, so that it cannot come between the read and the
 // write of a SetIfNotNewer in any process; it waits for the lock, until ctx ends, while another
 // write of the stripe runs.
-// Syscalls: open, flock and close of the stripe's lock file, create, one write (two above 64 KiB),
-// fsync, close, rename (and an lstat when a bound is set). Value is written before Set returns and
-// not kept. A full or read-only disk is an error wrapped with the key; nothing is left behind.
+// Syscalls: open, fstat, flock and close of the stripe's lock file, open of the key's fan-out
+// directory, create, one write (two above 64 KiB), fsync, close, rename, close (and an lstat when
+// a bound is set); none follows a link. Value is written before Set returns and not kept. A value
+// larger than WithMaxValueSize is an error wrapping backends.ErrTooLarge, and nothing is written.
+// A full or read-only disk, or a link where the key's fan-out directory goes, is an error wrapped
+// with the key; nothing is left behind.
 func (b *Backend) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := b.check(ctx, "set", key); err != nil {
+		return err
+	}
+	if err := b.checkSize("set", key, value); err != nil {
 		return err
 	}
 	unlock, err := b.lockWrite(ctx, key)
@@ -371,21 +528,31 @@ func (b *Backend) Set(ctx context.Context, key string, value []byte, ttl time.Du
 }
 
 func (b *Backend) set(key string, value []byte, exp int64) error {
-	p := b.path(key)
-	dir := filepath.Dir(p)
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(dir, 0o700); err == nil {
-			f, err = os.CreateTemp(dir, tmpPrefix+"*")
-		}
+	if !b.useFDs() {
+		return errClosed
 	}
+	defer b.fdMu.RUnlock()
+	sub, file := entryName(key)
+	dfd, err := b.openFanout(sub, true)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
+	defer closeFD(dfd)
+	var fd int
+	var tmp string
+	for range 100 {
+		tmp = tmpPrefix + strconv.FormatUint(rand.Uint64(), 36)
+		if fd, err = createAt(dfd, tmp); !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
+	if err != nil {
+		return &os.PathError{Op: "create", Path: filepath.Join(b.dataDir, sub, tmp), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(b.dataDir, sub, tmp))
 	fail := func(err error) error {
 		_ = f.Close()
-		_ = os.Remove(tmp)
+		_ = unlinkAt(dfd, tmp)
 		return err
 	}
 	// Small values are copied behind the header and written with it in one write; larger ones
@@ -420,18 +587,18 @@ func (b *Backend) set(key string, value []byte, exp int64) error {
 		}
 	}
 	if err := f.Close(); err != nil {
-		_ = os.Remove(tmp)
+		_ = unlinkAt(dfd, tmp)
 		return err
 	}
 	var old int64 = -1
 	if b.bounded() {
-		if fi, err := os.Lstat(p); err == nil {
-			old = fi.Size()
+		if st, err := statAt(dfd, file); err == nil && st.regular() {
+			old = st.size
 		}
 	}
-	if err := os.Rename(tmp, p); err != nil {
-		_ = os.Remove(tmp)
-		return err
+	if err := renameAt(dfd, tmp, file); err != nil {
+		_ = unlinkAt(dfd, tmp)
+		return &os.LinkError{Op: "rename", Old: filepath.Join(b.dataDir, sub, tmp), New: filepath.Join(b.dataDir, sub, file), Err: err}
 	}
 	if old >= 0 {
 		b.account(n-old, 0)
@@ -441,31 +608,43 @@ func (b *Backend) set(key string, value []byte, exp int64) error {
 	return nil
 }
 
-// Delete removes key's entry file: an lstat (when a bound is set) and an unlink. Deleting an
-// absent key is not an error.
+// Delete removes key's entry file: an open of the key's fan-out directory, an lstat (when a bound
+// is set) and an unlink. Deleting an absent key is not an error.
 func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err := b.check(ctx, "delete", key); err != nil {
 		return err
 	}
-	if err := b.remove(b.path(key)); err != nil {
+	if err := b.remove(key); err != nil {
 		return fmt.Errorf("file: delete %q: %w", key, err)
 	}
 	return nil
 }
 
-func (b *Backend) remove(p string) error {
-	var size int64 = -1
-	if b.bounded() {
-		if fi, err := os.Lstat(p); err == nil {
-			size = fi.Size()
-		}
+func (b *Backend) remove(key string) error {
+	if !b.useFDs() {
+		return errClosed
 	}
-	err := os.Remove(p)
+	defer b.fdMu.RUnlock()
+	sub, file := entryName(key)
+	dfd, err := b.openFanout(sub, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		return err
+	}
+	defer closeFD(dfd)
+	var size int64 = -1
+	if b.bounded() {
+		if st, err := statAt(dfd, file); err == nil && st.regular() {
+			size = st.size
+		}
+	}
+	if err := unlinkAt(dfd, file); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return &os.PathError{Op: "remove", Path: filepath.Join(b.dataDir, sub, file), Err: err}
 	}
 	if size >= 0 {
 		b.account(-size, -1)
@@ -475,8 +654,9 @@ func (b *Backend) remove(p string) error {
 
 // GetMulti returns the values of the keys that hold one, reading them one after another as Get
 // does: the disk is local, there are no round trips to save. Keys that hold nothing (or a bad
-// file) are absent from the map. No keys: an empty map and no I/O. It stops at the first error
-// other than a miss, which it returns with no values.
+// file, or something else than a regular file) are absent from the map. No keys: an empty map
+// and no I/O. It stops at the first error other than a miss or a malformed entry, which it
+// returns with no values.
 func (b *Backend) GetMulti(ctx context.Context, keys []string) (map[string][]byte, error) {
 	m := make(map[string][]byte, len(keys))
 	if len(keys) == 0 {
@@ -491,7 +671,7 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) (map[string][]byt
 			continue
 		}
 		v, err := b.get(k, now)
-		if err == errNotFound {
+		if err == errNotFound || errors.Is(err, backends.ErrNotFound) || errors.Is(err, backends.ErrMalformed) {
 			continue
 		}
 		if err != nil {
@@ -503,7 +683,9 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) (map[string][]byt
 }
 
 // SetMulti stores every pair of items as Set does (each under its write stripe lock), one after
-// another, and stops at the first error, which it returns; the items written before it stay.
+// another. A value larger than WithMaxValueSize is not stored and the others are: the error then
+// wraps backends.ErrTooLarge once for each (errors.Join). Any other error stops it, and is
+// returned; the items written before it stay.
 func (b *Backend) SetMulti(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if len(items) == 0 {
 		return nil
@@ -511,22 +693,27 @@ func (b *Backend) SetMulti(ctx context.Context, items map[string][]byte, ttl tim
 	exp := b.expiresAt(ttl, time.Now())
 	var n, size int64
 	defer func() { b.wrote(n, size) }()
+	var tooLarge error
 	for k, v := range items {
 		if err := b.check(ctx, "setmulti", k); err != nil {
-			return err
+			return errors.Join(tooLarge, err)
+		}
+		if err := b.checkSize("setmulti: set", k, v); err != nil {
+			tooLarge = errors.Join(tooLarge, err)
+			continue
 		}
 		unlock, err := b.lockWrite(ctx, k)
 		if err != nil {
-			return fmt.Errorf("file: setmulti: set %q: %w", k, err)
+			return errors.Join(tooLarge, fmt.Errorf("file: setmulti: set %q: %w", k, err))
 		}
 		err = b.set(k, v, exp)
 		unlock()
 		if err != nil {
-			return fmt.Errorf("file: setmulti: set %q: %w", k, err)
+			return errors.Join(tooLarge, fmt.Errorf("file: setmulti: set %q: %w", k, err))
 		}
 		n, size = n+1, size+int64(len(k)+len(v))
 	}
-	return nil
+	return tooLarge
 }
 
 // DeleteMulti removes every key as Delete does, one after another; absent keys are not an error.
@@ -536,17 +723,18 @@ func (b *Backend) DeleteMulti(ctx context.Context, keys []string) error {
 		if err := b.check(ctx, "deletemulti", k); err != nil {
 			return err
 		}
-		if err := b.remove(b.path(k)); err != nil {
+		if err := b.remove(k); err != nil {
 			return fmt.Errorf("file: deletemulti: delete %q: %w", k, err)
 		}
 	}
 	return nil
 }
 
-// Close closes the backend's own file (the eviction lock) and makes every later call return an
-// error. It leaves the directory, its entries and its lock files alone, and releases no lock:
-// locks taken with TryLock belong to their holders, who unlock them, or free themselves after
-// their timeout. Close may be called more than once.
+// Close closes the backend's own files (the eviction lock, and its descriptors of data/ and
+// locks/, once the operations using them are done) and makes every later call return an error.
+// It leaves the directory, its entries and its lock files alone, and releases no lock: locks
+// taken with TryLock belong to their holders, who unlock them, or free themselves after their
+// timeout. Close may be called more than once.
 func (b *Backend) Close() error {
 	var err error
 	b.closeOnce.Do(func() {
@@ -556,11 +744,23 @@ func (b *Backend) Close() error {
 		for !b.evicting.CompareAndSwap(false, true) {
 			time.Sleep(time.Millisecond)
 		}
-		if cerr := b.evictFile.Close(); cerr != nil {
-			err = fmt.Errorf("file: close: %w", cerr)
-		}
+		err = b.closeFiles()
 	})
 	return err
+}
+
+// closeFiles closes the eviction lock and the directory descriptors, waiting for the operations
+// that use them.
+func (b *Backend) closeFiles() error {
+	b.fdMu.Lock()
+	defer b.fdMu.Unlock()
+	closeFD(b.dataFD)
+	closeFD(b.lockFD)
+	b.dataFD, b.lockFD = -1, -1
+	if err := b.evictFile.Close(); err != nil {
+		return fmt.Errorf("file: close: %w", err)
+	}
+	return nil
 }
 
 // isHexName reports whether name is made of n lower-case hex digits.

@@ -21,10 +21,13 @@ import (
 const lockStripes = 65536
 
 // TryLock tries once, without waiting, to take the lock named key: it opens the key's stripe file
-// under dir/locks (creating it) and takes an exclusive flock on it with LOCK_NB. It returns
-// (lock, true, nil) when taken, (nil, false, nil) when another holder (another backend or process,
-// or another TryLock of this backend) has the stripe, and an error for a timeout <= 0, a done
-// ctx, or a failed open. Cost: a SHA-256, an open and a flock; the lock keeps its file open.
+// under dir/locks (creating it), checks that it is a regular file, and takes an exclusive flock
+// on it with LOCK_NB. It returns (lock, true, nil) when taken, (nil, false, nil) when another
+// holder (another backend or process, or another TryLock of this backend) has the stripe, and an
+// error for a timeout <= 0, a done ctx, or a failed open. A link in the stripe file's place is not
+// followed, and it or anything else but a regular file there is an error wrapping
+// backends.ErrMalformed. Cost: a SHA-256, an open, an fstat and a flock; the lock keeps its file
+// open.
 //
 // The lock frees itself after timeout (a timer closes its file), and at once if the holding
 // process dies, since the kernel releases a flock with the last descriptor of its file.
@@ -35,8 +38,12 @@ func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration
 	if timeout <= 0 {
 		return nil, false, fmt.Errorf("file: trylock %q: timeout %v: must be positive", key, timeout)
 	}
-	p := b.lockPath(key)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	name := lockName(key)
+	if !b.useFDs() {
+		return nil, false, errClosed
+	}
+	f, err := openRegular(b.lockFD, name, filepath.Join(b.lockDir, name))
+	b.fdMu.RUnlock()
 	if err != nil {
 		return nil, false, fmt.Errorf("file: trylock %q: %w", key, err)
 	}
@@ -53,11 +60,11 @@ func (b *Backend) TryLock(ctx context.Context, key string, timeout time.Duration
 	return l, true, nil
 }
 
-// lockPath returns the stripe file of the lock named key.
-func (b *Backend) lockPath(key string) string {
+// lockName returns the name, under locks/, of the stripe file of the lock named key.
+func lockName(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	n := binary.BigEndian.Uint32(sum[:4]) % lockStripes
-	return filepath.Join(b.lockDir, strconv.FormatUint(uint64(n), 10)+".lock")
+	return strconv.FormatUint(uint64(n), 10) + ".lock"
 }
 
 // lock is a lock taken by TryLock: an open stripe file holding an flock.

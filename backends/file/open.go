@@ -27,7 +27,8 @@ func init() {
 // The path is the directory (file:///abs/path, or file:rel/path relative to the working
 // directory); the host must be empty or localhost. The parameters are max_size (WithMaxSize: bytes,
 // or a number with a unit among B, KB, MB, GB, TB (powers of 1000) and KiB, MiB, GiB, TiB (powers
-// of 1024), case-insensitive), max_entries (WithMaxEntries), fsync (WithFsync: true or false) and
+// of 1024), case-insensitive), max_value_size (WithMaxValueSize, a size as max_size's, above 0),
+// max_entries (WithMaxEntries), fsync (WithFsync: true or false) and
 // default_ttl (WithDefaultTTL, a time.ParseDuration string). An unknown or repeated parameter or a
 // bad value is an error naming it.
 //
@@ -70,6 +71,12 @@ func Open(u *url.URL) (backends.Backend, error) {
 				return nil, fmt.Errorf("file: parameter max_size=%q: want a size in bytes, or with a unit such as 512MiB or 1GB", v)
 			}
 			opts = append(opts, WithMaxSize(n))
+		case "max_value_size":
+			n, err := parseSize(v)
+			if err != nil || n == 0 {
+				return nil, fmt.Errorf("file: parameter max_value_size=%q: want a size above 0, in bytes or with a unit such as 1MiB", v)
+			}
+			opts = append(opts, WithMaxValueSize(n))
 		case "max_entries":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
@@ -93,7 +100,7 @@ func Open(u *url.URL) (backends.Backend, error) {
 		}
 	}
 	if len(unknown) > 0 {
-		return nil, fmt.Errorf("file: unknown parameters %q (known: max_size, max_entries, fsync, default_ttl)", unknown)
+		return nil, fmt.Errorf("file: unknown parameters %q (known: max_size, max_value_size, max_entries, fsync, default_ttl)", unknown)
 	}
 	return New(dir, opts...)
 }

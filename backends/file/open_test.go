@@ -24,6 +24,7 @@ func TestOpen(t *testing.T) {
 		"file://" + dir + "?max_size=10B",
 		"file://" + dir + "?fsync=true",
 		"file://" + dir + "?max_entries=0&max_size=0",
+		"file://" + dir + "?max_value_size=1MiB",
 	}
 	for _, u := range good {
 		b, err := backends.Open(u)
@@ -44,6 +45,7 @@ func TestOpen(t *testing.T) {
 		{"file://" + dir + "?max_size=-1", "max_size"},
 		{"file://" + dir + "?max_size=GiB", "max_size"},
 		{"file://" + dir + "?max_size=99999999999999GiB", "max_size"},
+		{"file://" + dir + "?max_value_size=0", "max_value_size"},
 		{"file://" + dir + "?max_entries=many", "max_entries"},
 		{"file://" + dir + "?max_entries=-3", "max_entries"},
 		{"file://" + dir + "?fsync=maybe", "fsync"},
