@@ -11,13 +11,13 @@ const redacted = "xxxxx"
 
 // secretParams are the substrings of a query parameter's name (compared in lower case) that make
 // Redact hide its value: password and sentinel_password (go-redis), passwd, pwd, tokens, secrets,
-// credentials, auth.
-var secretParams = []string{"pass", "pwd", "secret", "token", "credential", "auth"}
+// credentials, auth, and the keys of signed entries (signed_entries).
+var secretParams = []string{"pass", "pwd", "secret", "token", "credential", "auth", "signed"}
 
 // Redact returns rawURL as messages and logs may show it: the user information, all of it (a
 // token may stand alone in the user part: redis://t0ken@host), becomes "xxxxx", and so does the
-// value of every query parameter whose name holds "pass", "pwd", "secret", "token", "credential"
-// or "auth" (password=, sentinel_password=, ...). The rest is kept as written, so that the
+// value of every query parameter whose name holds "pass", "pwd", "secret", "token", "credential",
+// "auth" or "signed" (password=, sentinel_password=, signed_entries=, ...). The rest is kept as written, so that the
 // operator recognises the URL.
 //
 // It never fails. A URL that url.Parse rejects is redacted more broadly: a password holding an

@@ -26,6 +26,7 @@ func TestRedact(t *testing.T) {
 		{"redis:user:s3cret@host", "redis:xxxxx@host"},
 		// Query parameters that hold secrets.
 		{"redis://host/0?password=s3cret", "redis://host/0?password=xxxxx"},
+		{"redis://host/0?signed_entries=k1:c2VjcmV0", "redis://host/0?signed_entries=xxxxx"},
 		{"redis://host/0?prefix=a&sentinel_password=s3cret&db=1", "redis://host/0?prefix=a&sentinel_password=xxxxx&db=1"},
 		{"redis://host/0?PASSWORD=s3cret&Auth_Token=t0ken", "redis://host/0?PASSWORD=xxxxx&Auth_Token=xxxxx"},
 		{"redis://host/0?pass%77ord=s3cret", "redis://host/0?pass%77ord=xxxxx"},
