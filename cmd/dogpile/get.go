@@ -26,12 +26,14 @@ type getResult struct {
 	Size      int    `json:"size,omitempty"`
 	Malformed string `json:"malformed,omitempty"` // why the bytes are not an entry
 
-	Version     int    `json:"version,omitempty"`
-	Created     string `json:"created,omitempty"` // RFC 3339, nanoseconds, UTC
-	CreatedNs   int64  `json:"created_unix_ns,omitempty"`
-	AgeNs       int64  `json:"age_ns,omitempty"`
-	DeltaNs     int64  `json:"delta_ns,omitempty"` // how long the creation took; 0 unknown
-	Flags       uint8  `json:"flags"`
+	Version   int    `json:"version,omitempty"`
+	Created   string `json:"created,omitempty"` // RFC 3339, nanoseconds, UTC
+	CreatedNs int64  `json:"created_unix_ns,omitempty"`
+	AgeNs     int64  `json:"age_ns,omitempty"`
+	DeltaNs   int64  `json:"delta_ns,omitempty"` // how long the creation took; 0 unknown
+	Flags     uint8  `json:"flags"`
+	// SignedBy is the id of the key that signed the entry (region.WithSignedEntries), unverified.
+	SignedBy    string `json:"signed_by,omitempty"`
 	Negative    bool   `json:"negative"`
 	PayloadSize int    `json:"payload_size"`
 	StorageTTL  *int64 `json:"storage_ttl_ns,omitempty"` // Redis: PTTL; -1 for none
@@ -88,6 +90,13 @@ func (c *cli) get(ctx context.Context, o *options, args []string) error {
 			c.printMalformed(res, raw)
 		}
 		return fmt.Errorf("key %s holds %d bytes that are not a dogpile entry (%v); a region reads it as a miss", describeKey(args[1], key), len(raw), derr)
+	}
+	if raw[2] >= 2 && e.Flags&backends.FlagSigned != 0 {
+		// The codec's bytes end where the signature trailer begins; the signature is not checked
+		// here (the tool holds no key): the region that reads it does.
+		if data, id, _, ok := backends.SplitSigned(e.Payload); ok {
+			e.Payload, res.SignedBy = data, string(id)
+		}
 	}
 	if o.raw {
 		_, err := c.stdout.Write(e.Payload)
@@ -235,9 +244,21 @@ func flagsText(f uint8) string {
 		return "none"
 	}
 	var s string
-	if f&backends.FlagNegative != 0 {
-		s = "negative: cached not found"
-		f &^= backends.FlagNegative
+	for _, fl := range []struct {
+		bit  uint8
+		text string
+	}{
+		{backends.FlagNegative, "negative: cached not found"},
+		{backends.FlagDeleted, "deleted: a tombstone, read as absent"},
+		{backends.FlagSigned, "signed"},
+	} {
+		if f&fl.bit != 0 {
+			if s != "" {
+				s += ", "
+			}
+			s += fl.text
+			f &^= fl.bit
+		}
 	}
 	if f != 0 {
 		if s != "" {
