@@ -185,7 +185,6 @@ type gobOuter struct {
 	Any    any
 	When   time.Time // a BinaryMarshaler
 	Empty  struct{}
-	unexp  int
 }
 
 func init() {
