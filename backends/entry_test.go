@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -224,7 +226,11 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte("dp"), int64(-1), uint8(1))
 	f.Add([]byte("dp\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00"), int64(1<<62), uint8(0xff))
 	f.Fuzz(func(t *testing.T, data []byte, created int64, flags uint8) {
-		// Any input: no panic, and either ErrMalformed or an entry that re-encodes to data.
+		// Any input: no panic, at most a short error's allocation (never one that grows with
+		// data), and either ErrMalformed or an entry that re-encodes to data.
+		if n := decodeEntryAlloc(data); n > 256 {
+			t.Fatalf("DecodeEntry of %d bytes allocated %d bytes, want at most 256", len(data), n)
+		}
 		e, err := DecodeEntry(data)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
@@ -248,4 +254,18 @@ func FuzzDecodeEntry(f *testing.F) {
 			t.Fatalf("round trip mismatch (-in +out):\n%s", diff)
 		}
 	})
+}
+
+// decodeEntryAlloc returns the bytes DecodeEntry(data) allocates: the least of three runs, so
+// that an allocation of the fuzzing engine's in the same moment is not counted.
+func decodeEntryAlloc(data []byte) uint64 {
+	best := uint64(math.MaxUint64)
+	var before, after runtime.MemStats
+	for range 3 {
+		runtime.ReadMemStats(&before)
+		_, _ = DecodeEntry(data)
+		runtime.ReadMemStats(&after)
+		best = min(best, after.TotalAlloc-before.TotalAlloc)
+	}
+	return best
 }

@@ -435,9 +435,15 @@ func (v *View[V]) decodeEntry(ctx context.Context, k string, raw []byte) loaded[
 }
 
 // decode is apart from load so that the pointer handed to the codec moves only this function's
-// value to the heap, not load's on the memory backend's hit path.
-func (v *View[V]) decode(payload []byte) (V, error) {
+// value to the heap, not load's on the memory backend's hit path. A codec that panics on the
+// bytes (they may be anyone's) fails the decode as malformed input does.
+func (v *View[V]) decode(payload []byte) (_ V, err error) {
 	var val V
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: decode %T: codec panicked: %v", backends.ErrMalformed, val, p)
+		}
+	}()
 	if err := v.r.cfg.codec.Unmarshal(payload, &val); err != nil {
 		var zero V
 		return zero, fmt.Errorf("%w: decode %T: %w", backends.ErrMalformed, val, err)
