@@ -31,6 +31,11 @@
 //     during a creation may then be overwritten by it. ConditionalMultiSetter makes many such
 //     stores in one round trip; without it, regions call SetIfNotNewer once a key.
 //   - BatchLimiter: the most keys one multi-key call should carry. Without it, no limit.
+//   - Notifier: broadcast short messages to every process (Redis pub/sub), for shared
+//     invalidation and the local cache's evictions. Without it, other processes learn of them by
+//     polling and by their local entries' maximum age.
+//   - Partitioned: the backend's keys live on several servers that fail one at a time. Regions
+//     keep their circuit breaker off on it. Without it, a backend counts as one server.
 //   - ValueStore: keep Go values as they are, with no encoding (in-process backends only).
 //   - io.Closer: release connections, files or goroutines.
 //
