@@ -54,7 +54,8 @@ cover:
 ## the bound the decoder documents.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := ./keys:FuzzNoCollision ./keys:FuzzRoundTrip ./backends:FuzzDecodeEntry \
-	./region:FuzzGob ./region:FuzzJSON ./region:FuzzRaw
+	./region:FuzzGob ./region:FuzzJSON ./region:FuzzRaw ./backends/file:FuzzDecode \
+	./cmd/dogpile:FuzzDescribeEntry
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \

@@ -432,6 +432,20 @@ func decode(buf []byte, key string, now time.Time) ([]byte, bool) {
 	return v[:len(v):len(v)], true
 }
 
+// encodeHeader returns the header and key of the entry file for key, value and expiry exp (Unix
+// nanoseconds, 0 for none), with room for room more bytes behind them; its checksum covers value,
+// which the caller writes right after. decode reads what it and value make.
+func encodeHeader(key string, value []byte, exp int64, room int) []byte {
+	hdr := make([]byte, headerSize, headerSize+len(key)+room)
+	copy(hdr, magic)
+	binary.BigEndian.PutUint64(hdr[8:16], uint64(exp))
+	binary.BigEndian.PutUint32(hdr[16:20], uint32(len(key)))
+	hdr = append(hdr, key...)
+	sum := crc32.Update(crc32.Checksum(hdr[8:], castagnoli), castagnoli, value)
+	binary.BigEndian.PutUint32(hdr[4:8], sum)
+	return hdr
+}
+
 // removeBad removes the entry file name of the directory dfd, read through a file whose stat is
 // st, if name still is that file: a writer may have renamed a good entry over it since the read,
 // and that one stays. (A narrow race remains between the check and the removal; the worst it
@@ -558,17 +572,11 @@ func (b *Backend) set(key string, value []byte, exp int64) error {
 	// Small values are copied behind the header and written with it in one write; larger ones
 	// take a second write rather than a copy.
 	joined := len(value) <= joinLimit
-	c := headerSize + len(key)
+	room := 0
 	if joined {
-		c += len(value)
+		room = len(value)
 	}
-	hdr := make([]byte, headerSize, c)
-	copy(hdr, magic)
-	binary.BigEndian.PutUint64(hdr[8:16], uint64(exp))
-	binary.BigEndian.PutUint32(hdr[16:20], uint32(len(key)))
-	hdr = append(hdr, key...)
-	sum := crc32.Update(crc32.Checksum(hdr[8:], castagnoli), castagnoli, value)
-	binary.BigEndian.PutUint32(hdr[4:8], sum)
+	hdr := encodeHeader(key, value, exp, room)
 	n := int64(len(hdr) + len(value))
 	if joined {
 		hdr = append(hdr, value...)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -74,10 +75,9 @@ func (c *cli) get(ctx context.Context, o *options, args []string) error {
 	if err != nil {
 		return err
 	}
-	res := getResult{Key: args[1], StoredAs: key, Found: true, Size: len(raw)}
-	e, derr := backends.DecodeEntry(raw)
+	res, e, derr := describeEntry(raw, c.now())
+	res.Key, res.StoredAs = args[1], key
 	if derr != nil {
-		res.Malformed = derr.Error()
 		if o.raw {
 			_, err := c.stdout.Write(raw)
 			if err != nil {
@@ -91,6 +91,32 @@ func (c *cli) get(ctx context.Context, o *options, args []string) error {
 		}
 		return fmt.Errorf("key %s holds %d bytes that are not a dogpile entry (%v); a region reads it as a miss", describeKey(args[1], key), len(raw), derr)
 	}
+	if o.raw {
+		_, err := c.stdout.Write(e.Payload)
+		return err
+	}
+	if ttl, ok := storageTTL(ctx, t, key); ok {
+		res.StorageTTL = &ttl
+	}
+	if o.json {
+		c.writeJSON(res)
+		return nil
+	}
+	c.printEntry(res, e)
+	return nil
+}
+
+// describeEntry decodes raw, the bytes stored under a key, as get shows them at the time now:
+// everything but the key and the storage TTL, and the entry, its payload without a signature
+// trailer. When raw is not an entry, err says why (and so does res.Malformed). It reads nothing
+// but raw: the bytes of whatever wrote to the backend, which get must show without trusting.
+func describeEntry(raw []byte, now time.Time) (res getResult, e backends.Entry, err error) {
+	res = getResult{Found: true, Size: len(raw)}
+	e, err = backends.DecodeEntry(raw)
+	if err != nil {
+		res.Malformed = err.Error()
+		return res, backends.Entry{}, err
+	}
 	if raw[2] >= 2 && e.Flags&backends.FlagSigned != 0 {
 		// The codec's bytes end where the signature trailer begins; the signature is not checked
 		// here (the tool holds no key): the region that reads it does.
@@ -98,11 +124,6 @@ func (c *cli) get(ctx context.Context, o *options, args []string) error {
 			e.Payload, res.SignedBy = data, string(id)
 		}
 	}
-	if o.raw {
-		_, err := c.stdout.Write(e.Payload)
-		return err
-	}
-	now := c.now()
 	created := time.Unix(0, e.Created).UTC()
 	res.Version = int(raw[2]) // DecodeEntry checked the magic and the version
 	res.Created = created.Format(time.RFC3339Nano)
@@ -112,9 +133,6 @@ func (c *cli) get(ctx context.Context, o *options, args []string) error {
 	res.Flags = e.Flags
 	res.Negative = e.Flags&backends.FlagNegative != 0
 	res.PayloadSize = len(e.Payload)
-	if ttl, ok := storageTTL(ctx, t, key); ok {
-		res.StorageTTL = &ttl
-	}
 	switch kind := payloadKind(e.Payload); kind {
 	case "JSON":
 		res.Payload = json.RawMessage(bytes.TrimSpace(e.Payload))
@@ -124,12 +142,7 @@ func (c *cli) get(ctx context.Context, o *options, args []string) error {
 	case "binary":
 		res.PayloadBase64 = e.Payload
 	}
-	if o.json {
-		c.writeJSON(res)
-		return nil
-	}
-	c.printEntry(res, e)
-	return nil
+	return res, e, nil
 }
 
 // storageTTL asks Redis how long it keeps key (PTTL): -1 for no expiry. Other backends do not
@@ -210,17 +223,59 @@ func (c *cli) printEntry(res getResult, e backends.Entry) {
 	case "empty":
 		fmt.Fprintf(w, "payload:     empty\n")
 	case "JSON":
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, bytes.TrimSpace(e.Payload), "", "  "); err != nil {
-			buf.Reset()
-			buf.Write(e.Payload)
+		p := bytes.TrimSpace(e.Payload)
+		if jsonDepth(p) > maxIndentDepth {
+			fmt.Fprintf(w, "payload (JSON, nested more than %d deep: as stored):\n", maxIndentDepth)
+			w.Write(p)
+			io.WriteString(w, "\n")
+			break
 		}
-		fmt.Fprintf(w, "payload (JSON):\n%s\n", buf.Bytes())
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, p, "", "  "); err != nil {
+			buf.Reset()
+			buf.Write(p)
+		}
+		buf.WriteByte('\n')
+		io.WriteString(w, "payload (JSON):\n")
+		w.Write(buf.Bytes())
 	case "text":
 		fmt.Fprintf(w, "payload (text, not JSON):\n%s\n", quotePreview(e.Payload))
 	default:
 		fmt.Fprintf(w, "payload (binary: gob or a raw codec? -raw writes its bytes):\n%s", hexPreview(e.Payload))
 	}
+}
+
+// maxIndentDepth is the deepest JSON payload get indents. Indenting writes, on every line, two
+// spaces per level of nesting: a payload nested d deep may grow d-fold (quadratically in its size
+// when it is all nesting), so a deeper one is shown as stored. At this depth, indenting grows a
+// payload at most about 17-fold ("0," becomes a line of up to 16 indents).
+const maxIndentDepth = 16
+
+// jsonDepth returns how deep the valid JSON p nests its arrays and objects. It does not allocate.
+func jsonDepth(p []byte) int {
+	depth, deepest := 0, 0
+	inString, escaped := false, false
+	for _, b := range p {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch b {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case b == '"':
+			inString = true
+		case b == '[' || b == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case b == ']' || b == '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 func (c *cli) printMalformed(res getResult, raw []byte) {
