@@ -157,8 +157,9 @@ var scenarios = []scenario{
 			"concurrent callers of a key share one GET, and the callers of a key being created wait for " +
 			"that creation; the cold burst's second GET is the read under the distributed lock, before " +
 			"creating. go-redis/cache's `Once` (Redis alone, no local cache) shares its GET and its load " +
-			"through singleflight. The floor shares nothing. Each caller decodes the value itself, in " +
-			"each cache. The last column is the single-caller hit latency of scenario 5.",
+			"through singleflight, and each caller decodes the bytes itself; dogpile's callers that " +
+			"share a GET share its decoding too. The floor shares nothing. The last column is the " +
+			"single-caller hit latency of scenario 5.",
 		cols: []col{
 			{"GETs, cold burst", "RedisHerd", 0, "cold-gets/op"},
 			{"loader calls, cold burst", "RedisHerd", 0, "loader-calls/op"},
