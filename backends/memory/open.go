@@ -12,14 +12,15 @@ import (
 )
 
 func init() {
-	if err := backends.Register("memory", open); err != nil {
+	if err := backends.Register("memory", Open); err != nil {
 		panic(err)
 	}
 }
 
-// open is the backends.Opener for "memory" URLs: memory:// or memory: with optional query
-// parameters max_entries and copy (see the package documentation).
-func open(u *url.URL) (backends.Backend, error) {
+// Open is the backends.Opener for "memory" URLs: memory:// or memory: with optional query
+// parameters max_entries and copy (see the package documentation). It does no I/O; the backend
+// it returns starts otter's goroutines, which its Close stops.
+func Open(u *url.URL) (backends.Backend, error) {
 	if u.Opaque != "" || u.User != nil || u.Host != "" || (u.Path != "" && u.Path != "/") || u.Fragment != "" {
 		return nil, errors.New("memory: the URL takes query parameters only (memory://?max_entries=N), no host, user, path or fragment")
 	}

@@ -29,18 +29,21 @@ var (
 var errNotFound = fmt.Errorf("null: %w", backends.ErrNotFound)
 
 func init() {
-	if err := backends.Register("null", open); err != nil {
+	if err := backends.Register("null", Open); err != nil {
 		panic(err)
 	}
 }
 
-func open(u *url.URL) (backends.Backend, error) {
+// Open is the backends.Opener for "null" URLs: null://, with no host, path or parameter. It
+// returns New().
+func Open(u *url.URL) (backends.Backend, error) {
 	if u.Opaque != "" || u.User != nil || u.Host != "" || (u.Path != "" && u.Path != "/") || u.Fragment != "" {
 		return nil, errors.New("null: the URL takes no host or path (null://)")
 	}
 	query, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return nil, fmt.Errorf("null: query: %w", err)
+		// Not err: its escape ("%zz") may be part of a secret. The query, redacted, locates it.
+		return nil, fmt.Errorf("null: query %q: a %% not followed by two hex digits, or a ';'", backends.Redact("?"+u.RawQuery))
 	}
 	for name := range query {
 		return nil, fmt.Errorf("null: unknown parameter %q (null takes none)", name)

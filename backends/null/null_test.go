@@ -3,6 +3,7 @@ package null_test
 import (
 	"errors"
 	"strings"
+	"net/url"
 	"testing"
 	"time"
 
@@ -71,6 +72,19 @@ func TestOpen(t *testing.T) {
 		_, err := backends.Open(tc.url)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Open(%q) error = %v; want one saying %q", tc.url, err, tc.want)
+		}
+	}
+}
+
+// TestOpenDirectly: null.Open is the registered opener, usable without the registry.
+func TestOpenDirectly(t *testing.T) {
+	for raw, ok := range map[string]bool{"null://": true, "null://?x=1": false, "null://?%zz": false} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := null.Open(u); (err == nil) != ok {
+			t.Errorf("Open(%q): %v; want ok=%v", raw, err, ok)
 		}
 	}
 }
