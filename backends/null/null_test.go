@@ -2,8 +2,8 @@ package null_test
 
 import (
 	"errors"
-	"strings"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
