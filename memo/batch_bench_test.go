@@ -17,7 +17,7 @@ func batchLoader(_ context.Context, ids []int64) (map[int64]*user, error) {
 	return m, nil
 }
 
-// BatchBench runs issue 6's benchmark on r: a 100-id batch of which 90 ids are cached and 10
+// batchBench runs the batch benchmark on r: a 100-id batch of which 90 ids are cached and 10
 // have never been seen (new ids every iteration), through memo.Multi ("multi") and, for
 // comparison, through 100 calls of a memo.Func on the same region ("loop").
 func batchBench(b *testing.B, r *region.Region) {

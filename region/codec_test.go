@@ -265,3 +265,21 @@ func newOf(v any) any {
 	}
 	panic(fmt.Sprintf("newOf: %T", v))
 }
+
+// Version 1 entries keep their unknown flag bits ("kept, not rejected"): a version 1 value whose
+// flags byte has bit 0 set reads as its value, not as a cached "not found" (bit 0 is FlagNegative
+// only from version 2 on).
+func TestV1FlagsAreKept(t *testing.T) {
+	ctx := t.Context()
+	b := newBatchBackend(newShared())
+	r := newRegion(t, b, region.WithExpiration(time.Hour))
+	v := region.NewView[string](r)
+	raw := encodeV1(time.Now().UnixNano(), `"v1 value"`)
+	raw[3] = 0xa5
+	if err := b.Set(ctx, "k", raw, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := v.Get(ctx, "k"); !ok || err != nil || got != "v1 value" {
+		t.Errorf("a version 1 entry with flags 0xa5: Get = %q, %v, %v; want its value", got, ok, err)
+	}
+}

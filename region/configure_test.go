@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -90,6 +91,53 @@ func TestConfigureURLHidesPasswords(t *testing.T) {
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("ConfigureURL(%q) error shows %q: %v", raw, secret, err)
 			}
+		}
+	}
+}
+
+// ConfigureWith writes the region's settings without racing Invalidate, which works on an
+// unconfigured region and reads them, or CheckConfig, which package config calls without the
+// region's lock.
+func TestConfigureWithDoesNotRaceInvalidateOrCheckConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		call func(r *region.Region)
+	}{
+		{"Invalidate", func(r *region.Region) { _ = r.Invalidate(context.Background(), region.Soft) }},
+		{"CheckConfig", func(r *region.Region) { _ = r.CheckConfig(region.WithExpiration(time.Minute)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := region.New(t.Name())
+			defer r.Close()
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			wg.Go(func() {
+				<-start
+				for range 1000 {
+					tc.call(r)
+				}
+			})
+			close(start)
+			if err := r.ConfigureWith(memory.New(), region.WithExpiration(time.Minute)); err != nil {
+				t.Error(err)
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// ConfigureURL rejects a query it cannot parse (a ';', a bad %-escape), as backends.Open does,
+// instead of dropping the pair and losing a prefix or a bound the operator wrote.
+func TestConfigureURLRejectsMalformedQuery(t *testing.T) {
+	for _, raw := range []string{
+		"memory://?max_entries=10;copy=true",
+		"memory://?max_entries=%zz",
+	} {
+		r := region.New("u")
+		err := r.ConfigureURL(raw)
+		_ = r.Close()
+		if err == nil {
+			t.Errorf("ConfigureURL(%q): no error; the malformed parameter was dropped silently", raw)
 		}
 	}
 }

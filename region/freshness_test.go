@@ -532,3 +532,102 @@ func TestRegenerationRateUnderLoad(t *testing.T) {
 		}
 	})
 }
+
+// A failed early refresh (XFetch) of a value that is still fresh serves the fresh value without
+// error, even with stale-if-error off: an early refresh is an optimisation, and its failure never
+// turns a hit into an error.
+func TestFailedEarlyRefreshServesFreshValue(t *testing.T) {
+	ctx := t.Context()
+	clk := newClock()
+	// beta huge: every read of a value with a known delta is due for an early refresh.
+	r := newRegion(t, nil, region.WithExpiration(time.Hour), region.WithEarlyRefresh(1e12), clk.option())
+	v := region.NewView[string](r)
+	if _, err := v.GetOrCreate(ctx, "k", func(context.Context) (string, error) {
+		clk.advance(time.Second) // the creation takes 1s: delta = 1s
+		return "v", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(time.Minute) // 59 minutes from expiry: fresh
+	got, err := v.GetOrCreate(ctx, "k", func(context.Context) (string, error) { return "", errUpstream })
+	if err != nil || got != "v" {
+		t.Errorf("fresh value, failed early refresh: got %q, %v; want the fresh value %q and no error", got, err, "v")
+	}
+	// The same in a batch.
+	m, err := v.GetOrCreateMulti(ctx, []string{"k"}, func(context.Context, []string) (map[string]string, error) {
+		return nil, errUpstream
+	})
+	if err != nil || m["k"] != "v" {
+		t.Errorf("batch: fresh value, failed early refresh: got %v, %v; want the fresh value", m, err)
+	}
+}
+
+// Stale-if-error never serves a value that a hard invalidation made absent while its regeneration
+// ran: entries created before a hard invalidation are absent, never served.
+func TestStaleIfErrorSkipsHardInvalidatedValue(t *testing.T) {
+	ctx := t.Context()
+	clk := newClock()
+	r := newRegion(t, nil, region.WithExpiration(time.Minute), region.WithStaleIfError(time.Hour), clk.option())
+	v := region.NewView[string](r)
+	if err := v.Set(ctx, "k", "old"); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(2 * time.Minute) // expired a minute ago: within the stale-if-error bound
+	got, err := v.GetOrCreate(ctx, "k", func(ctx context.Context) (string, error) {
+		// The data behind "old" is gone: the operator invalidates hard while we regenerate.
+		if err := r.Invalidate(ctx, region.Hard); err != nil {
+			t.Error(err)
+		}
+		return "", errUpstream
+	})
+	if !errors.Is(err, errUpstream) {
+		t.Errorf("after a hard invalidation during the failed regeneration: got %q, %v; want errUpstream, not the invalidated value", got, err)
+	}
+	// The next read agrees that the value is absent.
+	if _, ok, _ := v.Get(ctx, "k", region.IgnoreExpiration()); ok {
+		t.Errorf("Get sees the hard-invalidated value")
+	}
+}
+
+// Stale-if-error never serves a value deleted while its regeneration ran.
+func TestStaleIfErrorSkipsDeletedValue(t *testing.T) {
+	ctx := t.Context()
+	clk := newClock()
+	r := newRegion(t, nil, region.WithExpiration(time.Minute), region.WithStaleIfError(time.Hour), clk.option())
+	v := region.NewView[string](r)
+	if err := v.Set(ctx, "k", "old"); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(2 * time.Minute)
+	got, err := v.GetOrCreate(ctx, "k", func(ctx context.Context) (string, error) {
+		if err := v.Delete(ctx, "k"); err != nil {
+			t.Error(err)
+		}
+		return "", errUpstream
+	})
+	if !errors.Is(err, errUpstream) {
+		t.Errorf("after a Delete during the failed regeneration: got %q, %v; want errUpstream", got, err)
+	}
+}
+
+// An expiration of centuries (say time.Duration(math.MaxInt64), "as good as never") does not
+// overflow the expiry time: a fresh value read early is not refreshed.
+func TestEarlyRefreshWithLongExpiration(t *testing.T) {
+	ctx := t.Context()
+	r := newRegion(t, nil, region.WithExpiration(time.Duration(1<<63-1)), region.WithEarlyRefresh(1))
+	v := region.NewView[string](r)
+	var calls int
+	create := func(context.Context) (string, error) {
+		calls++
+		time.Sleep(time.Millisecond) // a delta to record
+		return "v", nil
+	}
+	for range 5 {
+		if _, err := v.GetOrCreate(ctx, "k", create); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := v.Stats(); calls != 1 || s.EarlyRefreshes != 0 {
+		t.Errorf("a value that expires in centuries: %d creations, %d early refreshes; want 1 and 0", calls, s.EarlyRefreshes)
+	}
+}

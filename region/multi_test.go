@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
 	"sort"
@@ -835,5 +836,216 @@ func TestSetMultiTooLargeStoresTheRest(t *testing.T) {
 	}
 	if cached, _ := v.GetMulti(ctx, []string{"x", "y"}); len(cached) != 1 || cached["y"] != "fine" {
 		t.Errorf("cached %v, want y only", cached)
+	}
+}
+
+// lockTable is a lock service of its own (a Redlock over several servers, etcd, ...) that a
+// wrapper puts in front of a backend's locks.
+type lockTable struct {
+	mu   sync.Mutex
+	held map[string]bool
+}
+
+type tableLock struct {
+	t   *lockTable
+	key string
+}
+
+func (l tableLock) Unlock(context.Context) error {
+	l.t.mu.Lock()
+	delete(l.t.held, l.key)
+	l.t.mu.Unlock()
+	return nil
+}
+
+// ownLocker is a decorator that implements backends.Locker itself (as backends.As's godoc tells
+// a wrapper that must see every lock call to do) and unwraps to the backend it decorates. It was
+// written against the Locker interface; it knows nothing of MultiLocker.
+type ownLocker struct {
+	backends.Backend
+	t *lockTable
+}
+
+func (o *ownLocker) Unwrap() backends.Backend { return o.Backend }
+
+func (o *ownLocker) TryLock(_ context.Context, key string, _ time.Duration) (backends.Lock, bool, error) {
+	o.t.mu.Lock()
+	defer o.t.mu.Unlock()
+	if o.t.held[key] {
+		return nil, false, nil
+	}
+	o.t.held[key] = true
+	return tableLock{o.t, key}, true, nil
+}
+
+// Batches lock through the same Locker as single-key calls: Configure takes the MultiLocker from
+// the same link of the backend chain as the Locker, so a wrapper with a lock service of its own is
+// not bypassed by a GetOrCreateMulti, and a GetOrCreate in one process and a GetOrCreateMulti in
+// another never both create the key.
+func TestBatchLocksThroughTheRegionsLocker(t *testing.T) {
+	ctx := t.Context()
+	store, locks := newShared(), &lockTable{held: map[string]bool{}}
+	// Two processes: two regions on one store and one lock service.
+	p := newRegion(t, &ownLocker{Backend: newBatchBackend(store), t: locks})
+	q := newRegion(t, &ownLocker{Backend: newBatchBackend(store), t: locks})
+
+	var creations atomic.Int32
+	release, started := make(chan struct{}), make(chan struct{})
+	single := make(chan error, 1)
+	go func() {
+		_, err := region.NewView[string](p).GetOrCreate(ctx, "k", func(context.Context) (string, error) {
+			creations.Add(1)
+			close(started)
+			<-release
+			return "from p", nil
+		})
+		single <- err
+	}()
+	<-started // p holds the lock of k and is creating it
+
+	batch := make(chan error, 1)
+	batchCreated := make(chan struct{}, 1)
+	go func() {
+		_, err := region.NewView[string](q).GetOrCreateMulti(ctx, []string{"k"}, func(_ context.Context, ks []string) (map[string]string, error) {
+			creations.Add(1)
+			batchCreated <- struct{}{}
+			return map[string]string{"k": "from q"}, nil
+		})
+		batch <- err
+	}()
+	select {
+	case <-batchCreated:
+		t.Errorf("q's batch created k while p held k's lock (through the region's Locker): %d creations of one key", creations.Load())
+	case <-time.After(300 * time.Millisecond):
+		// q waits for p's lock, as it should.
+	}
+	close(release)
+	if err := <-single; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-batch; err != nil {
+		t.Fatal(err)
+	}
+	if n := creations.Load(); n != 1 {
+		t.Errorf("%d creations of k, want 1", n)
+	}
+}
+
+// GetOrCreateMulti calls create once, given exactly the absent or expired keys, even under
+// WithBackgroundRefresh with an expired key and an absent one in one batch: a creator that keeps
+// unsynchronized state for the call does not race.
+func TestBatchCreatorIsNeverCalledConcurrently(t *testing.T) {
+	ctx := t.Context()
+	clk := newClock()
+	r := newRegion(t, nil, region.WithExpiration(time.Minute), region.WithBackgroundRefresh(1), clk.option())
+	v := region.NewView[string](r)
+	if err := v.Set(ctx, "old", "v0"); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(2 * time.Minute) // "old" is expired; "new" is absent
+
+	var calls, inside, most atomic.Int32
+	both := make(chan struct{})
+	var once sync.Once
+	create := func(_ context.Context, ks []string) (map[string]string, error) {
+		calls.Add(1)
+		n := inside.Add(1)
+		defer inside.Add(-1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		if n == 2 {
+			once.Do(func() { close(both) })
+		}
+		select { // give a second call the time to come in
+		case <-both:
+		case <-time.After(300 * time.Millisecond):
+		}
+		out := map[string]string{}
+		for _, k := range ks {
+			out[k] = "v1"
+		}
+		return out, nil
+	}
+	if _, err := v.GetOrCreateMulti(ctx, []string{"old", "new"}, create); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for inside.Load() != 0 || calls.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if calls.Load() != 1 || most.Load() != 1 {
+		t.Errorf("one GetOrCreateMulti called create %d times, %d of them at once; the godoc says one call", calls.Load(), most.Load())
+	}
+}
+
+// setFails is a batch backend whose writes fail.
+type setFails struct{ *batchBackend }
+
+func (s setFails) SetMulti(context.Context, map[string][]byte, time.Duration) error {
+	return errDownMulti
+}
+
+// An error handler that reacts to a failed batch write by deleting the key (so that no older value
+// is served) does not deadlock the batch: Batch.Store reports failures without holding the mutexes
+// of the flights it stores.
+func TestErrorHandlerMayDeleteDuringBatchStore(t *testing.T) {
+	var r *region.Region
+	handled := make(chan struct{}, 10)
+	// Not newRegion: its Cleanup's Close would wait for the deadlocked creation forever.
+	r = region.New("deadlock", region.WithLogger(slog.New(slog.DiscardHandler)), region.WithErrorHandler(func(ctx context.Context, err error) {
+		_ = r.DeleteMulti(ctx, []string{"a", "b"})
+		handled <- struct{}{}
+	}))
+	if err := r.Configure(setFails{newBatchBackend(newShared())}); err != nil {
+		t.Fatal(err)
+	}
+	v := region.NewView[string](r)
+	done := make(chan error, 1)
+	go func() {
+		_, err := v.GetOrCreateMulti(context.Background(), []string{"a", "b"}, func(_ context.Context, ks []string) (map[string]string, error) {
+			return map[string]string{"a": "1", "b": "2"}, nil
+		})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("GetOrCreateMulti has not returned after 2s: the error handler's DeleteMulti waits for the flight mutex its own goroutine holds")
+	}
+}
+
+var errBatchNoSuchUser = errors.New("no such user")
+
+// With negative caching on, a batch stores its values in one write and the "not found" entries for
+// the keys the creator left out, which have a TTL of their own, in one more, whatever the number of
+// unknown keys.
+func TestBatchNegativeCachingWritesOnce(t *testing.T) {
+	ctx := t.Context()
+	b := newBatchBackend(newShared())
+	r := newRegion(t, b, region.WithNegativeCaching(errBatchNoSuchUser, time.Minute))
+	v := region.NewView[string](r)
+	keys := ids(0, 20)
+	b.take()
+	got, err := v.GetOrCreateMulti(ctx, keys, func(_ context.Context, ks []string) (map[string]string, error) {
+		m := map[string]string{}
+		for _, k := range ks[:10] { // the other 10 do not exist
+			m[k] = "user " + k
+		}
+		return m, nil
+	})
+	if err != nil || len(got) != 10 {
+		t.Fatalf("got %d values, %v", len(got), err)
+	}
+	calls := b.take()
+	writes := len(calls["set"]) + len(calls["setmulti"])
+	if writes != 2 || len(calls["set"]) != 0 {
+		t.Errorf("one batch creation wrote with %d round trips (set %v, setmulti %v); want two SetMulti: the values, the not-found entries", writes, calls["set"], calls["setmulti"])
 	}
 }

@@ -34,7 +34,7 @@ type config struct {
 	onError         func(ctx context.Context, err error)
 	clock           func() time.Time
 
-	// Freshness policies (issue 7); each may be overridden per function or call.
+	// Freshness policies; each may be overridden per function or call.
 	early        float64       // XFetch's beta; 0: off
 	staleIfError time.Duration // 0: off
 	negErr       error         // nil: no negative caching

@@ -970,3 +970,245 @@ func TestCloseStopsTheLocalCache(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A View[int] caller never joins a creation started by a View[string] on the same key: it runs its
+// own creator and never gets an in-band zero value.
+func TestCallersOfAnotherTypeDoNotJoin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRegion(t, nil)
+		g := newGate("text")
+		go func() { _, _ = region.NewView[string](r).GetOrCreate(t.Context(), "k", g.create) }()
+		synctest.Wait()
+		done := make(chan struct{})
+		var n int
+		var err error
+		var ran atomic.Bool
+		go func() {
+			defer close(done)
+			n, err = region.NewView[int](r).GetOrCreate(t.Context(), "k", func(context.Context) (int, error) {
+				ran.Store(true)
+				return 42, nil
+			})
+		}()
+		synctest.Wait()
+		close(g.open)
+		<-done
+		if err == nil && !ran.Load() {
+			t.Fatalf("View[int] joined a View[string] creation and got (%d, nil) without its creator running", n)
+		}
+	})
+}
+
+// ShouldCache with an interface type V sees a nil result too, and decides whether the nil is
+// cached.
+func TestShouldCacheSeesNilInterface(t *testing.T) {
+	ctx := context.Background()
+	r := newRegion(t, nil)
+	var consulted atomic.Bool
+	v := region.NewView[fmt.Stringer](r, region.ShouldCache(func(s fmt.Stringer) bool {
+		consulted.Store(true)
+		return s != nil
+	}))
+	calls := 0
+	create := func(context.Context) (fmt.Stringer, error) { calls++; return nil, nil }
+	_, _ = v.GetOrCreate(ctx, "k", create)
+	_, _ = v.GetOrCreate(ctx, "k", create)
+	if calls != 2 || !consulted.Load() {
+		t.Fatalf("nil result: predicate consulted=%v, creator ran %d times; want consulted and 2 runs (not cached)", consulted.Load(), calls)
+	}
+}
+
+// An invalidation covers a write made in the same clock reading, without any sleep between them.
+func TestInvalidateCoversWriteInSameTick(t *testing.T) {
+	for name, mode := range map[string]region.Invalidation{"hard": region.Hard, "soft": region.Soft} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRegion(t, nil)
+				v := region.NewView[string](r)
+				_ = v.Set(t.Context(), "k", "old")
+				_ = r.Invalidate(t.Context(), mode) // no time.Sleep: same instant
+				if s, ok, _ := v.Get(t.Context(), "k"); ok {
+					t.Errorf("Get after Invalidate = (%q, true), want a miss", s)
+				}
+			})
+		})
+	}
+}
+
+// A background refresh that fails (error or panic) is reported to the error handler and the logger,
+// although the caller got the stale value and nobody waits for it.
+func TestBackgroundRefreshFailureIsReported(t *testing.T) {
+	for name, create := range map[string]func(context.Context) (string, error){
+		"error": func(context.Context) (string, error) { return "", errors.New("db down") },
+		"panic": func(context.Context) (string, error) { panic("bug") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var reports atomic.Int32
+				r := newRegion(t, nil, region.WithExpiration(time.Minute), region.WithBackgroundRefresh(1),
+					region.WithErrorHandler(func(context.Context, error) { reports.Add(1) }))
+				v := region.NewView[string](r)
+				_ = v.Set(t.Context(), "k", "old")
+				time.Sleep(2 * time.Minute)
+				if s, err := v.GetOrCreate(t.Context(), "k", create); s != "old" || err != nil {
+					t.Fatalf("got (%q, %v)", s, err)
+				}
+				synctest.Wait()
+				if reports.Load() == 0 {
+					t.Fatal("the failed background refresh was not reported")
+				}
+			})
+		})
+	}
+}
+
+// Delete reaches a creation in flight: a caller that arrives after Delete does not join the
+// creation that began before it, and that creation's value, read before the write, is not stored.
+func TestDeleteDuringCreationIsNotOverwritten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRegion(t, nil)
+		v := region.NewView[string](r)
+		g := newGate("read-before-write")
+		go func() { _, _ = v.GetOrCreate(t.Context(), "k", g.create) }()
+		synctest.Wait()
+		time.Sleep(time.Millisecond)
+		_ = v.Delete(t.Context(), "k") // the application wrote the row and invalidates
+		after := make(chan string)
+		go func() {
+			s, _ := v.GetOrCreate(t.Context(), "k", func(context.Context) (string, error) { return "read-after-write", nil })
+			after <- s
+		}()
+		synctest.Wait()
+		close(g.open)
+		if s := <-after; s != "read-after-write" {
+			t.Errorf("a call made after Delete got %q", s)
+		}
+		if s, ok, _ := v.Get(t.Context(), "k"); ok && s == "read-before-write" {
+			t.Errorf("after Delete the cache holds %q", s)
+		}
+	})
+}
+
+// A hard invalidation detaches the creations in flight: their values are not stored, and callers
+// that arrive after Invalidate returned do not get them.
+func TestHardInvalidationDetachesCreations(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRegion(t, nil)
+		v := region.NewView[string](r)
+		g := newGate("read-before-invalidation")
+		go func() { _, _ = v.GetOrCreate(t.Context(), "k", g.create) }()
+		synctest.Wait()
+		time.Sleep(time.Millisecond)
+		_ = r.Invalidate(t.Context(), region.Hard)
+		after := make(chan string)
+		go func() {
+			s, _ := v.GetOrCreate(t.Context(), "k", func(context.Context) (string, error) { return "new", nil })
+			after <- s
+		}()
+		synctest.Wait()
+		close(g.open)
+		if s := <-after; s != "new" {
+			t.Errorf("a call made after Invalidate(Hard) got %q", s)
+		}
+	})
+}
+
+// A negative expiration, from a per-call option or a computed ExpirationFunc ("time until the next
+// deploy", gone negative), means "already expired", never "never expires";
+// region.WithExpiration(-1) panics at construction.
+func TestNegativeExpirationMeansExpired(t *testing.T) {
+	ctx := context.Background()
+	for name, opt := range map[string]region.CallOption{
+		"Expiration(-1s)":     region.Expiration(-time.Second),
+		"ExpirationFunc(-1s)": region.ExpirationFunc(func() time.Duration { return -time.Second }),
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newClock()
+			r := newRegion(t, nil, c.option(), region.WithExpiration(time.Minute))
+			v := region.NewView[string](r, opt)
+			cr := &counter{}
+			_, _ = v.GetOrCreate(ctx, "k", cr.create)
+			c.advance(24 * time.Hour)
+			if s, _ := v.GetOrCreate(ctx, "k", cr.create); s == "v1" {
+				t.Fatalf("with %s a value is still fresh a day later", name)
+			}
+		})
+	}
+}
+
+// Close makes every caller still waiting for a creation fail with ErrClosed, not context.Canceled,
+// so callers that treat Canceled as "my client went away" do not drop it silently.
+func TestCloseGivesWaitersErrClosed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRegion(t, nil)
+		v := region.NewView[string](r)
+		g := newGate("never")
+		errc := make(chan error)
+		go func() {
+			_, err := v.GetOrCreate(t.Context(), "k", g.create)
+			errc <- err
+		}()
+		synctest.Wait()
+		_ = r.Close()
+		if err := <-errc; !errors.Is(err, region.ErrClosed) {
+			t.Fatalf("waiter with a live context got %v on Close, want ErrClosed", err)
+		}
+	})
+}
+
+// A nil stored by a View of an interface type is a miss for a View of any other type: the type
+// check comes before the entry counts as found.
+func TestNilInterfaceEntryIsAMissForOtherTypes(t *testing.T) {
+	ctx := context.Background()
+	r := newRegion(t, nil)
+	_ = region.NewView[error](r).Set(ctx, "k", nil)
+	if s, ok, err := region.NewView[string](r).Get(ctx, "k"); ok {
+		t.Errorf("View[string].Get of a nil stored by View[error] = (%q, %v, %v), want a miss", s, ok, err)
+	}
+}
+
+// A Set is never overwritten by a creation of the key that was already in progress.
+func TestSetDuringCreationIsNotOverwritten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRegion(t, nil)
+		v := region.NewView[string](r)
+		g := newGate("computed-before-the-set")
+		go func() { _, _ = v.GetOrCreate(t.Context(), "k", g.create) }()
+		synctest.Wait()
+		if err := v.Set(context.Background(), "k", "set"); err != nil {
+			t.Fatal(err)
+		}
+		close(g.open)
+		synctest.Wait()
+		if s, _, _ := v.Get(t.Context(), "k"); s != "set" {
+			t.Fatalf("Get = %q: a creation that began before Set stored over it", s)
+		}
+	})
+}
+
+// Close, which waits for the creations in progress, completes when a creator invalidates the region
+// (on Close's cancellation, say): Invalidate on a closed region does not wait for Close.
+func TestCloseWithInvalidatingCreator(t *testing.T) {
+	r := region.New(t.Name())
+	if err := r.Configure(memory.New()); err != nil {
+		t.Fatal(err)
+	}
+	v := region.NewView[string](r)
+	started := make(chan struct{})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go v.GetOrCreate(ctx, "k", func(ctx context.Context) (string, error) {
+		close(started)
+		<-ctx.Done() // Close cancels the creation
+		_ = r.Invalidate(context.Background(), region.Hard)
+		return "", ctx.Err()
+	})
+	<-started
+	closed := make(chan struct{})
+	go func() { _ = r.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return: deadlocked with a creator calling Invalidate")
+	}
+}

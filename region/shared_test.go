@@ -2,6 +2,7 @@ package region_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"slices"
 	"sync"
@@ -10,8 +11,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/backends/memory"
-
 	"github.com/dogpile-go/dogpile/region"
 )
 
@@ -207,4 +208,324 @@ func TestSharedInvalidationFromAFastClockAppliesOnce(t *testing.T) {
 			t.Errorf("%d creations in 3s after one invalidation from a clock a minute ahead, want 2 (the cold one and one after it)", got)
 		}
 	})
+}
+
+// fleetHub is an in-process pub/sub: what Redis pub/sub is to the processes of a fleet.
+type fleetHub struct {
+	mu   sync.Mutex
+	subs map[int]func([]byte)
+	next int
+}
+
+func newFleetHub() *fleetHub { return &fleetHub{subs: map[int]func([]byte){}} }
+
+// fleetBackend is a batchBackend that is also a Notifier (on fleetHub), with hooks to order a read
+// or a write against other events.
+type fleetBackend struct {
+	*batchBackend
+	h *fleetHub
+
+	afterGet      atomic.Pointer[func(k string)] // called after Get read the store
+	afterSet      atomic.Pointer[func(k string)] // called after Set wrote the store
+	setFailsAfter atomic.Bool                    // Set writes, then reports an error (a timeout)
+	subscribeErrs atomic.Int32                   // Subscribe fails this many more times
+}
+
+func (b *fleetBackend) Get(ctx context.Context, k string) ([]byte, error) {
+	v, err := b.batchBackend.Get(ctx, k)
+	if f := b.afterGet.Load(); f != nil {
+		(*f)(k)
+	}
+	return v, err
+}
+
+func (b *fleetBackend) Set(ctx context.Context, k string, v []byte, ttl time.Duration) error {
+	if err := b.batchBackend.Set(ctx, k, v, ttl); err != nil {
+		return err
+	}
+	if f := b.afterSet.Load(); f != nil {
+		(*f)(k)
+	}
+	if b.setFailsAfter.Load() {
+		return errors.New("i/o timeout (the write was applied)")
+	}
+	return nil
+}
+
+func (b *fleetBackend) Publish(_ context.Context, _ string, msg []byte) error {
+	b.h.mu.Lock()
+	defer b.h.mu.Unlock()
+	for _, d := range b.h.subs {
+		d(msg)
+	}
+	return nil
+}
+
+type fleetCloser func() error
+
+func (f fleetCloser) Close() error { return f() }
+
+func (b *fleetBackend) Subscribe(_ context.Context, _ string, deliver func([]byte), _ func()) (io.Closer, error) {
+	if b.subscribeErrs.Add(-1) >= 0 {
+		return nil, errors.New("connection refused")
+	}
+	b.h.mu.Lock()
+	defer b.h.mu.Unlock()
+	id := b.h.next
+	b.h.next++
+	b.h.subs[id] = deliver
+	return fleetCloser(func() error {
+		b.h.mu.Lock()
+		defer b.h.mu.Unlock()
+		delete(b.h.subs, id)
+		return nil
+	}), nil
+}
+
+var _ backends.Notifier = (*fleetBackend)(nil)
+
+// fleetProcess is one process of a fleet: a region with a local cache, on the shared store s.
+func fleetProcess(t *testing.T, s *shared, h *fleetHub, setup func(*fleetBackend), opts ...region.Option) (*fleetBackend, *region.View[string]) {
+	t.Helper()
+	nb := &fleetBackend{batchBackend: newBatchBackend(s), h: h}
+	if setup != nil {
+		setup(nb)
+	}
+	l1 := memory.New()
+	t.Cleanup(func() { l1.Close() })
+	r := newRegion(t, nb, append([]region.Option{region.WithLocalCache(l1, time.Minute)}, opts...)...)
+	return nb, region.NewView[string](r)
+}
+
+func fleetRead(ctx context.Context, v *region.View[string], k string) string {
+	s, _ := v.GetOrCreate(ctx, k, func(context.Context) (string, error) { return "created", nil })
+	return s
+}
+
+// A read in flight does not fill L1 once an eviction announced after it began has arrived: when
+// process A reads k (old) and process B's write of k is announced before A's read fills L1, A does
+// not serve the old value for the L1 max age.
+func TestReadInFlightDoesNotRefillL1AfterEviction(t *testing.T) {
+	ctx := t.Context()
+	s, h := newShared(), newFleetHub()
+	nbA, vA := fleetProcess(t, s, h, nil)
+	_, vB := fleetProcess(t, s, h, nil)
+	if err := vB.Set(ctx, "k", "old"); err != nil {
+		t.Fatal(err)
+	}
+	loaded, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hook := func(k string) {
+		if k == "k" {
+			once.Do(func() { close(loaded); <-release })
+		}
+	}
+	nbA.afterGet.Store(&hook)
+	done := make(chan string)
+	go func() { done <- fleetRead(ctx, vA, "k") }()
+	<-loaded                                        // A has read "old" from the backend, and not yet filled L1
+	if err := vB.Set(ctx, "k", "new"); err != nil { // announced to A now
+		t.Fatal(err)
+	}
+	close(release)
+	<-done
+	nbA.afterGet.Store(nil)
+	if got := fleetRead(ctx, vA, "k"); got != "new" {
+		t.Errorf("A serves %q after B's write of \"new\" and its eviction reached A; want \"new\"", got)
+	}
+}
+
+// Within one process, without any message: a read that loaded the old value does not fill L1 after
+// this process's own Set filled it with the new one.
+func TestReadInFlightDoesNotRefillL1AfterOwnSet(t *testing.T) {
+	ctx := t.Context()
+	s, h := newShared(), newFleetHub()
+	nbA, vA := fleetProcess(t, s, h, nil)
+	_, vB := fleetProcess(t, s, h, nil)
+	if err := vB.Set(ctx, "k", "old"); err != nil { // in the backend, not in A's L1
+		t.Fatal(err)
+	}
+	loaded, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hook := func(k string) {
+		if k == "k" {
+			once.Do(func() { close(loaded); <-release })
+		}
+	}
+	nbA.afterGet.Store(&hook)
+	done := make(chan string)
+	go func() { done <- fleetRead(ctx, vA, "k") }()
+	<-loaded
+	if err := vA.Set(ctx, "k", "new"); err != nil { // A's own write: backend and L1 hold "new"
+		t.Fatal(err)
+	}
+	close(release)
+	<-done
+	nbA.afterGet.Store(nil)
+	if got := fleetRead(ctx, vA, "k"); got != "new" {
+		t.Errorf("A serves %q after its own Set(\"new\") returned; want \"new\"", got)
+	}
+}
+
+// An eviction announces a key that is not UTF-8 byte for byte, so the other processes drop that key
+// and not another.
+func TestEvictionOfBinaryKey(t *testing.T) {
+	ctx := t.Context()
+	s, h := newShared(), newFleetHub()
+	_, vA := fleetProcess(t, s, h, nil)
+	_, vB := fleetProcess(t, s, h, nil)
+	const k = "user:\xff\xfe" // e.g. a raw hash in a mangled key, or a memo argument's bytes
+	if err := vB.Set(ctx, k, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fleetRead(ctx, vA, k); got != "old" { // in A's L1 now
+		t.Fatalf("first read %q", got)
+	}
+	if err := vB.Set(ctx, k, "new"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fleetRead(ctx, vA, k); got != "new" {
+		t.Errorf("A serves %q for a binary key after B's Set(\"new\") was announced; want \"new\"", got)
+	}
+}
+
+// A Set whose backend write reports an error after it may have been applied (a timeout) drops the
+// key from L1, as SetMulti does, so this process does not serve the old value for the L1 max age.
+func TestFailedSetDropsL1(t *testing.T) {
+	ctx := t.Context()
+	s, h := newShared(), newFleetHub()
+	nbA, vA := fleetProcess(t, s, h, nil)
+	if err := vA.Set(ctx, "k", "old"); err != nil {
+		t.Fatal(err)
+	}
+	nbA.setFailsAfter.Store(true)
+	if err := vA.Set(ctx, "k", "new"); err == nil {
+		t.Fatal("the Set did not fail")
+	}
+	nbA.setFailsAfter.Store(false)
+	if _, ok, _ := vA.Get(ctx, "k"); !ok {
+		t.Fatal("nothing in the backend")
+	}
+	if got := fleetRead(ctx, vA, "k"); got != "new" {
+		t.Errorf("A serves %q from L1 while the backend holds \"new\"", got)
+	}
+}
+
+// A process whose Subscribe failed at Configure (Redis restarting) subscribes again later, so it
+// does not miss every eviction for its whole life.
+func TestFailedSubscribeIsRetried(t *testing.T) {
+	ctx := t.Context()
+	s, h := newShared(), newFleetHub()
+	_, vA := fleetProcess(t, s, h, func(nb *fleetBackend) { nb.subscribeErrs.Store(1) })
+	_, vB := fleetProcess(t, s, h, nil)
+	if err := vB.Set(ctx, "k", "old"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fleetRead(ctx, vA, "k"); got != "old" {
+		t.Fatalf("first read %q", got)
+	}
+	time.Sleep(2 * time.Second) // the notifier works again: a retry would have subscribed by now
+	if err := vB.Set(ctx, "k", "new"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := fleetRead(ctx, vA, "k"); got != "new" {
+		t.Errorf("A serves %q 2s after its failed Subscribe, B's Set(\"new\") announced; want \"new\"", got)
+	}
+}
+
+// A soft invalidation from a process whose clock is an hour ahead moves the invalidation by the
+// skew but does not move the other processes' stamps past it: the values they write afterwards
+// expire after their own expiration, not an hour later.
+func TestSkewedClockDoesNotLengthenExpiration(t *testing.T) {
+	ctx := t.Context()
+	s, h := newShared(), newFleetHub()
+	base := time.Now()
+	var offset atomic.Int64
+	clockA := func() time.Time { return base.Add(time.Duration(offset.Load())) }
+	clockB := func() time.Time { return time.Now().Add(time.Hour) }
+	rB := newRegion(t, &fleetBackend{batchBackend: newBatchBackend(s), h: h},
+		region.WithSharedInvalidation(time.Hour), region.WithClock(clockB))
+	if err := rB.Invalidate(ctx, region.Soft); err != nil {
+		t.Fatal(err)
+	}
+	rA := newRegion(t, &fleetBackend{batchBackend: newBatchBackend(s), h: h},
+		region.WithSharedInvalidation(time.Hour), region.WithClock(clockA), region.WithExpiration(time.Minute))
+	vA := region.NewView[string](rA)
+	if err := vA.Set(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	offset.Store(int64(2 * time.Minute)) // twice the expiration later
+	if _, ok, _ := vA.Get(ctx, "k"); ok {
+		t.Errorf("a value written 2 minutes ago with a 1-minute expiration is fresh: a peer's clock an hour ahead pushed this process's created-at an hour into the future")
+	}
+}
+
+// A Set does not put its value in L1 when a newer write by another process was announced between
+// its backend write and its L1 write: L1 never keeps an older value than the backend for the L1 max
+// age.
+func TestSetDoesNotFillL1OverNewerWrite(t *testing.T) {
+	ctx := t.Context()
+	s, h := newShared(), newFleetHub()
+	nbA, vA := fleetProcess(t, s, h, nil)
+	_, vB := fleetProcess(t, s, h, nil)
+	written, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hook := func(k string) {
+		if k == "k" {
+			once.Do(func() { close(written); <-release })
+		}
+	}
+	nbA.afterSet.Store(&hook)
+	done := make(chan error)
+	go func() { done <- vA.Set(ctx, "k", "A") }()
+	<-written                                     // A's value is in the backend, not yet in A's L1
+	if err := vB.Set(ctx, "k", "B"); err != nil { // newer; announced to A
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	nbA.afterSet.Store(nil)
+	if got, _, _ := vA.Get(ctx, "k"); got != "B" {
+		t.Fatalf("the backend holds %q, want B", got)
+	}
+	if got := fleetRead(ctx, vA, "k"); got != "B" {
+		t.Errorf("A serves %q from L1 while the backend holds B's later write", got)
+	}
+}
+
+// Two Sets of one key in one process, whose backend writes and L1 writes land in opposite orders,
+// leave L1 and the backend agreeing.
+func TestConcurrentSetsKeepL1AndBackendAgreeing(t *testing.T) {
+	ctx := t.Context()
+	s, h := newShared(), newFleetHub()
+	nbA, vA := fleetProcess(t, s, h, nil)
+	written, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	hook := func(k string) {
+		if k == "k" && first.CompareAndSwap(false, true) { // not sync.Once: the second Set must not wait
+			close(written)
+			<-release
+		}
+	}
+	nbA.afterSet.Store(&hook)
+	done := make(chan error)
+	go func() { done <- vA.Set(ctx, "k", "first") }()
+	<-written
+	if err := vA.Set(ctx, "k", "second"); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	nbA.afterSet.Store(nil)
+	if got, _, _ := vA.Get(ctx, "k"); got != "second" {
+		t.Fatalf("the backend holds %q, want second", got)
+	}
+	if got := fleetRead(ctx, vA, "k"); got != "second" {
+		t.Errorf("A serves %q from L1 while the backend holds \"second\"", got)
+	}
 }

@@ -3,6 +3,7 @@ package region_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"expvar"
 	"fmt"
 	"runtime"
@@ -11,6 +12,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/dogpile-go/dogpile/backends/memory"
+	"github.com/dogpile-go/dogpile/backends/wrap"
 	"github.com/dogpile-go/dogpile/region"
 )
 
@@ -150,3 +153,152 @@ func TestPublishExpvar(t *testing.T) {
 }
 
 func runtimeGC() { runtime.GC() }
+
+// Hits, NegativeHits, Misses and Expired add up to the reads made through GetOrCreate and
+// GetOrCreateMulti, including negative hits and reads that fail under FailClosed.
+func TestStatsReadsAddUp(t *testing.T) {
+	ctx := t.Context()
+	faults := wrap.NewFaults(1)
+	r := newRegion(t, wrap.New(memory.New(), faults.Hook), region.WithFailurePolicy(region.FailClosed),
+		region.WithNegativeCaching(errNoSuchUser, time.Minute))
+	v := region.NewView[string](r)
+	missing := func(context.Context) (string, error) { return "", errNoSuchUser }
+	reads := 0
+	for range 3 { // a miss, then two negative hits
+		reads++
+		if _, err := v.GetOrCreate(ctx, "u", missing); !errors.Is(err, errNoSuchUser) {
+			t.Fatal(err)
+		}
+	}
+	if err := faults.Set(wrap.Fault{Rate: 1}, wrap.OpGetValue); err != nil {
+		t.Fatal(err)
+	}
+	reads++
+	if _, err := v.GetOrCreate(ctx, "u", missing); err == nil {
+		t.Fatal("a failed read under FailClosed: no error")
+	}
+	reads++
+	if _, err := v.GetOrCreateMulti(ctx, []string{"u"}, func(context.Context, []string) (map[string]string, error) { return nil, nil }); err == nil {
+		t.Fatal("a failed batch read under FailClosed: no error")
+	}
+	s := v.Stats()
+	if sum := s.Hits + s.NegativeHits + s.Misses + s.Expired; sum != uint64(reads) {
+		t.Errorf("hits %d + negative hits %d + misses %d + expired %d = %d, want the %d reads",
+			s.Hits, s.NegativeHits, s.Misses, s.Expired, sum, reads)
+	}
+}
+
+// With background refresh and a distributed lock held by another process, one read of an expired
+// key counts Stale once, although both the call and the background regeneration see it old: Stale
+// is a subset of Expired.
+func TestStaleCountedOnceInBackground(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		name := "single"
+		if batch {
+			name = "batch"
+		}
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := t.Context()
+				b := newBatchBackend(newShared())
+				r := newRegion(t, b, region.WithExpiration(time.Minute), region.WithBackgroundRefresh(1))
+				v := region.NewView[string](r)
+				if err := v.Set(ctx, "k", "old"); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(2 * time.Minute)
+				_, other := b.lock([]string{"k"}) // another process regenerates k
+				defer other.Unlock(ctx)
+				create := func(context.Context) (string, error) { return "new", nil }
+				if batch {
+					m, err := v.GetOrCreateMulti(ctx, []string{"k"}, func(context.Context, []string) (map[string]string, error) {
+						return map[string]string{"k": "new"}, nil
+					})
+					if err != nil || m["k"] != "old" {
+						t.Fatalf("got %v, %v", m, err)
+					}
+				} else if got, err := v.GetOrCreate(ctx, "k", create); err != nil || got != "old" {
+					t.Fatalf("got %q, %v", got, err)
+				}
+				synctest.Wait() // the background regeneration, which finds the lock held
+				s := v.Stats()
+				if s.Expired != 1 || s.Stale != 1 {
+					t.Errorf("one read of an expired key: Expired %d, Stale %d; want 1 and 1 (Stale is a subset of Expired)", s.Expired, s.Stale)
+				}
+			})
+		})
+	}
+}
+
+// Under FailClosed, one failed write of a regeneration is reported once, to the error handler and
+// in the Errors counts, as a write error; the background refresh's OnError and stale-if-error do
+// not report it again as a creator error.
+func TestStoreFailureReportedOnce(t *testing.T) {
+	for _, mode := range []string{"background", "stale-if-error"} {
+		t.Run(mode, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := t.Context()
+				faults := wrap.NewFaults(1)
+				var mu sync.Mutex
+				var reported []error
+				opts := []region.Option{region.WithExpiration(time.Minute), region.WithFailurePolicy(region.FailClosed),
+					region.WithErrorHandler(func(_ context.Context, err error) {
+						mu.Lock()
+						reported = append(reported, err)
+						mu.Unlock()
+					})}
+				if mode == "background" {
+					opts = append(opts, region.WithBackgroundRefresh(1))
+				} else {
+					opts = append(opts, region.WithStaleIfError(time.Hour))
+				}
+				r := newRegion(t, wrap.New(memory.New(), faults.Hook), opts...)
+				v := region.NewView[string](r)
+				if err := v.Set(ctx, "k", "old"); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(2 * time.Minute)
+				if err := faults.Set(wrap.Fault{FailNext: 1}, wrap.OpSetValue); err != nil {
+					t.Fatal(err)
+				}
+				got, err := v.GetOrCreate(ctx, "k", func(context.Context) (string, error) { return "new", nil })
+				if mode == "background" && (err != nil || got != "old") {
+					t.Fatalf("got %q, %v; want the old value", got, err)
+				}
+				// Stale-if-error covers creator errors only: under FailClosed the failed write is
+				// the caller's error, not hidden by the old value.
+				if mode == "stale-if-error" && (err == nil || got != "") {
+					t.Fatalf("got %q, %v; want the write's error (FailClosed)", got, err)
+				}
+				synctest.Wait()
+				s := r.Stats().Errors
+				mu.Lock()
+				defer mu.Unlock()
+				if len(reported) != 1 || s.Write+s.Creator != 1 {
+					t.Errorf("one failed write: reported %d times (%v), counted write %d + creator %d; want once", len(reported), reported, s.Write, s.Creator)
+				}
+			})
+		})
+	}
+}
+
+// A failed early refresh counts as a creator error in Stats, never as a write error.
+func TestFailedEarlyRefreshCountedAsCreatorError(t *testing.T) {
+	ctx := t.Context()
+	clk := newClock()
+	r := newRegion(t, nil, region.WithExpiration(time.Hour), region.WithEarlyRefresh(1e12), clk.option())
+	v := region.NewView[string](r)
+	if _, err := v.GetOrCreate(ctx, "k", func(context.Context) (string, error) {
+		clk.advance(time.Second)
+		return "v", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(time.Minute)
+	if got, err := v.GetOrCreate(ctx, "k", func(context.Context) (string, error) { return "", errUpstream }); err != nil || got != "v" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	if e := v.Stats().Errors; e.Write != 0 || e.Creator != 1 {
+		t.Errorf("a failed early refresh counted as %+v; want one creator error, no write error", e)
+	}
+}

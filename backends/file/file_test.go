@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -593,5 +594,68 @@ func TestNewErrors(t *testing.T) {
 	if b, err := file.New(filepath.Join(f, "cache")); err == nil {
 		_ = b.Close()
 		t.Error("New under a regular file succeeded")
+	}
+}
+
+// Several backends (standing in for several processes) on one directory keep it near WithMaxEntries
+// although each one's totals see only its own writes: a pass also runs after a tenth of a bound of
+// a process's own writes, so N writers overshoot by N tenths at most.
+func TestBoundAcrossBackends(t *testing.T) {
+	const bound = 100
+	dir := t.TempDir()
+	var bs []*file.Backend
+	for range 4 {
+		bs = append(bs, newBackend(t, dir, file.WithMaxEntries(bound), file.WithFsync(false)))
+	}
+	for i := range bound {
+		for j, b := range bs {
+			if err := b.Set(t.Context(), fmt.Sprint("p", j, "-", i), []byte("v"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, n := dirTotals(t, dir); n > bound+4*bound/10 {
+		t.Errorf("%d entries on disk with WithMaxEntries(%d) shared by 4 backends; want at most %d", n, bound, bound+4*bound/10)
+	}
+}
+
+// A TTL past the year 2262, beyond what UnixNano can hold, means never, as on memcached: the entry
+// is not written already expired.
+func TestHugeTTLNeverExpires(t *testing.T) {
+	b := newBackend(t, t.TempDir())
+	for _, ttl := range []time.Duration{math.MaxInt64, 250 * 365 * 24 * time.Hour} {
+		if err := b.Set(t.Context(), "k", []byte("v"), ttl); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Get(t.Context(), "k"); errors.Is(err, backends.ErrNotFound) {
+			t.Errorf("Set with ttl %v, then Get: a miss", ttl)
+		}
+	}
+}
+
+// Eviction removes the entries written longest ago first (the bound tests only count entries, so
+// they do not pin the order).
+func TestEvictionRemovesOldestFirst(t *testing.T) {
+	dir := t.TempDir()
+	unbounded := newBackend(t, dir, file.WithFsync(false))
+	base := time.Now().Add(-time.Hour)
+	for i := range 20 {
+		key := fmt.Sprint("key-", i)
+		if err := unbounded.Set(t.Context(), key, []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+		// Written i minutes after the first, whatever the file system's timestamp resolution.
+		mtime := base.Add(time.Duration(i) * time.Minute)
+		if err := os.Chtimes(entryPath(dir, key), mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A bounded backend on the directory runs a pass at New: 20 entries, bound 10, down to 9.
+	bounded := newBackend(t, dir, file.WithMaxEntries(10))
+	for i := range 20 {
+		_, err := bounded.Get(t.Context(), fmt.Sprint("key-", i))
+		if kept := err == nil; kept != (i >= 11) {
+			t.Errorf("key-%d (the %dth oldest) kept = %v (%v); want the 9 newest kept, the 11 oldest evicted", i, i+1, kept, err)
+		}
 	}
 }

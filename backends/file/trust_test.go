@@ -164,9 +164,9 @@ func TestLockFileSymlinkNotFollowed(t *testing.T) {
 	assertEmpty(t, outside)
 }
 
-// TestFIFOEntryDoesNotBlock: a FIFO where an entry file goes, with no writer, used to block Get
-// in open(2) for good, whatever its context said. It is now opened without blocking, seen not to
-// be a regular file, and is a miss reported as a malformed entry, at once.
+// TestFIFOEntryDoesNotBlock: a FIFO where an entry file goes, with no writer, does not block Get
+// in open(2), whatever its context says: it is opened without blocking, seen not to be a regular
+// file, and is a miss reported as a malformed entry, at once.
 func TestFIFOEntryDoesNotBlock(t *testing.T) {
 	dir, _ := cacheDir(t)
 	b := newBackend(t, dir)
@@ -257,9 +257,8 @@ func TestFIFOEntryDoesNotBlock(t *testing.T) {
 }
 
 // TestOversizedEntryNotAllocated: an entry file far larger than any entry the backend writes (a
-// sparse 1 GiB file: free on disk) used to be read whole into a buffer of its size. It is now a
-// miss and allocates nothing of its size; the file is left alone, since another process with a
-// larger WithMaxValueSize may have written it.
+// sparse 1 GiB file: free on disk) is a miss and is never read into a buffer of its size; the
+// file is left alone, since another process with a larger WithMaxValueSize may have written it.
 func TestOversizedEntryNotAllocated(t *testing.T) {
 	dir, _ := cacheDir(t)
 	b := newBackend(t, dir)

@@ -1,6 +1,9 @@
 package memcached_test
 
 import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -8,6 +11,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/dogpile-go/dogpile/backends/memcached"
+	"github.com/dogpile-go/dogpile/internal/testserver"
 )
 
 // TestUnlockDeletes checks, on the real server, that the compare-and-swap with a negative expiry
@@ -126,5 +130,54 @@ func TestTryLockBadTimeout(t *testing.T) {
 		if lock, ok, err := b.TryLock(t.Context(), "k", timeout); err == nil || ok || lock != nil {
 			t.Errorf("TryLock with timeout %v = %v, %v, %v; want an error", timeout, lock, ok, err)
 		}
+	}
+}
+
+// The lock named "k" and the data key "\x00lock\x00k" map to different memcached keys: locks have
+// keys of their own ("lock:" + hash), which no data key maps to, so storing that data key never
+// holds the lock.
+func TestLockNameIsNoDataKey(t *testing.T) {
+	b := memcached.New(newClient(t), memcached.WithPrefix(uniquePrefix(t)))
+	if err := b.Set(t.Context(), "\x00lock\x00k", []byte("data"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := b.TryLock(t.Context(), "k", time.Minute); err != nil || !ok {
+		t.Errorf("TryLock(k) after Set of data key \\x00lock\\x00k = %v, %v; want taken (distinct names)", ok, err)
+	}
+}
+
+// A data key that looks like a lock's key is hashed, so it cannot take the lock's place either.
+func TestDataKeyLikeALockKey(t *testing.T) {
+	prefix := uniquePrefix(t)
+	b := memcached.New(newClient(t), memcached.WithPrefix(prefix))
+	sum := sha1.Sum([]byte("k"))
+	if err := b.Set(t.Context(), "lock:"+hex.EncodeToString(sum[:]), []byte("data"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := b.TryLock(t.Context(), "k", time.Minute); err != nil || !ok {
+		t.Errorf("TryLock(k) after Set of the data key lock:<sha1 of k> = %v, %v; want taken", ok, err)
+	}
+}
+
+// When the add that takes a lock runs on the server but its reply is lost with the connection, and
+// the backend sends it again on a new one, TryLock reads the lock's token, finds its own, and holds
+// the lock, rather than answering "held by another holder" and leaving the key blocked until the
+// lock's timeout.
+func TestLostAddReplyKeepsTheLock(t *testing.T) {
+	client := memcache.New(testserver.DropReplyProxy(t, server.Addr, func(sent []byte) bool {
+		return bytes.HasPrefix(sent, []byte("add ")) // the reply to the lock's add is lost
+	}))
+	client.Timeout = time.Second
+	t.Cleanup(func() { _ = client.Close() })
+	b := memcached.New(client, memcached.WithPrefix(uniquePrefix(t)))
+	l, ok, err := b.TryLock(t.Context(), "k", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("TryLock after the reply to its own add was lost = %v, %v; want the lock, which only this call holds", ok, err)
+	}
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := b.TryLock(t.Context(), "k", time.Minute); err != nil || !ok {
+		t.Fatalf("TryLock after Unlock = %v, %v; want the lock free", ok, err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // TestLockOnItsKeysServer: a lock key has the CRC-32 of its data key, so a pool's client puts
-// both on one server (issue 11), for keys sent as they are and hashed ones, with any prefix short
+// both on one server, for keys sent as they are and hashed ones, with any prefix short
 // enough.
 func TestLockOnItsKeysServer(t *testing.T) {
 	var pool memcache.ServerList

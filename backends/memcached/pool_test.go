@@ -15,7 +15,7 @@ import (
 	"github.com/dogpile-go/dogpile/region"
 )
 
-// TestPoolScaleOut is issue 11's test of a pool of three memcached servers: the client spreads a
+// TestPoolScaleOut: on a pool of three memcached servers the client spreads a
 // batch's keys over all three, GetMulti asks each server once, and with one server killed
 // (SIGKILL) a FailOpen region still hits on the other two and treats the dead server's keys as
 // misses, not errors; when the server comes back empty, its keys are made once more and cached.

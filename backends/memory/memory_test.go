@@ -307,3 +307,22 @@ func TestMultiEmpty(t *testing.T) {
 		t.Fatalf("GetMulti(nil) = %#v, %v; want a non-nil empty map", m, err)
 	}
 }
+
+// An entry is kept at least its TTL ("Rounded up"), also when it is written between two ticks of
+// the coarse clock: a region whose storage TTL exceeds its expiration by less than a tick does not
+// lose values while they are still fresh.
+func TestEntryKeptAtLeastItsTTL(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		b := memory.New()
+		defer b.Close()
+		time.Sleep(50 * time.Millisecond) // between two ticks of the backend's clock
+		if err := b.SetValue(ctx, "k", backends.Item{Value: 1}, 200*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(190 * time.Millisecond) // 10ms before the TTL
+		if _, err := b.GetValue(ctx, "k"); err != nil {
+			t.Errorf("190ms after a write with a 200ms TTL: %v; want the entry kept at least its TTL", err)
+		}
+	})
+}

@@ -10,7 +10,7 @@ import (
 	"github.com/dogpile-go/dogpile/region"
 )
 
-// BenchmarkBatch100Redis is issue 6's benchmark on Redis: a 100-id batch of which 90 ids are
+// BenchmarkBatch100Redis is the batch benchmark on Redis: a 100-id batch of which 90 ids are
 // cached and 10 have never been seen (new ids every iteration), through memo.Multi ("multi": two
 // MGETs and three pipelines) and, for comparison, through 100 calls of a memo.Func ("loop": 90
 // GETs, and five round trips for each of the 10 misses). memo's BenchmarkBatch100 is the same on

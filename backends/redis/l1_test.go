@@ -115,8 +115,8 @@ func (c *countingStore) Get(ctx context.Context, k string) ([]byte, error) {
 type atomicInt = atomic.Int64
 
 // BenchmarkLocalCacheHit compares, in one run, a memo hit on a region with a memory L1 in front
-// of Redis, on a memory-only region, and on a Redis-only region (issue 10: L1 within 1.5x of
-// memory-only).
+// of Redis, on a memory-only region, and on a Redis-only region (the L1 hit is meant to stay
+// within 1.5x of memory-only).
 func BenchmarkLocalCacheHit(b *testing.B) {
 	load := func(_ context.Context, id int64) (*benchUser, error) { return newBenchUser(id), nil }
 	for _, tc := range []struct {

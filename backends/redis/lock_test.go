@@ -1,17 +1,20 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/region"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -407,5 +410,208 @@ func TestCreationTimeoutReleasesTheFleetLock(t *testing.T) {
 	t.Logf("the other process created the key %v after the hung one took the lock (creation timeout 500ms, lock timeout 1m, watchdog on)", time.Since(start))
 	if err := <-errc; !errors.Is(err, region.ErrCreationTimeout) {
 		t.Errorf("the hung process's caller: %v, want ErrCreationTimeout", err)
+	}
+}
+
+// The first TryLockMulti on a Ring whose shards have not seen the lock script succeeds: a NOSCRIPT
+// is answered by loading the script on every shard, not on one random shard (a keyless command), so
+// the run again does not fail on the others and drop the locks it took without release.
+func TestRingTryLockMultiOnFreshShards(t *testing.T) {
+	ctx := t.Context()
+	ring := newRing(t) // two fresh redis-servers: no script loaded anywhere
+	prefix := uniquePrefix(t)
+	b := redis.New(ring, redis.WithPrefix(prefix))
+	keys := make([]string, 20)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+	}
+	taken, release, err := b.TryLockMulti(ctx, keys, time.Minute)
+	if err == nil {
+		_ = release.Unlock(ctx)
+		t.Logf("taken %v", taken)
+		return
+	}
+	t.Errorf("TryLockMulti of %d keys on a fresh two-shard Ring: %v; want the locks", len(keys), err)
+	// What the failed call left behind.
+	var (
+		mu   sync.Mutex
+		left []string
+	)
+	_ = ring.ForEachShard(ctx, func(ctx context.Context, shard *goredis.Client) error {
+		ks, err := shard.Keys(ctx, prefix+"\x00lock\x00*").Result()
+		mu.Lock()
+		left = append(left, ks...)
+		mu.Unlock()
+		return err
+	})
+	if len(left) > 0 {
+		t.Errorf("the failed TryLockMulti left %d locks held (until their 1m timeout), with no way to release them", len(left))
+	}
+}
+
+// The same on release: with the lock script loaded on every shard but not yet the unlock script,
+// the pipelined Unlock loads the script on every shard and releases every lock, so none stays held
+// until its timeout.
+func TestRingMultiUnlockOnFreshShards(t *testing.T) {
+	ctx := t.Context()
+	ring := newRing(t)
+	prefix := uniquePrefix(t)
+	b := redis.New(ring, redis.WithPrefix(prefix))
+	// What a first single-key TryLock on each shard would leave: the acquire script loaded.
+	const acquire = `
+if redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then
+	return 1
+end
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return 1
+end
+return 0`
+	if err := ring.ForEachShard(ctx, func(ctx context.Context, shard *goredis.Client) error {
+		return shard.ScriptLoad(ctx, acquire).Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]string, 20)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+	}
+	taken, release, err := b.TryLockMulti(ctx, keys, time.Minute)
+	if err != nil {
+		t.Fatalf("TryLockMulti with the script on every shard: %v", err)
+	}
+	for i, ok := range taken {
+		if !ok {
+			t.Fatalf("lock %s not taken", keys[i])
+		}
+	}
+	if err := release.Unlock(ctx); err != nil {
+		t.Errorf("Unlock of %d locks on a Ring whose shards lack the unlock script: %v", len(keys), err)
+	}
+	var (
+		mu   sync.Mutex
+		left int
+	)
+	_ = ring.ForEachShard(ctx, func(ctx context.Context, shard *goredis.Client) error {
+		ks, err := shard.Keys(ctx, prefix+"\x00lock\x00*").Result()
+		mu.Lock()
+		left += len(ks)
+		mu.Unlock()
+		return err
+	})
+	if left > 0 {
+		t.Errorf("%d locks still held after release.Unlock", left)
+	}
+}
+
+// Locks have a namespace of their own: the lock of key "report" and the data of key "report:lock"
+// are different Redis keys, so a region that caches both (View keys are the user's strings) can
+// always take the lock of "report".
+func TestLockKeyIsNotADataKey(t *testing.T) {
+	client := newClient(t)
+	r := region.New("collide", region.WithExpiration(time.Hour))
+	if err := r.Configure(redis.New(client, redis.WithPrefix(uniquePrefix(t)))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	v := region.NewView[string](r)
+	if err := v.Set(t.Context(), "report:lock", "an ordinary cached value"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	_, err := v.GetOrCreate(ctx, "report", func(context.Context) (string, error) { return "fresh", nil })
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("GetOrCreate(\"report\") on a cold key with no lock holder: %v; the data key "+
+			"\"report:lock\" is taken for report's lock", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// When the reply to the lock command is lost after Redis executed it and go-redis retries the
+// command (default MaxRetries 3) with the same token, the lock script recognises its own token and
+// TryLock holds the lock, rather than answering "held by another holder" and leaving the key
+// blocked for the whole timeout.
+func TestLostLockReplyKeepsTheLock(t *testing.T) {
+	ctx := t.Context()
+	client := goredis.NewClient(&goredis.Options{Addr: dropLockReply(t)})
+	t.Cleanup(func() { _ = client.Close() })
+	if err := client.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	prefix := uniquePrefix(t)
+	b := redis.New(client, redis.WithPrefix(prefix))
+	direct := newClient(t)
+	// Load the lock script into the server first: otherwise the reply dropped is NOSCRIPT, from
+	// a command that took no lock, and the test proves nothing.
+	if l, ok, err := redis.New(direct, redis.WithPrefix(prefix)).TryLock(ctx, "warm-up", time.Minute); err != nil || !ok {
+		t.Fatalf("warm-up TryLock = %v, %v", ok, err)
+	} else {
+		_ = l.Unlock(ctx)
+	}
+
+	l, ok, err := b.TryLock(ctx, "k", time.Minute)
+	held, _ := direct.Get(context.Background(), lockKey(prefix, "k")).Result()
+	ttl, _ := direct.PTTL(context.Background(), lockKey(prefix, "k")).Result()
+	t.Logf("TryLock = %v, %v, %v; lock key holds %q, PTTL %v", l, ok, err, held, ttl)
+	if err == nil && !ok && held != "" {
+		t.Fatalf("TryLock said the lock is held by another holder, but the only holder is this call "+
+			"(its first SET NX succeeded, the reply was lost, go-redis retried): the key is blocked "+
+			"for %v with no Lock to release it", ttl.Round(time.Second))
+	}
+	if ok {
+		_ = l.Unlock(ctx)
+	}
+}
+
+// The same lost reply seen from a region: a cold GetOrCreate, which nobody else is creating, does
+// not wait out the lock timeout (30s by default) for a lock that it holds itself.
+func TestLostLockReplyDoesNotStallCreation(t *testing.T) {
+	const lockTimeout = 2 * time.Second
+	client := goredis.NewClient(&goredis.Options{Addr: dropLockReply(t)})
+	r := region.New("lostreply", region.WithExpiration(time.Hour), region.WithLockTimeout(lockTimeout))
+	if err := r.Configure(redis.New(client, redis.WithPrefix(uniquePrefix(t)), redis.WithCloseClient())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	v := region.NewView[string](r)
+	start := time.Now()
+	got, err := v.GetOrCreate(t.Context(), "k", func(context.Context) (string, error) { return "v", nil })
+	elapsed := time.Since(start)
+	if err != nil || got != "v" {
+		t.Fatalf("GetOrCreate = %q, %v", got, err)
+	}
+	if elapsed > lockTimeout/2 {
+		t.Fatalf("a cold GetOrCreate with no other caller took %v (lock timeout %v): it waited for its own orphaned lock",
+			elapsed.Round(time.Millisecond), lockTimeout)
+	}
+}
+
+// dropLockReply is a proxy to the shared server that loses the reply to the first command naming a
+// lock (its key holds "\x00lock\x00"), as when a network blip or a read timeout loses the reply
+// after Redis executed the command.
+func dropLockReply(t *testing.T) string {
+	return testserver.DropReplyProxy(t, server.Addr, func(sent []byte) bool {
+		return bytes.Contains(sent, []byte("\x00lock\x00"))
+	})
+}
+
+// Unlock stops the watchdog: a stopped watchdog sends no command after Unlock. (TestLockWatchdog
+// cannot check this: an old watchdog never extends a new holder's lock anyway, since the compare
+// fails and it stops itself.)
+func TestUnlockStopsWatchdog(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	client, c := countingClient(t)
+	b := redis.New(client, redis.WithPrefix(uniquePrefix(t)), redis.WithLockWatchdog())
+	l := mustLock(t, b, "k", timeout)
+	time.Sleep(timeout / 2) // one extension
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c.take()
+	time.Sleep(timeout) // three more ticks, were the watchdog running
+	if cmds, pipelines := c.take(); len(cmds) != 0 || len(pipelines) != 0 {
+		t.Fatalf("commands after Unlock: %v %v; the watchdog still runs", cmds, pipelines)
 	}
 }

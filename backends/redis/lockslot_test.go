@@ -7,8 +7,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// TestLockInItsKeysSlot: on a Cluster, a key's lock lives in the hash slot of the key (issue
-// 11), whatever the prefix and the key, except for the documented rare forms.
+// TestLockInItsKeysSlot: on a Cluster, a key's lock lives in the hash slot of the key, whatever
+// the prefix and the key, except for the documented rare forms.
 func TestLockInItsKeysSlot(t *testing.T) {
 	client := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}}) // never dialed
 	defer client.Close()

@@ -19,8 +19,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// The tests of issue 11: the backend on a real six-node Redis Cluster and a real Sentinel
-// setup, on loopback, with a master killed under load.
+// Scale-out tests: the backend on a real six-node Redis Cluster and a real Sentinel setup, on
+// loopback, with a master killed under load.
 
 // TestClusterScaleOut runs on one cluster, in order: a batch of 200 keys over every master, then
 // a master killed with SIGKILL under load.

@@ -262,3 +262,24 @@ func TestRegionFailClosed(t *testing.T) {
 		t.Errorf("GetOrCreateMulti: %v; want the injected error", err)
 	}
 }
+
+// A call whose context ends during the injected latency wait returns ctx.Err() without consuming a
+// FailNext count or counting an injection: the next call still fails as the test meant.
+func TestCancelledWaitKeepsFailNext(t *testing.T) {
+	f := wrap.NewFaults(1)
+	b := wrap.New(newFile(t), f.Hook)
+	if err := f.Set(wrap.Fault{FailNext: 1, Latency: 200 * time.Millisecond}, wrap.OpSet); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	defer cancel()
+	err := b.Set(ctx, "k", []byte("v"), time.Minute)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Set with a short deadline = %v", err)
+	}
+	n := f.Injected(wrap.OpSet)
+	err = b.Set(t.Context(), "k", []byte("v"), time.Minute)
+	if n != 0 || !errors.Is(err, wrap.ErrInjected) {
+		t.Errorf("a call that ended on its context counted as %d injected failure(s); the next call, the one FailNext: 1 should fail, got %v", n, err)
+	}
+}

@@ -441,3 +441,47 @@ func TestRegionOverLockerWithoutMultiLocker(t *testing.T) {
 		t.Errorf("the hook saw %d trylock calls; want one per key, 2", locks)
 	}
 }
+
+// A lock that next takes after a per-call timeout hook has returned its own error is released:
+// TryLock reported failure, so the key does not stay locked for the whole lock timeout.
+func TestLateNextReleasesItsLock(t *testing.T) {
+	fb := newFile(t)
+	errSlow := errors.New("backend too slow")
+	gate := make(chan struct{})
+	done := make(chan error, 1)
+	hook := func(ctx context.Context, c *wrap.Call, next func(context.Context) error) error {
+		if c.Op != wrap.OpTryLock {
+			return next(ctx)
+		}
+		go func() { <-gate; done <- next(context.WithoutCancel(ctx)) }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Millisecond): // the hook's own deadline
+			return errSlow
+		}
+	}
+	w, ok := backends.As[backends.Locker](wrap.New(fb, hook))
+	if !ok {
+		t.Fatal("the wrapper of a file backend has no Locker")
+	}
+	ctx := t.Context()
+	l, ok, err := w.TryLock(ctx, "k", time.Minute)
+	if !errors.Is(err, errSlow) || ok || l != nil {
+		t.Fatalf("TryLock through the timeout hook = %v, %v, %v; want errSlow", l, ok, err)
+	}
+	close(gate)
+	// The fix: a next that starts after the hook returned is refused and reaches no backend.
+	if err := <-done; err == nil {
+		t.Fatalf("the late next succeeded; want it refused, the call being over")
+	}
+	l2, ok, err := fb.TryLock(ctx, "k", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Errorf("TryLock failed with errSlow, yet its key stays locked: the lock the late next took is held by nobody until its timeout")
+	} else {
+		_ = l2.Unlock(ctx)
+	}
+}

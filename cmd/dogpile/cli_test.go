@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
+	"github.com/dogpile-go/dogpile/backends/redis"
 	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/keys"
 	"github.com/dogpile-go/dogpile/region"
@@ -628,5 +629,64 @@ func TestParseMangler(t *testing.T) {
 		if _, err := parseMangler(spec); err == nil {
 			t.Errorf("parseMangler(%q): no error", spec)
 		}
+	}
+}
+
+// A tool that only looks does not write: stats, get and delete on an existing directory that is no
+// cache (a typo one level up: file:///var/cache for file:///var/cache/app, or $HOME) create no
+// data/, locks/ or evict.lock in it.
+func TestStatsWritesNothingIntoADirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := dogpile(t, "stats", "file://"+dir)
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if len(names) != 1 {
+		t.Errorf("stats on a directory that is no cache (exit %d, %q) left it holding %q; want only notes.txt", r.code, r.stdout, names)
+	}
+}
+
+// On a Redis Cluster the CLI's redis:// URL reaches one node, whose SCAN lists that node's keys
+// only and which refuses an UNLINK of keys of many slots: stats and invalidate -match refuse a
+// Cluster node, with a message that says why, and delete nothing.
+func TestClusterNodeIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := testserver.StartCluster(t)
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs()})
+	defer cc.Close()
+	b := redis.New(cc, redis.WithPrefix("app:"))
+	ctx := t.Context()
+	for i := range 60 {
+		if err := b.Set(ctx, "k"+strconv.Itoa(i), []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	masters, err := c.Masters(ctx)
+	if err != nil || len(masters) != 3 {
+		t.Fatalf("masters: %v %v", masters, err)
+	}
+	u := "redis://" + masters[0].Addr + "/0?prefix=app:"
+	// A node of a Cluster is refused, with a message that says why, for stats and
+	// invalidate -match alike; nothing is deleted.
+	r := dogpile(t, "stats", "-json", u)
+	if r.code != exitFailure || !strings.Contains(r.stderr, "Redis Cluster") {
+		t.Errorf("stats on a cluster node: exit %d, stderr %q; want a failure naming the Cluster", r.code, r.stderr)
+	}
+	r = dogpile(t, "invalidate", "-match", "k*", u)
+	left := 0
+	for i := range 60 {
+		if _, err := b.Get(ctx, "k"+strconv.Itoa(i)); err == nil {
+			left++
+		}
+	}
+	if r.code != exitFailure || left != 60 || !strings.Contains(r.stderr, "Redis Cluster") {
+		t.Errorf("invalidate -match on a cluster node: exit %d, %d of 60 keys left\nstdout: %s\nstderr: %s", r.code, left, r.stdout, r.stderr)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -279,5 +280,65 @@ func TestLiteralPrefix(t *testing.T) {
 		if got := literalPrefix(tc.glob); got != tc.want {
 			t.Errorf("literalPrefix(%q) = %q, want %q", tc.glob, got, tc.want)
 		}
+	}
+}
+
+// Two regions share a Redis database with nested prefixes ("P" and "P" + "users:"), a common layout
+// (one prefix per app, one per region under it). A lock held by the inner region, the key
+// "Pusers:\x00lock\x00k", starts with the outer URL's prefix but not with prefix+"\x00lock\x00":
+// invalidate -match on the outer prefix leaves it alone (a second creator stays out), and stats
+// does not count it as a value.
+func TestInvalidateMatchSparesNestedRegionsLock(t *testing.T) {
+	outer, prefix := redisURL(t)
+	inner := strings.Replace(outer, "prefix="+prefix, "prefix="+prefix+"users:", 1)
+	b, err := backends.Open(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.(interface{ Close() error }).Close()
+	locker, _ := backends.As[backends.Locker](b)
+	l, ok, err := locker.TryLock(t.Context(), "k", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("TryLock: %v %v", ok, err)
+	}
+	defer l.Unlock(context.Background())
+	lockKey := prefix + "users:\x00lock\x00k"
+	rc := rawClient(t)
+	if rc.Exists(t.Context(), lockKey).Val() != 1 {
+		t.Fatalf("lock key %q not found; keys: %q", lockKey, rc.Keys(t.Context(), globEscape(prefix)+"*").Val())
+	}
+
+	r := dogpile(t, "stats", "-json", outer)
+	r.want(t, exitOK)
+	var st statsResult
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Redis.Locks != 1 || st.Redis.Keys != 0 {
+		t.Errorf("stats under %q: %d values, %d locks; want 0 values and the 1 held lock", prefix, st.Redis.Keys, st.Redis.Locks)
+	}
+
+	r = dogpile(t, "invalidate", "-match", "users:*", outer)
+	r.want(t, exitOK)
+	if rc.Exists(t.Context(), lockKey).Val() != 1 {
+		t.Errorf("invalidate -match deleted a held dogpile lock of the region under %q:\n%s", prefix+"users:", r.stdout)
+	}
+}
+
+// A prefix with a byte that is not UTF-8 (prefix=%FF) is escaped byte by byte into the SCAN
+// pattern, so stats counts its keys and invalidate -match deletes them.
+func TestGlobEscapeNonUTF8Prefix(t *testing.T) {
+	_, p := redisURL(t)
+	prefix := p + "\xff:"
+	u := "redis://" + server.Addr + "/0?prefix=" + url.QueryEscape(prefix)
+	rc := rawClient(t)
+	entry := backends.EncodeEntry(backends.Entry{Created: created.UnixNano(), Payload: []byte(`"x"`)})
+	if err := rc.Set(t.Context(), prefix+"users|i:1", entry, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := dogpile(t, "invalidate", "-match", "users|*", u)
+	r.want(t, exitOK)
+	if rc.Exists(t.Context(), prefix+"users|i:1").Val() != 0 {
+		t.Errorf("invalidate -match left the matching key under a non-UTF-8 prefix:\n%s", r.stdout)
 	}
 }

@@ -712,3 +712,30 @@ func TestBatchRandomStress(t *testing.T) {
 		t.Errorf("left behind: %d flights, %d locks", e1.InFlight()+e2.InFlight(), len(s.locks))
 	}
 }
+
+// A batch creation run inline (the caller's context cannot end) whose creator calls runtime.Goexit
+// (t.FailNow in a test) still marks its work done: Close does not block forever on it.
+func TestBatchGoexitInlineReleasesClose(t *testing.T) {
+	s := newStore(time.Minute)
+	e := New(0)
+	b := s.batch([]string{"a", "b"}, false, func(context.Context, []string) (map[string]any, error) {
+		runtime.Goexit()
+		return nil, nil
+	})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		_, _ = getBatch(context.Background(), e, b)
+	}()
+	<-exited
+	if n := e.InFlight(); n != 0 {
+		t.Fatalf("InFlight = %d after Goexit", n)
+	}
+	closed := make(chan struct{})
+	go func() { e.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close has not returned after 2s: the inline batch's wg count was never released")
+	}
+}

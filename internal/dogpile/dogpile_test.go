@@ -762,3 +762,26 @@ func TestCreationTimeoutKeepsPanicsAndGoexit(t *testing.T) {
 		t.Errorf("creator calling Goexit: %v, want ErrGoexit", err)
 	}
 }
+
+// A creation that Resolve runs inline (the caller's context cannot end) whose creator calls
+// runtime.Goexit (t.FailNow in a test) still marks its work done: Close does not block forever.
+func TestSingleGoexitInlineReleasesClose(t *testing.T) {
+	s := newStore(time.Minute)
+	e := New(0)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		_, _ = get(context.Background(), e, s.op("k", false, func(context.Context) (any, error) {
+			runtime.Goexit()
+			return nil, nil
+		}))
+	}()
+	<-exited
+	closed := make(chan struct{})
+	go func() { e.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close has not returned after 2s: the inline creation's wg count was never released")
+	}
+}

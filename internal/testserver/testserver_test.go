@@ -2,7 +2,10 @@ package testserver
 
 import (
 	"bufio"
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +106,61 @@ func TestMemcachedArgs(t *testing.T) {
 		if strings.HasPrefix(line, "END") {
 			t.Fatal("no maxconns in stats settings")
 		}
+	}
+}
+
+// Start fails when another process holds the port (freePort's race, or a Stop/Kill then Start while
+// another package's server took the port): it checks that its own process is alive, so a ping
+// answered by the other process is not taken for readiness, and the test does not go on against
+// someone else's server.
+func TestStartFailsAgainstAForeignServer(t *testing.T) {
+	a := StartRedis(t)
+	b := &Server{Addr: a.Addr, name: a.name, args: a.args, ready: pingRedis, port: a.port}
+	err := b.Start()
+	defer b.Kill()
+	if err == nil {
+		time.Sleep(200 * time.Millisecond)
+		b.mu.Lock()
+		pid := b.cmd.Process.Pid
+		b.mu.Unlock()
+		t.Errorf("Start returned nil on %s, whose port another redis-server holds; its own process %d exited: %v",
+			b.Addr, pid, exited(pid))
+	}
+}
+
+// The servers die with the test binary that started them, also when it dies without running its
+// cleanups (go test -timeout's panic, a SIGKILL from the CI, a Ctrl-C): none keeps running on a
+// machine shared with other runs.
+func TestServersDieWithTheirTest(t *testing.T) {
+	if os.Getenv("TESTSERVER_ORPHAN_CHILD") == "1" {
+		dir, err := os.MkdirTemp("", "orphan-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewRedis(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("%s %d %s\n", s.Addr, s.cmd.Process.Pid, dir)
+		os.Exit(0) // dies as a timed-out test binary does: no cleanup
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServersDieWithTheirTest$")
+	cmd.Env = append(os.Environ(), "TESTSERVER_ORPHAN_CHILD=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	var addr, dir string
+	var pid int
+	if _, err := fmt.Sscan(string(out), &addr, &pid, &dir); err != nil {
+		t.Fatalf("child said %q: %v", out, err)
+	}
+	defer os.RemoveAll(dir)
+	time.Sleep(100 * time.Millisecond)
+	if err := pingRedis(addr); err == nil {
+		if p, err := os.FindProcess(pid); err == nil {
+			_ = p.Kill() // the orphan this test made
+		}
+		t.Errorf("redis-server %d on %s still runs after the test binary that started it exited", pid, addr)
 	}
 }
