@@ -227,9 +227,12 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte("dp\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00"), int64(1<<62), uint8(0xff))
 	f.Fuzz(func(t *testing.T, data []byte, created int64, flags uint8) {
 		// Any input: no panic, at most a short error's allocation (never one that grows with
-		// data), and either ErrMalformed or an entry that re-encodes to data.
-		if n := decodeEntryAlloc(data); n > 256 {
-			t.Fatalf("DecodeEntry of %d bytes allocated %d bytes, want at most 256", len(data), n)
+		// data), and either ErrMalformed or an entry that re-encodes to data. The bound is a
+		// constant with room for the error's message and for what the runtime counts besides
+		// (under -race, with other tests running, the least of three reads of TotalAlloc saw
+		// 336 bytes for a 12-byte input).
+		if n := decodeEntryAlloc(data); n > 1024 {
+			t.Fatalf("DecodeEntry of %d bytes allocated %d bytes, want at most 1024", len(data), n)
 		}
 		e, err := DecodeEntry(data)
 		if err != nil {
@@ -261,7 +264,7 @@ func FuzzDecodeEntry(f *testing.F) {
 func decodeEntryAlloc(data []byte) uint64 {
 	best := uint64(math.MaxUint64)
 	var before, after runtime.MemStats
-	for range 3 {
+	for range 5 {
 		runtime.ReadMemStats(&before)
 		_, _ = DecodeEntry(data)
 		runtime.ReadMemStats(&after)
