@@ -97,8 +97,8 @@ func TestWaitForConnectionHonoursDeadline(t *testing.T) {
 	}
 	srv.Pause(t)
 	// Abandoned after 200ms; its connection stays busy until the client's timeout, 2s.
-	withinDeadline(t, "Get (abandoned)", func(ctx context.Context) error { _, err := b.Get(ctx, "k"); return err }, failedByDeadline)
-	withinDeadline(t, "Get (waiting for a connection)", func(ctx context.Context) error { _, err := b.Get(ctx, "k"); return err }, failedByDeadline)
+	testserver.WithinDeadline(t, "Get (abandoned)", func(ctx context.Context) error { _, err := b.Get(ctx, "k"); return err }, failedByDeadline)
+	testserver.WithinDeadline(t, "Get (waiting for a connection)", func(ctx context.Context) error { _, err := b.Get(ctx, "k"); return err }, failedByDeadline)
 	if n := rec.dials(); n != 1 {
 		t.Errorf("the client dialed %d times; want 1: a cap of one connection", n)
 	}

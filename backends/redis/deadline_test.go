@@ -15,42 +15,6 @@ import (
 	"github.com/dogpile-go/dogpile/region"
 )
 
-// The rule: a call with a 200ms deadline returns within 300ms, even against a server that accepts
-// connections and never answers.
-const (
-	callDeadline = 200 * time.Millisecond
-	callBound    = 300 * time.Millisecond
-)
-
-// withinDeadline runs op with a context of callDeadline and fails t if it has not returned within
-// callBound. A measurement over the bound but under a second is taken again, up to three times in
-// all, so that a loaded machine's scheduling delay does not fail the test; a call that waits for
-// the server's own timeouts (seconds) fails at once. check judges op's result.
-func withinDeadline(t *testing.T, name string, op func(ctx context.Context) error, check func(error) error) {
-	t.Helper()
-	var took []time.Duration
-	for range 3 {
-		ctx, cancel := context.WithTimeout(t.Context(), callDeadline)
-		start := time.Now()
-		err := op(ctx)
-		elapsed := time.Since(start)
-		cancel()
-		took = append(took, elapsed.Round(time.Millisecond))
-		if cerr := check(err); cerr != nil {
-			t.Errorf("%s on a paused server (after %v): %v", name, elapsed.Round(time.Millisecond), cerr)
-			return
-		}
-		if elapsed < callBound {
-			t.Logf("%s on a paused server: %v after %v", name, err, took)
-			return
-		}
-		if elapsed > time.Second {
-			break
-		}
-	}
-	t.Errorf("%s with a %v deadline on a paused server took %v; want less than %v", name, callDeadline, took, callBound)
-}
-
 // failed wants an error that is not a miss.
 func failed(err error) error {
 	if err == nil || errors.Is(err, backends.ErrNotFound) {
@@ -115,7 +79,7 @@ func TestDeadlineHoldsAgainstPausedServer(t *testing.T) {
 		}},
 	}
 	for _, o := range ops {
-		withinDeadline(t, o.name, o.op, failed)
+		testserver.WithinDeadline(t, o.name, o.op, failed)
 	}
 }
 
@@ -144,7 +108,7 @@ func TestRegionDeadlineHoldsAgainstPausedServer(t *testing.T) {
 		}
 		srv.Pause(t)
 		n := 0
-		withinDeadline(t, "GetOrCreate under "+pc.name, func(ctx context.Context) error {
+		testserver.WithinDeadline(t, "GetOrCreate under "+pc.name, func(ctx context.Context) error {
 			n++
 			got, err := v.GetOrCreate(ctx, "k"+string(rune('0'+n)), func(context.Context) (string, error) { return "made", nil })
 			if err == nil && got != "made" {

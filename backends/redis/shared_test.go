@@ -137,17 +137,17 @@ func TestConfigureBoundedOnPausedServer(t *testing.T) {
 	srv.Pause(t)
 
 	r := newRegion()
-	ctx, cancel := context.WithTimeout(t.Context(), callDeadline)
+	ctx, cancel := context.WithTimeout(t.Context(), testserver.CallDeadline)
 	start := time.Now()
 	err := r.ConfigureContext(ctx, redis.New(newClientOf(t, srv.Addr), redis.WithPrefix(prefix)))
 	elapsed := time.Since(start)
 	cancel()
-	t.Logf("ConfigureContext with a %v deadline on a paused Redis: %v after %v", callDeadline, err, elapsed.Round(time.Millisecond))
+	t.Logf("ConfigureContext with a %v deadline on a paused Redis: %v after %v", testserver.CallDeadline, err, elapsed.Round(time.Millisecond))
 	if err != nil {
 		t.Fatalf("ConfigureContext: %v; want the region configured, the failures reported", err)
 	}
 	if elapsed > time.Second {
-		t.Errorf("ConfigureContext with a %v deadline on a paused Redis took %v; want about the deadline", callDeadline, elapsed)
+		t.Errorf("ConfigureContext with a %v deadline on a paused Redis took %v; want about the deadline", testserver.CallDeadline, elapsed)
 	}
 
 	r2 := newRegion()
