@@ -116,7 +116,7 @@ func TestConfigureURLSettingsApply(t *testing.T) {
 	if err := v.Set(ctx, "k", "v"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := v.Get(ctx, "k", region.Expiration(time.Nanosecond)); ok {
+	if _, ok, _ := v.Get(ctx, "k", region.WithExpiration(time.Nanosecond)); ok {
 		t.Error("a per-call expiration was not honoured")
 	}
 	if _, ok, _ := v.Get(ctx, "k"); !ok {

@@ -59,7 +59,7 @@ func ExampleFunc2() {
 	search := memo.Func2(cache, func(ctx context.Context, query string, page int) ([]string, error) {
 		return []string{fmt.Sprintf("%s #%d", query, page)}, nil
 	}, memo.WithNamespace("search"), // a function literal needs a stable namespace
-		memo.WithShouldCache(func(results []string) bool { return len(results) > 0 }))
+		region.WithShouldCache(func(results []string) bool { return len(results) > 0 }))
 
 	res, _ := search.Call(context.Background(), "gophers", 2)
 	key, _ := search.Key("gophers", 2)

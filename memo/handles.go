@@ -10,15 +10,16 @@ import (
 
 // Handle0 is a cached function of no arguments (besides its context); see Func0.
 type Handle0[V any] struct {
-	c   *core[struct{}, V]
-	key string
-	err error
+	c    *core[struct{}, V]
+	key  string
+	err  error
+	opts []region.Option // With's
 }
 
 // Func0 wraps fn, a function of no arguments, with the cache region r. It panics if r or fn is
 // nil or the namespace is invalid: handles are built once, in code, so these are programmer
 // errors caught as the program starts.
-func Func0[V any](r *region.Region, fn func(context.Context) (V, error), opts ...Option) *Handle0[V] {
+func Func0[V any](r *region.Region, fn func(context.Context) (V, error), opts ...region.Option) *Handle0[V] {
 	call := func(ctx context.Context, _ struct{}) (V, error) { return fn(ctx) }
 	h := &Handle0[V]{c: newCore(r, fn, call, nil, opts)}
 	if h.c.gen != nil {
@@ -38,21 +39,32 @@ func (h *Handle0[V]) Call(ctx context.Context) (V, error) {
 		var zero V
 		return zero, h.err
 	}
-	return h.c.call(ctx, h.key, struct{}{})
+	return h.c.call(ctx, h.key, struct{}{}, h.opts)
+}
+
+// With returns a handle for calls with opts (see region.Option): a per-request expiration,
+// WithBypass for a request that must not be served from the cache, a creation timeout. The
+// options apply to Call, Refresh and Cached of the handle it returns, after those h has; h is
+// not changed. An option that is not a setting of calls makes those calls return its error.
+// With allocates: keep the handle when the options are fixed, make one per request when not.
+func (h *Handle0[V]) With(opts ...region.Option) *Handle0[V] {
+	return &Handle0[V]{c: h.c, key: h.key, err: h.err, opts: with(h.opts, opts)}
 }
 
 // Invalidate deletes the cached value, so that the next Call creates it again.
 func (h *Handle0[V]) Invalidate(ctx context.Context) error { return h.c.invalidate(ctx, struct{}{}) }
 
 // Refresh calls fn and caches its result, whatever is cached now, and returns it.
-func (h *Handle0[V]) Refresh(ctx context.Context) (V, error) { return h.c.refresh(ctx, struct{}{}) }
+func (h *Handle0[V]) Refresh(ctx context.Context) (V, error) {
+	return h.c.refresh(ctx, struct{}{}, h.opts)
+}
 
 // Set caches v as fn's result, as created now.
 func (h *Handle0[V]) Set(ctx context.Context, v V) error { return h.c.set(ctx, struct{}{}, v) }
 
 // Cached returns the fresh cached value, if there is one; it never calls fn.
 func (h *Handle0[V]) Cached(ctx context.Context) (V, bool, error) {
-	return h.c.cached(ctx, struct{}{})
+	return h.c.cached(ctx, struct{}{}, h.opts)
 }
 
 // Uncached calls fn directly, bypassing the cache.
@@ -62,7 +74,10 @@ func (h *Handle0[V]) Uncached(ctx context.Context) (V, error) { return h.c.fn(ct
 func (h *Handle0[V]) Key() (string, error) { return h.key, h.err }
 
 // Handle is a cached function of one argument; see Func.
-type Handle[A, V any] struct{ c *core[A, V] }
+type Handle[A, V any] struct {
+	c    *core[A, V]
+	opts []region.Option // With's
+}
 
 // Func wraps fn, a function of one argument, with the cache region r:
 //
@@ -74,7 +89,7 @@ type Handle[A, V any] struct{ c *core[A, V] }
 // panics if r or fn is nil, the namespace is invalid, or A is a type keys cannot encode (a map,
 // a func, a channel) and no WithKeyGenerator is given: these are programmer errors, caught as
 // the program starts.
-func Func[A, V any](r *region.Region, fn func(context.Context, A) (V, error), opts ...Option) *Handle[A, V] {
+func Func[A, V any](r *region.Region, fn func(context.Context, A) (V, error), opts ...region.Option) *Handle[A, V] {
 	h := &Handle[A, V]{c: newCore(r, fn, fn, []reflect.Type{reflect.TypeFor[A]()}, opts)}
 	h.c.keyOf = h.Key
 	return h
@@ -89,21 +104,30 @@ func (h *Handle[A, V]) Call(ctx context.Context, a A) (V, error) {
 		var zero V
 		return zero, err
 	}
-	return h.c.call(ctx, k, a)
+	return h.c.call(ctx, k, a, h.opts)
+}
+
+// With returns a handle for calls with opts: see Handle0.With.
+//
+//	u, err := userByID.With(region.WithExpiration(time.Minute)).Call(ctx, 42)
+func (h *Handle[A, V]) With(opts ...region.Option) *Handle[A, V] {
+	return &Handle[A, V]{c: h.c, opts: with(h.opts, opts)}
 }
 
 // Invalidate deletes the cached value for a, so that the next Call creates it again.
 func (h *Handle[A, V]) Invalidate(ctx context.Context, a A) error { return h.c.invalidate(ctx, a) }
 
 // Refresh calls fn(ctx, a) and caches its result, whatever is cached now, and returns it.
-func (h *Handle[A, V]) Refresh(ctx context.Context, a A) (V, error) { return h.c.refresh(ctx, a) }
+func (h *Handle[A, V]) Refresh(ctx context.Context, a A) (V, error) {
+	return h.c.refresh(ctx, a, h.opts)
+}
 
 // Set caches v as the result for a, as created now.
 func (h *Handle[A, V]) Set(ctx context.Context, a A, v V) error { return h.c.set(ctx, a, v) }
 
 // Cached returns the fresh cached value for a, if there is one; it never calls fn.
 func (h *Handle[A, V]) Cached(ctx context.Context, a A) (V, bool, error) {
-	return h.c.cached(ctx, a)
+	return h.c.cached(ctx, a, h.opts)
 }
 
 // Uncached calls fn(ctx, a) directly, bypassing the cache.
@@ -128,10 +152,13 @@ type args2[A, B any] struct {
 }
 
 // Handle2 is a cached function of two arguments; see Func2.
-type Handle2[A, B, V any] struct{ c *core[args2[A, B], V] }
+type Handle2[A, B, V any] struct {
+	c    *core[args2[A, B], V]
+	opts []region.Option // With's
+}
 
 // Func2 wraps fn, a function of two arguments, with the cache region r; see Func.
-func Func2[A, B, V any](r *region.Region, fn func(context.Context, A, B) (V, error), opts ...Option) *Handle2[A, B, V] {
+func Func2[A, B, V any](r *region.Region, fn func(context.Context, A, B) (V, error), opts ...region.Option) *Handle2[A, B, V] {
 	call := func(ctx context.Context, p args2[A, B]) (V, error) { return fn(ctx, p.a, p.b) }
 	h := &Handle2[A, B, V]{c: newCore(r, fn, call, []reflect.Type{reflect.TypeFor[A](), reflect.TypeFor[B]()}, opts)}
 	h.c.keyOf = func(p args2[A, B]) (string, error) { return h.Key(p.a, p.b) }
@@ -145,7 +172,12 @@ func (h *Handle2[A, B, V]) Call(ctx context.Context, a A, b B) (V, error) {
 		var zero V
 		return zero, err
 	}
-	return h.c.call(ctx, k, args2[A, B]{a, b})
+	return h.c.call(ctx, k, args2[A, B]{a, b}, h.opts)
+}
+
+// With returns a handle for calls with opts: see Handle0.With.
+func (h *Handle2[A, B, V]) With(opts ...region.Option) *Handle2[A, B, V] {
+	return &Handle2[A, B, V]{c: h.c, opts: with(h.opts, opts)}
 }
 
 // Invalidate deletes the cached value for (a, b).
@@ -155,7 +187,7 @@ func (h *Handle2[A, B, V]) Invalidate(ctx context.Context, a A, b B) error {
 
 // Refresh calls fn(ctx, a, b) and caches its result, whatever is cached now, and returns it.
 func (h *Handle2[A, B, V]) Refresh(ctx context.Context, a A, b B) (V, error) {
-	return h.c.refresh(ctx, args2[A, B]{a, b})
+	return h.c.refresh(ctx, args2[A, B]{a, b}, h.opts)
 }
 
 // Set caches v as the result for (a, b), as created now.
@@ -165,7 +197,7 @@ func (h *Handle2[A, B, V]) Set(ctx context.Context, a A, b B, v V) error {
 
 // Cached returns the fresh cached value for (a, b), if there is one; it never calls fn.
 func (h *Handle2[A, B, V]) Cached(ctx context.Context, a A, b B) (V, bool, error) {
-	return h.c.cached(ctx, args2[A, B]{a, b})
+	return h.c.cached(ctx, args2[A, B]{a, b}, h.opts)
 }
 
 // Uncached calls fn(ctx, a, b) directly, bypassing the cache.
@@ -196,10 +228,13 @@ type args3[A, B, C any] struct {
 }
 
 // Handle3 is a cached function of three arguments; see Func3.
-type Handle3[A, B, C, V any] struct{ c *core[args3[A, B, C], V] }
+type Handle3[A, B, C, V any] struct {
+	c    *core[args3[A, B, C], V]
+	opts []region.Option // With's
+}
 
 // Func3 wraps fn, a function of three arguments, with the cache region r; see Func.
-func Func3[A, B, C, V any](r *region.Region, fn func(context.Context, A, B, C) (V, error), opts ...Option) *Handle3[A, B, C, V] {
+func Func3[A, B, C, V any](r *region.Region, fn func(context.Context, A, B, C) (V, error), opts ...region.Option) *Handle3[A, B, C, V] {
 	call := func(ctx context.Context, p args3[A, B, C]) (V, error) { return fn(ctx, p.a, p.b, p.c) }
 	types := []reflect.Type{reflect.TypeFor[A](), reflect.TypeFor[B](), reflect.TypeFor[C]()}
 	h := &Handle3[A, B, C, V]{c: newCore(r, fn, call, types, opts)}
@@ -214,7 +249,12 @@ func (h *Handle3[A, B, C, V]) Call(ctx context.Context, a A, b B, c C) (V, error
 		var zero V
 		return zero, err
 	}
-	return h.c.call(ctx, k, args3[A, B, C]{a, b, c})
+	return h.c.call(ctx, k, args3[A, B, C]{a, b, c}, h.opts)
+}
+
+// With returns a handle for calls with opts: see Handle0.With.
+func (h *Handle3[A, B, C, V]) With(opts ...region.Option) *Handle3[A, B, C, V] {
+	return &Handle3[A, B, C, V]{c: h.c, opts: with(h.opts, opts)}
 }
 
 // Invalidate deletes the cached value for (a, b, c).
@@ -224,7 +264,7 @@ func (h *Handle3[A, B, C, V]) Invalidate(ctx context.Context, a A, b B, c C) err
 
 // Refresh calls fn(ctx, a, b, c) and caches its result, whatever is cached now, and returns it.
 func (h *Handle3[A, B, C, V]) Refresh(ctx context.Context, a A, b B, c C) (V, error) {
-	return h.c.refresh(ctx, args3[A, B, C]{a, b, c})
+	return h.c.refresh(ctx, args3[A, B, C]{a, b, c}, h.opts)
 }
 
 // Set caches v as the result for (a, b, c), as created now.
@@ -234,7 +274,7 @@ func (h *Handle3[A, B, C, V]) Set(ctx context.Context, a A, b B, c C, v V) error
 
 // Cached returns the fresh cached value for (a, b, c), if there is one; it never calls fn.
 func (h *Handle3[A, B, C, V]) Cached(ctx context.Context, a A, b B, c C) (V, bool, error) {
-	return h.c.cached(ctx, args3[A, B, C]{a, b, c})
+	return h.c.cached(ctx, args3[A, B, C]{a, b, c}, h.opts)
 }
 
 // Uncached calls fn(ctx, a, b, c) directly, bypassing the cache.

@@ -6,73 +6,44 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
-	"time"
 
+	"github.com/dogpile-go/dogpile/internal/extopt"
 	"github.com/dogpile-go/dogpile/keys"
 	"github.com/dogpile-go/dogpile/region"
 )
 
-// Option configures a memo handle at construction.
-type Option func(*config)
-
+// config is a handle's settings, from the options given to its constructor.
 type config struct {
 	namespace    string
 	namespaceSet bool
 	gen          keys.Generator
-	view         []region.CallOption
+	view         []region.Option // the policy settings, for the handle's view
 }
+
+// namespaceOption and generatorOption are memo's own settings, carried in region.Options.
+type (
+	namespaceOption string
+	generatorOption struct{ g keys.Generator }
+)
 
 // WithNamespace sets the namespace that starts every key of the function, in place of its
 // qualified name. Set one when the default is not stable or not unique: for closures and
 // function literals (whose names, like "main.main.func1", change as code moves), for methods of
 // different instances that must not share entries, and for keys that several binaries must agree
 // on (a shared Redis), and for instantiations of generic functions, which all share one name. It
-// must not be empty or contain keys.Sep.
-func WithNamespace(ns string) Option {
-	return func(c *config) { c.namespace, c.namespaceSet = ns, true }
+// must not be empty or contain keys.Sep. A setting of a handle's constructor only: a region, a
+// view or a call given it returns (or panics with) an error that wraps region.ErrInvalidOption.
+func WithNamespace(ns string) region.Option {
+	return extopt.New("memo.WithNamespace", namespaceOption(ns)).(region.Option)
 }
 
 // WithKeyGenerator replaces the default key encoding with g, called with the namespace and the
 // arguments. The default (the encoding of keys.Default, built without boxing) never makes two
 // different argument lists collide; a custom generator must keep that property itself. Passing
-// the arguments to g as ...any allocates on every call.
-func WithKeyGenerator(g keys.Generator) Option { return func(c *config) { c.gen = g } }
-
-// WithExpiration sets the function's own expiration, overriding the region's: d > 0 expires values
-// d after their creation, 0 never expires them.
-func WithExpiration(d time.Duration) Option {
-	return func(c *config) { c.view = append(c.view, region.Expiration(d)) }
-}
-
-// WithExpirationFunc sets the function's expiration to one computed on every read.
-func WithExpirationFunc(f func() time.Duration) Option {
-	return func(c *config) { c.view = append(c.view, region.ExpirationFunc(f)) }
-}
-
-// WithShouldCache sets a predicate on the function's results: a result for which f returns false
-// is returned but not cached (an empty list, a partial answer). V is inferred from f and must be
-// the function's result type.
-func WithShouldCache[V any](f func(V) bool) Option {
-	return func(c *config) { c.view = append(c.view, region.ShouldCache(f)) }
-}
-
-// WithEarlyRefresh sets the function's probabilistic early refresh, overriding the region's
-// (region.WithEarlyRefresh): beta 1 is the usual choice, 0 turns it off.
-func WithEarlyRefresh(beta float64) Option {
-	return func(c *config) { c.view = append(c.view, region.EarlyRefresh(beta)) }
-}
-
-// WithStaleIfError makes the function serve a value expired for at most max when its
-// regeneration fails, overriding the region's (region.WithStaleIfError); 0 turns it off.
-func WithStaleIfError(max time.Duration) Option {
-	return func(c *config) { c.view = append(c.view, region.StaleIfError(max)) }
-}
-
-// WithNegativeCaching makes the function cache, for ttl, that an argument has no value when fn
-// fails with an error that errors.Is target (see region.WithNegativeCaching); for a Multi, ids fn
-// leaves out of its result are cached so too. It overrides the region's setting.
-func WithNegativeCaching(target error, ttl time.Duration) Option {
-	return func(c *config) { c.view = append(c.view, region.NegativeCaching(target, ttl)) }
+// the arguments to g as ...any allocates on every call. A setting of a handle's constructor
+// only, as WithNamespace.
+func WithKeyGenerator(g keys.Generator) region.Option {
+	return extopt.New("memo.WithKeyGenerator", generatorOption{g}).(region.Option)
 }
 
 // core is what every handle does, over its arguments packed in one value of type P. Each handle
@@ -88,7 +59,7 @@ type core[P, V any] struct {
 }
 
 // newCore validates the handle's configuration; it panics on programmer errors (see Func).
-func newCore[P, V any](r *region.Region, fn any, call func(context.Context, P) (V, error), argTypes []reflect.Type, opts []Option) *core[P, V] {
+func newCore[P, V any](r *region.Region, fn any, call func(context.Context, P) (V, error), argTypes []reflect.Type, opts []region.Option) *core[P, V] {
 	c := newConfig(r, fn, argTypes, opts)
 	return &core[P, V]{
 		view:   region.NewView[V](r, c.view...),
@@ -101,7 +72,7 @@ func newCore[P, V any](r *region.Region, fn any, call func(context.Context, P) (
 
 // newConfig applies opts for a handle of fn, whose arguments (besides the context) are of
 // argTypes, and validates the result; it panics on programmer errors (see Func).
-func newConfig(r *region.Region, fn any, argTypes []reflect.Type, opts []Option) config {
+func newConfig(r *region.Region, fn any, argTypes []reflect.Type, opts []region.Option) config {
 	if r == nil {
 		panic("memo: nil region")
 	}
@@ -110,8 +81,13 @@ func newConfig(r *region.Region, fn any, argTypes []reflect.Type, opts []Option)
 	}
 	var c config
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		switch v, _ := extopt.Value(o); v := v.(type) {
+		case namespaceOption:
+			c.namespace, c.namespaceSet = string(v), true
+		case generatorOption:
+			c.gen = v.g
+		default:
+			c.view = append(c.view, o)
 		}
 	}
 	if !c.namespaceSet {
@@ -147,8 +123,8 @@ func (c *core[P, V]) generated(args ...any) (string, error) {
 	return k, nil
 }
 
-func (c *core[P, V]) call(ctx context.Context, key string, p P) (V, error) {
-	return region.GetOrCreateWith(ctx, c.view, key, c.fn, p)
+func (c *core[P, V]) call(ctx context.Context, key string, p P, opts []region.Option) (V, error) {
+	return region.GetOrCreateWith(ctx, c.view, key, c.fn, p, opts...)
 }
 
 func (c *core[P, V]) invalidate(ctx context.Context, p P) error {
@@ -159,13 +135,13 @@ func (c *core[P, V]) invalidate(ctx context.Context, p P) error {
 	return c.view.Delete(ctx, k)
 }
 
-func (c *core[P, V]) refresh(ctx context.Context, p P) (V, error) {
+func (c *core[P, V]) refresh(ctx context.Context, p P, opts []region.Option) (V, error) {
 	k, err := c.keyOf(p)
 	if err != nil {
 		var zero V
 		return zero, err
 	}
-	return c.view.Refresh(ctx, k, func(ctx context.Context) (V, error) { return c.fn(ctx, p) })
+	return c.view.Refresh(ctx, k, func(ctx context.Context) (V, error) { return c.fn(ctx, p) }, opts...)
 }
 
 func (c *core[P, V]) set(ctx context.Context, p P, v V) error {
@@ -176,13 +152,18 @@ func (c *core[P, V]) set(ctx context.Context, p P, v V) error {
 	return c.view.Set(ctx, k, v)
 }
 
-func (c *core[P, V]) cached(ctx context.Context, p P) (V, bool, error) {
+func (c *core[P, V]) cached(ctx context.Context, p P, opts []region.Option) (V, bool, error) {
 	k, err := c.keyOf(p)
 	if err != nil {
 		var zero V
 		return zero, false, err
 	}
-	return c.view.Get(ctx, k)
+	return c.view.Get(ctx, k, opts...)
+}
+
+// with returns opts after base, in a new slice: the options of a call-scoped handle.
+func with(base, opts []region.Option) []region.Option {
+	return append(base[:len(base):len(base)], opts...)
 }
 
 // keyBuf is the stack buffer default keys are built in; longer keys grow onto the heap.

@@ -408,8 +408,8 @@ func TestFunctionOptions(t *testing.T) {
 			return nil, nil
 		}
 		return []int{id}, nil
-	}, memo.WithNamespace("short"), memo.WithExpiration(time.Second),
-		memo.WithShouldCache(func(v []int) bool { return len(v) > 0 }))
+	}, memo.WithNamespace("short"), region.WithExpiration(time.Second),
+		region.WithShouldCache(func(v []int) bool { return len(v) > 0 }))
 	_, _ = short.Call(ctx, 1)
 	offset.Store(int64(2 * time.Second))
 	_, _ = short.Call(ctx, 1)
@@ -422,7 +422,7 @@ func TestFunctionOptions(t *testing.T) {
 		t.Fatalf("an empty result was cached despite WithShouldCache: %d calls", calls.Load())
 	}
 	dyn := memo.Func(r, func(context.Context, int) (int, error) { calls.Add(1); return 0, nil },
-		memo.WithNamespace("dyn"), memo.WithExpirationFunc(func() time.Duration { return 10 * time.Second }))
+		memo.WithNamespace("dyn"), region.WithExpirationFunc(func() time.Duration { return 10 * time.Second }))
 	calls.Store(0)
 	_, _ = dyn.Call(ctx, 1)
 	offset.Add(int64(5 * time.Second))

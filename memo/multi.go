@@ -17,6 +17,7 @@ type MultiHandle[K comparable, V any] struct {
 	ns     string
 	prefix string
 	gen    keys.Generator
+	opts   []region.Option // With's
 }
 
 // Multi wraps fn, a function that loads many values by id in one call (one query, one RPC), with
@@ -34,7 +35,7 @@ type MultiHandle[K comparable, V any] struct {
 // Multi panics if r or fn is nil, the namespace is invalid, or K is a type keys cannot encode and
 // no WithKeyGenerator is given, as Func does. A custom key generator must give different ids
 // different keys.
-func Multi[K comparable, V any](r *region.Region, fn func(ctx context.Context, ids []K) (map[K]V, error), opts ...Option) *MultiHandle[K, V] {
+func Multi[K comparable, V any](r *region.Region, fn func(ctx context.Context, ids []K) (map[K]V, error), opts ...region.Option) *MultiHandle[K, V] {
 	c := newConfig(r, fn, []reflect.Type{reflect.TypeFor[K]()}, opts)
 	return &MultiHandle[K, V]{
 		view:   region.NewView[V](r, c.view...),
@@ -62,11 +63,18 @@ func (h *MultiHandle[K, V]) Call(ctx context.Context, ids []K) (map[K]V, error) 
 	}
 	m, err := h.view.GetOrCreateMulti(ctx, ks, func(ctx context.Context, missing []string) (map[string]V, error) {
 		return h.load(ctx, missing, byKey)
-	})
+	}, h.opts...)
 	if err != nil {
 		return nil, err
 	}
 	return byID(m, byKey), nil
+}
+
+// With returns a handle for calls with opts: see Handle0.With.
+func (h *MultiHandle[K, V]) With(opts ...region.Option) *MultiHandle[K, V] {
+	c := *h
+	c.opts = with(h.opts, opts)
+	return &c
 }
 
 // Invalidate deletes the cached values of ids, so that the next Call loads them again.
@@ -86,7 +94,7 @@ func (h *MultiHandle[K, V]) Refresh(ctx context.Context, ids []K) (map[K]V, erro
 	}
 	m, err := h.view.RefreshMulti(ctx, ks, func(ctx context.Context, ks []string) (map[string]V, error) {
 		return h.load(ctx, ks, byKey)
-	})
+	}, h.opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +121,7 @@ func (h *MultiHandle[K, V]) Cached(ctx context.Context, ids []K) (map[K]V, error
 	if err != nil {
 		return nil, err
 	}
-	m, err := h.view.GetMulti(ctx, ks)
+	m, err := h.view.GetMulti(ctx, ks, h.opts...)
 	if err != nil {
 		return nil, err
 	}

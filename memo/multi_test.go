@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dogpile-go/dogpile/memo"
+	"github.com/dogpile-go/dogpile/region"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -246,7 +247,7 @@ func TestFreshnessOptions(t *testing.T) {
 	h := memo.Func(r, func(_ context.Context, id int64) (*user, error) {
 		calls++
 		return nil, fmt.Errorf("user %d: %w", id, notFound)
-	}, memo.WithNamespace("neg"), memo.WithNegativeCaching(notFound, time.Hour), memo.WithEarlyRefresh(1), memo.WithStaleIfError(time.Minute))
+	}, memo.WithNamespace("neg"), region.WithNegativeCaching(notFound, time.Hour), region.WithEarlyRefresh(1), region.WithStaleIfError(time.Minute))
 	for range 3 {
 		if _, err := h.Call(ctx, 1); !errors.Is(err, notFound) {
 			t.Fatal(err)
@@ -256,7 +257,7 @@ func TestFreshnessOptions(t *testing.T) {
 		t.Errorf("%d calls of a function whose not-found is cached, want 1", calls)
 	}
 	db := &userTable{missing: map[int64]bool{2: true}}
-	users := memo.Multi(r, db.byIDs, memo.WithNamespace("neg-multi"), memo.WithNegativeCaching(notFound, time.Hour))
+	users := memo.Multi(r, db.byIDs, memo.WithNamespace("neg-multi"), region.WithNegativeCaching(notFound, time.Hour))
 	for range 2 {
 		if got, err := users.Call(ctx, []int64{1, 2}); err != nil || len(got) != 1 {
 			t.Fatalf("%v, %v", got, err)

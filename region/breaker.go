@@ -60,13 +60,13 @@ const (
 // turn the breaker off for it. It costs one atomic load a backend call while closed. min and max must be positive, with min <= max, or
 // both 0.
 func WithCircuitBreaker(min, max time.Duration) Option {
-	return func(c *config) error {
+	return regionOption("WithCircuitBreaker", func(c *config) error {
 		if (min != 0 || max != 0) && (min <= 0 || max < min) {
 			return fmt.Errorf("WithCircuitBreaker(%v, %v): need 0 < min <= max, or both 0 (off)", min, max)
 		}
 		c.breakerMin, c.breakerMax = min, max
 		return nil
-	}
+	})
 }
 
 // breaker is a region's circuit breaker; see WithCircuitBreaker. Calls to the backend ask allow

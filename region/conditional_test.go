@@ -159,14 +159,14 @@ func TestCreationStoresOverOlderEntries(t *testing.T) {
 	if err := v.Delete(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := v.Get(ctx, "k", region.IgnoreExpiration()); ok {
+	if _, ok, _ := v.Get(ctx, "k", region.WithIgnoreExpiration()); ok {
 		t.Fatal("a tombstone reads as a value")
 	}
 	time.Sleep(time.Millisecond)
 	if got, err := v.GetOrCreate(ctx, "k", create); err != nil || got != "v3" {
 		t.Fatalf("after the deletion: (%q, %v), want v3", got, err)
 	}
-	if got, ok, _ := v.Get(ctx, "k", region.IgnoreExpiration()); !ok || got != "v3" {
+	if got, ok, _ := v.Get(ctx, "k", region.WithIgnoreExpiration()); !ok || got != "v3" {
 		t.Fatalf("a creation after the deletion was not stored over its tombstone: (%q, %v)", got, ok)
 	}
 }

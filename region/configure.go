@@ -87,10 +87,7 @@ func (r *Region) CheckConfig(opts ...Option) error {
 func (r *Region) withOptions(opts []Option) (config, error) {
 	cfg := r.cfg
 	for _, o := range opts {
-		if o == nil {
-			continue
-		}
-		if err := o(&cfg); err != nil {
+		if err := cfg.apply(o); err != nil {
 			return cfg, fmt.Errorf("region %q: %w", r.name, err)
 		}
 	}
@@ -203,7 +200,7 @@ func Param(name, value string) (Option, error) {
 	case "expiration", "storage_ttl", "lock_timeout", "stale_if_error", "shared_invalidation", "creation_timeout":
 		d, err := dur()
 		if err != nil {
-			return nil, err
+			return Option{}, err
 		}
 		o = map[string]func(time.Duration) Option{
 			"expiration": WithExpiration, "storage_ttl": WithStorageTTL,
@@ -213,7 +210,7 @@ func Param(name, value string) (Option, error) {
 	case "early_refresh", "jitter":
 		f, err := num()
 		if err != nil {
-			return nil, err
+			return Option{}, err
 		}
 		if name == "jitter" {
 			o = WithJitter(f)
@@ -223,10 +220,10 @@ func Param(name, value string) (Option, error) {
 	case "background_refresh":
 		n, err := strconv.Atoi(value)
 		if err != nil {
-			return nil, fmt.Errorf("parameter %s: %q is not a whole number", name, value)
+			return Option{}, fmt.Errorf("parameter %s: %q is not a whole number", name, value)
 		}
 		if n == 0 {
-			return func(c *config) error { c.background = 0; return nil }, nil
+			return regionOption("background_refresh=0", func(c *config) error { c.background = 0; return nil }), nil
 		}
 		o = WithBackgroundRefresh(n)
 	case "circuit_breaker":
@@ -238,13 +235,13 @@ func Param(name, value string) (Option, error) {
 		min, err1 := time.ParseDuration(strings.TrimSpace(lo))
 		max, err2 := time.ParseDuration(strings.TrimSpace(hi))
 		if !ok || err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("parameter %s: %q: want two durations, min,max (say 100ms,5s), or off", name, value)
+			return Option{}, fmt.Errorf("parameter %s: %q: want two durations, min,max (say 100ms,5s), or off", name, value)
 		}
 		o = WithCircuitBreaker(min, max)
 	case "signed_entries":
 		sign, verify, err := parseSigningKeys(value)
 		if err != nil {
-			return nil, fmt.Errorf("parameter %s: %w", name, err) // never the secrets themselves
+			return Option{}, fmt.Errorf("parameter %s: %w", name, err) // never the secrets themselves
 		}
 		o = WithSignedEntries(sign, verify...)
 	case "failure_policy":
@@ -254,15 +251,15 @@ func Param(name, value string) (Option, error) {
 		case "closed":
 			o = WithFailurePolicy(FailClosed)
 		default:
-			return nil, fmt.Errorf("parameter %s: %q: want open or closed", name, value)
+			return Option{}, fmt.Errorf("parameter %s: %q: want open or closed", name, value)
 		}
 	default:
-		return nil, fmt.Errorf("unknown region parameter %q (known: %s)", name, strings.Join(RegionParams, ", "))
+		return Option{}, fmt.Errorf("unknown region parameter %q (known: %s)", name, strings.Join(RegionParams, ", "))
 	}
 	// Check the value now, so that the error names the parameter.
 	var probe config
-	if err := o(&probe); err != nil {
-		return nil, fmt.Errorf("parameter %s: %w", name, err)
+	if err := probe.apply(o); err != nil {
+		return Option{}, fmt.Errorf("parameter %s: %w", name, err)
 	}
 	return o, nil
 }

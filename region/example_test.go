@@ -50,12 +50,12 @@ func ExampleRegion_Invalidate() {
 	// Soft: every entry is expired, but still served while one caller regenerates it.
 	_ = r.Invalidate(ctx, region.Soft)
 	_, fresh, _ := prices.Get(ctx, "tea")
-	stale, found, _ := prices.Get(ctx, "tea", region.IgnoreExpiration())
+	stale, found, _ := prices.Get(ctx, "tea", region.WithIgnoreExpiration())
 	fmt.Println("soft:", fresh, stale, found)
 
 	// Hard: every entry is absent.
 	_ = r.Invalidate(ctx, region.Hard)
-	_, found, _ = prices.Get(ctx, "tea", region.IgnoreExpiration())
+	_, found, _ = prices.Get(ctx, "tea", region.WithIgnoreExpiration())
 	fmt.Println("hard:", found)
 	// Output:
 	// soft: false 3 true
@@ -68,7 +68,7 @@ func ExampleView_GetOrCreate() {
 		panic(err)
 	}
 	defer r.Close()
-	reports := region.NewView[[]string](r, region.Expiration(10*time.Minute))
+	reports := region.NewView[[]string](r, region.WithExpiration(10*time.Minute))
 
 	calls := 0
 	build := func(context.Context) ([]string, error) {

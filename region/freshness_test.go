@@ -93,7 +93,7 @@ func TestEarlyRefreshKeepsAHotKeyFresh(t *testing.T) {
 }
 
 func TestEarlyRefreshOffIsPlainExpiry(t *testing.T) {
-	for _, opt := range []region.Option{nil, region.WithEarlyRefresh(0)} {
+	for _, opt := range []region.Option{{}, region.WithEarlyRefresh(0)} {
 		synctest.Test(t, func(t *testing.T) {
 			starts, expiries, blocked := hotKey(t, opt)
 			if blocked != 0 {
@@ -174,7 +174,7 @@ func TestStaleIfError(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		opts    []region.Option
-		call    []region.CallOption
+		call    []region.Option
 		expired time.Duration // how long the value has been expired when the creator fails
 		stale   bool          // the old value is served
 	}{
@@ -182,8 +182,8 @@ func TestStaleIfError(t *testing.T) {
 		{"on", []region.Option{region.WithStaleIfError(time.Hour)}, nil, time.Second, true},
 		{"at the bound", []region.Option{region.WithStaleIfError(time.Hour)}, nil, time.Hour, true},
 		{"past the bound", []region.Option{region.WithStaleIfError(time.Hour)}, nil, time.Hour + time.Nanosecond, false},
-		{"per call on", nil, []region.CallOption{region.StaleIfError(time.Minute)}, time.Second, true},
-		{"per call off", []region.Option{region.WithStaleIfError(time.Hour)}, []region.CallOption{region.StaleIfError(0)}, time.Second, false},
+		{"per call on", nil, []region.Option{region.WithStaleIfError(time.Minute)}, time.Second, true},
+		{"per call off", []region.Option{region.WithStaleIfError(time.Hour)}, []region.Option{region.WithStaleIfError(0)}, time.Second, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -341,7 +341,7 @@ func TestNegativeCachingOffAndPerCall(t *testing.T) {
 	if calls.Load() != 3 {
 		t.Errorf("without negative caching: %d calls, want 3", calls.Load())
 	}
-	cached := region.NewView[string](r, region.NegativeCaching(errNoSuchUser, time.Hour))
+	cached := region.NewView[string](r, region.WithNegativeCaching(errNoSuchUser, time.Hour))
 	calls.Store(0)
 	for range 3 {
 		if _, err := cached.GetOrCreate(ctx, "k2", missing); !errors.Is(err, errNoSuchUser) {
@@ -584,7 +584,7 @@ func TestStaleIfErrorSkipsHardInvalidatedValue(t *testing.T) {
 		t.Errorf("after a hard invalidation during the failed regeneration: got %q, %v; want errUpstream, not the invalidated value", got, err)
 	}
 	// The next read agrees that the value is absent.
-	if _, ok, _ := v.Get(ctx, "k", region.IgnoreExpiration()); ok {
+	if _, ok, _ := v.Get(ctx, "k", region.WithIgnoreExpiration()); ok {
 		t.Errorf("Get sees the hard-invalidated value")
 	}
 }

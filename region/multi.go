@@ -23,9 +23,13 @@ var ErrNoValue = dogpile.ErrNoValue
 // per key.
 
 // GetMulti returns the fresh values of keys, by key; keys that are absent or expired are absent
-// from the map (with IgnoreExpiration, expired values are returned too). It never creates. No
+// from the map (with WithIgnoreExpiration, expired values are returned too). It never creates. No
 // keys, no I/O.
-func (v *View[V]) GetMulti(ctx context.Context, keys []string, opts ...CallOption) (map[string]V, error) {
+func (v *View[V]) GetMulti(ctx context.Context, keys []string, opts ...Option) (map[string]V, error) {
+	p, err := v.policy(opts)
+	if err != nil {
+		return nil, err
+	}
 	bk, b, err := v.r.batchKeys(keys)
 	if err != nil {
 		return nil, err
@@ -33,14 +37,13 @@ func (v *View[V]) GetMulti(ctx context.Context, keys []string, opts ...CallOptio
 	if len(bk.keys) == 0 {
 		return map[string]V{}, nil
 	}
-	p := v.policy(opts)
 	es, err := v.loadMulti(ctx, b, bk.keys, true)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]V, len(bk.keys))
 	for i, u := range bk.users {
-		if e := es[i]; e.found && !e.neg && (p.ignoreExp || v.r.fresh(e.created, e.delta, p)) {
+		if e := es[i]; e.found && !e.neg && (p.ignoreExp || v.r.fresh(e.created, e.delta, expiration(v.r, p, e.val))) {
 			out[u] = e.val
 		}
 	}
@@ -167,9 +170,13 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 // without it). What one backend call costs is the backend's: memcached's SetMulti, for instance,
 // is a set per key. create's error, or its panic (as *PanicError), ends the call and reaches every
 // caller waiting for the same keys; nothing it made is cached.
-func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create func(ctx context.Context, missing []string) (map[string]V, error), opts ...CallOption) (map[string]V, error) {
+func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create func(ctx context.Context, missing []string) (map[string]V, error), opts ...Option) (map[string]V, error) {
 	if create == nil {
 		return nil, v.nilCreator()
+	}
+	p, err := v.policy(opts)
+	if err != nil {
+		return nil, err
 	}
 	bk, b, err := v.r.batchKeys(keys)
 	if err != nil {
@@ -178,7 +185,10 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 	if len(bk.keys) == 0 {
 		return map[string]V{}, nil
 	}
-	p := v.policy(opts)
+	if p.bypass {
+		v.c.misses.Add(uint64(len(bk.keys)))
+		return v.refreshMulti(ctx, b, bk, p, create)
+	}
 	es, err := v.loadMulti(ctx, b, bk.keys, true)
 	if err != nil {
 		v.c.misses.Add(uint64(len(bk.keys)))
@@ -192,15 +202,15 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 		case !e.found:
 			v.c.misses.Add(1)
 		case e.neg:
-			if v.r.negFresh(e.created, e.delta, p) {
+			if v.r.negFresh(e.created, e.delta, negTTL[V](v.r, p), p) {
 				v.c.negHits.Add(1)
 				continue // a cached "not found": absent, and not created again
 			}
 			v.c.misses.Add(1)
 			e = loaded[V]{} // expired: absent
-		case !v.r.fresh(e.created, e.delta, p):
+		case !v.r.fresh(e.created, e.delta, expiration(v.r, p, e.val)):
 			v.c.expired.Add(1)
-		case v.r.early(e.created, e.delta, p):
+		case v.r.early(e.created, e.delta, expiration(v.r, p, e.val), p):
 			v.c.expired.Add(1)
 			v.c.early.Add(1)
 		default:
@@ -258,8 +268,8 @@ func (v *View[V]) insteadMulti(ctx context.Context, b *bound, bk batchKeys, want
 		switch {
 		case !e.found || e.neg:
 			return nil, false
-		case v.r.fresh(e.created, e.delta, p):
-		case w.Have && e.created == w.Cur.Created && v.r.staleUsable(e.created, e.delta, p):
+		case v.r.fresh(e.created, e.delta, expiration(v.r, p, e.val)):
+		case w.Have && e.created == w.Cur.Created && v.r.staleUsable(e.created, e.delta, expiration(v.r, p, e.val), p):
 			stale++
 		default:
 			return nil, false
@@ -286,9 +296,13 @@ func wantIndexes(wants []dogpile.Want) []int {
 // RefreshMulti calls create with keys (each once) and stores what it returns for them (subject
 // to the should-cache predicates), whatever is cached now, and returns it; as Refresh, it takes
 // no lock. Keys create leaves out are left as they are.
-func (v *View[V]) RefreshMulti(ctx context.Context, keys []string, create func(ctx context.Context, keys []string) (map[string]V, error), opts ...CallOption) (map[string]V, error) {
+func (v *View[V]) RefreshMulti(ctx context.Context, keys []string, create func(ctx context.Context, keys []string) (map[string]V, error), opts ...Option) (map[string]V, error) {
 	if create == nil {
 		return nil, v.nilCreator()
+	}
+	p, err := v.policy(opts)
+	if err != nil {
+		return nil, err
 	}
 	bk, b, err := v.r.batchKeys(keys)
 	if err != nil {
@@ -297,7 +311,11 @@ func (v *View[V]) RefreshMulti(ctx context.Context, keys []string, create func(c
 	if len(bk.keys) == 0 {
 		return map[string]V{}, nil
 	}
-	p := v.policy(opts)
+	return v.refreshMulti(ctx, b, bk, p, create)
+}
+
+// refreshMulti is RefreshMulti once the call is checked.
+func (v *View[V]) refreshMulti(ctx context.Context, b *bound, bk batchKeys, p *policy, create func(ctx context.Context, keys []string) (map[string]V, error)) (map[string]V, error) {
 	for _, k := range bk.keys {
 		v.r.engine.Forget(k)
 	}
@@ -741,7 +759,7 @@ func (o *batchOp[V]) Load(ctx context.Context, idx []int) ([]dogpile.Entry, []bo
 	return es, found, nil
 }
 
-func (o *batchOp[V]) Fresh(e dogpile.Entry) bool { return o.v.r.freshEntry(e, o.p) }
+func (o *batchOp[V]) Fresh(e dogpile.Entry) bool { return o.v.freshEntry(e, o.p) }
 
 func (o *batchOp[V]) Create(ctx context.Context, idx []int) (dogpile.Made, error) {
 	missing := pick(o.bk.users, idx)

@@ -665,19 +665,19 @@ func TestGetSetDeleteMulti(t *testing.T) {
 			if got, _ := v.GetMulti(ctx, []string{"a", "b"}); len(got) != 0 {
 				t.Errorf("expired values returned: %v", got)
 			}
-			if got, _ := v.GetMulti(ctx, []string{"a", "b"}, region.IgnoreExpiration()); len(got) != 2 {
+			if got, _ := v.GetMulti(ctx, []string{"a", "b"}, region.WithIgnoreExpiration()); len(got) != 2 {
 				t.Errorf("IgnoreExpiration: %v, want both", got)
 			}
 			if err := v.DeleteMulti(ctx, []string{"a", "c", "zzz"}); err != nil {
 				t.Fatal(err)
 			}
-			if got, _ := v.GetMulti(ctx, []string{"a", "b", "c"}, region.IgnoreExpiration()); !cmp.Equal(got, map[string]int{"b": 2}) {
+			if got, _ := v.GetMulti(ctx, []string{"a", "b", "c"}, region.WithIgnoreExpiration()); !cmp.Equal(got, map[string]int{"b": 2}) {
 				t.Errorf("after DeleteMulti: %v, want b only", got)
 			}
 			if err := r.Invalidate(ctx, region.Hard); err != nil {
 				t.Fatal(err)
 			}
-			if got, _ := v.GetMulti(ctx, []string{"b"}, region.IgnoreExpiration()); len(got) != 0 {
+			if got, _ := v.GetMulti(ctx, []string{"b"}, region.WithIgnoreExpiration()); len(got) != 0 {
 				t.Errorf("after a hard invalidation: %v", got)
 			}
 			// RefreshMulti stores what the creator returns, whatever is cached.

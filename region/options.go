@@ -2,44 +2,127 @@ package region
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"reflect"
 	"time"
 
+	"github.com/dogpile-go/dogpile/internal/extopt"
 	"github.com/dogpile-go/dogpile/keys"
 )
 
-// Option configures a Region at New.
-type Option func(*config) error
+// Option is one setting of a cache. Every option is made by one constructor, whose value is
+// accepted at each level where the setting makes sense:
+//
+//   - the region: New, and ConfigureWith for settings that come from the environment;
+//   - a view: NewView, and a memo handle (memo.Func and the others), which is a view;
+//   - one call: the opts of a View's methods, and of a memo handle's With.
+//
+// The policy settings (WithExpiration, WithExpirationFunc, WithExpirationFor, WithEarlyRefresh,
+// WithStaleIfError, WithNegativeCaching, WithShouldCache, WithCreationTimeout) are accepted at
+// every level. The most specific level that sets one decides: a call's over its view's (or
+// handle's), a view's over its region's. WithIgnoreExpiration is for views and calls,
+// WithBypass for calls; the other settings (a codec, a logger, a lock timeout...) are the
+// region's alone.
+//
+// An option with a bad value (a negative stale-if-error, a nil function), or given at a level
+// that does not accept it, has an error that wraps ErrInvalidOption, and its text names the
+// option. The same error reaches the program at every level: New, NewView and memo's
+// constructors panic with it (they run once, in code, as the program starts: a bad option is a
+// programmer error); ConfigureWith returns it; a call given it returns it without doing anything
+// else. The zero Option does nothing.
+type Option struct {
+	name string // the constructor, for errors
+	at   levels // where it is accepted
+	err  error  // a bad value: reported wherever the option is used
+	cfg  func(*config) error
+	pol  func(*policy)
+	ext  any // a setting of a package built on views (internal/extopt)
+}
 
-// config is a region's settings: fixed at New, read without locks afterwards.
+// levels is a set of the levels an Option may be given at.
+type levels uint8
+
+const (
+	atRegion levels = 1 << iota
+	atView
+	atCall
+	atPolicy = atRegion | atView | atCall
+)
+
+// ErrInvalidOption is wrapped by the error of an option with a bad value, or given at a level
+// that does not accept it (see Option).
+var ErrInvalidOption = errors.New("region: invalid option")
+
+// invalid returns an error that wraps ErrInvalidOption with a message.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidOption, fmt.Sprintf(format, args...))
+}
+
+// regionOption is a setting of the region alone; f validates and applies it.
+func regionOption(name string, f func(*config) error) Option {
+	return Option{name: name, at: atRegion, cfg: f}
+}
+
+// policyOption is a setting accepted at every level in at; err, if not nil, is its bad value.
+func policyOption(name string, at levels, err error, f func(*policy)) Option {
+	return Option{name: name, at: at, err: err, pol: f}
+}
+
+func init() {
+	extopt.New = func(name string, v any) any { return Option{name: name, ext: v} }
+	extopt.Value = func(o any) (any, bool) {
+		opt, ok := o.(Option)
+		if !ok || opt.ext == nil {
+			return nil, false
+		}
+		return opt.ext, true
+	}
+	extopt.Err = func(o any) error {
+		if opt, ok := o.(Option); ok {
+			return opt.err
+		}
+		return nil
+	}
+}
+
+// check returns the option's error at level at: its bad value, or that it is not accepted there.
+func (o Option) check(at levels) error {
+	switch {
+	case o.name == "":
+		return nil // the zero Option
+	case o.err != nil:
+		return o.err
+	case o.at&at != 0:
+		return nil
+	case o.ext != nil:
+		return invalid("%s is a setting of a memoized function: give it to the handle's constructor", o.name)
+	case o.at == atRegion:
+		return invalid("%s is a setting of the region: give it to region.New", o.name)
+	case at == atRegion:
+		return invalid("%s is a setting of views and calls, not of a region", o.name)
+	case at == atView:
+		return invalid("%s is a setting of one call, not of a view or handle", o.name)
+	}
+	return invalid("%s is a setting of a view or handle, not of one call", o.name)
+}
+
+// config is a region's settings: fixed at New (and ConfigureWith), read without locks afterwards.
 type config struct {
-	expiration   time.Duration // 0: never expires
-	expirationFn func() time.Duration
-	storageTTL   time.Duration
-	lockTimeout  time.Duration
-	// creationTimeout bounds a creation (WithCreationTimeout); unset (creationSet false), it is
-	// the lock timeout.
-	creationTimeout time.Duration
-	creationSet     bool
-	signer          *signer // WithSignedEntries; nil: entries are not signed
-	mangler         keys.Mangler
-	codec           Codec
-	shouldCache     func(any) bool
-	background      int
-	failClosed      bool
-	logger          *slog.Logger
-	onError         func(ctx context.Context, err error)
-	clock           func() time.Time
-
-	// Freshness policies; each may be overridden per function or call.
-	early        float64       // XFetch's beta; 0: off
-	staleIfError time.Duration // 0: off
-	negErr       error         // nil: no negative caching
-	negTTL       time.Duration
-	jitter       float64 // region only
+	pol         policy // the region's level of the policy settings
+	storageTTL  time.Duration
+	lockTimeout time.Duration
+	signer      *signer // WithSignedEntries; nil: entries are not signed
+	mangler     keys.Mangler
+	codec       Codec
+	background  int
+	failClosed  bool
+	logger      *slog.Logger
+	onError     func(ctx context.Context, err error)
+	clock       func() time.Time
+	jitter      float64
 
 	sharedPoll time.Duration // WithSharedInvalidation; 0: invalidations apply in this process only
 	l1         LocalCache    // WithLocalCache
@@ -48,65 +131,240 @@ type config struct {
 	breakerMin, breakerMax time.Duration // WithCircuitBreaker; 0: off
 }
 
+// apply applies o to the region's settings, as New and ConfigureWith do.
+func (c *config) apply(o Option) error {
+	if err := o.check(atRegion); err != nil {
+		return err
+	}
+	switch {
+	case o.cfg != nil:
+		if err := o.cfg(c); err != nil {
+			return invalid("%s: %v", o.name, err)
+		}
+	case o.pol != nil:
+		c.pol = *c.pol.with1(o)
+	}
+	return nil
+}
+
 // DefaultLockTimeout is how long a distributed lock lives unless WithLockTimeout says otherwise:
 // a process that dies while creating a value blocks its key for at most this long.
 const DefaultLockTimeout = 30 * time.Second
 
-// WithExpiration sets how long a value stays fresh after its creation. After that it is expired:
-// still served to every caller but one while that one regenerates it. d == 0 means values never
-// expire (the default); a negative d is an error.
-//
-// Functions (memo.WithExpiration, NewView with Expiration) and single calls (Expiration) may
-// override it.
-func WithExpiration(d time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return fmt.Errorf("WithExpiration(%v): negative duration", d)
+// policy is one level's policy settings: the region's (in its config), a view's, or a call's
+// (a copy of its view's with the call's options applied). Each setting has a flag that says
+// whether this level sets it; a level that does not defers to the one above.
+type policy struct {
+	// The expiration: exp, or expFn, or per value expFor, whichever this level set last.
+	expSet bool
+	exp    time.Duration
+	expFn  func() time.Duration
+	expFor *valueExpiration // with expSet: consulted first, for values of its type
+
+	earlySet bool
+	early    float64 // XFetch's beta; 0: off
+	staleSet bool
+	stale    time.Duration // 0: off
+	negSet   bool
+	negErr   error // nil: no negative caching
+	negTTL   time.Duration
+
+	creationSet bool
+	creation    time.Duration // 0: unbounded
+
+	shouldCache []predicate // each level's are added to the levels above it, never replace them
+
+	ignoreExp bool // Get returns expired values
+	bypass    bool // get-or-create runs the creator and stores, without reading
+}
+
+// valueExpiration is a WithExpirationFor: typed, the function as given (called without boxing
+// when the view's value type is its own), and boxed, for values of other static types.
+type valueExpiration struct {
+	typed any // func(V, error) time.Duration
+	boxed func(v any, neg error) (time.Duration, bool)
+	typ   reflect.Type
+}
+
+// predicate is a WithShouldCache: f returns true for values not of type typ.
+type predicate struct {
+	f   func(any) bool
+	typ reflect.Type
+}
+
+// with returns a copy of p with opts applied, checked for level at; p itself is not changed.
+func (p *policy) with(opts []Option, at levels) (*policy, error) {
+	q := *p
+	for _, o := range opts {
+		if err := o.check(at); err != nil {
+			return nil, err
 		}
-		c.expiration = d
-		return nil
+		if o.pol != nil {
+			o.pol(&q)
+		}
 	}
+	return &q, nil
+}
+
+// with1 returns a copy of p with o applied.
+func (p *policy) with1(o Option) *policy {
+	q := *p
+	o.pol(&q)
+	return &q
+}
+
+// accepts checks that the type-specific settings of p fit a view of values of type t: each
+// WithShouldCache and WithExpirationFor must be for t or an interface t implements.
+func (p *policy) accepts(t reflect.Type) error {
+	for _, s := range p.shouldCache {
+		if !t.AssignableTo(s.typ) {
+			return invalid("WithShouldCache for %v, given to a view of %v", s.typ, t)
+		}
+	}
+	if e := p.expFor; e != nil && !t.AssignableTo(e.typ) {
+		return invalid("WithExpirationFor for %v, given to a view of %v", e.typ, t)
+	}
+	return nil
+}
+
+// WithExpiration sets how long a value stays fresh after it was stored. After that it is
+// expired: still served to every caller but one while that one regenerates it. d > 0 expires
+// values d after they were stored; d == 0 never expires them (the region's default); d < 0
+// makes them expired already, so that every call regenerates while the others are served the
+// stored value. Every value of d is valid. Accepted at every level (see Option).
+func WithExpiration(d time.Duration) Option {
+	return policyOption("WithExpiration", atPolicy, nil, func(p *policy) {
+		p.expSet, p.exp, p.expFn, p.expFor = true, d, nil, nil
+	})
 }
 
 // WithExpirationFunc makes the expiration computed on every read: f returns the current
-// expiration (0: never expires; negative: already expired). Use it for expirations that change at
-// run time, read from configuration, for instance. f must be cheap and safe for concurrent use;
-// it runs on the hit path. It cannot be combined with WithExpiration.
+// expiration, with WithExpiration's meanings (0: never expires; negative: already expired). Use
+// it for expirations that change at run time, read from configuration, for instance. f must be
+// cheap and safe for concurrent use: it runs on the hit path. A nil f is an error. Accepted at
+// every level (see Option).
 func WithExpirationFunc(f func() time.Duration) Option {
-	return func(c *config) error {
-		if f == nil {
-			return fmt.Errorf("WithExpirationFunc: nil function")
-		}
-		c.expirationFn = f
-		return nil
+	var err error
+	if f == nil {
+		err = invalid("WithExpirationFunc(nil): need a function")
 	}
+	return policyOption("WithExpirationFunc", atPolicy, err, func(p *policy) {
+		p.expSet, p.exp, p.expFn, p.expFor = true, 0, f, nil
+	})
 }
 
-// WithStorageTTL sets the time-to-live the region asks the backend to keep each entry for. It is
-// independent of the expiration and must be longer than a fixed WithExpiration, so that expired
-// values stay available to serve while one caller regenerates them. 0 (the default) asks the
-// backend to keep entries until they are deleted or evicted.
-func WithStorageTTL(d time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return fmt.Errorf("WithStorageTTL(%v): negative duration", d)
-		}
-		c.storageTTL = d
-		return nil
+// WithExpirationFor chooses each value's expiration from the value: f receives a value of type V
+// and returns its expiration, with WithExpiration's meanings (0: never expires; negative:
+// already expired). Use it for a token that carries its own lifetime, or a shorter expiration
+// for empty results. For a cached "not found" (WithNegativeCaching) f receives V's zero value
+// and the negative-caching error, and a positive result replaces the negative-caching ttl for it.
+//
+// f is called when the entry is read, to decide whether it is fresh, not only when it is
+// created: it must be a function of the value alone (the same value, the same expiration), cheap
+// and safe for concurrent use. A token's absolute expiry is thus said as a duration from the
+// token's own issue time, not from now.
+//
+// Accepted at every level (see Option); at a view, a handle or a call, V must be their value
+// type or an interface it implements. At the region it applies to values of type V, and values
+// of other types keep the region's WithExpiration or WithExpirationFunc. A nil f is an error.
+func WithExpirationFor[V any](f func(v V, negative error) time.Duration) Option {
+	var err error
+	if f == nil {
+		err = invalid("WithExpirationFor(nil): need a function")
 	}
+	e := &valueExpiration{typed: f, typ: reflect.TypeFor[V]()}
+	e.boxed = func(v any, neg error) (time.Duration, bool) {
+		tv, ok := v.(V)
+		if !ok && v != nil && neg == nil {
+			return 0, false
+		}
+		return f(tv, neg), true
+	}
+	return policyOption("WithExpirationFor", atPolicy, err, func(p *policy) {
+		p.expSet, p.expFor = true, e
+	})
 }
 
-// WithLockTimeout sets how long a distributed lock lives (DefaultLockTimeout by default). A
-// creation that runs longer may be started a second time by another process; a holder that
-// dies blocks its key for at most d. It has no effect on backends without a distributed lock.
-func WithLockTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return fmt.Errorf("WithLockTimeout(%v): must be positive", d)
-		}
-		c.lockTimeout = d
-		return nil
+// WithEarlyRefresh turns on probabilistic early refresh ("XFetch", from Vattani, Chierichetti and
+// Lowenstein, "Optimal Probabilistic Cache Stampede Prevention", VLDB 2015): a fresh value is
+// regenerated before it expires, by one caller, with a probability that grows as its expiry
+// nears and with how long its last creation took (recorded with every value). beta scales it:
+// 1 is the paper's optimum, larger refreshes earlier, 0 turns it off (the default). With
+// WithBackgroundRefresh the early regeneration runs in the background, so a hot key is
+// refreshed before it ever expires and no caller waits; without it, the one caller that
+// regenerates waits for the creation while the others are served the current value. The
+// regeneration takes the key's dogpile lock like any other: one at a time, one per fleet where
+// the backend can lock. It costs a random draw on every hit of a value with an expiration.
+// beta must be a finite, non-negative number. Accepted at every level (see Option).
+func WithEarlyRefresh(beta float64) Option {
+	var err error
+	if !(beta >= 0) || math.IsInf(beta, 1) {
+		err = invalid("WithEarlyRefresh(%v): beta must be a finite, non-negative number", beta)
 	}
+	return policyOption("WithEarlyRefresh", atPolicy, err, func(p *policy) {
+		p.earlySet, p.early = true, beta
+	})
+}
+
+// WithStaleIfError serves an expired value instead of failing when its regeneration fails: the
+// caller that regenerated gets the old value and the creator's error goes to the logger and the
+// error handler, as long as the value has been expired for at most max. A value older than that,
+// or an absent one, gets the error as before. 0 turns it off (the default); a negative max is an
+// error. Accepted at every level (see Option).
+func WithStaleIfError(max time.Duration) Option {
+	var err error
+	if max < 0 {
+		err = invalid("WithStaleIfError(%v): negative duration", max)
+	}
+	return policyOption("WithStaleIfError", atPolicy, err, func(p *policy) {
+		p.staleSet, p.stale = true, max
+	})
+}
+
+// WithNegativeCaching caches "not found": when a creator fails with an error that errors.Is
+// target (say, sql.ErrNoRows or an ErrUserNotFound of your own), the region stores that the key
+// has no value, for ttl, and calls in that time get an error that errors.Is target without
+// calling the creator. A batch creator (GetOrCreateMulti, memo.Multi) that leaves a key out of its
+// result stores the same "not found" for the key, and batches see the key absent. ttl is
+// usually much shorter than the expiration; Set, Delete, Refresh and invalidation replace a
+// cached "not found" as they replace values.
+//
+// WithNegativeCaching(nil, 0) turns it off (the default; useful at a view or call under a region
+// that has it). Otherwise target must not be nil and ttl must be positive: anything else is an
+// error. Accepted at every level (see Option).
+func WithNegativeCaching(target error, ttl time.Duration) Option {
+	var err error
+	if (target == nil) != (ttl == 0) || ttl < 0 {
+		err = invalid("WithNegativeCaching(%v, %v): need an error and a positive duration, or nil and 0 (off)", target, ttl)
+	}
+	return policyOption("WithNegativeCaching", atPolicy, err, func(p *policy) {
+		p.negSet, p.negErr, p.negTTL = true, target, ttl
+	})
+}
+
+// WithShouldCache adds a predicate on created values: a value for which f returns false is
+// returned to its callers but not stored, so the next call creates again (an empty list, a
+// partial answer). Predicates add up across levels: a value is stored only if every one of its
+// region's, view's and call's agrees. Set, which stores what it is given, does not consult them.
+//
+// Accepted at every level (see Option); at a view, a handle or a call, V must be their value
+// type or an interface it implements (V is inferred from f). At the region, f sees the values of
+// type V (with V any: every value). A nil f is an error.
+func WithShouldCache[V any](f func(V) bool) Option {
+	var err error
+	if f == nil {
+		err = invalid("WithShouldCache(nil): need a function")
+	}
+	pred := predicate{typ: reflect.TypeFor[V](), f: func(v any) bool {
+		tv, ok := v.(V)
+		if !ok && v != nil { // not a V: another type's predicate
+			return true
+		}
+		return f(tv) // a nil v is the zero value of an interface V
+	}}
+	return policyOption("WithShouldCache", atPolicy, err, func(p *policy) {
+		p.shouldCache = append(p.shouldCache[:len(p.shouldCache):len(p.shouldCache)], pred)
+	})
 }
 
 // WithCreationTimeout bounds how long one creation (a call of the creator, or of a batch
@@ -120,21 +378,37 @@ func WithLockTimeout(d time.Duration) Option {
 // by the lock watchdog. d == 0 turns the bound off: a creator that never returns then blocks the
 // callers of its key in this process that have no deadline, and, with the watchdog, the key in
 // every process. A negative d is an error. Each creation costs one goroutine more while the bound
-// is on.
+// is on. Accepted at every level (see Option): the creation takes the bound of the call that
+// starts it.
 func WithCreationTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return fmt.Errorf("WithCreationTimeout(%v): negative duration", d)
-		}
-		c.creationTimeout, c.creationSet = d, true
-		return nil
+	var err error
+	if d < 0 {
+		err = invalid("WithCreationTimeout(%v): negative duration", d)
 	}
+	return policyOption("WithCreationTimeout", atPolicy, err, func(p *policy) {
+		p.creationSet, p.creation = true, d
+	})
 }
 
-// creation is the creation timeout in force: the one set, or the lock timeout.
+// WithIgnoreExpiration makes Get and GetMulti return expired values too (never hard-invalidated
+// ones). Get-or-create calls are not changed by it. Accepted by views, handles and calls.
+func WithIgnoreExpiration() Option {
+	return policyOption("WithIgnoreExpiration", atView|atCall, nil, func(p *policy) { p.ignoreExp = true })
+}
+
+// WithBypass makes a get-or-create call read through: it runs the creator and stores its value
+// (subject to WithShouldCache) without reading what is cached, as Refresh does, and returns it:
+// what a request with "Cache-Control: no-cache" asks of a cache. It takes no dogpile lock, so a
+// bypass per request runs the creator per request. Accepted by calls only.
+func WithBypass() Option {
+	return policyOption("WithBypass", atCall, nil, func(p *policy) { p.bypass = true })
+}
+
+// creation is the creation timeout in force at the region level: the one set, or the lock
+// timeout.
 func (c *config) creation() time.Duration {
-	if c.creationSet {
-		return c.creationTimeout
+	if c.pol.creationSet {
+		return c.pol.creation
 	}
 	return c.lockTimeout
 }
@@ -149,49 +423,68 @@ func (c *config) tombstoneTTL() time.Duration {
 	return time.Hour
 }
 
+// WithStorageTTL sets the time-to-live the region asks the backend to keep each entry for. It is
+// independent of the expiration and must be longer than a fixed WithExpiration, so that expired
+// values stay available to serve while one caller regenerates them. 0 (the default) asks the
+// backend to keep entries until they are deleted or evicted. A region setting.
+func WithStorageTTL(d time.Duration) Option {
+	return regionOption("WithStorageTTL", func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("WithStorageTTL(%v): negative duration", d)
+		}
+		c.storageTTL = d
+		return nil
+	})
+}
+
+// WithLockTimeout sets how long a distributed lock lives (DefaultLockTimeout by default). A
+// creation that runs longer may be started a second time by another process; a holder that
+// dies blocks its key for at most d. It has no effect on backends without a distributed lock.
+// A region setting.
+func WithLockTimeout(d time.Duration) Option {
+	return regionOption("WithLockTimeout", func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithLockTimeout(%v): must be positive", d)
+		}
+		c.lockTimeout = d
+		return nil
+	})
+}
+
 // WithKeyMangler sets a function applied to every key before it reaches the backend: keys.SHA1
-// to bound key length, keys.Prefix to share a backend between applications, keys.Chain of several.
+// to bound key length, keys.Prefix to share a backend between applications, keys.Chain of
+// several. A region setting.
 func WithKeyMangler(m keys.Mangler) Option {
-	return func(c *config) error {
+	return regionOption("WithKeyMangler", func(c *config) error {
 		c.mangler = m
 		return nil
-	}
+	})
 }
 
 // WithCodec sets how values are encoded for byte backends (Redis, Memcached, files). JSON by
-// default. Backends that keep Go values (the memory backend) do not use it.
+// default. Backends that keep Go values (the memory backend) do not use it. A region setting.
 func WithCodec(codec Codec) Option {
-	return func(c *config) error {
+	return regionOption("WithCodec", func(c *config) error {
 		if codec == nil {
-			return fmt.Errorf("WithCodec: nil codec")
+			return fmt.Errorf("WithCodec(nil): need a codec")
 		}
 		c.codec = codec
 		return nil
-	}
-}
-
-// WithShouldCache sets a predicate on created values: a value for which f returns false is
-// returned to its callers but not stored, so the next call creates again. Functions and calls
-// may add their own typed predicate (ShouldCache); a value is stored only if every one agrees.
-func WithShouldCache(f func(v any) bool) Option {
-	return func(c *config) error {
-		c.shouldCache = f
-		return nil
-	}
+	})
 }
 
 // WithBackgroundRefresh turns on stale-while-revalidate: the caller that wins the lock of an
 // expired key returns the old value at once, like every other caller, and the value is
 // regenerated on a goroutine of a pool of at most workers. When every worker is busy the refresh
-// is skipped and a later caller tries again. Close stops the pool.
+// is skipped and a later caller tries again. Close stops the pool. A region setting.
 func WithBackgroundRefresh(workers int) Option {
-	return func(c *config) error {
+	return regionOption("WithBackgroundRefresh", func(c *config) error {
 		if workers <= 0 {
 			return fmt.Errorf("WithBackgroundRefresh(%d): need at least one worker", workers)
 		}
 		c.background = workers
 		return nil
-	}
+	})
 }
 
 // FailurePolicy says what a region does when its backend fails.
@@ -206,28 +499,29 @@ const (
 )
 
 // WithFailurePolicy sets what happens when the backend fails; FailOpen by default. Either way the
-// error is reported to the logger and the error handler.
+// error is reported to the logger and the error handler. A region setting.
 func WithFailurePolicy(p FailurePolicy) Option {
-	return func(c *config) error {
+	return regionOption("WithFailurePolicy", func(c *config) error {
 		if p != FailOpen && p != FailClosed {
 			return fmt.Errorf("WithFailurePolicy(%d): unknown policy", p)
 		}
 		c.failClosed = p == FailClosed
 		return nil
-	}
+	})
 }
 
 // WithLogger sets the logger for the region's reports (backend errors, malformed entries, skipped
 // refreshes, the circuit breaker opening and closing); slog.Default() by default. The region
-// never prints. Lines are rate-limited: one per kind of error per ReportInterval.
+// never prints. Lines are rate-limited: one per kind of error per ReportInterval. A region
+// setting.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
+	return regionOption("WithLogger", func(c *config) error {
 		if l == nil {
-			return fmt.Errorf("WithLogger: nil logger")
+			return fmt.Errorf("WithLogger(nil): need a logger")
 		}
 		c.logger = l
 		return nil
-	}
+	})
 }
 
 // WithErrorHandler sets a hook called with every error the region reports (besides logging it):
@@ -235,209 +529,47 @@ func WithLogger(l *slog.Logger) Option {
 // failed. It sees every error, also those whose log line the rate limit left out
 // (ReportInterval), but not the calls the circuit breaker skipped (WithCircuitBreaker; counted in
 // Stats.Skipped). It runs on the goroutine that met the error (a caller's, a creation's or a
-// background worker's), must be safe for concurrent use, and should return quickly.
+// background worker's), must be safe for concurrent use, and should return quickly. A region
+// setting.
 func WithErrorHandler(f func(ctx context.Context, err error)) Option {
-	return func(c *config) error {
+	return regionOption("WithErrorHandler", func(c *config) error {
 		c.onError = f
 		return nil
-	}
+	})
 }
 
 // WithClock replaces time.Now for creation times and expiration, for tests of time-dependent
-// behaviour. Inside testing/synctest bubbles the default clock already works.
+// behaviour. Inside testing/synctest bubbles the default clock already works. A region setting.
 func WithClock(now func() time.Time) Option {
-	return func(c *config) error {
+	return regionOption("WithClock", func(c *config) error {
 		if now == nil {
-			return fmt.Errorf("WithClock: nil function")
+			return fmt.Errorf("WithClock(nil): need a function")
 		}
 		c.clock = now
 		return nil
-	}
-}
-
-// WithEarlyRefresh turns on probabilistic early refresh ("XFetch", from Vattani, Chierichetti and
-// Lowenstein, "Optimal Probabilistic Cache Stampede Prevention", VLDB 2015): a fresh value is
-// regenerated before it expires, by one caller, with a probability that grows as its expiry
-// nears and with how long its last creation took (recorded with every value). beta scales it:
-// 1 is the paper's optimum, larger refreshes earlier, 0 turns it off (the default). With
-// WithBackgroundRefresh the early regeneration runs in the background, so a hot key is
-// refreshed before it ever expires and no caller waits; without it, the one caller that
-// regenerates waits for the creation while the others are served the current value. The
-// regeneration takes the key's dogpile lock like any other: one at a time, one per fleet where
-// the backend can lock. It costs a random draw on every hit of a value with an expiration. beta
-// must be a non-negative number.
-func WithEarlyRefresh(beta float64) Option {
-	return func(c *config) error {
-		if !(beta >= 0) || math.IsInf(beta, 1) {
-			return fmt.Errorf("WithEarlyRefresh(%v): beta must be a non-negative number", beta)
-		}
-		c.early = beta
-		return nil
-	}
-}
-
-// WithStaleIfError serves an expired value instead of failing when its regeneration fails: the
-// caller that regenerated gets the old value and the creator's error goes to the logger and the
-// error handler, as long as the value has been expired for at most max. A value older than that,
-// or an absent one, gets the error as before. 0 turns it off (the default). Functions and calls
-// may override it (StaleIfError).
-func WithStaleIfError(max time.Duration) Option {
-	return func(c *config) error {
-		if max < 0 {
-			return fmt.Errorf("WithStaleIfError(%v): negative duration", max)
-		}
-		c.staleIfError = max
-		return nil
-	}
-}
-
-// WithNegativeCaching caches "not found": when a creator fails with an error that errors.Is
-// target (say, sql.ErrNoRows or an ErrUserNotFound of your own), the region stores that the key
-// has no value, for ttl, and calls in that time get an error that errors.Is target without
-// calling the creator. A batch creator (GetOrCreateMulti, memo.Multi) that leaves a key out of its
-// result stores the same "not found" for the key, and batches see the key absent. ttl is
-// usually much shorter than the expiration; Set, Delete, Refresh and invalidation replace a
-// cached "not found" as they replace values. Functions and calls may override it
-// (NegativeCaching). target must not be nil and ttl must be positive.
-func WithNegativeCaching(target error, ttl time.Duration) Option {
-	return func(c *config) error {
-		if target == nil || ttl <= 0 {
-			return fmt.Errorf("WithNegativeCaching(%v, %v): need an error and a positive duration", target, ttl)
-		}
-		c.negErr, c.negTTL = target, ttl
-		return nil
-	}
+	})
 }
 
 // WithJitter spreads the lifetimes of entries so that entries written together do not expire
 // together: each entry's expiration (and negative-caching time) is shortened by up to fraction
 // of itself, by an amount drawn from its creation time (the same on every read of the entry),
 // and each write's storage TTL is lengthened by up to fraction. fraction is in [0, 1); 0 (the
-// default) turns it off. 0.1 spreads a 10-minute expiration over 9 to 10 minutes.
+// default) turns it off. 0.1 spreads a 10-minute expiration over 9 to 10 minutes. A region
+// setting.
 func WithJitter(fraction float64) Option {
-	return func(c *config) error {
+	return regionOption("WithJitter", func(c *config) error {
 		if !(fraction >= 0 && fraction < 1) {
 			return fmt.Errorf("WithJitter(%v): the fraction must be in [0, 1)", fraction)
 		}
 		c.jitter = fraction
 		return nil
-	}
+	})
 }
 
 // validate checks the settings that only make sense together.
 func (c *config) validate() error {
-	if c.expiration > 0 && c.expirationFn != nil {
-		return fmt.Errorf("WithExpiration and WithExpirationFunc: choose one")
-	}
-	if c.storageTTL > 0 && c.expiration > 0 && c.storageTTL <= c.expiration {
-		return fmt.Errorf("WithStorageTTL(%v) must be longer than WithExpiration(%v): expired values must stay stored to be served while one caller regenerates them", c.storageTTL, c.expiration)
+	if p := c.pol; p.expSet && p.expFn == nil && p.expFor == nil && c.storageTTL > 0 && p.exp > 0 && c.storageTTL <= p.exp {
+		return invalid("WithStorageTTL(%v) must be longer than WithExpiration(%v): expired values must stay stored to be served while one caller regenerates them", c.storageTTL, p.exp)
 	}
 	return nil
-}
-
-// CallOption changes the policy of one function (NewView, memo options) or one call.
-type CallOption func(*policy)
-
-// policy is the resolved per-function or per-call settings. A View keeps one; a call with options
-// copies it.
-type policy struct {
-	expSet      bool
-	exp         time.Duration
-	expFn       func() time.Duration
-	ignoreExp   bool
-	shouldCache []func(any) bool
-	// cacheTypes are the V of each ShouldCache, checked against the view's at NewView.
-	cacheTypes []reflect.Type
-
-	earlySet bool
-	early    float64
-	staleSet bool
-	stale    time.Duration
-	negSet   bool
-	negErr   error
-	negTTL   time.Duration
-}
-
-// EarlyRefresh overrides the region's probabilistic early refresh (WithEarlyRefresh) for a
-// function or a call; 0 turns it off. A negative or infinite beta counts as 0.
-func EarlyRefresh(beta float64) CallOption {
-	return func(p *policy) {
-		if !(beta >= 0) || math.IsInf(beta, 1) {
-			beta = 0
-		}
-		p.earlySet, p.early = true, beta
-	}
-}
-
-// StaleIfError overrides the region's stale-if-error (WithStaleIfError) for a function or a
-// call; 0 (or a negative max) turns it off.
-func StaleIfError(max time.Duration) CallOption {
-	return func(p *policy) { p.staleSet, p.stale = true, max }
-}
-
-// NegativeCaching overrides the region's negative caching (WithNegativeCaching) for a function
-// or a call. A nil target or a ttl that is not positive turns it off.
-func NegativeCaching(target error, ttl time.Duration) CallOption {
-	return func(p *policy) {
-		if target == nil || ttl <= 0 {
-			target, ttl = nil, 0
-		}
-		p.negSet, p.negErr, p.negTTL = true, target, ttl
-	}
-}
-
-// Expiration overrides the region's expiration for a function or a call: d > 0 expires values d
-// after their creation, d == 0 never expires them, and d < 0 makes them expired already (every
-// call regenerates, while the others are served the old value).
-func Expiration(d time.Duration) CallOption {
-	return func(p *policy) {
-		p.expSet, p.exp, p.expFn = true, d, nil
-	}
-}
-
-// ExpirationFunc overrides the region's expiration with one computed on every read, with the
-// meanings of Expiration's argument.
-func ExpirationFunc(f func() time.Duration) CallOption {
-	return func(p *policy) {
-		if f != nil {
-			p.expSet, p.expFn = true, f
-		}
-	}
-}
-
-// IgnoreExpiration makes Get return expired values too (never hard-invalidated ones). It has no
-// effect on GetOrCreate.
-func IgnoreExpiration() CallOption {
-	return func(p *policy) { p.ignoreExp = true }
-}
-
-// ShouldCache adds a typed predicate on created values: a value for which f returns false is
-// returned but not stored. V is inferred from f and must be the value type of the view: NewView
-// (and so memo's constructors) panics otherwise; a per-call ShouldCache of another type is never
-// consulted.
-func ShouldCache[V any](f func(V) bool) CallOption {
-	return func(p *policy) {
-		if f == nil {
-			return
-		}
-		p.shouldCache = append(p.shouldCache[:len(p.shouldCache):len(p.shouldCache)], func(v any) bool {
-			tv, ok := v.(V)
-			if !ok && v != nil { // not a V: another type's predicate
-				return true
-			}
-			return f(tv) // a nil v is the zero value of an interface V
-		})
-		p.cacheTypes = append(p.cacheTypes[:len(p.cacheTypes):len(p.cacheTypes)], reflect.TypeFor[V]())
-	}
-}
-
-// with returns a copy of p with opts applied; p itself is not changed.
-func (p *policy) with(opts []CallOption) *policy {
-	q := *p
-	for _, o := range opts {
-		if o != nil {
-			o(&q)
-		}
-	}
-	return &q
 }

@@ -127,9 +127,10 @@ type bound struct {
 	l1 LocalCache // WithLocalCache, in front of a backend that does not keep Go values; or nil
 }
 
-// New returns a region named name (used in errors and reports). It panics if an option is
-// invalid (a negative expiration, a nil codec): options are fixed in code, so that is a
-// programmer error, caught as the program starts.
+// New returns a region named name (used in errors and reports). It panics with the option's
+// error (see Option) if an option is invalid (a nil codec, a negative stale-if-error) or not a
+// region setting: options are fixed in code, so that is a programmer error, caught as the
+// program starts.
 func New(name string, opts ...Option) *Region {
 	r := &Region{name: name, origin: newOrigin()}
 	r.reads.init()
@@ -138,15 +139,12 @@ func New(name string, opts ...Option) *Region {
 	r.cfg.codec = JSON
 	r.cfg.breakerMin, r.cfg.breakerMax = DefaultBreakerMin, DefaultBreakerMax
 	for _, o := range opts {
-		if o == nil {
-			continue
-		}
-		if err := o(&r.cfg); err != nil {
-			panic(fmt.Sprintf("region.New(%q): %v", name, err))
+		if err := r.cfg.apply(o); err != nil {
+			panic(err)
 		}
 	}
 	if err := r.cfg.validate(); err != nil {
-		panic(fmt.Sprintf("region.New(%q): %v", name, err))
+		panic(err)
 	}
 	if r.cfg.logger == nil {
 		r.cfg.logger = slog.Default()
@@ -402,30 +400,75 @@ func (r *Region) stamp() int64 {
 	}
 }
 
-// expiration resolves the expiration for p: the call's or function's, else the region's.
-// 0 means never; a negative value means already expired.
-func (r *Region) expiration(p *policy) time.Duration {
-	switch {
-	case p.expFn != nil:
-		return p.expFn()
-	case p.expSet:
-		return p.exp
-	case r.cfg.expirationFn != nil:
-		return r.cfg.expirationFn()
+// expiration resolves the expiration of val under p (a call's or view's policy): the first
+// level that sets one decides, p's, else the region's. 0 means never; a negative value means
+// already expired.
+func expiration[V any](r *Region, p *policy, val V) time.Duration {
+	if d, ok := levelExpiration(p, val); ok {
+		return d
 	}
-	return r.cfg.expiration
+	d, _ := levelExpiration(&r.cfg.pol, val)
+	return d
 }
 
-// fresh reports whether an entry whose creation began at created and took delta may be served
-// without regeneration. Its age counts from when it was stored (created+delta), as
-// dogpile.cache stamps a value when its creator returns, so that a creation longer than the
-// expiration still stores a value that lives a full expiration; a soft invalidation compares
-// with the start, since a creation that began before it may have read older data.
-func (r *Region) fresh(created, delta int64, p *policy) bool {
+// levelExpiration is the expiration that one level, q, sets for val, if it sets one. A
+// WithExpirationFor of val's type comes first; then the level's plain expiration.
+func levelExpiration[V any](q *policy, val V) (time.Duration, bool) {
+	if e := q.expFor; e != nil {
+		if f, ok := e.typed.(func(V, error) time.Duration); ok {
+			return f(val, nil), true
+		}
+		if d, ok := e.boxed(val, nil); ok {
+			return d, true
+		}
+	}
+	switch {
+	case q.expFn != nil:
+		return q.expFn(), true
+	case q.expSet:
+		return q.exp, true
+	}
+	return 0, false
+}
+
+// negTTL resolves how long a cached "not found" holds under p, for a view of values of type V:
+// the negative-caching ttl of the first level that sets one, or what the first level's
+// WithExpirationFor says for it, when positive.
+func negTTL[V any](r *Region, p *policy) time.Duration {
+	ttl := r.cfg.pol.negTTL
+	if p.negSet {
+		ttl = p.negTTL
+	}
+	e := p.expFor
+	if e == nil && !p.expSet {
+		e = r.cfg.pol.expFor
+	}
+	if t := r.negTarget(p); e != nil && t != nil {
+		var zero V
+		d, ok := time.Duration(0), false
+		if f, typed := e.typed.(func(V, error) time.Duration); typed {
+			d, ok = f(zero, t), true
+		} else {
+			d, ok = e.boxed(nil, t)
+		}
+		if ok && d > 0 {
+			ttl = d
+		}
+	}
+	return ttl
+}
+
+// fresh reports whether an entry whose creation began at created, took delta, and whose
+// expiration (see expiration) is exp may be served without regeneration. Its age counts from
+// when it was stored (created+delta), as dogpile.cache stamps a value when its creator returns,
+// so that a creation longer than the expiration still stores a value that lives a full
+// expiration; a soft invalidation compares with the start, since a creation that began before it
+// may have read older data.
+func (r *Region) fresh(created, delta int64, exp time.Duration) bool {
 	if created < r.softAt.Load() {
 		return false
 	}
-	switch exp := r.expiration(p); {
+	switch {
 	case exp == 0:
 		return true
 	case exp < 0:
@@ -443,14 +486,6 @@ func stored(created, delta int64) int64 {
 	return created + delta
 }
 
-// freshEntry is fresh for an entry the engine holds, which may be a cached "not found".
-func (r *Region) freshEntry(e dogpile.Entry, p *policy) bool {
-	if _, neg := e.Value.(negative); neg {
-		return r.negFresh(e.Created, e.Delta, p)
-	}
-	return r.fresh(e.Created, e.Delta, p)
-}
-
 // early reports whether a fresh entry should be regenerated now, before it expires: the
 // probabilistic early refresh ("XFetch") of Vattani, Chierichetti and Lowenstein, "Optimal
 // Probabilistic Cache Stampede Prevention" (VLDB 2015). An entry whose creation took delta is
@@ -458,13 +493,9 @@ func (r *Region) freshEntry(e dogpile.Entry, p *policy) bool {
 // distribution of mean 1 (the paper's -ln(rand())): the closer the expiry and the longer the
 // creation, the likelier. Off (false) when beta is 0, the delta unknown, or the entry never
 // expires.
-func (r *Region) early(created, delta int64, p *policy) bool {
+func (r *Region) early(created, delta int64, exp time.Duration, p *policy) bool {
 	beta := r.beta(p)
-	if beta <= 0 || delta <= 0 {
-		return false
-	}
-	exp := r.expiration(p)
-	if exp <= 0 {
+	if beta <= 0 || delta <= 0 || exp <= 0 {
 		return false
 	}
 	// Relative to when it was stored, so that no sum overflows however long the expiration.
@@ -476,7 +507,7 @@ func (r *Region) beta(p *policy) float64 {
 	if p.earlySet {
 		return p.early
 	}
-	return r.cfg.early
+	return r.cfg.pol.early
 }
 
 // jittered shortens d by the region's jitter fraction times a number in [0, 1) drawn from
@@ -513,8 +544,8 @@ func (r *Region) stretched(d time.Duration) time.Duration {
 // staleUsable reports whether an expired entry (created, delta: see fresh) is recent enough to be
 // served in place of a creator's error (stale-if-error): no more than the maximum staleness past
 // its expiry (its expiration, or the soft invalidation that expired it).
-func (r *Region) staleUsable(created, delta int64, p *policy) bool {
-	limit := r.cfg.staleIfError
+func (r *Region) staleUsable(created, delta int64, exp time.Duration, p *policy) bool {
+	limit := r.cfg.pol.stale
 	if p.staleSet {
 		limit = p.stale
 	}
@@ -523,7 +554,7 @@ func (r *Region) staleUsable(created, delta int64, p *policy) bool {
 	}
 	expiredAt := int64(math.MaxInt64) // not expired (an early refresh failed)
 	at := stored(created, delta)
-	switch exp := r.expiration(p); {
+	switch {
 	case exp < 0:
 		expiredAt = at
 	case exp > 0:
@@ -542,14 +573,7 @@ func (r *Region) negTarget(p *policy) error {
 	if p.negSet {
 		return p.negErr
 	}
-	return r.cfg.negErr
-}
-
-func (r *Region) negTTL(p *policy) time.Duration {
-	if p.negSet {
-		return p.negTTL
-	}
-	return r.cfg.negTTL
+	return r.cfg.pol.negErr
 }
 
 // negMatch reports whether a creator's error is one that negative caching caches.
@@ -558,17 +582,13 @@ func (r *Region) negMatch(err error, p *policy) bool {
 	return t != nil && errors.Is(err, t)
 }
 
-// negFresh reports whether a cached "not found" (created, delta: see fresh) still holds.
-func (r *Region) negFresh(created, delta int64, p *policy) bool {
+// negFresh reports whether a cached "not found" (created, delta: see fresh) that holds for ttl
+// (see negTTL) still holds.
+func (r *Region) negFresh(created, delta int64, ttl time.Duration, p *policy) bool {
 	if r.negTarget(p) == nil || created < r.softAt.Load() {
 		return false
 	}
-	return r.now()-stored(created, delta) < int64(r.jittered(r.negTTL(p), created))
-}
-
-// negStorageTTL is the TTL of a cached "not found" in the backend.
-func (r *Region) negStorageTTL(p *policy) time.Duration {
-	return r.stretched(r.negTTL(p))
+	return r.now()-stored(created, delta) < int64(r.jittered(ttl, created))
 }
 
 // notFound is the error of a call that finds a cached "not found" under key.
@@ -579,12 +599,15 @@ func (r *Region) notFound(key string, p *policy) error {
 // usable reports whether an entry survived hard invalidation.
 func (r *Region) usable(created int64) bool { return created >= r.hardAt.Load() }
 
+// shouldCache reports whether v may be stored: every predicate of the region's and of p agrees.
 func (r *Region) shouldCache(v any, p *policy) bool {
-	if r.cfg.shouldCache != nil && !r.cfg.shouldCache(v) {
-		return false
+	for _, s := range r.cfg.pol.shouldCache {
+		if !s.f(v) {
+			return false
+		}
 	}
-	for _, f := range p.shouldCache {
-		if !f(v) {
+	for _, s := range p.shouldCache {
+		if !s.f(v) {
 			return false
 		}
 	}

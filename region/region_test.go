@@ -116,11 +116,9 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestNewPanicsOnInvalidOptions(t *testing.T) {
-	every := func() time.Duration { return time.Minute }
 	for name, opts := range map[string][]region.Option{
-		"negative expiration":      {region.WithExpiration(-time.Second)},
 		"nil expiration func":      {region.WithExpirationFunc(nil)},
-		"expiration and func":      {region.WithExpiration(time.Minute), region.WithExpirationFunc(every)},
+		"call setting":             {region.WithBypass()},
 		"negative storage ttl":     {region.WithStorageTTL(-1)},
 		"storage ttl < expiration": {region.WithExpiration(time.Hour), region.WithStorageTTL(time.Minute)},
 		"zero lock timeout":        {region.WithLockTimeout(0)},
@@ -132,8 +130,9 @@ func TestNewPanicsOnInvalidOptions(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
-				if recover() == nil {
-					t.Fatal("New did not panic")
+				err, _ := recover().(error)
+				if !errors.Is(err, region.ErrInvalidOption) {
+					t.Fatalf("New panicked with %v, want an error wrapping ErrInvalidOption", err)
 				}
 			}()
 			region.New("bad", opts...)
@@ -149,7 +148,7 @@ func TestNewViewPanicsOnShouldCacheOfAnotherType(t *testing.T) {
 			t.Fatal("NewView[int] with a ShouldCache for string did not panic")
 		}
 	}()
-	region.NewView[int](region.New("x"), region.ShouldCache(func(string) bool { return true }))
+	region.NewView[int](region.New("x"), region.WithShouldCache(func(string) bool { return true }))
 }
 
 // clock is a settable time source for WithClock.
@@ -171,21 +170,21 @@ func TestExpirationLevels(t *testing.T) {
 	tests := []struct {
 		name      string
 		region    []region.Option
-		view      []region.CallOption
-		call      []region.CallOption
+		view      []region.Option
+		call      []region.Option
 		freshFor  time.Duration // 0: never expires
 		checkNext time.Duration // the clock step after which it is still fresh
 	}{
 		{name: "region default never expires", freshFor: 0},
 		{name: "region", region: []region.Option{region.WithExpiration(time.Minute)}, freshFor: time.Minute},
 		{name: "region func", region: []region.Option{region.WithExpirationFunc(func() time.Duration { return time.Duration(dynamic.Load()) })}, freshFor: 3 * time.Second},
-		{name: "view overrides region", region: []region.Option{region.WithExpiration(time.Minute)}, view: []region.CallOption{region.Expiration(10 * time.Second)}, freshFor: 10 * time.Second},
-		{name: "call overrides view", view: []region.CallOption{region.Expiration(10 * time.Second)}, call: []region.CallOption{region.Expiration(time.Hour)}, freshFor: time.Hour},
-		{name: "call never overrides region", region: []region.Option{region.WithExpiration(time.Second)}, call: []region.CallOption{region.Expiration(0)}, freshFor: 0},
-		{name: "view func", view: []region.CallOption{region.ExpirationFunc(func() time.Duration { return 5 * time.Second })}, freshFor: 5 * time.Second},
-		{name: "call overrides view func", view: []region.CallOption{region.ExpirationFunc(func() time.Duration { return 5 * time.Second })}, call: []region.CallOption{region.Expiration(time.Minute)}, freshFor: time.Minute},
-		{name: "call overrides region func", region: []region.Option{region.WithExpirationFunc(func() time.Duration { return time.Second })}, call: []region.CallOption{region.Expiration(time.Minute)}, freshFor: time.Minute},
-		{name: "view overrides region func", region: []region.Option{region.WithExpirationFunc(func() time.Duration { return time.Second })}, view: []region.CallOption{region.Expiration(time.Minute)}, freshFor: time.Minute},
+		{name: "view overrides region", region: []region.Option{region.WithExpiration(time.Minute)}, view: []region.Option{region.WithExpiration(10 * time.Second)}, freshFor: 10 * time.Second},
+		{name: "call overrides view", view: []region.Option{region.WithExpiration(10 * time.Second)}, call: []region.Option{region.WithExpiration(time.Hour)}, freshFor: time.Hour},
+		{name: "call never overrides region", region: []region.Option{region.WithExpiration(time.Second)}, call: []region.Option{region.WithExpiration(0)}, freshFor: 0},
+		{name: "view func", view: []region.Option{region.WithExpirationFunc(func() time.Duration { return 5 * time.Second })}, freshFor: 5 * time.Second},
+		{name: "call overrides view func", view: []region.Option{region.WithExpirationFunc(func() time.Duration { return 5 * time.Second })}, call: []region.Option{region.WithExpiration(time.Minute)}, freshFor: time.Minute},
+		{name: "call overrides region func", region: []region.Option{region.WithExpirationFunc(func() time.Duration { return time.Second })}, call: []region.Option{region.WithExpiration(time.Minute)}, freshFor: time.Minute},
+		{name: "view overrides region func", region: []region.Option{region.WithExpirationFunc(func() time.Duration { return time.Second })}, view: []region.Option{region.WithExpiration(time.Minute)}, freshFor: time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -259,13 +258,13 @@ func TestGetSetDelete(t *testing.T) {
 			if _, ok, _ := v.Get(ctx, "u1"); ok {
 				t.Fatal("Get returned an expired value")
 			}
-			if stale, ok, _ := v.Get(ctx, "u1", region.IgnoreExpiration()); !ok || stale.ID != 1 {
+			if stale, ok, _ := v.Get(ctx, "u1", region.WithIgnoreExpiration()); !ok || stale.ID != 1 {
 				t.Fatal("Get with IgnoreExpiration did not return the expired value")
 			}
 			if err := v.Delete(ctx, "u1"); err != nil {
 				t.Fatal(err)
 			}
-			if _, ok, _ := v.Get(ctx, "u1", region.IgnoreExpiration()); ok {
+			if _, ok, _ := v.Get(ctx, "u1", region.WithIgnoreExpiration()); ok {
 				t.Fatal("Get found a deleted key")
 			}
 			if err := r.Delete(ctx, "u1"); err != nil {
@@ -317,7 +316,7 @@ func TestInvalidation(t *testing.T) {
 				if _, ok, _ := v.Get(ctx, "k"); ok {
 					t.Fatal("Get returned an invalidated value as fresh")
 				}
-				_, staleOK, _ := v.Get(ctx, "k", region.IgnoreExpiration())
+				_, staleOK, _ := v.Get(ctx, "k", region.WithIgnoreExpiration())
 				if staleOK != (mode == region.Soft) {
 					t.Fatalf("Get(IgnoreExpiration) after invalidation found=%v, want %v", staleOK, mode == region.Soft)
 				}
@@ -384,7 +383,7 @@ func TestInvalidationDuringCreationApplies(t *testing.T) {
 		_ = r.Invalidate(t.Context(), region.Hard) // the data the creator read may be out of date
 		close(g.open)
 		<-done
-		if _, ok, _ := v.Get(t.Context(), "k", region.IgnoreExpiration()); ok {
+		if _, ok, _ := v.Get(t.Context(), "k", region.WithIgnoreExpiration()); ok {
 			t.Fatal("a value whose creation began before a hard invalidation survived it")
 		}
 	})
@@ -396,17 +395,17 @@ func TestShouldCache(t *testing.T) {
 	tests := []struct {
 		name   string
 		region []region.Option
-		view   []region.CallOption
-		call   []region.CallOption
+		view   []region.Option
+		call   []region.Option
 		value  string
 		stored bool
 	}{
 		{name: "default stores", value: "x", stored: true},
 		{name: "region says no", region: []region.Option{region.WithShouldCache(func(any) bool { return false })}, value: "x"},
-		{name: "view says no", view: []region.CallOption{region.ShouldCache(notEmpty)}, value: ""},
-		{name: "view says yes", view: []region.CallOption{region.ShouldCache(notEmpty)}, value: "x", stored: true},
-		{name: "call says no", call: []region.CallOption{region.ShouldCache(func(string) bool { return false })}, value: "x"},
-		{name: "view yes call no", view: []region.CallOption{region.ShouldCache(notEmpty)}, call: []region.CallOption{region.ShouldCache(func(string) bool { return false })}, value: "x"},
+		{name: "view says no", view: []region.Option{region.WithShouldCache(notEmpty)}, value: ""},
+		{name: "view says yes", view: []region.Option{region.WithShouldCache(notEmpty)}, value: "x", stored: true},
+		{name: "call says no", call: []region.Option{region.WithShouldCache(func(string) bool { return false })}, value: "x"},
+		{name: "view yes call no", view: []region.Option{region.WithShouldCache(notEmpty)}, call: []region.Option{region.WithShouldCache(func(string) bool { return false })}, value: "x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -911,7 +910,7 @@ func TestHardInvalidationOnByteBackend(t *testing.T) {
 	v := region.NewView[string](r)
 	_ = v.Set(ctx, "k", "old")
 	_ = r.Invalidate(ctx, region.Hard)
-	if _, ok, _ := v.Get(ctx, "k", region.IgnoreExpiration()); ok {
+	if _, ok, _ := v.Get(ctx, "k", region.WithIgnoreExpiration()); ok {
 		t.Fatal("a hard-invalidated entry read from bytes was found")
 	}
 }
@@ -1005,7 +1004,7 @@ func TestShouldCacheSeesNilInterface(t *testing.T) {
 	ctx := context.Background()
 	r := newRegion(t, nil)
 	var consulted atomic.Bool
-	v := region.NewView[fmt.Stringer](r, region.ShouldCache(func(s fmt.Stringer) bool {
+	v := region.NewView[fmt.Stringer](r, region.WithShouldCache(func(s fmt.Stringer) bool {
 		consulted.Store(true)
 		return s != nil
 	}))
@@ -1118,9 +1117,9 @@ func TestHardInvalidationDetachesCreations(t *testing.T) {
 // region.WithExpiration(-1) panics at construction.
 func TestNegativeExpirationMeansExpired(t *testing.T) {
 	ctx := context.Background()
-	for name, opt := range map[string]region.CallOption{
-		"Expiration(-1s)":     region.Expiration(-time.Second),
-		"ExpirationFunc(-1s)": region.ExpirationFunc(func() time.Duration { return -time.Second }),
+	for name, opt := range map[string]region.Option{
+		"Expiration(-1s)":     region.WithExpiration(-time.Second),
+		"ExpirationFunc(-1s)": region.WithExpirationFunc(func() time.Duration { return -time.Second }),
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := newClock()

@@ -29,13 +29,13 @@ import (
 // The times are each invalidating process's clock: clocks apart by d make an invalidation reach
 // d too far or not far enough into the past, at the others.
 func WithSharedInvalidation(poll time.Duration) Option {
-	return func(c *config) error {
+	return regionOption("WithSharedInvalidation", func(c *config) error {
 		if poll <= 0 {
 			return fmt.Errorf("WithSharedInvalidation(%v): the poll interval must be positive", poll)
 		}
 		c.sharedPoll = poll
 		return nil
-	}
+	})
 }
 
 // LocalCache is an in-process cache of Go values that a region can put in front of its backend
@@ -65,7 +65,7 @@ type LocalCache interface {
 // option, or the others learn of the writes of those without it only as their entries age out.
 // l1 must keep Go values (StoresValues) and maxAge must be positive.
 func WithLocalCache(l1 LocalCache, maxAge time.Duration) Option {
-	return func(c *config) error {
+	return regionOption("WithLocalCache", func(c *config) error {
 		if l1 == nil || !l1.StoresValues() {
 			return fmt.Errorf("WithLocalCache: need an in-process cache that keeps Go values (memory.New(), without WithCopy)")
 		}
@@ -74,7 +74,7 @@ func WithLocalCache(l1 LocalCache, maxAge time.Duration) Option {
 		}
 		c.l1, c.l1MaxAge = l1, maxAge
 		return nil
-	}
+	})
 }
 
 // l1Guard orders the local cache's fills against its evictions, per key stripe: a read that

@@ -56,7 +56,7 @@ func TestSharedInvalidationByPolling(t *testing.T) {
 	}
 	// A process that starts now reads it at Configure.
 	_, v4 := open()
-	if _, ok, _ := v4.Get(ctx, "k", region.IgnoreExpiration()); ok {
+	if _, ok, _ := v4.Get(ctx, "k", region.WithIgnoreExpiration()); ok {
 		t.Error("a process configured after the invalidation serves the value")
 	}
 	// A value written after the invalidation is served everywhere.
@@ -74,7 +74,7 @@ func TestSharedInvalidationByPolling(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, fresh, _ := v4.Get(ctx, "k")
-		old, there, _ := v4.Get(ctx, "k", region.IgnoreExpiration())
+		old, there, _ := v4.Get(ctx, "k", region.WithIgnoreExpiration())
 		if !fresh && there && old == "new" {
 			break
 		}

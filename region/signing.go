@@ -50,14 +50,14 @@ type SigningKey struct {
 // IDs must be 1 to 255 bytes and distinct, and secrets at least 32 bytes: otherwise New and
 // Configure return an error.
 func WithSignedEntries(sign SigningKey, verify ...SigningKey) Option {
-	return func(c *config) error {
+	return regionOption("WithSignedEntries", func(c *config) error {
 		s, err := newSigner(sign, verify)
 		if err != nil {
 			return fmt.Errorf("WithSignedEntries: %w", err)
 		}
 		c.signer = s
 		return nil
-	}
+	})
 }
 
 // signer signs entries with one key and verifies them with any of its keys.

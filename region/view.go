@@ -28,22 +28,24 @@ type View[V any] struct {
 }
 
 // NewView returns a View of r for values of type V. opts set the view's own policy
-// (Expiration, ShouldCache), which overrides the region's and is overridden by a call's.
-// It panics if r is nil or a ShouldCache is not for V: programmer errors, caught where the
-// view is made.
-func NewView[V any](r *Region, opts ...CallOption) *View[V] {
+// (WithExpiration, WithShouldCache...: see Option), which overrides the region's and is
+// overridden by a call's. It panics if r is nil, and with the option's error if an option is
+// invalid or not a setting of views: programmer errors, caught where the view is made.
+func NewView[V any](r *Region, opts ...Option) *View[V] {
 	if r == nil {
 		panic("region.NewView: nil region")
 	}
 	v := &View[V]{r: r, typ: reflect.TypeFor[V](), c: new(counters)}
 	v.iface = v.typ.Kind() == reflect.Interface
 	track(r, v)
-	v.pol = *v.pol.with(opts)
-	for _, t := range v.pol.cacheTypes {
-		if t != v.typ {
-			panic(fmt.Sprintf("region.NewView[%v]: ShouldCache for %v, not %v", v.typ, t, v.typ))
-		}
+	p, err := v.pol.with(opts, atView)
+	if err == nil {
+		err = p.accepts(v.typ)
 	}
+	if err != nil {
+		panic(err)
+	}
+	v.pol = *p
 	return v
 }
 
@@ -51,21 +53,24 @@ func NewView[V any](r *Region, opts ...CallOption) *View[V] {
 func (v *View[V]) Region() *Region { return v.r }
 
 // Get returns the fresh value under key: (v, true, nil) on a hit, (zero, false, nil) when the key
-// is absent or expired. With IgnoreExpiration it returns expired values too. It never creates.
+// is absent or expired. With WithIgnoreExpiration it returns expired values too. It never creates.
 // A value of another type stored under key is a miss, reported, on backends that keep Go values;
 // on byte backends the codec decides whether the stored payload decodes into a V.
-func (v *View[V]) Get(ctx context.Context, key string, opts ...CallOption) (V, bool, error) {
+func (v *View[V]) Get(ctx context.Context, key string, opts ...Option) (V, bool, error) {
 	var zero V
+	p, err := v.policy(opts)
+	if err != nil {
+		return zero, false, err
+	}
 	b, err := v.r.use(key)
 	if err != nil {
 		return zero, false, err
 	}
-	p := v.policy(opts)
 	e, err := v.load(ctx, b, v.r.mangle(key))
 	if err != nil || !e.found || e.neg {
 		return zero, false, err
 	}
-	if !p.ignoreExp && !v.r.fresh(e.created, e.delta, p) {
+	if !p.ignoreExp && !v.r.fresh(e.created, e.delta, expiration(v.r, p, e.val)) {
 		return zero, false, nil
 	}
 	return e.val, true, nil
@@ -104,10 +109,15 @@ func (v *View[V]) Delete(ctx context.Context, key string) error { return v.r.Del
 // nothing is cached. If create panics, they all get a *PanicError. If ctx ends while the caller
 // waits, it returns ctx.Err(); the creation goes on for the others, with a context that keeps
 // ctx's values but not its cancellation (Close cancels it).
-func (v *View[V]) GetOrCreate(ctx context.Context, key string, create func(context.Context) (V, error), opts ...CallOption) (V, error) {
+//
+// opts apply to this call (see Option); WithBypass makes it a Refresh.
+func (v *View[V]) GetOrCreate(ctx context.Context, key string, create func(context.Context) (V, error), opts ...Option) (V, error) {
 	l, err := v.lookup(ctx, key, create == nil, opts)
 	if err != nil || l.hit {
 		return l.val, cmpErr(err, l.err)
+	}
+	if l.p.bypass {
+		return v.refresh(ctx, l.b, l.key, l.p, create)
 	}
 	return v.resolve(ctx, &l, create)
 }
@@ -115,10 +125,13 @@ func (v *View[V]) GetOrCreate(ctx context.Context, key string, create func(conte
 // GetOrCreateWith is GetOrCreate for a creator that takes one argument, passed separately, so
 // that the caller need not allocate a closure to bind it: memo handles call it with the wrapped
 // function and its arguments. The closure is made here, on the slow path only.
-func GetOrCreateWith[V, A any](ctx context.Context, v *View[V], key string, create func(context.Context, A) (V, error), arg A, opts ...CallOption) (V, error) {
+func GetOrCreateWith[V, A any](ctx context.Context, v *View[V], key string, create func(context.Context, A) (V, error), arg A, opts ...Option) (V, error) {
 	l, err := v.lookup(ctx, key, create == nil, opts)
 	if err != nil || l.hit {
 		return l.val, cmpErr(err, l.err)
+	}
+	if l.p.bypass {
+		return v.refresh(ctx, l.b, l.key, l.p, func(ctx context.Context) (V, error) { return create(ctx, arg) })
 	}
 	return resolveWith(ctx, v, &l, create, arg)
 }
@@ -138,16 +151,24 @@ func (v *View[V]) nilCreator() error {
 	return fmt.Errorf("region %q: nil creator", v.r.name)
 }
 
-func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts []CallOption) (lookup[V], error) {
+func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts []Option) (lookup[V], error) {
 	var l lookup[V]
 	if nilCreate {
 		return l, v.nilCreator()
+	}
+	p, err := v.policy(opts)
+	if err != nil {
+		return l, err
 	}
 	b, err := v.r.use(key)
 	if err != nil {
 		return l, err
 	}
-	l.b, l.p, l.key = b, v.policy(opts), v.r.mangle(key)
+	l.b, l.p, l.key = b, p, v.r.mangle(key)
+	if p.bypass {
+		v.c.misses.Add(1)
+		return l, nil
+	}
 	var since uint64
 	if b.l1 != nil {
 		if v.lookupL1(ctx, &l) {
@@ -181,7 +202,7 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 		v.c.misses.Add(1)
 		return l, nil
 	case l.neg:
-		if v.r.negFresh(l.created, l.delta, l.p) {
+		if v.r.negFresh(l.created, l.delta, negTTL[V](v.r, l.p), l.p) {
 			v.c.negHits.Add(1)
 			l.hit, l.err = true, v.r.notFound(l.key, l.p)
 			return l, nil
@@ -190,11 +211,12 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 		l.loaded = loaded[V]{} // an expired "not found": absent
 		return l, nil
 	}
-	if !v.r.fresh(l.created, l.delta, l.p) {
+	exp := expiration(v.r, l.p, l.val)
+	if !v.r.fresh(l.created, l.delta, exp) {
 		v.c.expired.Add(1)
 		return l, nil
 	}
-	if v.r.early(l.created, l.delta, l.p) {
+	if v.r.early(l.created, l.delta, exp, l.p) {
 		v.c.expired.Add(1)
 		v.c.early.Add(1)
 		return l, nil
@@ -266,11 +288,12 @@ func (v *View[V]) instead(ctx context.Context, l *lookup[V], err error) (V, bool
 	if rerr != nil || !now.found || now.neg {
 		return zero, false
 	}
+	exp := expiration(v.r, l.p, now.val)
 	switch {
-	case v.r.fresh(now.created, now.delta, l.p):
+	case v.r.fresh(now.created, now.delta, exp):
 		v.report(ctx, v.r.wrap("early refresh", l.key, err))
 		return now.val, true
-	case now.created == l.created && v.r.staleUsable(now.created, now.delta, l.p):
+	case now.created == l.created && v.r.staleUsable(now.created, now.delta, exp, l.p):
 		v.c.staleOnError.Add(1)
 		v.report(ctx, v.r.wrap("regenerate (served stale)", l.key, err))
 		return now.val, true
@@ -290,16 +313,25 @@ func cmpErr(a, b error) error {
 // whether or not a fresh value is there, and returns it. It does not take the dogpile lock:
 // use it when the caller knows the cached value is out of date. A creation of the key that was
 // already in progress will not store over it.
-func (v *View[V]) Refresh(ctx context.Context, key string, create func(context.Context) (V, error), opts ...CallOption) (V, error) {
+func (v *View[V]) Refresh(ctx context.Context, key string, create func(context.Context) (V, error), opts ...Option) (V, error) {
 	var zero V
 	if create == nil {
 		return zero, v.nilCreator()
+	}
+	p, err := v.policy(opts)
+	if err != nil {
+		return zero, err
 	}
 	b, err := v.r.use(key)
 	if err != nil {
 		return zero, err
 	}
-	p, k := v.policy(opts), v.r.mangle(key)
+	return v.refresh(ctx, b, v.r.mangle(key), p, create)
+}
+
+// refresh is Refresh once the call is checked: k is the mangled key.
+func (v *View[V]) refresh(ctx context.Context, b *bound, k string, p *policy, create func(context.Context) (V, error)) (V, error) {
+	var zero V
 	v.r.engine.Forget(k)
 	start := v.r.stamp()
 	val, err := create(ctx)
@@ -318,11 +350,17 @@ func (v *View[V]) Refresh(ctx context.Context, key string, create func(context.C
 	return val, nil
 }
 
-func (v *View[V]) policy(opts []CallOption) *policy {
+// policy is the view's policy with a call's opts applied, or the error of an option that is
+// invalid or not a setting of calls.
+func (v *View[V]) policy(opts []Option) (*policy, error) {
 	if len(opts) == 0 {
-		return &v.pol
+		return &v.pol, nil
 	}
-	return v.pol.with(opts)
+	p, err := v.pol.with(opts, atCall)
+	if err == nil {
+		err = p.accepts(v.typ)
+	}
+	return p, err
 }
 
 // loaded is what a read found under a key.
@@ -503,7 +541,7 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 //
 // They come from creations, so they are stored conditionally (see store).
 func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, created, delta int64, p *policy) error {
-	ttl := v.r.negStorageTTL(p)
+	ttl := v.r.stretched(negTTL[V](v.r, p))
 	if b.values != nil {
 		var errs []error
 		for _, k := range keys {
@@ -546,13 +584,14 @@ func (v *View[V]) lookupL1(ctx context.Context, l *lookup[V]) bool {
 	case !e.found:
 		return false
 	case e.neg:
-		if !v.r.negFresh(e.created, e.delta, l.p) {
+		if !v.r.negFresh(e.created, e.delta, negTTL[V](v.r, l.p), l.p) {
 			return false
 		}
 		v.c.negHits.Add(1)
 		l.loaded, l.hit, l.err = e, true, v.r.notFound(l.key, l.p)
 		return true
-	case !v.r.fresh(e.created, e.delta, l.p) || v.r.early(e.created, e.delta, l.p):
+	}
+	if exp := expiration(v.r, l.p, e.val); !v.r.fresh(e.created, e.delta, exp) || v.r.early(e.created, e.delta, exp, l.p) {
 		return false // the backend may have a newer one: read it
 	}
 	v.c.hits.add()
@@ -591,7 +630,16 @@ func (o *op[V]) Load(ctx context.Context) (dogpile.Entry, bool, error) {
 	return o.v.entry(e, o.key, o.p)
 }
 
-func (o *op[V]) Fresh(e dogpile.Entry) bool { return o.v.r.freshEntry(e, o.p) }
+func (o *op[V]) Fresh(e dogpile.Entry) bool { return o.v.freshEntry(e, o.p) }
+
+// freshEntry is fresh for an entry the engine holds, which may be a cached "not found".
+func (v *View[V]) freshEntry(e dogpile.Entry, p *policy) bool {
+	if _, neg := e.Value.(negative); neg {
+		return v.r.negFresh(e.Created, e.Delta, negTTL[V](v.r, p), p)
+	}
+	val, _ := e.Value.(V)
+	return v.r.fresh(e.Created, e.Delta, expiration(v.r, p, val))
+}
 
 func (o *op[V]) Create(ctx context.Context) (any, error) {
 	// A value counts as created when its creation began: an invalidation during the creation

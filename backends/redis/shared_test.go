@@ -45,12 +45,12 @@ func TestSharedInvalidationOverPubSub(t *testing.T) {
 		}
 	}
 	absent := func(v *region.View[string]) bool {
-		_, ok, _ := v.Get(ctx, "k", region.IgnoreExpiration())
+		_, ok, _ := v.Get(ctx, "k", region.WithIgnoreExpiration())
 		return !ok
 	}
 	expired := func(v *region.View[string]) bool {
 		_, fresh, _ := v.Get(ctx, "k")
-		_, there, _ := v.Get(ctx, "k", region.IgnoreExpiration())
+		_, there, _ := v.Get(ctx, "k", region.WithIgnoreExpiration())
 		return !fresh && there
 	}
 	write := func() {
@@ -186,7 +186,7 @@ func TestConfigureBoundedOnPausedServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
-		if _, ok, _ := v.Get(t.Context(), "k", region.IgnoreExpiration()); !ok {
+		if _, ok, _ := v.Get(t.Context(), "k", region.WithIgnoreExpiration()); !ok {
 			break
 		}
 		if time.Since(start) > 5*time.Second {
