@@ -14,6 +14,14 @@
 // handle has Call, Invalidate, Refresh, Set, Cached (a peek that never calls the function),
 // Uncached and Key. Handles are typed: no type assertions at call sites.
 //
+// A handle takes the region's settings (region.Option) for its function, the same options a
+// region and a view take: region.WithExpiration, region.WithStaleIfError,
+// region.WithShouldCache... and memo's own WithNamespace and WithKeyGenerator. A handle's With
+// returns it for calls with options of their own, keeping the function's signature for Call:
+//
+//	var userByID = memo.Func(cache, loadUser, region.WithNegativeCaching(ErrNoUser, time.Minute))
+//	u, err := userByID.With(region.WithBypass()).Call(ctx, id) // read through: Cache-Control: no-cache
+//
 // Keys are the function's namespace (its qualified name, such as
 // "github.com/acme/app/users.loadUser", unless WithNamespace sets one) and its arguments, encoded
 // by package keys so that different arguments never share a key. Set a namespace for closures,

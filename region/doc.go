@@ -34,14 +34,22 @@
 //
 // # Expiration and invalidation
 //
-// Expiration belongs to the region (WithExpiration, WithExpirationFunc), and a view or a single
-// call may override it (Expiration, ExpirationFunc). The backend keeps entries longer
-// (WithStorageTTL) so that expired values can still be served. Invalidate makes every entry
-// created before it absent (Hard) or expired (Soft) without touching the backend.
+// Expiration belongs to the region (WithExpiration, WithExpirationFunc, WithExpirationFor), and
+// a view, a memo handle or a single call may override it with the same options. The backend
+// keeps entries longer (WithStorageTTL) so that expired values can still be served. Invalidate
+// makes every entry created before it absent (Hard) or expired (Soft) without touching the
+// backend.
+//
+// # Settings
+//
+// Every setting is an Option made by one constructor, accepted at each level where it makes
+// sense: the region (New), a view (NewView) or memo handle, one call. The most specific level
+// that sets a setting decides; a bad value is the same error (ErrInvalidOption) at every level.
+// See Option.
 //
 // # Freshness policies
 //
-// Four options make expiry gentler, per region and (through CallOptions) per function or call:
+// Four options make expiry gentler, per region, view, handle or call (WithJitter: per region):
 // WithEarlyRefresh regenerates a value before it expires, with a probability that grows as expiry
 // nears and with how long its creation took (XFetch); WithStaleIfError serves an expired value,
 // and reports the error, when its regeneration fails; WithNegativeCaching caches "not found"
