@@ -116,3 +116,37 @@ func ExampleMulti() {
 	// Output:
 	// 3 user 3 [[1 2] [3 404]]
 }
+
+// A handle's With gives one call options of its own, here a request that asks not to be served
+// from the cache (Cache-Control: no-cache): the function runs, and its result is stored for the
+// calls that follow.
+func ExampleHandle_With() {
+	cache := region.New("with", region.WithExpiration(10*time.Minute))
+	if err := cache.Configure(memory.New()); err != nil {
+		panic(err)
+	}
+	defer cache.Close()
+
+	loads := 0
+	price := memo.Func(cache, func(_ context.Context, sku string) (int, error) {
+		loads++
+		return 100 + loads, nil
+	}, memo.WithNamespace("price"))
+	ctx := context.Background()
+
+	p, _ := price.Call(ctx, "tea")
+	fmt.Println(p, "loads:", loads)
+	p, _ = price.With(region.WithBypass()).Call(ctx, "tea")
+	fmt.Println(p, "loads:", loads)
+	p, _ = price.Call(ctx, "tea")
+	fmt.Println(p, "loads:", loads)
+
+	short := price.With(region.WithExpiration(time.Second)) // keep it for calls that share it
+	p, _ = short.Call(ctx, "tea")
+	fmt.Println(p, "loads:", loads)
+	// Output:
+	// 101 loads: 1
+	// 102 loads: 2
+	// 102 loads: 2
+	// 102 loads: 2
+}

@@ -81,3 +81,28 @@ func ExampleView_GetOrCreate() {
 	fmt.Println("built", calls, "time(s)")
 	// Output: built 1 time(s)
 }
+
+// Token is what an authorization server hands out: it says how long it lives.
+type Token struct {
+	Value    string
+	Lifetime time.Duration
+}
+
+// WithExpirationFor lets each value say how long it stays fresh: here a token is refreshed a
+// minute before its own lifetime ends.
+func ExampleWithExpirationFor() {
+	cache := region.New("tokens")
+	if err := cache.Configure(memory.New()); err != nil {
+		panic(err)
+	}
+	defer cache.Close()
+	tokens := region.NewView[Token](cache, region.WithExpirationFor(func(t Token, _ error) time.Duration {
+		return t.Lifetime - time.Minute
+	}))
+
+	t, _ := tokens.GetOrCreate(context.Background(), "api", func(context.Context) (Token, error) {
+		return Token{Value: "s3cr3t", Lifetime: time.Hour}, nil
+	})
+	fmt.Println(t.Value)
+	// Output: s3cr3t
+}
