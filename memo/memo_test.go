@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,7 +13,11 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/dogpile-go/dogpile/backends/memcached"
 	"github.com/dogpile-go/dogpile/backends/memory"
+	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/internal/counting"
+	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/keys"
 	"github.com/dogpile-go/dogpile/memo"
 	"github.com/dogpile-go/dogpile/region"
@@ -476,5 +481,78 @@ func TestGenericFunctionsNeedANamespace(t *testing.T) {
 	ki, _ := hi.Key(1)
 	if ks == ki {
 		t.Errorf("fetch[string] and fetch[int] share the key %q", ks)
+	}
+}
+
+// newUser is a loader for the round-trip tests: it makes the user at once and counts nothing.
+func newUser(_ context.Context, id int64) (*user, error) {
+	return &user{ID: id, Name: fmt.Sprintf("user-%d", id)}, nil
+}
+
+// TestFuncHitCostsOneRoundTripOnRedis pins what a memo call costs on Redis: a hit is one GET and
+// nothing else; a cold miss is GET, the lock script, a second GET under it, SET, and the unlock
+// script (each script an EVALSHA, and an EVAL once when the server does not have it cached yet).
+func TestFuncHitCostsOneRoundTripOnRedis(t *testing.T) {
+	client, c := counting.RedisClient(t, testserver.StartRedis(t).Addr)
+	r := region.New("roundtrips", region.WithExpiration(time.Hour))
+	if err := r.Configure(redis.New(client)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	h := memo.Func(r, newUser, memo.WithNamespace("users"))
+	ctx := context.Background()
+	if _, err := h.Call(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	cold, pipes := c.Take()
+	t.Logf("cold miss: %v", cold)
+	want := []string{"get/2", "evalsha/6", "get/2", "evalsha/6", "evalsha/5"} // read, lock, read, conditional store, unlock
+	// A script's first use on a server adds an EVAL after its EVALSHA.
+	cold = slices.DeleteFunc(cold, func(c string) bool { return strings.HasPrefix(c, "eval/") })
+	if len(pipes) != 0 || !slices.Equal(cold, want) {
+		t.Fatalf("cold miss sent %v and pipelines %v; want %v", cold, pipes, want)
+	}
+	for range 3 {
+		if _, err := h.Call(ctx, 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hits, pipes := c.Take()
+	if len(pipes) != 0 || len(hits) != 3 || hits[0] != "get/2" || hits[1] != "get/2" || hits[2] != "get/2" {
+		t.Fatalf("3 hits sent %v and pipelines %v; want exactly one GET each", hits, pipes)
+	}
+}
+
+// TestFuncHitCostsOneRoundTripOnMemcached pins what a memo call costs on memcached: a hit is one
+// gets and nothing else; a cold miss is gets, the lock (add), a second gets under it, set, and the
+// unlock (gets, cas).
+func TestFuncHitCostsOneRoundTripOnMemcached(t *testing.T) {
+	client, rec := counting.MemcachedClient(t, testserver.StartMemcached(t).Addr)
+	r := region.New("roundtrips", region.WithExpiration(time.Hour))
+	if err := r.Configure(memcached.New(client)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	h := memo.Func(r, newUser, memo.WithNamespace("users"))
+	ctx := context.Background()
+	if _, err := h.Call(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	var cold []string
+	for _, tr := range rec.Take() {
+		cold = append(cold, tr.Cmd)
+	}
+	t.Logf("cold miss: %v", cold)
+	// read, lock, read, conditional store (gets, then add on an absent key), unlock (gets, cas)
+	if want := []string{"gets", "add", "gets", "gets", "add", "gets", "cas"}; !slices.Equal(cold, want) {
+		t.Fatalf("cold miss sent %v; want %v", cold, want)
+	}
+	for range 3 {
+		if _, err := h.Call(ctx, 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits := rec.Take(); len(hits) != 3 || counting.Count(hits, "gets") != 3 {
+		t.Fatalf("3 hits sent %v; want exactly one gets each", hits)
 	}
 }

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dogpile-go/dogpile/backends/memcached"
+	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/internal/counting"
+	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/memo"
 	"github.com/dogpile-go/dogpile/region"
 	"github.com/google/go-cmp/cmp"
@@ -293,4 +298,158 @@ func TestHandleStats(t *testing.T) {
 	if s := r.Stats(); s.Hits != 5 || s.Misses != 4 {
 		t.Errorf("region stats %+v", s)
 	}
+}
+
+// batchOf200 returns the ids 0 to 199, and those of them cached before the batch (warm) and not
+// (cold: every tenth, 20 in all).
+func batchOf200() (ids, warm, cold []int64) {
+	ids = make([]int64, 200)
+	for i := range ids {
+		ids[i] = int64(i)
+		if i%10 == 4 {
+			cold = append(cold, int64(i))
+		} else {
+			warm = append(warm, int64(i))
+		}
+	}
+	return ids, warm, cold
+}
+
+// TestMultiCostsFiveRoundTripsOnRedis counts the round trips of a memo.Multi call of 200 ids, 180
+// of them cached, on Redis: an MGET of all 200, then for the 20 missing a pipeline of lock
+// scripts, an MGET under the locks, a pipeline of conditional stores and a pipeline of unlock
+// scripts; once all are cached, one MGET. The backend wrapper counts the region's calls; the
+// go-redis hook counts what reaches the server (a command or a pipeline: one round trip each).
+func TestMultiCostsFiveRoundTripsOnRedis(t *testing.T) {
+	ctx := t.Context()
+	client, hook := counting.RedisClient(t, testserver.StartRedis(t).Addr)
+	b := counting.Wrap(redis.New(client))
+	r := region.New("batch", region.WithExpiration(time.Hour))
+	if err := r.Configure(b); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	var asked [][]int64
+	users := memo.Multi(r, func(_ context.Context, ids []int64) (map[int64]*user, error) {
+		asked = append(asked, ids)
+		m := make(map[int64]*user, len(ids))
+		for _, id := range ids {
+			m[id], _ = newUser(ctx, id)
+		}
+		return m, nil
+	}, memo.WithNamespace("users"))
+
+	ids, warm, cold := batchOf200()
+	if _, err := users.Call(ctx, warm); err != nil {
+		t.Fatal(err)
+	}
+	asked = nil
+	b.Take()
+	hook.Take()
+
+	got, err := users.Call(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 200 || !cmp.Equal(asked, [][]int64{cold}) {
+		t.Fatalf("%d users; the loader was asked for %v, want once for %v", len(got), asked, cold)
+	}
+	wantCalls := map[string][]int{
+		"getmulti":           {200, 20}, // two reads: all ids, then the 20 missing under their locks
+		"setmultiifnotnewer": {20},      // one write, conditional: a creation
+		"trylockmulti":       {20},
+		"unlock":             {20},
+	}
+	if calls := b.Take(); !cmp.Equal(calls, wantCalls) {
+		t.Errorf("region calls %v, want %v", calls, wantCalls)
+	}
+	cmds, pipelines := hook.Take()
+	shape := make([]string, len(pipelines))
+	for i, p := range pipelines {
+		shape[i] = fmt.Sprintf("%d×%s", len(p), p[0])
+	}
+	wantCmds := []string{"mget/201", "mget/21"}
+	wantPipelines := []string{"20×evalsha/6", "20×evalsha/6", "20×evalsha/5"} // lock script, conditional store script, unlock script
+	if !cmp.Equal(cmds, wantCmds) || !cmp.Equal(shape, wantPipelines) {
+		t.Errorf("Redis saw commands %v and pipelines %v; want %v and %v", cmds, shape, wantCmds, wantPipelines)
+	}
+	t.Logf("200 ids, 20 missing: %d round trips (%s; %s)", len(cmds)+len(pipelines),
+		strings.Join(cmds, ", "), strings.Join(shape, ", "))
+
+	// All cached now: one MGET.
+	if _, err := users.Call(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	if cmds, pipelines := hook.Take(); !cmp.Equal(cmds, []string{"mget/201"}) || len(pipelines) != 0 {
+		t.Errorf("a warm batch sent %v and %v; want one MGET", cmds, pipelines)
+	}
+}
+
+// TestMultiReadsWithOneGetsPerServerOnMemcached counts the round trips on a pool of two memcached
+// servers for a memo.Multi call of 200 ids, 180 of them cached: each of the two reads is one gets
+// per server, and each of the 20 missing keys costs its own lock, conditional store and unlock
+// (memcached has no multi-key lock or store). The backend wrapper counts the region's calls; the
+// connection recorder counts the commands that reach the servers.
+func TestMultiReadsWithOneGetsPerServerOnMemcached(t *testing.T) {
+	ctx := t.Context()
+	pool := testserver.StartMemcachedPool(t, 2)
+	client, rec := counting.MemcachedClient(t, pool[0].Addr, pool[1].Addr)
+	b := counting.Wrap(memcached.New(client))
+	r := region.New("batch", region.WithExpiration(time.Hour))
+	if err := r.Configure(b); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	var asked [][]int64
+	users := memo.Multi(r, func(_ context.Context, ids []int64) (map[int64]string, error) {
+		asked = append(asked, ids)
+		m := make(map[int64]string, len(ids))
+		for _, id := range ids {
+			m[id] = fmt.Sprint("user ", id)
+		}
+		return m, nil
+	}, memo.WithNamespace("users"))
+
+	ids, warm, cold := batchOf200()
+	if _, err := users.Call(ctx, warm); err != nil {
+		t.Fatal(err)
+	}
+	asked = nil
+	b.Take()
+	rec.Take()
+
+	got, err := users.Call(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 200 || !cmp.Equal(asked, [][]int64{cold}) {
+		t.Fatalf("%d users; the loader was asked for %v, want once for %v", len(got), asked, cold)
+	}
+	ones := make([]int, 20)
+	for i := range ones {
+		ones[i] = 1
+	}
+	// memcached has no multi-key lock: a TryLock and an Unlock a key.
+	// memcached has no multi-key conditional store either: one a key.
+	wantCalls := map[string][]int{
+		"getmulti":      {200, 20}, // two reads: all ids, then the 20 missing under their locks
+		"setifnotnewer": ones,      // the writes, conditional: a creation
+		"trylock":       ones,
+		"unlock":        ones,
+	}
+	if calls := b.Take(); !cmp.Equal(calls, wantCalls) {
+		t.Errorf("region calls %v, want %v", calls, wantCalls)
+	}
+	counts := map[string]int{}
+	for _, tr := range rec.Take() {
+		counts[tr.Cmd]++
+	}
+	// Each GetMulti is one gets per server; a conditional store is a gets and an add (a cas
+	// over an entry) per key (the text protocol has no multi-key set, and gomemcache does not
+	// pipeline); each lock an add, each unlock a gets and a cas.
+	want := map[string]int{"gets": 2*2 + 20 + 20, "add": 20 + 20, "cas": 20}
+	if !cmp.Equal(counts, want) {
+		t.Errorf("memcached saw %v, want %v", counts, want)
+	}
+	t.Logf("200 ids, 20 missing, 2 servers: commands %v", counts)
 }

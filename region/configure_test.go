@@ -3,13 +3,17 @@ package region_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends/memory"
+	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/region"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 func TestConfigureWith(t *testing.T) {
@@ -140,4 +144,87 @@ func TestConfigureURLRejectsMalformedQuery(t *testing.T) {
 			t.Errorf("ConfigureURL(%q): no error; the malformed parameter was dropped silently", raw)
 		}
 	}
+}
+
+// TestConfigureIsBoundedOnAPausedRedis: configuring a region that shares its invalidations, on a
+// Redis that is paused (it accepts connections and never answers), returns by the context's
+// deadline (ConfigureContext) or after region.DefaultConfigureTimeout (ConfigureWith): the
+// subscription and the read of the stored invalidations fail, are reported, and are tried again
+// in the background. Close does not wait for the server either. Once the server is back, an
+// invalidation made elsewhere reaches the region.
+func TestConfigureIsBoundedOnAPausedRedis(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	// A client as redis.Open builds it (ContextTimeoutEnabled), closed when the test ends.
+	newBackend := func() *redis.Backend {
+		c := goredis.NewClient(&goredis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
+		t.Cleanup(func() { _ = c.Close() })
+		return redis.New(c)
+	}
+	sharing := func() *region.Region {
+		return region.New("shared", region.WithSharedInvalidation(50*time.Millisecond), region.WithLogger(slog.New(slog.DiscardHandler)))
+	}
+	srv.Pause(t)
+
+	r := sharing()
+	ctx, cancel := context.WithTimeout(t.Context(), testserver.CallDeadline)
+	start := time.Now()
+	err := r.ConfigureContext(ctx, newBackend())
+	elapsed := time.Since(start)
+	cancel()
+	t.Logf("ConfigureContext with a %v deadline on a paused Redis: %v after %v", testserver.CallDeadline, err, elapsed.Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("ConfigureContext: %v; want the region configured, the failures reported", err)
+	}
+	if elapsed > time.Second {
+		t.Errorf("ConfigureContext with a %v deadline on a paused Redis took %v; want about the deadline", testserver.CallDeadline, elapsed)
+	}
+
+	r2 := sharing()
+	start = time.Now()
+	err = r2.ConfigureWith(newBackend())
+	elapsed = time.Since(start)
+	t.Logf("ConfigureWith on a paused Redis: %v after %v", err, elapsed.Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("ConfigureWith: %v", err)
+	}
+	if elapsed > region.DefaultConfigureTimeout+2*time.Second {
+		t.Errorf("ConfigureWith on a paused Redis took %v; want about region.DefaultConfigureTimeout, %v", elapsed, region.DefaultConfigureTimeout)
+	}
+	start = time.Now()
+	if err := r2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Errorf("Close on a paused Redis took %v; want it not to wait for the server", elapsed)
+	}
+
+	// Back: the first region reads what another process stores (its poll, or its subscription
+	// once it is made again).
+	srv.Resume()
+	v := region.NewView[string](r)
+	other := region.New("shared", region.WithSharedInvalidation(time.Minute), region.WithLogger(slog.New(slog.DiscardHandler)))
+	if err := other.Configure(newBackend()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+	if err := v.Set(t.Context(), "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	if err := other.Invalidate(t.Context(), region.Hard); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		if _, ok, _ := v.Get(t.Context(), "k", region.WithIgnoreExpiration()); !ok {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the invalidation made elsewhere did not reach the region within 5s of the server's return")
+		}
+	}
+	start = time.Now()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Close: %v", time.Since(start))
 }

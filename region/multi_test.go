@@ -16,7 +16,11 @@ import (
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
+	"github.com/dogpile-go/dogpile/backends/memcached"
 	"github.com/dogpile-go/dogpile/backends/memory"
+	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/internal/counting"
+	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/region"
 	"github.com/google/go-cmp/cmp"
 )
@@ -1047,5 +1051,90 @@ func TestBatchNegativeCachingWritesOnce(t *testing.T) {
 	writes := len(calls["set"]) + len(calls["setmulti"])
 	if writes != 2 || len(calls["set"]) != 0 {
 		t.Errorf("one batch creation wrote with %d round trips (set %v, setmulti %v); want two SetMulti: the values, the not-found entries", writes, calls["set"], calls["setmulti"])
+	}
+}
+
+// TestOppositeBatchesOfTwoProcessesCreateEachKeyOnceOnRedis has two regions (two processes, as
+// far as Redis can tell) send overlapping batches of cold keys in opposite orders through one
+// Redis: every key is created once, and no lock is left behind.
+func TestOppositeBatchesOfTwoProcessesCreateEachKeyOnceOnRedis(t *testing.T) {
+	client := newRedisClient(t, testserver.StartRedis(t).Addr)
+	made := make(chan string, 1000)
+	create := func(_ context.Context, keys []string) (map[string]string, error) {
+		time.Sleep(20 * time.Millisecond) // long enough for the other process to meet the locks
+		m := make(map[string]string, len(keys))
+		for _, k := range keys {
+			made <- k
+			m[k] = "v" + k
+		}
+		return m, nil
+	}
+	keys := make([]string, 40)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+	}
+	rev := make([]string, len(keys))
+	for i, k := range keys {
+		rev[len(keys)-1-i] = k
+	}
+	for round := range 5 {
+		rp := fmt.Sprintf("round%d:", round)
+		errs := make(chan error, 2)
+		for _, ks := range [][]string{keys, rev} {
+			r := region.New("p")
+			if err := r.Configure(redis.New(client, redis.WithPrefix(rp))); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = r.Close() })
+			go func() {
+				got, err := region.NewView[string](r).GetOrCreateMulti(t.Context(), ks, create)
+				if err == nil && len(got) != len(ks) {
+					err = fmt.Errorf("%d values for %d keys", len(got), len(ks))
+				}
+				errs <- err
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		seen := map[string]bool{}
+		for len(made) > 0 {
+			k := <-made
+			if seen[k] {
+				t.Errorf("round %d: %s created twice", round, k)
+			}
+			seen[k] = true
+		}
+		if len(seen) != len(keys) {
+			t.Errorf("round %d: %d keys created, want %d", round, len(seen), len(keys))
+		}
+		if n, err := client.Keys(t.Context(), rp+"\x00lock\x00*").Result(); err != nil || len(n) != 0 {
+			t.Errorf("round %d: locks left: %v, %v", round, n, err)
+		}
+	}
+}
+
+// TestSetMultiTooLargeWritesEachItemOnceOnMemcached: a SetMulti with one item too large writes
+// every item that fits once: the items memcached stored are not sent again with Set, one round
+// trip each, and the one too large is not tried twice.
+func TestSetMultiTooLargeWritesEachItemOnceOnMemcached(t *testing.T) {
+	ctx := t.Context()
+	client, rec := counting.MemcachedClient(t, testserver.StartMemcached(t).Addr)
+	r := region.New("big", region.WithCodec(region.Raw), region.WithLogger(slog.New(slog.DiscardHandler)))
+	if err := r.Configure(memcached.New(client)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	v := region.NewView[[]byte](r)
+	items := map[string][]byte{"big": make([]byte, 3<<20)}
+	for i := range 10 {
+		items["small"+strconv.Itoa(i)] = []byte("s")
+	}
+	rec.Take()
+	_ = v.SetMulti(ctx, items)
+	if sets := counting.Count(rec.Take(), "set"); sets != 10 {
+		t.Errorf("SetMulti of 10 small values and one too large sent %d sets to memcached, want 10", sets)
 	}
 }

@@ -13,8 +13,11 @@ import (
 
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/backends/memory"
+	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/keys"
 	"github.com/dogpile-go/dogpile/region"
+	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 )
 
@@ -33,6 +36,14 @@ func newRegion(t *testing.T, b backends.Backend, opts ...region.Option) *region.
 	}
 	t.Cleanup(func() { _ = r.Close() })
 	return r
+}
+
+// newRedisClient returns a client of the Redis at addr (a testserver's), closed when tb ends.
+func newRedisClient(tb testing.TB, addr string) *goredis.Client {
+	tb.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: addr})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 // counter is a creator that counts its calls and returns "v<n>".
@@ -950,6 +961,48 @@ func TestCreationTimeout(t *testing.T) {
 	}
 	if err := region.New("x").ConfigureWith(memory.New(), region.WithCreationTimeout(-time.Second)); err == nil {
 		t.Error("a negative creation timeout was accepted")
+	}
+}
+
+// TestCreationTimeoutReleasesTheFleetLockOnRedis: a process whose creator hangs (it ignores its
+// context) while the lock watchdog keeps its Redis lock alive holds the key for the whole fleet
+// only for the creation timeout: then the lock is released and another process creates the key at
+// once.
+func TestCreationTimeoutReleasesTheFleetLockOnRedis(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	open := func() *region.View[string] {
+		r := region.New("hung", region.WithCreationTimeout(500*time.Millisecond),
+			region.WithLockTimeout(time.Minute), region.WithLogger(slog.New(slog.DiscardHandler)))
+		if err := r.Configure(redis.New(newRedisClient(t, srv.Addr), redis.WithLockWatchdog())); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		return region.NewView[string](r)
+	}
+	hung, other := open(), open()
+	stuck := make(chan struct{})
+	t.Cleanup(func() { close(stuck) }) // before the regions close: Close waits for the creator
+	started := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := hung.GetOrCreate(context.Background(), "k", func(context.Context) (string, error) {
+			close(started)
+			<-stuck
+			return "late", nil
+		})
+		errc <- err
+	}()
+	<-started
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	got, err := other.GetOrCreate(ctx, "k", func(context.Context) (string, error) { return "fresh", nil })
+	if err != nil || got != "fresh" {
+		t.Fatalf("the other process: (%q, %v) after %v, want (fresh, nil)", got, err, time.Since(start))
+	}
+	t.Logf("the other process created the key %v after the hung one took the lock (creation timeout 500ms, lock timeout 1m, watchdog on)", time.Since(start))
+	if err := <-errc; !errors.Is(err, region.ErrCreationTimeout) {
+		t.Errorf("the hung process's caller: %v, want ErrCreationTimeout", err)
 	}
 }
 

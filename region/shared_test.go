@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/backends/memory"
+	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/region"
 )
 
@@ -527,5 +530,246 @@ func TestConcurrentSetsKeepL1AndBackendAgreeing(t *testing.T) {
 	}
 	if got := fleetRead(ctx, vA, "k"); got != "second" {
 		t.Errorf("A serves %q from L1 while the backend holds \"second\"", got)
+	}
+}
+
+// TestSharedInvalidationReachesOtherProcessesOnRedis: three processes' regions (each with its own
+// client) on one Redis, polling only once a minute: an invalidation on one reaches the others
+// through pub/sub, and one whose subscription was killed meanwhile learns it from its gap, when it
+// is back.
+func TestSharedInvalidationReachesOtherProcessesOnRedis(t *testing.T) {
+	ctx := t.Context()
+	srv := testserver.StartRedis(t)
+	open := func() (*region.Region, *region.View[string]) {
+		r := region.New("shared", region.WithSharedInvalidation(time.Minute), region.WithLogger(slog.New(slog.DiscardHandler)))
+		if err := r.Configure(redis.New(newRedisClient(t, srv.Addr))); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		return r, region.NewView[string](r)
+	}
+	r1, v1 := open()
+	_, v2 := open()
+	_, v3 := open()
+	seen := func(what string, gone func(*region.View[string]) bool) {
+		t.Helper()
+		for i, v := range []*region.View[string]{v2, v3} {
+			start := time.Now()
+			for !gone(v) {
+				if time.Since(start) > 5*time.Second {
+					t.Fatalf("%s: process %d did not see it within 5s", what, i+2)
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+			t.Logf("%s: seen by process %d %v after Invalidate returned", what, i+2, time.Since(start))
+		}
+	}
+	absent := func(v *region.View[string]) bool {
+		_, ok, _ := v.Get(ctx, "k", region.WithIgnoreExpiration())
+		return !ok
+	}
+	expired := func(v *region.View[string]) bool {
+		_, fresh, _ := v.Get(ctx, "k")
+		_, there, _ := v.Get(ctx, "k", region.WithIgnoreExpiration())
+		return !fresh && there
+	}
+	write := func() {
+		t.Helper()
+		time.Sleep(time.Millisecond)
+		if err := v1.Set(ctx, "k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	write()
+	if err := r1.Invalidate(ctx, region.Hard); err != nil {
+		t.Fatal(err)
+	}
+	seen("hard invalidation", absent)
+
+	write()
+	if err := r1.Invalidate(ctx, region.Soft); err != nil {
+		t.Fatal(err)
+	}
+	seen("soft invalidation", expired)
+
+	// Every subscription's connection killed: the announcement below may be published before
+	// they are back, and lost; their gaps make them read the stored time.
+	write()
+	if err := newRedisClient(t, srv.Addr).ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r1.Invalidate(ctx, region.Hard); err != nil {
+		t.Fatal(err)
+	}
+	seen("hard invalidation with the subscriptions killed", absent)
+}
+
+// TestSharedInvalidationFromAFastClockAppliesOnceOnRedis: two processes' regions on one Redis, one
+// whose clock runs a minute ahead. Its hard invalidation (stored, and announced over pub/sub)
+// takes effect once in the other, which keeps reading a key and polling every 10ms for a second:
+// the key is created again once, not at every poll.
+func TestSharedInvalidationFromAFastClockAppliesOnceOnRedis(t *testing.T) {
+	ctx := t.Context()
+	srv := testserver.StartRedis(t)
+	open := func(opts ...region.Option) *region.Region {
+		r := region.New("skew", append([]region.Option{region.WithSharedInvalidation(10 * time.Millisecond),
+			region.WithExpiration(time.Hour), region.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
+		if err := r.Configure(redis.New(newRedisClient(t, srv.Addr))); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		return r
+	}
+	fast := open(region.WithClock(func() time.Time { return time.Now().Add(time.Minute) }))
+	v := region.NewView[int](open())
+	var n atomic.Int32
+	create := func(context.Context) (int, error) { return int(n.Add(1)), nil }
+	if _, err := v.GetOrCreate(ctx, "k", create); err != nil {
+		t.Fatal(err)
+	}
+	if err := fast.Invalidate(ctx, region.Hard); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		if _, err := v.GetOrCreate(ctx, "k", create); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := n.Load(); got != 2 {
+		t.Errorf("%d creations in 1s after one invalidation from a clock a minute ahead, want 2", got)
+	}
+}
+
+// TestLocalCacheSeesWritesOfOtherProcessesOnRedis: three processes' regions (each with its own
+// client and its own memory L1 that keeps entries a minute) on one Redis. A Set or a Delete on one
+// reaches the others' L1 through pub/sub; one whose subscription was killed clears its L1 when it
+// is back, and does not serve the value it held after that.
+func TestLocalCacheSeesWritesOfOtherProcessesOnRedis(t *testing.T) {
+	ctx := t.Context()
+	srv := testserver.StartRedis(t)
+	open := func() (*region.Region, *region.View[string], *countingStore) {
+		l1 := memory.New()
+		r := region.New("l1", region.WithLocalCache(l1, time.Minute), region.WithLogger(slog.New(slog.DiscardHandler)))
+		cs := &countingStore{Backend: redis.New(newRedisClient(t, srv.Addr))}
+		if err := r.Configure(cs); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close(); l1.Close() })
+		return r, region.NewView[string](r), cs
+	}
+	_, v1, _ := open()
+	_, v2, c2 := open()
+	_, v3, _ := open()
+	get := func(v *region.View[string]) (string, bool) {
+		s, ok, _ := v.Get(ctx, "k")
+		return s, ok
+	}
+	// GetOrCreate reads through L1; Get peeks at the backend.
+	read := func(v *region.View[string]) string {
+		s, _ := v.GetOrCreate(ctx, "k", func(context.Context) (string, error) { return "created", nil })
+		return s
+	}
+	if err := v1.Set(ctx, "k", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []*region.View[string]{v2, v3} {
+		if got := read(v); got != "v1" {
+			t.Fatalf("first read %q", got)
+		}
+	}
+	// From L1 soon: a read whose fill the announcement of v1's own Set refused (it may arrive
+	// after the read began) reads the backend once more; then the reads stop reaching it.
+	fromL1 := false
+	for range 5 {
+		before := c2.gets.Load()
+		if got := read(v2); got != "v1" {
+			t.Fatalf("read %q, want v1", got)
+		}
+		if c2.gets.Load() == before {
+			fromL1 = true
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !fromL1 {
+		t.Fatal("5 reads of a key nobody writes all reached the backend: the local cache never answered")
+	}
+	seen := func(what, want string) {
+		t.Helper()
+		for i, v := range []*region.View[string]{v2, v3} {
+			start := time.Now()
+			for read(v) != want {
+				if time.Since(start) > 5*time.Second {
+					t.Fatalf("%s: process %d still reads %q after 5s", what, i+2, read(v))
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+			t.Logf("%s: seen by process %d %v after the write returned", what, i+2, time.Since(start))
+		}
+	}
+	if err := v1.Set(ctx, "k", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	seen("Set", "v2")
+	if err := v1.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	seen("Delete (then created again)", "created")
+
+	// Subscriptions killed while a write happens: its announcement may be lost; the gap clears L1.
+	if err := newRedisClient(t, srv.Addr).ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v1.Set(ctx, "k", "v3"); err != nil {
+		t.Fatal(err)
+	}
+	seen("Set with the subscriptions killed", "v3")
+	_, _ = get(v1)
+}
+
+// countingStore is a Redis backend that counts the reads a region makes of it.
+type countingStore struct {
+	*redis.Backend
+	gets atomic.Int64
+}
+
+func (c *countingStore) Get(ctx context.Context, k string) ([]byte, error) {
+	c.gets.Add(1)
+	return c.Backend.Get(ctx, k)
+}
+
+// TestLocalCacheKeepsTheFleetLockOnRedis: regions with local caches still create a cold key once
+// for the fleet: a miss in L1 goes through the engine and Redis's lock as without one.
+func TestLocalCacheKeepsTheFleetLockOnRedis(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	var made atomic.Int32
+	var views []*region.View[string]
+	for range 3 {
+		l1 := memory.New()
+		r := region.New("l1lock", region.WithLocalCache(l1, time.Minute), region.WithLogger(slog.New(slog.DiscardHandler)))
+		if err := r.Configure(redis.New(newRedisClient(t, srv.Addr))); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close(); l1.Close() })
+		views = append(views, region.NewView[string](r))
+	}
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			got, err := views[i%3].GetOrCreate(t.Context(), "cold", func(context.Context) (string, error) {
+				made.Add(1)
+				time.Sleep(50 * time.Millisecond)
+				return "v", nil
+			})
+			if err != nil || got != "v" {
+				t.Errorf("got %q, %v", got, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := made.Load(); n != 1 {
+		t.Errorf("a cold key was created %d times by 3 regions with local caches, want 1", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends/memcached"
+	"github.com/dogpile-go/dogpile/internal/counting"
 	"github.com/dogpile-go/dogpile/internal/testserver"
 )
 
@@ -89,7 +90,7 @@ func TestConnectionsCappedUnderLoad(t *testing.T) {
 // until its deadline.
 func TestWaitForConnectionHonoursDeadline(t *testing.T) {
 	srv := testserver.StartMemcached(t)
-	client, rec := countingClient(t, srv.Addr)
+	client, rec := counting.MemcachedClient(t, srv.Addr)
 	client.Timeout = 2 * time.Second
 	b := memcached.New(client, memcached.WithPrefix(uniquePrefix(t)), memcached.WithMaxConns(1))
 	if err := b.Set(t.Context(), "k", []byte("v"), 0); err != nil {
@@ -99,7 +100,7 @@ func TestWaitForConnectionHonoursDeadline(t *testing.T) {
 	// Abandoned after 200ms; its connection stays busy until the client's timeout, 2s.
 	testserver.WithinDeadline(t, "Get (abandoned)", func(ctx context.Context) error { _, err := b.Get(ctx, "k"); return err }, failedByDeadline)
 	testserver.WithinDeadline(t, "Get (waiting for a connection)", func(ctx context.Context) error { _, err := b.Get(ctx, "k"); return err }, failedByDeadline)
-	if n := rec.dials(); n != 1 {
+	if n := rec.Dials(); n != 1 {
 		t.Errorf("the client dialed %d times; want 1: a cap of one connection", n)
 	}
 }

@@ -3,7 +3,6 @@ package memcached_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/url"
 	"strconv"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/backends/memcached"
 	"github.com/dogpile-go/dogpile/internal/testserver"
-	"github.com/dogpile-go/dogpile/region"
 )
 
 // failedByDeadline wants an error that wraps the deadline's, and is not a miss.
@@ -97,48 +95,5 @@ func TestDeadlineHoldsOnAPoolWithOneServerPaused(t *testing.T) {
 	}, failedByDeadline)
 	if got == 0 || got == len(keys) {
 		t.Errorf("GetMulti with one of two servers paused returned %d of %d values; want those of the live server", got, len(keys))
-	}
-}
-
-// TestRegionDeadlineHoldsAgainstPausedServer: a region's GetOrCreate with a 200ms deadline, on a
-// memcached that is paused, returns within 300ms. Under FailClosed it returns the read's error.
-// Under FailOpen (the default) the failed read is a miss and the creation starts, but the
-// caller's deadline has passed by then, so the caller gets the deadline's error while the
-// creation goes on for any other caller (the region's rule for a caller whose context ends).
-func TestRegionDeadlineHoldsAgainstPausedServer(t *testing.T) {
-	srv := testserver.StartMemcached(t)
-	for _, pc := range []struct {
-		name   string
-		policy region.FailurePolicy
-	}{{"FailOpen", region.FailOpen}, {"FailClosed", region.FailClosed}} {
-		r := region.New("deadline", region.WithExpiration(time.Minute), region.WithFailurePolicy(pc.policy),
-			region.WithLogger(slog.New(slog.DiscardHandler)))
-		if err := r.Configure(openURL(t, srv.Addr, "")); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = r.Close() })
-		v := region.NewView[string](r)
-		if _, err := v.GetOrCreate(t.Context(), "warm", func(context.Context) (string, error) { return "v", nil }); err != nil {
-			t.Fatal(err)
-		}
-		srv.Pause(t)
-		n := 0
-		testserver.WithinDeadline(t, "GetOrCreate under "+pc.name, func(ctx context.Context) error {
-			n++
-			got, err := v.GetOrCreate(ctx, "k"+strconv.Itoa(n), func(context.Context) (string, error) { return "made", nil })
-			if err == nil && got != "made" {
-				return errors.New("got " + got)
-			}
-			return err
-		}, func(err error) error {
-			switch {
-			case pc.policy == region.FailOpen && err != nil && !errors.Is(err, context.DeadlineExceeded):
-				return errors.New("want the creator's value, or the deadline's error, under FailOpen; got " + err.Error())
-			case pc.policy == region.FailClosed && err == nil:
-				return errors.New("want an error under FailClosed")
-			}
-			return nil
-		})
-		srv.Resume()
 	}
 }

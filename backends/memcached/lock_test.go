@@ -11,6 +11,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/dogpile-go/dogpile/backends/memcached"
+	"github.com/dogpile-go/dogpile/internal/counting"
 	"github.com/dogpile-go/dogpile/internal/testserver"
 )
 
@@ -19,17 +20,17 @@ import (
 // succeeds at once. It also pins the commands: add to lock, gets and cas to unlock.
 func TestUnlockDeletes(t *testing.T) {
 	ctx := t.Context()
-	client, rec := countingClient(t, server.Addr)
+	client, rec := counting.MemcachedClient(t, server.Addr)
 	prefix := uniquePrefix(t)
 	b := memcached.New(client, memcached.WithPrefix(prefix))
 	lockKey := memcached.LockKey(b, "k") // the lock's key, as doc.go describes it
 
-	rec.take()
+	rec.Take()
 	lock, ok, err := b.TryLock(ctx, "k", time.Minute)
 	if err != nil || !ok {
 		t.Fatalf("TryLock = %v, %v", ok, err)
 	}
-	if trips := rec.take(); len(trips) != 1 || trips[0].cmd != "add" {
+	if trips := rec.Take(); len(trips) != 1 || trips[0].Cmd != "add" {
 		t.Errorf("TryLock sent %v; want one add", trips)
 	}
 	it, err := client.Get(lockKey)
@@ -40,11 +41,11 @@ func TestUnlockDeletes(t *testing.T) {
 		t.Errorf("the lock item: present %v, TTL %ds; want the lock timeout, 60s, plus one", ok, ttl)
 	}
 
-	rec.take()
+	rec.Take()
 	if err := lock.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if trips := rec.take(); len(trips) != 2 || trips[0].cmd != "gets" || trips[1].cmd != "cas" {
+	if trips := rec.Take(); len(trips) != 2 || trips[0].Cmd != "gets" || trips[1].Cmd != "cas" {
 		t.Errorf("Unlock sent %v; want gets then cas", trips)
 	}
 	if _, err := client.Get(lockKey); !errors.Is(err, memcache.ErrCacheMiss) {

@@ -22,7 +22,10 @@ import (
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/backends/backendtest"
 	"github.com/dogpile-go/dogpile/backends/memcached"
+	"github.com/dogpile-go/dogpile/internal/counting"
 	"github.com/dogpile-go/dogpile/internal/testserver"
+	"github.com/dogpile-go/dogpile/memo"
+	"github.com/dogpile-go/dogpile/region"
 	"go.uber.org/goleak"
 )
 
@@ -203,12 +206,39 @@ func TestKeys(t *testing.T) {
 	}
 }
 
+// TestMemoStringKeys runs memo keys that memcached cannot take as they are (a string argument with
+// spaces and a newline, a long one) through a region: each is cached once and found again.
+func TestMemoStringKeys(t *testing.T) {
+	r := region.New("strings", region.WithExpiration(time.Hour))
+	if err := r.Configure(memcached.New(newClient(t), memcached.WithPrefix(uniquePrefix(t)))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	calls := map[string]int{}
+	h := memo.Func(r, func(_ context.Context, s string) (string, error) { calls[s]++; return "v:" + s, nil },
+		memo.WithNamespace("greet"))
+	ctx := context.Background()
+	args := []string{"plain", "a b", "a  b", "line\nbreak", strings.Repeat("long ", 100), ""}
+	for range 2 {
+		for _, s := range args {
+			if v, err := h.Call(ctx, s); err != nil || v != "v:"+s {
+				t.Fatalf("Call(%q) = %q, %v", s, v, err)
+			}
+		}
+	}
+	for _, s := range args {
+		if calls[s] != 1 {
+			t.Errorf("Call(%q) ran the function %d times in two calls; want once", s, calls[s])
+		}
+	}
+}
+
 // TestMaxItemSize checks the item size rule against the server (-I 2m): a value that just fits
 // under its key is stored, one byte more is refused before it is sent, and the server itself
 // refuses that byte more, so the backend's figure is exact.
 func TestMaxItemSize(t *testing.T) {
 	ctx := t.Context()
-	client, rec := countingClient(t, server.Addr)
+	client, rec := counting.MemcachedClient(t, server.Addr)
 	prefix := uniquePrefix(t)
 	for _, tc := range []struct {
 		name string
@@ -228,7 +258,7 @@ func TestMaxItemSize(t *testing.T) {
 				fits := tc.size - 59 - len(mk)
 				t.Cleanup(func() { _ = b.Delete(context.Background(), key) })
 
-				rec.take()
+				rec.Take()
 				err := b.Set(ctx, key, make([]byte, fits+1), 0)
 				if !errors.Is(err, backends.ErrTooLarge) {
 					t.Fatalf("Set(%q, %d bytes): %v; want an error wrapping backends.ErrTooLarge", key, fits+1, err)
@@ -236,7 +266,7 @@ func TestMaxItemSize(t *testing.T) {
 				if msg := err.Error(); !strings.Contains(msg, strconv.Quote(key)) || !strings.Contains(msg, strconv.Itoa(fits+1)) {
 					t.Errorf("Set(%q, %d bytes): error %q does not name the key and the size", key, fits+1, msg)
 				}
-				if trips := rec.take(); len(trips) != 0 {
+				if trips := rec.Take(); len(trips) != 0 {
 					t.Errorf("Set of a value too large sent %v; want nothing", trips)
 				}
 				if _, err := b.Get(ctx, key); !errors.Is(err, backends.ErrNotFound) {
@@ -385,7 +415,7 @@ func TestTTLLastsAtLeastTTL(t *testing.T) {
 func TestRoundTrips(t *testing.T) {
 	ctx := t.Context()
 	a := testserver.StartMemcached(t)
-	client, rec := countingClient(t, server.Addr, a.Addr)
+	client, rec := counting.MemcachedClient(t, server.Addr, a.Addr)
 	b := memcached.New(client, memcached.WithPrefix(uniquePrefix(t)))
 
 	const n = 100
@@ -399,11 +429,11 @@ func TestRoundTrips(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = b.DeleteMulti(context.Background(), keys) })
 
-	rec.take()
+	rec.Take()
 	if err := b.SetMulti(ctx, items, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if trips := rec.take(); len(trips) != len(items) || countCmd(trips, "set") != len(items) {
+	if trips := rec.Take(); len(trips) != len(items) || counting.Count(trips, "set") != len(items) {
 		t.Errorf("SetMulti of %d keys: %d round trips %v; want one set each", len(items), len(trips), trips)
 	}
 	// Both servers hold some of the keys, or the rest proves nothing.
@@ -419,10 +449,10 @@ func TestRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trips := rec.take()
+	trips := rec.Take()
 	t.Logf("GetMulti of 100 keys on 2 servers: %v", trips)
-	if len(trips) != 2 || trips[0].addr == trips[1].addr || trips[0].cmd != "gets" || trips[1].cmd != "gets" ||
-		trips[0].keys+trips[1].keys != n {
+	if len(trips) != 2 || trips[0].Addr == trips[1].Addr || trips[0].Cmd != "gets" || trips[1].Cmd != "gets" ||
+		trips[0].Keys+trips[1].Keys != n {
 		t.Errorf("GetMulti of %d keys on 2 servers: round trips %v; want one gets per server naming %d keys in all", n, trips, n)
 	}
 	if got := gets(server.Addr) + gets(a.Addr) - before; got != n {
@@ -443,14 +473,14 @@ func TestRoundTrips(t *testing.T) {
 	if _, err := b.Get(ctx, "k0"); !errors.Is(err, backends.ErrNotFound) {
 		t.Fatalf("Get of an absent key: %v; want ErrNotFound", err)
 	}
-	if trips := rec.take(); len(trips) != 2 || countCmd(trips, "gets") != 2 || trips[0].keys != 1 || trips[1].keys != 1 {
+	if trips := rec.Take(); len(trips) != 2 || counting.Count(trips, "gets") != 2 || trips[0].Keys != 1 || trips[1].Keys != 1 {
 		t.Errorf("a Get hit and a Get miss: round trips %v; want one gets of one key each", trips)
 	}
 
 	if err := b.DeleteMulti(ctx, keys); err != nil {
 		t.Fatal(err)
 	}
-	if trips := rec.take(); len(trips) != n || countCmd(trips, "delete") != n {
+	if trips := rec.Take(); len(trips) != n || counting.Count(trips, "delete") != n {
 		t.Errorf("DeleteMulti of %d keys: %d round trips; want one delete each", n, len(trips))
 	}
 
@@ -464,7 +494,7 @@ func TestRoundTrips(t *testing.T) {
 	if err := b.DeleteMulti(ctx, []string{}); err != nil {
 		t.Fatal(err)
 	}
-	if trips := rec.take(); len(trips) != 0 {
+	if trips := rec.Take(); len(trips) != 0 {
 		t.Errorf("multi operations on no keys sent %v", trips)
 	}
 }
@@ -560,7 +590,7 @@ func TestServerDown(t *testing.T) {
 // failures that let every process create.
 func TestRestartWithIdleConnections(t *testing.T) {
 	srv := testserver.StartMemcached(t)
-	client, rec := countingClient(t, srv.Addr)
+	client, rec := counting.MemcachedClient(t, srv.Addr)
 	client.MaxIdleConns = 3
 	b := memcached.New(client)
 	ctx := t.Context()
@@ -570,7 +600,7 @@ func TestRestartWithIdleConnections(t *testing.T) {
 		wg.Go(func() { _ = b.Set(ctx, "k", []byte("v"), 0) })
 	}
 	wg.Wait()
-	t.Logf("%d connections dialed", rec.dials())
+	t.Logf("%d connections dialed", rec.Dials())
 
 	srv.Stop()
 	if err := srv.Start(); err != nil {
@@ -622,11 +652,11 @@ func TestHung(t *testing.T) {
 }
 
 func TestContextDone(t *testing.T) {
-	client, rec := countingClient(t, server.Addr)
+	client, rec := counting.MemcachedClient(t, server.Addr)
 	b := memcached.New(client, memcached.WithPrefix(uniquePrefix(t)))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	rec.take()
+	rec.Take()
 	for name, op := range map[string]func() error{
 		"Get":         func() error { _, err := b.Get(ctx, "k"); return err },
 		"Set":         func() error { return b.Set(ctx, "k", []byte("v"), 0) },
@@ -640,14 +670,14 @@ func TestContextDone(t *testing.T) {
 			t.Errorf("%s with a cancelled context: %v; want an error wrapping context.Canceled, not a miss", name, err)
 		}
 	}
-	if trips := rec.take(); len(trips) != 0 {
+	if trips := rec.Take(); len(trips) != 0 {
 		t.Errorf("calls with a cancelled context sent %v; want nothing", trips)
 	}
 }
 
 func TestClose(t *testing.T) {
 	ctx := t.Context()
-	client, rec := countingClient(t, server.Addr)
+	client, rec := counting.MemcachedClient(t, server.Addr)
 	b := memcached.New(client, memcached.WithPrefix(uniquePrefix(t)))
 	_, _ = b.Get(ctx, "k")
 	for range 2 {
@@ -656,7 +686,7 @@ func TestClose(t *testing.T) {
 		}
 	}
 	_, _ = b.Get(ctx, "k")
-	if n := rec.dials(); n != 1 {
+	if n := rec.Dials(); n != 1 {
 		t.Errorf("the client dialed %d times around the Close of a backend from New; want 1: its idle connection is the caller's", n)
 	}
 }
@@ -684,106 +714,6 @@ func TestNewPanics(t *testing.T) {
 	}
 	// The limits themselves are fine.
 	memcached.New(client, memcached.WithPrefix(strings.Repeat("p", 205)), memcached.WithMaxItemSize(310))
-}
-
-// trip is one round trip a client made: the server, the command and, for gets, how many keys it
-// named.
-type trip struct {
-	addr string
-	cmd  string
-	keys int
-}
-
-// recorder records the round trips of a client's connections, through the client's DialContext.
-type recorder struct {
-	mu    sync.Mutex
-	trips []trip
-	ndial int
-}
-
-// countingClient returns a client of addrs whose round trips the recorder records.
-func countingClient(tb testing.TB, addrs ...string) (*memcache.Client, *recorder) {
-	tb.Helper()
-	client := newClient(tb, addrs...)
-	rec := new(recorder)
-	var d net.Dialer
-	client.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		rec.mu.Lock()
-		rec.ndial++
-		rec.mu.Unlock()
-		return &countingConn{Conn: c, rec: rec, addr: addr}, nil
-	}
-	return client, rec
-}
-
-// take returns the round trips recorded since the last call and forgets them.
-func (r *recorder) take() []trip {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	trips := r.trips
-	r.trips = nil
-	return trips
-}
-
-func (r *recorder) dials() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ndial
-}
-
-func countCmd(trips []trip, cmd string) int {
-	n := 0
-	for _, tr := range trips {
-		if tr.cmd == cmd {
-			n++
-		}
-	}
-	return n
-}
-
-// countingConn counts a round trip each time the client reads after writing: a request is one
-// or more writes (bufio splits long ones), its reply one or more reads.
-type countingConn struct {
-	net.Conn
-	rec  *recorder
-	addr string
-
-	// Used by one goroutine at a time, as gomemcache uses a connection.
-	writing bool
-	line    []byte // the request's first line, as far as written
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	if !c.writing {
-		c.writing, c.line = true, c.line[:0]
-	}
-	if !bytes.Contains(c.line, []byte("\r\n")) {
-		c.line = append(c.line, p[:min(len(p), 1<<20)]...)
-	}
-	return c.Conn.Write(p)
-}
-
-func (c *countingConn) Read(p []byte) (int, error) {
-	if c.writing {
-		c.writing = false
-		line, _, _ := bytes.Cut(c.line, []byte("\r\n"))
-		fields := strings.Fields(string(line))
-		tr := trip{addr: c.addr}
-		if len(fields) > 0 {
-			tr.cmd = fields[0]
-		}
-		if tr.cmd == "gets" || tr.cmd == "get" {
-			tr.keys = len(fields) - 1
-		}
-		c.rec.mu.Lock()
-		c.rec.trips = append(c.rec.trips, tr)
-		c.rec.mu.Unlock()
-	}
-	return c.Conn.Read(p)
 }
 
 // ask sends one command to addr on a connection of its own and returns the reply's lines up to

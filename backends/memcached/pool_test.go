@@ -11,6 +11,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/dogpile-go/dogpile/backends/memcached"
+	"github.com/dogpile-go/dogpile/internal/counting"
 	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/region"
 )
@@ -26,7 +27,7 @@ func TestPoolScaleOut(t *testing.T) {
 	for _, s := range pool {
 		addrs = append(addrs, s.Addr)
 	}
-	client, rec := countingClient(t, addrs...)
+	client, rec := counting.MemcachedClient(t, addrs...)
 	client.Timeout = time.Second // live servers answer well within it, even under -race on a loaded machine
 	prefix := uniquePrefix(t)
 	b := memcached.New(client, memcached.WithPrefix(prefix))
@@ -81,21 +82,21 @@ func TestPoolScaleOut(t *testing.T) {
 
 	batch("cold")
 	asked = nil
-	rec.take()
+	rec.Take()
 	batch("warm")
 	if len(asked) != 0 {
 		t.Fatalf("the warm batch created %d keys", len(asked))
 	}
 	// One gets per server, naming that server's keys.
 	perServer := map[string]int{}
-	for _, tr := range rec.take() {
-		if tr.cmd != "gets" {
-			t.Errorf("the warm batch sent %q to %s; want only gets", tr.cmd, tr.addr)
+	for _, tr := range rec.Take() {
+		if tr.Cmd != "gets" {
+			t.Errorf("the warm batch sent %q to %s; want only gets", tr.Cmd, tr.Addr)
 		}
-		if perServer[tr.addr] != 0 {
-			t.Errorf("the warm batch asked %s twice", tr.addr)
+		if perServer[tr.Addr] != 0 {
+			t.Errorf("the warm batch asked %s twice", tr.Addr)
 		}
-		perServer[tr.addr] = tr.keys
+		perServer[tr.Addr] = tr.Keys
 	}
 	for _, addr := range addrs {
 		if len(on[addr]) == 0 || perServer[addr] != len(on[addr]) {

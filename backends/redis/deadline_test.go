@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/url"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/backends/redis"
 	"github.com/dogpile-go/dogpile/internal/testserver"
-	"github.com/dogpile-go/dogpile/region"
 )
 
 // failed wants an error that is not a miss.
@@ -80,50 +78,5 @@ func TestDeadlineHoldsAgainstPausedServer(t *testing.T) {
 	}
 	for _, o := range ops {
 		testserver.WithinDeadline(t, o.name, o.op, failed)
-	}
-}
-
-// TestRegionDeadlineHoldsAgainstPausedServer: a region's GetOrCreate with a 200ms deadline, on a
-// Redis that is paused, returns within 300ms. Under FailClosed it returns the read's error. Under
-// FailOpen (the default) the failed read is a miss and the creation starts, but the caller's
-// deadline has passed by then, so the caller gets the deadline's error while the creation goes
-// on for any other caller (the region's rule for a caller whose context ends); a read that failed
-// sooner would get the creator's value.
-func TestRegionDeadlineHoldsAgainstPausedServer(t *testing.T) {
-	srv := testserver.StartRedis(t)
-	for _, pc := range []struct {
-		name   string
-		policy region.FailurePolicy
-	}{{"FailOpen", region.FailOpen}, {"FailClosed", region.FailClosed}} {
-		policy := pc.policy
-		r := region.New("deadline", region.WithExpiration(time.Minute), region.WithFailurePolicy(policy),
-			region.WithLogger(slog.New(slog.DiscardHandler)))
-		if err := r.Configure(openURL(t, srv.Addr)); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = r.Close() })
-		v := region.NewView[string](r)
-		if _, err := v.GetOrCreate(t.Context(), "warm", func(context.Context) (string, error) { return "v", nil }); err != nil {
-			t.Fatal(err) // a pooled connection, warm
-		}
-		srv.Pause(t)
-		n := 0
-		testserver.WithinDeadline(t, "GetOrCreate under "+pc.name, func(ctx context.Context) error {
-			n++
-			got, err := v.GetOrCreate(ctx, "k"+string(rune('0'+n)), func(context.Context) (string, error) { return "made", nil })
-			if err == nil && got != "made" {
-				return errors.New("got " + got)
-			}
-			return err
-		}, func(err error) error {
-			switch {
-			case policy == region.FailOpen && err != nil && !errors.Is(err, context.DeadlineExceeded):
-				return errors.New("want the creator's value, or the deadline's error, under FailOpen; got " + err.Error())
-			case policy == region.FailClosed && err == nil:
-				return errors.New("want an error under FailClosed")
-			}
-			return nil
-		})
-		srv.Resume()
 	}
 }

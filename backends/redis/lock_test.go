@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/internal/counting"
 	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/region"
 	goredis "github.com/redis/go-redis/v9"
@@ -236,7 +236,7 @@ func TestLockWatchdog(t *testing.T) {
 func TestLockWatchdogLost(t *testing.T) {
 	const timeout = 150 * time.Millisecond
 	ctx := t.Context()
-	client, c := countingClient(t)
+	client, c := counting.RedisClient(t, server.Addr)
 	prefix := uniquePrefix(t)
 	b := redis.New(client, redis.WithPrefix(prefix), redis.WithLockWatchdog())
 	other := redis.New(newClient(t), redis.WithPrefix(prefix))
@@ -247,9 +247,9 @@ func TestLockWatchdogLost(t *testing.T) {
 	}
 	current := mustLock(t, other, "k", time.Minute)
 	time.Sleep(3 * timeout) // the watchdog ticks every 50ms: it runs at least once and stops
-	c.take()
+	c.Take()
 	time.Sleep(3 * timeout)
-	if cmds, pipelines := c.take(); len(cmds) != 0 || len(pipelines) != 0 {
+	if cmds, pipelines := c.Take(); len(cmds) != 0 || len(pipelines) != 0 {
 		t.Errorf("the watchdog of a lost lock still sends commands: %v %v", cmds, pipelines)
 	}
 	if ttl, err := client.PTTL(ctx, lockKey(prefix, "k")).Result(); err != nil || ttl < 50*time.Second {
@@ -288,7 +288,7 @@ func lockKey(prefix, key string) string { return prefix + "\x00lock\x00" + key }
 
 func TestTryLockMultiRoundTrips(t *testing.T) {
 	ctx := t.Context()
-	client, c := countingClient(t)
+	client, c := counting.RedisClient(t, server.Addr)
 	prefix := uniquePrefix(t)
 	b := redis.New(client, redis.WithPrefix(prefix))
 	keys := make([]string, 20)
@@ -299,7 +299,7 @@ func TestTryLockMultiRoundTrips(t *testing.T) {
 	if err := mustLock(t, b, "warm", time.Minute).Unlock(ctx); err != nil { // both scripts known
 		t.Fatal(err)
 	}
-	c.take()
+	c.Take()
 
 	for _, flush := range []bool{false, true} {
 		if flush {
@@ -308,7 +308,7 @@ func TestTryLockMultiRoundTrips(t *testing.T) {
 			if err := client.ScriptFlush(ctx).Err(); err != nil {
 				t.Fatal(err)
 			}
-			c.take()
+			c.Take()
 		}
 		taken, release, err := b.TryLockMulti(ctx, keys, time.Minute)
 		if err != nil {
@@ -319,7 +319,7 @@ func TestTryLockMultiRoundTrips(t *testing.T) {
 				t.Errorf("taken[%d] = %v", i, ok)
 			}
 		}
-		cmds, pipelines := c.take()
+		cmds, pipelines := c.Take()
 		wantCmds, wantPipelines := 0, 1
 		if flush {
 			wantPipelines = 2 // EVALSHA, then EVAL of what got NOSCRIPT
@@ -332,12 +332,12 @@ func TestTryLockMultiRoundTrips(t *testing.T) {
 			if err := client.ScriptFlush(ctx).Err(); err != nil {
 				t.Fatal(err)
 			}
-			c.take()
+			c.Take()
 		}
 		if err := release.Unlock(ctx); err != nil {
 			t.Fatal(err)
 		}
-		cmds, pipelines = c.take()
+		cmds, pipelines = c.Take()
 		if len(cmds) != wantCmds || len(pipelines) != wantPipelines || len(pipelines[0]) != 19 {
 			t.Errorf("releasing 19 locks sent %v and pipelines %v; want %d commands and %d pipelines of 19", cmds, pipelines, wantCmds, wantPipelines)
 		}
@@ -370,47 +370,6 @@ func TestTryLockMultiWatchdog(t *testing.T) {
 	}
 	mustLock(t, b, "a", time.Minute).Unlock(ctx)
 	mustLock(t, b, "b", time.Minute).Unlock(ctx)
-}
-
-// TestCreationTimeoutReleasesTheFleetLock: a process whose creator hangs (it ignores its context)
-// while the lock watchdog keeps its Redis lock alive holds the key for the whole fleet only for
-// the creation timeout: then the lock is released and another process creates the key at once.
-func TestCreationTimeoutReleasesTheFleetLock(t *testing.T) {
-	prefix := uniquePrefix(t)
-	open := func() *region.View[string] {
-		r := region.New("hung", region.WithCreationTimeout(500*time.Millisecond),
-			region.WithLockTimeout(time.Minute), region.WithLogger(slog.New(slog.DiscardHandler)))
-		if err := r.Configure(redis.New(newClient(t), redis.WithPrefix(prefix), redis.WithLockWatchdog())); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = r.Close() })
-		return region.NewView[string](r)
-	}
-	hung, other := open(), open()
-	stuck := make(chan struct{})
-	t.Cleanup(func() { close(stuck) }) // before the regions close: Close waits for the creator
-	started := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		_, err := hung.GetOrCreate(context.Background(), "k", func(context.Context) (string, error) {
-			close(started)
-			<-stuck
-			return "late", nil
-		})
-		errc <- err
-	}()
-	<-started
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	start := time.Now()
-	got, err := other.GetOrCreate(ctx, "k", func(context.Context) (string, error) { return "fresh", nil })
-	if err != nil || got != "fresh" {
-		t.Fatalf("the other process: (%q, %v) after %v, want (fresh, nil)", got, err, time.Since(start))
-	}
-	t.Logf("the other process created the key %v after the hung one took the lock (creation timeout 500ms, lock timeout 1m, watchdog on)", time.Since(start))
-	if err := <-errc; !errors.Is(err, region.ErrCreationTimeout) {
-		t.Errorf("the hung process's caller: %v, want ErrCreationTimeout", err)
-	}
 }
 
 // The first TryLockMulti on a Ring whose shards have not seen the lock script succeeds: a NOSCRIPT
@@ -602,16 +561,16 @@ func dropLockReply(t *testing.T) string {
 // fails and it stops itself.)
 func TestUnlockStopsWatchdog(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	client, c := countingClient(t)
+	client, c := counting.RedisClient(t, server.Addr)
 	b := redis.New(client, redis.WithPrefix(uniquePrefix(t)), redis.WithLockWatchdog())
 	l := mustLock(t, b, "k", timeout)
 	time.Sleep(timeout / 2) // one extension
 	if err := l.Unlock(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	c.take()
+	c.Take()
 	time.Sleep(timeout) // three more ticks, were the watchdog running
-	if cmds, pipelines := c.take(); len(cmds) != 0 || len(pipelines) != 0 {
+	if cmds, pipelines := c.Take(); len(cmds) != 0 || len(pipelines) != 0 {
 		t.Fatalf("commands after Unlock: %v %v; the watchdog still runs", cmds, pipelines)
 	}
 }

@@ -3,11 +3,11 @@ package redis_test
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dogpile-go/dogpile/backends/memory"
 	"github.com/dogpile-go/dogpile/backends/redis"
 	"github.com/dogpile-go/dogpile/memo"
 	"github.com/dogpile-go/dogpile/region"
@@ -83,37 +83,52 @@ func BenchmarkBareGoRedisGetJSON(b *testing.B) {
 	}
 }
 
-// TestMemoRoundTrips pins what a memo call costs on Redis: a hit is one GET and nothing else; a
-// cold miss is GET, the lock script, a second GET under it, SET, and the unlock script (each
-// script an EVALSHA, and an EVAL once when the server does not have it cached yet).
-func TestMemoRoundTrips(t *testing.T) {
-	client, c := countingClient(t)
-	r := region.New("roundtrips", region.WithExpiration(time.Hour))
-	if err := r.Configure(redis.New(client, redis.WithPrefix(uniquePrefix(t)))); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close() })
-	h := memo.Func(r, func(_ context.Context, id int64) (*benchUser, error) { return newBenchUser(id), nil },
-		memo.WithNamespace("users"))
-	ctx := context.Background()
-	if _, err := h.Call(ctx, 7); err != nil {
-		t.Fatal(err)
-	}
-	cold, pipes := c.take()
-	t.Logf("cold miss: %v", cold)
-	want := []string{"get/2", "evalsha/6", "get/2", "evalsha/6", "evalsha/5"} // read, lock, read, conditional store, unlock
-	// A script's first use on a server adds an EVAL after its EVALSHA.
-	cold = slices.DeleteFunc(cold, func(c string) bool { return strings.HasPrefix(c, "eval/") })
-	if len(pipes) != 0 || !slices.Equal(cold, want) {
-		t.Fatalf("cold miss sent %v and pipelines %v; want %v", cold, pipes, want)
-	}
-	for range 3 {
-		if _, err := h.Call(ctx, 7); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hits, pipes := c.take()
-	if len(pipes) != 0 || len(hits) != 3 || hits[0] != "get/2" || hits[1] != "get/2" || hits[2] != "get/2" {
-		t.Fatalf("3 hits sent %v and pipelines %v; want exactly one GET each", hits, pipes)
+// BenchmarkLocalCacheHit compares, in one run, a memo hit on a region with a memory L1 in front
+// of Redis, on a memory-only region, and on a Redis-only region (the L1 hit is meant to stay
+// within 1.5x of memory-only).
+func BenchmarkLocalCacheHit(b *testing.B) {
+	load := func(_ context.Context, id int64) (*benchUser, error) { return newBenchUser(id), nil }
+	for _, tc := range []struct {
+		name string
+		make func() (*region.Region, func())
+	}{
+		{"l1+redis", func() (*region.Region, func()) {
+			l1 := memory.New()
+			r := region.New("bench", region.WithExpiration(time.Hour), region.WithLocalCache(l1, time.Minute))
+			if err := r.Configure(redis.New(newClient(b), redis.WithPrefix(uniquePrefix(b)))); err != nil {
+				b.Fatal(err)
+			}
+			return r, func() { _ = r.Close(); l1.Close() }
+		}},
+		{"memory", func() (*region.Region, func()) {
+			r := region.New("bench", region.WithExpiration(time.Hour))
+			if err := r.Configure(memory.New()); err != nil {
+				b.Fatal(err)
+			}
+			return r, func() { _ = r.Close() }
+		}},
+		{"redis", func() (*region.Region, func()) {
+			r := region.New("bench", region.WithExpiration(time.Hour))
+			if err := r.Configure(redis.New(newClient(b), redis.WithPrefix(uniquePrefix(b)))); err != nil {
+				b.Fatal(err)
+			}
+			return r, func() { _ = r.Close() }
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			r, done := tc.make()
+			defer done()
+			h := memo.Func(r, load, memo.WithNamespace("users"))
+			ctx := context.Background()
+			if _, err := h.Call(ctx, 42); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if u, err := h.Call(ctx, 42); err != nil || u.ID != 42 {
+					b.Fatal(u, err)
+				}
+			}
+		})
 	}
 }

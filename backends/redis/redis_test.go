@@ -8,13 +8,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/backends/backendtest"
 	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/internal/counting"
 	"github.com/dogpile-go/dogpile/internal/testserver"
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
@@ -201,67 +201,9 @@ func TestTTL(t *testing.T) {
 	}
 }
 
-// counter is a go-redis hook that records the commands a client sends: single commands and
-// pipelines, each one round trip.
-type counter struct {
-	mu        sync.Mutex
-	cmds      []string   // name and argument count of every single command
-	pipelines [][]string // the same for the commands of every pipeline
-}
-
-func (c *counter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-
-func (c *counter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		c.mu.Lock()
-		c.cmds = append(c.cmds, describeCmd(cmd))
-		c.mu.Unlock()
-		return next(ctx, cmd)
-	}
-}
-
-func (c *counter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		names := make([]string, len(cmds))
-		for i, cmd := range cmds {
-			names[i] = describeCmd(cmd)
-		}
-		c.mu.Lock()
-		c.pipelines = append(c.pipelines, names)
-		c.mu.Unlock()
-		return next(ctx, cmds)
-	}
-}
-
-func describeCmd(cmd goredis.Cmder) string {
-	return cmd.Name() + "/" + strconv.Itoa(len(cmd.Args()))
-}
-
-// take returns what was recorded since the last call and forgets it.
-func (c *counter) take() (cmds []string, pipelines [][]string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cmds, pipelines = c.cmds, c.pipelines
-	c.cmds, c.pipelines = nil, nil
-	return cmds, pipelines
-}
-
-// countingClient returns a client of the shared server whose commands c records, with its
-// connection made (the handshake is not counted).
-func countingClient(t *testing.T) (*goredis.Client, *counter) {
-	t.Helper()
-	client := newClient(t)
-	if err := client.Ping(t.Context()).Err(); err != nil {
-		t.Fatal(err)
-	}
-	c := new(counter)
-	client.AddHook(c)
-	return client, c
-}
-
 func TestRoundTrips(t *testing.T) {
 	ctx := t.Context()
-	client, c := countingClient(t)
+	client, c := counting.RedisClient(t, server.Addr)
 	b := redis.New(client, redis.WithPrefix(uniquePrefix(t)))
 
 	const n = 100
@@ -277,14 +219,14 @@ func TestRoundTrips(t *testing.T) {
 
 	check := func(op string, wantCmds []string, wantPipelines [][]string) {
 		t.Helper()
-		cmds, pipelines := c.take()
+		cmds, pipelines := c.Take()
 		if fmt.Sprint(cmds) != fmt.Sprint(wantCmds) || fmt.Sprint(pipelines) != fmt.Sprint(wantPipelines) {
 			t.Errorf("%s sent commands %v and pipelines %v; want commands %v and pipelines %v",
 				op, cmds, pipelines, wantCmds, wantPipelines)
 		}
 	}
 
-	c.take()
+	c.Take()
 	if err := b.SetMulti(ctx, items, time.Hour); err != nil {
 		t.Fatal(err)
 	}

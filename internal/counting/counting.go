@@ -1,6 +1,7 @@
-// Package counting is a backend wrapper for tests that counts the calls a region makes, each a
-// round trip on a network backend, per operation. It forwards every capability of the backend it
-// wraps (multi-key operations, locks), so that regions call them through it and it sees them.
+// Package counting counts, for tests, what a region costs: the calls it makes to its backend
+// (Wrap), each a round trip on a network backend, per operation, and what reaches the server
+// (RedisClient, MemcachedClient). The wrapper forwards every capability of the backend it wraps
+// (multi-key operations, locks), so that regions call them through it and it sees them.
 package counting
 
 import (
