@@ -3,12 +3,17 @@ package region_test
 import (
 	"context"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends/memory"
+	"github.com/dogpile-go/dogpile/internal/params"
 	"github.com/dogpile-go/dogpile/region"
 )
 
@@ -49,20 +54,20 @@ func TestConfigureWith(t *testing.T) {
 // TestCircuitBreakerParam: circuit_breaker takes "min,max" or "off", and rejects the rest
 // naming itself.
 func TestCircuitBreakerParam(t *testing.T) {
+	configure := func(value string) error {
+		r := region.New("param")
+		defer r.Close()
+		return r.ConfigureURL("memory://?circuit_breaker=" + url.QueryEscape(value))
+	}
 	for _, ok := range []string{"100ms,5s", " 1s , 1s", "off", "OFF"} {
-		if _, err := region.Param("circuit_breaker", ok); err != nil {
+		if err := configure(ok); err != nil {
 			t.Errorf("circuit_breaker=%q: %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"", "1s", "5s,100ms", "0,1s", "-1s,1s", "x,y"} {
-		if _, err := region.Param("circuit_breaker", bad); err == nil || !strings.Contains(err.Error(), "circuit_breaker") {
+		if err := configure(bad); err == nil || !strings.Contains(err.Error(), "circuit_breaker") {
 			t.Errorf("circuit_breaker=%q: %v; want an error naming the parameter", bad, err)
 		}
-	}
-	r := region.New("param")
-	defer r.Close()
-	if err := r.ConfigureURL("memory://?circuit_breaker=off"); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -96,15 +101,16 @@ func TestConfigureURLHidesPasswords(t *testing.T) {
 }
 
 // ConfigureWith writes the region's settings without racing Invalidate, which works on an
-// unconfigured region and reads them, or CheckConfig, which package config calls without the
-// region's lock.
-func TestConfigureWithDoesNotRaceInvalidateOrCheckConfig(t *testing.T) {
+// unconfigured region and reads them, or the check package config makes of every region before
+// configuring any, without holding the region's lock itself.
+func TestConfigureWithDoesNotRaceInvalidateOrConfigCheck(t *testing.T) {
+	check := params.Provided[*region.Region, region.Option]().Check // what package config calls
 	for _, tc := range []struct {
 		name string
 		call func(r *region.Region)
 	}{
 		{"Invalidate", func(r *region.Region) { _ = r.Invalidate(context.Background(), region.Soft) }},
-		{"CheckConfig", func(r *region.Region) { _ = r.CheckConfig(region.WithExpiration(time.Minute)) }},
+		{"config check", func(r *region.Region) { _ = check(r, region.WithExpiration(time.Minute)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := region.New(t.Name())
@@ -138,6 +144,25 @@ func TestConfigureURLRejectsMalformedQuery(t *testing.T) {
 		_ = r.Close()
 		if err == nil {
 			t.Errorf("ConfigureURL(%q): no error; the malformed parameter was dropped silently", raw)
+		}
+	}
+}
+
+// ConfigureURL's documentation lists every region parameter, the one place users read them.
+func TestConfigureURLDocListsEveryParameter(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "configure.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc string
+	for _, d := range f.Decls {
+		if fn, ok := d.(*ast.FuncDecl); ok && fn.Name.Name == "ConfigureURL" {
+			doc = fn.Doc.Text()
+		}
+	}
+	for _, name := range params.Provided[*region.Region, region.Option]().Names {
+		if !strings.Contains(doc, "\t"+name+"=") {
+			t.Errorf("ConfigureURL's documentation does not list %s", name)
 		}
 	}
 }
