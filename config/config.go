@@ -41,6 +41,7 @@ import (
 	"strings"
 
 	"github.com/dogpile-go/dogpile/backends"
+	"github.com/dogpile-go/dogpile/internal/params"
 	"github.com/dogpile-go/dogpile/region"
 	"go.yaml.in/yaml/v3"
 )
@@ -54,8 +55,8 @@ type Document struct {
 // (region.New's options).
 type Region struct {
 	// Backend is the backend's URL, as backends.Open reads it: "redis://host:6379/0",
-	// "memory://", "file:///var/cache/app". It may carry region parameters in its query too
-	// (region.RegionParams).
+	// "memory://", "file:///var/cache/app". It may carry region parameters in its query too,
+	// as region.Region.ConfigureURL takes them.
 	Backend string `json:"backend"`
 	// Arguments are added to the backend URL's query: backend parameters (prefix, max_entries,
 	// ...). Values may be strings, numbers or booleans.
@@ -83,6 +84,11 @@ type Region struct {
 	env        map[string]string // fields from the environment, by region parameter
 	envBackend bool              // the backend URL came from the environment
 }
+
+// regionParams are the region parameters, which the fields of Region and the environment
+// variables are named after, and the check of a region's settings: package region's own, which
+// it provides through internal/params without exporting them.
+var regionParams = params.Provided[*region.Region, region.Option]()
 
 // fields are the settings of Region as region parameters, in the order errors report them.
 func (c Region) fields() map[string]string {
@@ -216,7 +222,7 @@ func Configure(d Document, getenv func(string) string, regions ...*region.Region
 		c := overlay(d.Regions[r.Name()], r.Name(), getenv)
 		b, opts, err := open(c, "regions."+r.Name())
 		if err == nil {
-			if err = r.CheckConfig(opts...); err != nil {
+			if err = regionParams.Check(r, opts...); err != nil {
 				err = fmt.Errorf("config: regions.%s: %w", r.Name(), err)
 				if cl, ok := backends.As[io.Closer](b); ok {
 					_ = cl.Close()
@@ -278,7 +284,7 @@ func overlay(c Region, name string, getenv func(string) string) Region {
 		c.Backend, c.Arguments, c.envBackend = v, nil, true
 	}
 	c.env = map[string]string{}
-	for _, field := range region.RegionParams {
+	for _, field := range regionParams.Names {
 		if v := getenv(EnvName(name, field)); v != "" {
 			c.env[field] = v
 		}
@@ -323,14 +329,14 @@ func open(c Region, path string) (backends.Backend, []region.Option, error) {
 			return nil, nil, fmt.Errorf("config: %s.arguments.%s: want a string, number or boolean, not %T", path, k, v)
 		}
 	}
-	params := func(fields map[string]string, where string) ([]region.Option, error) {
+	fieldOpts := func(fields map[string]string, where string) ([]region.Option, error) {
 		var opts []region.Option
-		for _, name := range region.RegionParams {
+		for _, name := range regionParams.Names {
 			v := fields[name]
 			if v == "" {
 				continue
 			}
-			o, err := region.Param(name, v)
+			o, err := regionParams.Param(name, v)
 			if err != nil {
 				return nil, fmt.Errorf("config: %s.%s%s: %w", path, name, where, err)
 			}
@@ -338,16 +344,16 @@ func open(c Region, path string) (backends.Backend, []region.Option, error) {
 		}
 		return opts, nil
 	}
-	docOpts, err := params(c.fields(), "")
+	docOpts, err := fieldOpts(c.fields(), "")
 	if err != nil {
 		return nil, nil, err
 	}
-	envOpts, err := params(c.env, " (from the environment)")
+	envOpts, err := fieldOpts(c.env, " (from the environment)")
 	if err != nil {
 		return nil, nil, err
 	}
 	// Region parameters in the URL itself, as ConfigureURL takes them.
-	urlOpts, err := region.OptionsFromQuery(q)
+	urlOpts, err := regionParams.FromQuery(q)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: %s.backend: %w", path, err)
 	}
@@ -358,7 +364,7 @@ func open(c Region, path string) (backends.Backend, []region.Option, error) {
 		opts = append(append(append(opts, urlOpts...), docOpts...), envOpts...)
 	}
 	u.RawQuery = q.Encode()
-	b, err := backends.Open(region.URLString(u))
+	b, err := backends.Open(params.URLString(u))
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: %s.backend: %w", path, err)
 	}

@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/internal/dogpile"
+	"github.com/dogpile-go/dogpile/internal/params"
 )
 
 // DefaultConfigureTimeout bounds the I/O of configuring a region when the context has no
@@ -68,9 +70,10 @@ func (r *Region) ConfigureContext(ctx context.Context, b backends.Backend, opts 
 	return nil
 }
 
-// CheckConfig reports whether ConfigureWith would accept opts: the error it would return for
-// them, without configuring anything.
-func (r *Region) CheckConfig(opts ...Option) error {
+// checkConfig reports whether ConfigureWith would accept opts: the error it would return for
+// them, without configuring anything. Package config calls it (paramTable.Check) for every region
+// before it configures any.
+func (r *Region) checkConfig(opts ...Option) error {
 	r.configMu.Lock() // ConfigureWith writes the settings under it
 	defer r.configMu.Unlock()
 	if r.closed.Load() {
@@ -104,10 +107,29 @@ func (r *Region) withOptions(opts []Option) (config, error) {
 //	redis://cache:6379/0?prefix=app:&expiration=10m&lock_timeout=5s
 //	memory://?max_entries=100000&expiration=1m
 //
-// The region's parameters (see RegionParams) are removed from the query before the rest goes to
-// the backend, which rejects what it does not know. On an error nothing is configured, and a
-// backend already opened is closed. Errors show the URL as backends.Redact does: no user
-// information, no password parameter.
+// The region's parameters, each with the option it sets, are:
+//
+//	expiration=10m             WithExpiration
+//	storage_ttl=1h             WithStorageTTL
+//	lock_timeout=5s            WithLockTimeout
+//	background_refresh=4       WithBackgroundRefresh (workers; 0: off)
+//	failure_policy=closed      WithFailurePolicy: open or closed
+//	early_refresh=1            WithEarlyRefresh (beta)
+//	stale_if_error=1h          WithStaleIfError (max staleness)
+//	jitter=0.1                 WithJitter (fraction)
+//	shared_invalidation=1s     WithSharedInvalidation (poll interval)
+//	creation_timeout=1m        WithCreationTimeout
+//	circuit_breaker=100ms,5s   WithCircuitBreaker: min,max, or off
+//	signed_entries=k1:c2Vj...  WithSignedEntries: id:base64-secret[,id:base64-secret...], the first signs
+//
+// Durations read as time.ParseDuration reads them and must not be negative (in code, a negative
+// expiration means "already expired"; in a URL it is a typo), numbers as strconv does; package config takes
+// the same parameters as fields of its documents and as environment variables. They are removed
+// from the query before the rest goes to the backend, which rejects what it does not know. An
+// invalid value, or a parameter given twice, is an error naming the parameter.
+//
+// On an error nothing is configured, and a backend already opened is closed. Errors show the URL
+// as backends.Redact does: no user information, no password parameter.
 func (r *Region) ConfigureURL(rawURL string) error {
 	u, err := backends.ParseURL(rawURL) // its error shows the URL redacted
 	if err != nil {
@@ -119,12 +141,12 @@ func (r *Region) ConfigureURL(rawURL string) error {
 		return fmt.Errorf("region %q: ConfigureURL: invalid query %q: a %% not followed by two hex digits, or a ';'",
 			r.name, backends.Redact("?"+u.RawQuery))
 	}
-	opts, err := OptionsFromQuery(q)
+	opts, err := paramTable.FromQuery(q)
 	if err != nil {
 		return fmt.Errorf("region %q: ConfigureURL: %w", r.name, err)
 	}
 	u.RawQuery = q.Encode()
-	b, err := backends.Open(URLString(u))
+	b, err := backends.Open(params.URLString(u))
 	if err != nil {
 		return fmt.Errorf("region %q: %w", r.name, err)
 	}
@@ -137,124 +159,58 @@ func (r *Region) ConfigureURL(rawURL string) error {
 	return nil
 }
 
-// RegionParams are the query parameters of a URL that ConfigureURL takes for the region, with the
-// options they set: durations as time.ParseDuration reads them ("10m", "1h30m"), numbers as
-// strconv reads them.
-var RegionParams = []string{
-	"expiration",          // WithExpiration
-	"storage_ttl",         // WithStorageTTL
-	"lock_timeout",        // WithLockTimeout
-	"background_refresh",  // WithBackgroundRefresh (workers)
-	"failure_policy",      // WithFailurePolicy: "open" or "closed"
-	"early_refresh",       // WithEarlyRefresh (beta)
-	"stale_if_error",      // WithStaleIfError (max staleness)
-	"jitter",              // WithJitter (fraction)
-	"shared_invalidation", // WithSharedInvalidation (poll interval)
-	"creation_timeout",    // WithCreationTimeout
-	"circuit_breaker",     // WithCircuitBreaker: "min,max" ("100ms,5s"), or "off"
-	"signed_entries",      // WithSignedEntries: "id:base64-secret[,id:base64-secret...]", the first signs
+// paramTable is the region's parameters and its check of settings, as ConfigureURL uses them
+// and package config has them from internal/params.
+var paramTable = params.Table[*Region, Option]{
+	Names: paramNames(),
+	Param: param,
+	Check: (*Region).checkConfig,
 }
 
-// OptionsFromQuery takes the RegionParams out of q and returns the options they set. An invalid
-// value is an error naming its parameter. It is the parsing ConfigureURL does; package config
-// uses it for its documents.
-func OptionsFromQuery(q url.Values) ([]Option, error) {
-	var opts []Option
-	for _, name := range RegionParams {
-		vals, ok := q[name]
-		if !ok {
-			continue
-		}
-		delete(q, name)
-		if len(vals) != 1 {
-			return nil, fmt.Errorf("parameter %s given %d times", name, len(vals))
-		}
-		o, err := Param(name, vals[0])
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, o)
-	}
-	return opts, nil
+func init() { params.Provide(paramTable) }
+
+// regionParam is a parameter ConfigureURL takes: its name, and the reading of its value into the
+// option it sets, with errors that name the parameter.
+type regionParam struct {
+	name  string
+	parse func(name, value string) (Option, error)
 }
 
-// Param returns the option that the region parameter name (one of RegionParams) sets to value,
-// or an error naming the parameter.
-func Param(name, value string) (Option, error) {
-	dur := func() (time.Duration, error) {
-		d, err := time.ParseDuration(value)
-		if err != nil {
-			return 0, fmt.Errorf("parameter %s: %q is not a duration (say 10m, 1h30m)", name, value)
-		}
-		return d, nil
+// regionParams are the parameters ConfigureURL lists, in the order their options apply.
+var regionParams = []regionParam{
+	{"expiration", durationParam(WithExpiration)},
+	{"storage_ttl", durationParam(WithStorageTTL)},
+	{"lock_timeout", durationParam(WithLockTimeout)},
+	{"background_refresh", backgroundRefreshParam},
+	{"failure_policy", failurePolicyParam},
+	{"early_refresh", numberParam(WithEarlyRefresh)},
+	{"stale_if_error", durationParam(WithStaleIfError)},
+	{"jitter", numberParam(WithJitter)},
+	{"shared_invalidation", durationParam(WithSharedInvalidation)},
+	{"creation_timeout", durationParam(WithCreationTimeout)},
+	{"circuit_breaker", circuitBreakerParam},
+	{"signed_entries", signedEntriesParam},
+}
+
+// paramNames returns the names of regionParams, in their order.
+func paramNames() []string {
+	names := make([]string, len(regionParams))
+	for i, p := range regionParams {
+		names[i] = p.name
 	}
-	num := func() (float64, error) {
-		f, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parameter %s: %q is not a number", name, value)
-		}
-		return f, nil
+	return names
+}
+
+// param returns the option that the region parameter name sets to value, checked alone so that
+// an error names the parameter.
+func param(name, value string) (Option, error) {
+	i := slices.IndexFunc(regionParams, func(p regionParam) bool { return p.name == name })
+	if i < 0 {
+		return Option{}, fmt.Errorf("unknown region parameter %q (known: %s)", name, strings.Join(paramNames(), ", "))
 	}
-	var o Option
-	switch name {
-	case "expiration", "storage_ttl", "lock_timeout", "stale_if_error", "shared_invalidation", "creation_timeout":
-		d, err := dur()
-		if err != nil {
-			return Option{}, err
-		}
-		o = map[string]func(time.Duration) Option{
-			"expiration": WithExpiration, "storage_ttl": WithStorageTTL,
-			"lock_timeout": WithLockTimeout, "stale_if_error": WithStaleIfError,
-			"shared_invalidation": WithSharedInvalidation, "creation_timeout": WithCreationTimeout,
-		}[name](d)
-	case "early_refresh", "jitter":
-		f, err := num()
-		if err != nil {
-			return Option{}, err
-		}
-		if name == "jitter" {
-			o = WithJitter(f)
-		} else {
-			o = WithEarlyRefresh(f)
-		}
-	case "background_refresh":
-		n, err := strconv.Atoi(value)
-		if err != nil {
-			return Option{}, fmt.Errorf("parameter %s: %q is not a whole number", name, value)
-		}
-		if n == 0 {
-			return regionOption("background_refresh=0", func(c *config) error { c.background = 0; return nil }), nil
-		}
-		o = WithBackgroundRefresh(n)
-	case "circuit_breaker":
-		if strings.EqualFold(value, "off") {
-			o = WithCircuitBreaker(0, 0)
-			break
-		}
-		lo, hi, ok := strings.Cut(value, ",")
-		min, err1 := time.ParseDuration(strings.TrimSpace(lo))
-		max, err2 := time.ParseDuration(strings.TrimSpace(hi))
-		if !ok || err1 != nil || err2 != nil {
-			return Option{}, fmt.Errorf("parameter %s: %q: want two durations, min,max (say 100ms,5s), or off", name, value)
-		}
-		o = WithCircuitBreaker(min, max)
-	case "signed_entries":
-		sign, verify, err := parseSigningKeys(value)
-		if err != nil {
-			return Option{}, fmt.Errorf("parameter %s: %w", name, err) // never the secrets themselves
-		}
-		o = WithSignedEntries(sign, verify...)
-	case "failure_policy":
-		switch strings.ToLower(value) {
-		case "open":
-			o = WithFailurePolicy(FailOpen)
-		case "closed":
-			o = WithFailurePolicy(FailClosed)
-		default:
-			return Option{}, fmt.Errorf("parameter %s: %q: want open or closed", name, value)
-		}
-	default:
-		return Option{}, fmt.Errorf("unknown region parameter %q (known: %s)", name, strings.Join(RegionParams, ", "))
+	o, err := regionParams[i].parse(name, value)
+	if err != nil {
+		return Option{}, err
 	}
 	// Check the value now, so that the error names the parameter.
 	var probe config
@@ -262,6 +218,80 @@ func Param(name, value string) (Option, error) {
 		return Option{}, fmt.Errorf("parameter %s: %w", name, err)
 	}
 	return o, nil
+}
+
+// durationParam reads a duration, as time.ParseDuration does, for the option set sets.
+func durationParam(set func(time.Duration) Option) func(name, value string) (Option, error) {
+	return func(name, value string) (Option, error) {
+		d, err := time.ParseDuration(value)
+		if err != nil {
+			return Option{}, fmt.Errorf("parameter %s: %q is not a duration (say 10m, 1h30m)", name, value)
+		}
+		if d < 0 {
+			// In code a negative expiration means "already expired"; written in a URL or a
+			// document it is a typo far more often.
+			return Option{}, fmt.Errorf("parameter %s: negative duration %v (0 means never)", name, d)
+		}
+		return set(d), nil
+	}
+}
+
+// numberParam reads a number, as strconv.ParseFloat does, for the option set sets.
+func numberParam(set func(float64) Option) func(name, value string) (Option, error) {
+	return func(name, value string) (Option, error) {
+		f, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return Option{}, fmt.Errorf("parameter %s: %q is not a number", name, value)
+		}
+		return set(f), nil
+	}
+}
+
+// backgroundRefreshParam reads a number of workers; 0 turns background refresh off, which
+// WithBackgroundRefresh does not take.
+func backgroundRefreshParam(name, value string) (Option, error) {
+	n, err := strconv.Atoi(value)
+	if err != nil {
+		return Option{}, fmt.Errorf("parameter %s: %q is not a whole number", name, value)
+	}
+	if n == 0 {
+		return regionOption("background_refresh=0", func(c *config) error { c.background = 0; return nil }), nil
+	}
+	return WithBackgroundRefresh(n), nil
+}
+
+// failurePolicyParam reads "open" or "closed", in any case.
+func failurePolicyParam(name, value string) (Option, error) {
+	switch strings.ToLower(value) {
+	case "open":
+		return WithFailurePolicy(FailOpen), nil
+	case "closed":
+		return WithFailurePolicy(FailClosed), nil
+	}
+	return Option{}, fmt.Errorf("parameter %s: %q: want open or closed", name, value)
+}
+
+// circuitBreakerParam reads "min,max" ("100ms,5s"), or "off" in any case.
+func circuitBreakerParam(name, value string) (Option, error) {
+	if strings.EqualFold(value, "off") {
+		return WithCircuitBreaker(0, 0), nil
+	}
+	lo, hi, ok := strings.Cut(value, ",")
+	min, err1 := time.ParseDuration(strings.TrimSpace(lo))
+	max, err2 := time.ParseDuration(strings.TrimSpace(hi))
+	if !ok || err1 != nil || err2 != nil {
+		return Option{}, fmt.Errorf("parameter %s: %q: want two durations, min,max (say 100ms,5s), or off", name, value)
+	}
+	return WithCircuitBreaker(min, max), nil
+}
+
+// signedEntriesParam reads "id:base64-secret[,id:base64-secret...]", the first key signing.
+func signedEntriesParam(name, value string) (Option, error) {
+	sign, verify, err := parseSigningKeys(value)
+	if err != nil {
+		return Option{}, fmt.Errorf("parameter %s: %w", name, err) // never the secrets themselves
+	}
+	return WithSignedEntries(sign, verify...), nil
 }
 
 // newEngine returns the lock engine for a region with the given background workers, wired to
@@ -278,17 +308,4 @@ func (r *Region) newEngine(background int) *dogpile.Engine {
 		}
 	}
 	return e
-}
-
-// URLString is u.String(), but keeps the "//" of a URL without host or path ("memory://",
-// which url.URL would print "memory:"), so that errors show URLs as they were written.
-func URLString(u *url.URL) string {
-	if u.Opaque == "" && u.Host == "" && u.Path == "" && u.User == nil && u.Scheme != "" {
-		s := u.Scheme + "://"
-		if u.RawQuery != "" {
-			s += "?" + u.RawQuery
-		}
-		return s
-	}
-	return u.String()
 }

@@ -3,17 +3,18 @@ package region_test
 import (
 	"context"
 	"errors"
-	"log/slog"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends/memory"
-	"github.com/dogpile-go/dogpile/backends/redis"
-	"github.com/dogpile-go/dogpile/internal/testserver"
+	"github.com/dogpile-go/dogpile/internal/params"
 	"github.com/dogpile-go/dogpile/region"
-	goredis "github.com/redis/go-redis/v9"
 )
 
 func TestConfigureWith(t *testing.T) {
@@ -53,20 +54,20 @@ func TestConfigureWith(t *testing.T) {
 // TestCircuitBreakerParam: circuit_breaker takes "min,max" or "off", and rejects the rest
 // naming itself.
 func TestCircuitBreakerParam(t *testing.T) {
+	configure := func(value string) error {
+		r := region.New("param")
+		defer r.Close()
+		return r.ConfigureURL("memory://?circuit_breaker=" + url.QueryEscape(value))
+	}
 	for _, ok := range []string{"100ms,5s", " 1s , 1s", "off", "OFF"} {
-		if _, err := region.Param("circuit_breaker", ok); err != nil {
+		if err := configure(ok); err != nil {
 			t.Errorf("circuit_breaker=%q: %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"", "1s", "5s,100ms", "0,1s", "-1s,1s", "x,y"} {
-		if _, err := region.Param("circuit_breaker", bad); err == nil || !strings.Contains(err.Error(), "circuit_breaker") {
+		if err := configure(bad); err == nil || !strings.Contains(err.Error(), "circuit_breaker") {
 			t.Errorf("circuit_breaker=%q: %v; want an error naming the parameter", bad, err)
 		}
-	}
-	r := region.New("param")
-	defer r.Close()
-	if err := r.ConfigureURL("memory://?circuit_breaker=off"); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -100,15 +101,16 @@ func TestConfigureURLHidesPasswords(t *testing.T) {
 }
 
 // ConfigureWith writes the region's settings without racing Invalidate, which works on an
-// unconfigured region and reads them, or CheckConfig, which package config calls without the
-// region's lock.
-func TestConfigureWithDoesNotRaceInvalidateOrCheckConfig(t *testing.T) {
+// unconfigured region and reads them, or the check package config makes of every region before
+// configuring any, without holding the region's lock itself.
+func TestConfigureWithDoesNotRaceInvalidateOrConfigCheck(t *testing.T) {
+	check := params.Provided[*region.Region, region.Option]().Check // what package config calls
 	for _, tc := range []struct {
 		name string
 		call func(r *region.Region)
 	}{
 		{"Invalidate", func(r *region.Region) { _ = r.Invalidate(context.Background(), region.Soft) }},
-		{"CheckConfig", func(r *region.Region) { _ = r.CheckConfig(region.WithExpiration(time.Minute)) }},
+		{"config check", func(r *region.Region) { _ = check(r, region.WithExpiration(time.Minute)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := region.New(t.Name())
@@ -146,85 +148,21 @@ func TestConfigureURLRejectsMalformedQuery(t *testing.T) {
 	}
 }
 
-// TestConfigureIsBoundedOnAPausedRedis: configuring a region that shares its invalidations, on a
-// Redis that is paused (it accepts connections and never answers), returns by the context's
-// deadline (ConfigureContext) or after region.DefaultConfigureTimeout (ConfigureWith): the
-// subscription and the read of the stored invalidations fail, are reported, and are tried again
-// in the background. Close does not wait for the server either. Once the server is back, an
-// invalidation made elsewhere reaches the region.
-func TestConfigureIsBoundedOnAPausedRedis(t *testing.T) {
-	srv := testserver.StartRedis(t)
-	// A client as redis.Open builds it (ContextTimeoutEnabled), closed when the test ends.
-	newBackend := func() *redis.Backend {
-		c := goredis.NewClient(&goredis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
-		t.Cleanup(func() { _ = c.Close() })
-		return redis.New(c)
-	}
-	sharing := func() *region.Region {
-		return region.New("shared", region.WithSharedInvalidation(50*time.Millisecond), region.WithLogger(slog.New(slog.DiscardHandler)))
-	}
-	srv.Pause(t)
-
-	r := sharing()
-	ctx, cancel := context.WithTimeout(t.Context(), testserver.CallDeadline)
-	start := time.Now()
-	err := r.ConfigureContext(ctx, newBackend())
-	elapsed := time.Since(start)
-	cancel()
-	t.Logf("ConfigureContext with a %v deadline on a paused Redis: %v after %v", testserver.CallDeadline, err, elapsed.Round(time.Millisecond))
+// ConfigureURL's documentation lists every region parameter, the one place users read them.
+func TestConfigureURLDocListsEveryParameter(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "configure.go", nil, parser.ParseComments)
 	if err != nil {
-		t.Fatalf("ConfigureContext: %v; want the region configured, the failures reported", err)
-	}
-	if elapsed > time.Second {
-		t.Errorf("ConfigureContext with a %v deadline on a paused Redis took %v; want about the deadline", testserver.CallDeadline, elapsed)
-	}
-
-	r2 := sharing()
-	start = time.Now()
-	err = r2.ConfigureWith(newBackend())
-	elapsed = time.Since(start)
-	t.Logf("ConfigureWith on a paused Redis: %v after %v", err, elapsed.Round(time.Millisecond))
-	if err != nil {
-		t.Fatalf("ConfigureWith: %v", err)
-	}
-	if elapsed > region.DefaultConfigureTimeout+2*time.Second {
-		t.Errorf("ConfigureWith on a paused Redis took %v; want about region.DefaultConfigureTimeout, %v", elapsed, region.DefaultConfigureTimeout)
-	}
-	start = time.Now()
-	if err := r2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if elapsed := time.Since(start); elapsed > time.Second {
-		t.Errorf("Close on a paused Redis took %v; want it not to wait for the server", elapsed)
-	}
-
-	// Back: the first region reads what another process stores (its poll, or its subscription
-	// once it is made again).
-	srv.Resume()
-	v := region.NewView[string](r)
-	other := region.New("shared", region.WithSharedInvalidation(time.Minute), region.WithLogger(slog.New(slog.DiscardHandler)))
-	if err := other.Configure(newBackend()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = other.Close() })
-	if err := v.Set(t.Context(), "k", "v"); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(2 * time.Millisecond)
-	if err := other.Invalidate(t.Context(), region.Hard); err != nil {
-		t.Fatal(err)
-	}
-	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
-		if _, ok, _ := v.Get(t.Context(), "k", region.WithIgnoreExpiration()); !ok {
-			break
-		}
-		if time.Since(start) > 5*time.Second {
-			t.Fatal("the invalidation made elsewhere did not reach the region within 5s of the server's return")
+	var doc string
+	for _, d := range f.Decls {
+		if fn, ok := d.(*ast.FuncDecl); ok && fn.Name.Name == "ConfigureURL" {
+			doc = fn.Doc.Text()
 		}
 	}
-	start = time.Now()
-	if err := r.Close(); err != nil {
-		t.Fatal(err)
+	for _, name := range params.Provided[*region.Region, region.Option]().Names {
+		if !strings.Contains(doc, "\t"+name+"=") {
+			t.Errorf("ConfigureURL's documentation does not list %s", name)
+		}
 	}
-	t.Logf("Close: %v", time.Since(start))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -159,27 +160,34 @@ func TestSignedEntriesCoverEveryWrite(t *testing.T) {
 // a secret.
 func TestSignedEntriesParam(t *testing.T) {
 	const secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==" // 36 bytes
-	if _, err := region.Param("signed_entries", "k1:"+secret+",k0:"+secret); err != nil {
+	configure := func(value string) error {
+		r := region.New("signing")
+		defer r.Close()
+		return r.ConfigureURL("memory://?signed_entries=" + url.QueryEscape(value))
+	}
+	if err := configure("k1:" + secret + ",k0:" + secret); err != nil {
 		t.Errorf("two keys: %v", err)
 	}
 	for _, bad := range []string{"k1", ":" + secret, "k1:not base64!", "k1:c2hvcnQ=", "k1:" + secret + ",k1:" + secret} {
-		_, err := region.Param("signed_entries", bad)
+		err := configure(bad)
 		if err == nil {
 			t.Errorf("%q accepted", bad)
 			continue
+		}
+		if !strings.Contains(err.Error(), "signed_entries") {
+			t.Errorf("%q: the error does not name the parameter: %v", bad, err)
 		}
 		if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "c2hvcnQ") {
 			t.Errorf("%q: the error shows the secret: %v", bad, err)
 		}
 	}
-	if _, err := newRegionErr(region.WithSignedEntries(region.SigningKey{ID: "k", Secret: []byte("short")})); err == nil {
+	r := region.New("signing")
+	defer r.Close()
+	b := memory.New()
+	defer b.Close() // not taken by a failed ConfigureWith
+	if err := r.ConfigureWith(b, region.WithSignedEntries(region.SigningKey{ID: "k", Secret: []byte("short")})); err == nil {
 		t.Error("a 5-byte secret was accepted")
 	}
-}
-
-func newRegionErr(opts ...region.Option) (*region.Region, error) {
-	r := region.New("signing")
-	return r, r.CheckConfig(opts...)
 }
 
 // BenchmarkHitEnvelope is a hit through the entry envelope and the JSON codec, with no network
