@@ -125,12 +125,24 @@ func guard[T any](work func() (T, error), finish func(T, error)) {
 	v, err = work()
 }
 
-// bounded runs create under the engine's CreationTimeout. Without one it is a plain call on the caller's goroutine. With one, create runs on a goroutine
+// creationTimeout is the timeout of the creations that x, an Op or a Batch, leads: its own if it
+// has one (CreationTimeouter), the engine's otherwise.
+func (e *Engine) creationTimeout(x any) time.Duration {
+	if t, ok := x.(CreationTimeouter); ok {
+		if d, ok := t.CreationTimeout(); ok {
+			return d
+		}
+	}
+	return e.CreationTimeout
+}
+
+// bounded runs create under the creation timeout of x, the Op or Batch whose creator it is.
+// Without one it is a plain call on the caller's goroutine. With one, create runs on a goroutine
 // of its own (counted in e.wg, so that Close waits for it) with a context cancelled at the
 // timeout; bounded returns its result, or ErrCreationTimeout once the timeout passes, abandoning
 // it. A panic or runtime.Goexit in create comes back as a *PanicError or ErrGoexit.
-func bounded[T any](e *Engine, ctx context.Context, create func(context.Context) (T, error)) (T, error) {
-	d := e.CreationTimeout
+func bounded[T any](e *Engine, ctx context.Context, x any, create func(context.Context) (T, error)) (T, error) {
+	d := e.creationTimeout(x)
 	if d <= 0 {
 		return create(ctx)
 	}

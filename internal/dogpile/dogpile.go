@@ -73,6 +73,18 @@ type Op interface {
 	Observe(e Event, d time.Duration)
 }
 
+// CreationTimeouter is an optional interface of an Op or a Batch that bounds its own creations.
+// When CreationTimeout returns ok, d replaces Engine.CreationTimeout for each creator call that
+// the Op's or Batch's call leads (Op.Create, or every Batch.Create of its rounds); d zero or
+// negative leaves the creation unbounded. When it returns ok false, or the Op or Batch does not
+// have the method, Engine.CreationTimeout applies. Callers that join a flight another call leads
+// wait under the leader's timeout. The engine asks once a creator call, just before it.
+type CreationTimeouter interface {
+	// CreationTimeout returns the timeout of this call's creations, or ok false to keep the
+	// engine's.
+	CreationTimeout() (d time.Duration, ok bool)
+}
+
 // Event is something that happened to a call, reported to Op.Observe and Batch.Observe.
 type Event int
 
@@ -143,12 +155,14 @@ type Engine struct {
 	// after it the creator's context is cancelled and the creation ends with an error that
 	// errors.Is ErrCreationTimeout, releasing its locks, so that the next caller may create
 	// again. A creator that ignores its context goes on running, alone: what it returns is
-	// dropped (and Close waits for it). Set it before the first call.
+	// dropped (and Close waits for it). An Op or Batch that implements CreationTimeouter may
+	// replace it for its own creations. Set it before the first call.
 	CreationTimeout time.Duration
 }
 
-// ErrCreationTimeout is the error of a creation that ran longer than the engine's
-// CreationTimeout.
+// ErrCreationTimeout is the error of a creation that ran longer than its creation timeout:
+// Engine.CreationTimeout, or the one its Op or Batch gave (CreationTimeouter). The error that
+// wraps it states the timeout.
 var ErrCreationTimeout = errors.New("dogpile: creation timed out")
 
 // New returns an Engine. backgroundWorkers > 0 turns on background refresh with at most that
@@ -339,7 +353,7 @@ func (c creation) createLocked(ctx context.Context) (any, error) {
 	if madeSince(c.op, got, found, c.cur, c.have) {
 		return got.Value, nil
 	}
-	v, err := bounded(c.e, ctx, c.op.Create)
+	v, err := bounded(c.e, ctx, c.op, c.op.Create)
 	if err != nil {
 		return nil, err
 	}
