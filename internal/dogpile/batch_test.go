@@ -446,6 +446,38 @@ func TestBatchCreatorSubsetErrorPanic(t *testing.T) {
 	})
 }
 
+// ownTimeoutBatch is a Batch with a creation timeout of its own (CreationTimeouter).
+type ownTimeoutBatch struct {
+	*fakeBatch
+	d  time.Duration
+	ok bool
+}
+
+func (b ownTimeoutBatch) CreationTimeout() (time.Duration, bool) { return b.d, b.ok }
+
+// TestBatchCreationTimeoutReplacesTheEngines is TestOpCreationTimeoutReplacesTheEngines for a
+// Batch: its own creation timeout bounds its creator's call instead of the engine's.
+func TestBatchCreationTimeoutReplacesTheEngines(t *testing.T) {
+	for _, tc := range ownTimeoutCases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newStore(time.Minute)
+				e := New(0)
+				e.CreationTimeout = tc.engine
+				defer e.Close()
+				b := ownTimeoutBatch{s.batch([]string{"a", "b"}, true, func(ctx context.Context, keys []string) (map[string]any, error) {
+					time.Sleep(ownTimeoutWork)
+					return valuesOf(ctx, keys)
+				}), tc.own, tc.ok}
+				start := time.Now()
+				res, err := e.ResolveBatch(t.Context(), b, []Want{{Index: 0}, {Index: 1}})
+				made := err == nil && res[0].Value == "v:a" && res[1].Value == "v:b"
+				checkOwnTimeout(t, tc.want, time.Since(start), made, err)
+			})
+		})
+	}
+}
+
 func TestBatchExpiredKeysServedStale(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newStore(time.Minute)

@@ -24,8 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"math/rand/v2"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -73,6 +71,18 @@ type Op interface {
 	// Observe is told what happened to the call, for statistics: it must be cheap and must not
 	// block.
 	Observe(e Event, d time.Duration)
+}
+
+// CreationTimeouter is an optional interface of an Op or a Batch that bounds its own creations.
+// When CreationTimeout returns ok, d replaces Engine.CreationTimeout for each creator call that
+// the Op's or Batch's call leads (Op.Create, or every Batch.Create of its rounds); d zero or
+// negative leaves the creation unbounded. When it returns ok false, or the Op or Batch does not
+// have the method, Engine.CreationTimeout applies. Callers that join a flight another call leads
+// wait under the leader's timeout. The engine asks once a creator call, just before it.
+type CreationTimeouter interface {
+	// CreationTimeout returns the timeout of this call's creations, or ok false to keep the
+	// engine's.
+	CreationTimeout() (d time.Duration, ok bool)
 }
 
 // Event is something that happened to a call, reported to Op.Observe and Batch.Observe.
@@ -145,12 +155,14 @@ type Engine struct {
 	// after it the creator's context is cancelled and the creation ends with an error that
 	// errors.Is ErrCreationTimeout, releasing its locks, so that the next caller may create
 	// again. A creator that ignores its context goes on running, alone: what it returns is
-	// dropped (and Close waits for it). Set it before the first call.
+	// dropped (and Close waits for it). An Op or Batch that implements CreationTimeouter may
+	// replace it for its own creations. Set it before the first call.
 	CreationTimeout time.Duration
 }
 
-// ErrCreationTimeout is the error of a creation that ran longer than the engine's
-// CreationTimeout.
+// ErrCreationTimeout is the error of a creation that ran longer than its creation timeout:
+// Engine.CreationTimeout, or the one its Op or Batch gave (CreationTimeouter). The error that
+// wraps it states the timeout.
 var ErrCreationTimeout = errors.New("dogpile: creation timed out")
 
 // New returns an Engine. backgroundWorkers > 0 turns on background refresh with at most that
@@ -208,17 +220,6 @@ func (e *Engine) Join(ctx context.Context, key string, kind any) (v any, err err
 	return v, err, true
 }
 
-// enter counts a creation about to start; false after Close.
-func (e *Engine) enter() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return false
-	}
-	e.wg.Add(1)
-	return true
-}
-
 // Resolve answers a call whose entry was not fresh: cur is the entry read (valid when have is
 // true, expired by op.Fresh). It returns the value to give the caller.
 func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any, error) {
@@ -234,126 +235,90 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 		op.Observe(EventWaited, time.Since(start))
 		return v, err
 	}
-	if !e.enter() {
-		e.flights.finish(f, nil, ErrClosed)
-		return nil, ErrClosed
-	}
+	c := creation{e: e, ctx: ctx, op: op, f: f, cur: cur, have: have}
 	if have && e.slots != nil {
-		select {
-		case e.slots <- struct{}{}:
+		c.background = true // its caller is counted as served old below, once
+		switch err := spawn(e, refresh, c); err {
+		case nil:
 			op.Observe(EventBackground, 0)
-			f.background = true // its caller is counted as served old below, once
-			go func() {
-				defer e.wg.Done() // last: Close returns only once the slot is free too
-				defer func() { <-e.slots }()
-				e.run(ctx, op, f, cur, have)
-				if f.err != nil && e.OnError != nil {
-					e.OnError(context.WithoutCancel(ctx), op.Key(), f.err)
-				}
-			}()
-		default:
+		case errBusy:
 			e.flights.finish(f, cur.Value, nil)
-			e.wg.Done()
 			op.Observe(EventDropped, 0)
 			if e.OnDrop != nil {
 				e.OnDrop(op.Key())
 			}
+		default:
+			e.flights.finish(f, nil, err)
+			return nil, err
 		}
 		op.Observe(EventStale, 0)
 		return cur.Value, nil
 	}
-	if ctx.Done() == nil {
-		// The caller cannot give up, so nobody can be left waiting for a creation it abandoned:
-		// run it here and save a goroutine.
-		// Deferred: a creator that calls runtime.Goexit ends this goroutine too, and Close must
-		// not wait for it forever.
-		func() {
-			defer e.wg.Done()
-			e.run(ctx, op, f, cur, have)
-		}()
-	} else {
-		go func() {
-			defer e.wg.Done()
-			e.run(ctx, op, f, cur, have)
-		}()
+	if err := spawn(e, forCaller(ctx), c); err != nil {
+		e.flights.finish(f, nil, err)
+		return nil, err
 	}
 	return f.wait(ctx)
 }
 
-// run produces the flight's result and finishes it, whatever the creator does: return, panic,
-// or runtime.Goexit. It runs on its own goroutine (or inline for callers that cannot cancel)
-// with a context that keeps the caller's values but not its cancellation; Close cancels it.
-// Its caller counted it in e.wg and marks it done after it returns.
-func (e *Engine) run(callerCtx context.Context, op Op, f *flight, cur Entry, have bool) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(callerCtx))
-	stop := context.AfterFunc(e.closing, cancel)
-	defer func() {
-		stop()
-		cancel()
-	}()
+// creation is the work of a flight that a call of Resolve leads: what spawn runs.
+type creation struct {
+	e   *Engine
+	ctx context.Context // the leading caller's
+	op  Op
+	f   *flight
+	// cur is the entry the caller read, when have.
+	cur  Entry
+	have bool
+	// background is set for a regeneration run by a background worker: its caller was counted
+	// as served old, and its error has no caller to return to.
+	background bool
+}
 
-	var (
-		val      any
-		err      error
-		returned bool
-	)
-	defer func() {
-		if !returned && err == nil {
-			err = ErrGoexit
+// run produces the flight's result and finishes it, whatever the creator does (lead). A
+// background regeneration then reports its error to OnError.
+func (c creation) run() {
+	lead(c.e, c.ctx, func(ctx context.Context) (any, error) {
+		if c.have {
+			return c.regenerate(ctx)
 		}
-		if err != nil && e.closing.Err() != nil && errors.Is(err, context.Canceled) {
-			// Cancelled by Close, not by any caller: say so, or callers whose own context is
-			// live would take it for theirs.
-			err = ErrClosed
-		}
-		e.flights.finish(f, val, err)
-	}()
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				err = &PanicError{Value: r, Stack: debug.Stack()}
-			}
-		}()
-		if have {
-			val, err = e.regenerate(ctx, op, f, cur)
-		} else {
-			val, err = e.create(ctx, op, f)
-		}
-		returned = true
-	}()
+		return c.create(ctx)
+	}, func(v any, err error) { c.e.flights.finish(c.f, v, err) })
+	if c.background && c.f.err != nil && c.e.OnError != nil {
+		c.e.OnError(context.WithoutCancel(c.ctx), c.op.Key(), c.f.err)
+	}
 }
 
 // regenerate handles an expired entry: try the distributed lock without waiting; lost, the old
 // value stands; won, read again (another process may have just regenerated) and create.
-func (e *Engine) regenerate(ctx context.Context, op Op, f *flight, cur Entry) (any, error) {
-	unlock, ok, err := op.TryLock(ctx)
+func (c creation) regenerate(ctx context.Context) (any, error) {
+	unlock, ok, err := c.op.TryLock(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		if !f.background {
-			op.Observe(EventStale, 0) // another process regenerates it
+		if !c.background {
+			c.op.Observe(EventStale, 0) // another process regenerates it
 		}
-		return cur.Value, nil
+		return c.cur.Value, nil
 	}
 	if unlock != nil {
 		defer unlock()
 	}
-	return e.createLocked(ctx, op, f, cur, true)
+	return c.createLocked(ctx)
 }
 
 // create handles an absent entry: wait for the distributed lock, polling for the value that its
 // holder may store meanwhile, then read again and create.
-func (e *Engine) create(ctx context.Context, op Op, f *flight) (any, error) {
-	backoff := time.Millisecond
-	var waitStart time.Time // when the lock was first found held
+func (c creation) create(ctx context.Context) (any, error) {
+	var pace backoff
 	defer func() {
-		if !waitStart.IsZero() {
-			op.Observe(EventWaited, time.Since(waitStart))
+		if d, ok := pace.waited(); ok {
+			c.op.Observe(EventWaited, d)
 		}
 	}()
 	for {
-		unlock, ok, err := op.TryLock(ctx)
+		unlock, ok, err := c.op.TryLock(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -361,47 +326,39 @@ func (e *Engine) create(ctx context.Context, op Op, f *flight) (any, error) {
 			if unlock != nil {
 				defer unlock()
 			}
-			return e.createLocked(ctx, op, f, Entry{}, false)
+			return c.createLocked(ctx)
 		}
 		// Another process holds the lock and is creating: its value may be there already.
-		if waitStart.IsZero() {
-			waitStart = time.Now()
-		}
-		if cur, found, err := op.Load(ctx); err != nil {
+		pace.begin()
+		got, found, err := c.op.Load(ctx)
+		if err != nil {
 			return nil, err
-		} else if found && op.Fresh(cur) {
-			return cur.Value, nil
 		}
-		// Full jitter keeps processes that wait on one lock from polling in step.
-		d := time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if madeSince(c.op, got, found, c.cur, c.have) {
+			return got.Value, nil
 		}
-		backoff = min(backoff*2, 100*time.Millisecond)
+		if err := pace.wait(ctx); err != nil {
+			return nil, err
+		}
 	}
 }
 
-// createLocked runs under the key's lock: read once more, and create only if still needed. An
-// entry that was there (have: seen, expired or due for an early refresh, as seen) is regenerated
-// unless the read finds a fresh one made since; an absent one unless the read finds a fresh one.
-func (e *Engine) createLocked(ctx context.Context, op Op, f *flight, seen Entry, have bool) (any, error) {
-	cur, found, err := op.Load(ctx)
+// createLocked runs under the key's lock: read once more, and create only if no other process
+// made the entry since (madeSince).
+func (c creation) createLocked(ctx context.Context) (any, error) {
+	got, found, err := c.op.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if found && op.Fresh(cur) && (!have || cur.Created != seen.Created) {
-		return cur.Value, nil
+	if madeSince(c.op, got, found, c.cur, c.have) {
+		return got.Value, nil
 	}
-	v, err := bounded(e, ctx, op.Create)
+	v, err := bounded(c.e, ctx, c.op, c.op.Create)
 	if err != nil {
 		return nil, err
 	}
-	if err := f.store(ctx, op, v); err != nil {
-		if err := op.StoreFailed(ctx, err); err != nil {
+	if err := c.f.store(ctx, c.op, v); err != nil {
+		if err := c.op.StoreFailed(ctx, err); err != nil {
 			return nil, err
 		}
 	}
@@ -417,8 +374,6 @@ type flight struct {
 	val  any
 	err  error
 
-	// background is set, before it starts, for a regeneration run by a background worker.
-	background bool
 	// absent is set at its start for the creation of a key that held no usable entry: its
 	// callers wait for it, and Join lets later callers wait for it without reading first.
 	absent bool
@@ -571,52 +526,4 @@ func (g *group) len() int {
 		s.mu.Unlock()
 	}
 	return n
-}
-
-// bounded runs create under the engine's CreationTimeout. Without one it is a plain call on the
-// caller's goroutine. With one, create runs on a goroutine of its own (counted in e.wg, so that
-// Close waits for it) with a context cancelled at the timeout; bounded returns its result, or
-// ErrCreationTimeout once the timeout passes, abandoning it. A panic or runtime.Goexit in create
-// comes back as a *PanicError or ErrGoexit.
-func bounded[T any](e *Engine, ctx context.Context, create func(context.Context) (T, error)) (T, error) {
-	if e.CreationTimeout <= 0 {
-		return create(ctx)
-	}
-	var zero T
-	ctx, cancel := context.WithTimeoutCause(ctx, e.CreationTimeout, ErrCreationTimeout)
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1) // buffered: an abandoned creator does not block
-	e.mu.Lock()
-	e.wg.Add(1) // a creation in progress holds e.wg already, so Close is not waiting yet
-	e.mu.Unlock()
-	go func() {
-		defer e.wg.Done()
-		defer cancel()
-		res := result{err: ErrGoexit} // kept if create calls runtime.Goexit
-		defer func() { done <- res }()
-		defer func() {
-			if r := recover(); r != nil {
-				res = result{err: &PanicError{Value: r, Stack: debug.Stack()}}
-			}
-		}()
-		v, err := create(ctx)
-		res = result{v, err}
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil && errors.Is(r.err, context.DeadlineExceeded) && context.Cause(ctx) == ErrCreationTimeout {
-			return zero, fmt.Errorf("%w after %v: %w", ErrCreationTimeout, e.CreationTimeout, r.err)
-		}
-		return r.v, r.err
-	case <-ctx.Done():
-		if context.Cause(ctx) != ErrCreationTimeout {
-			// Cancelled from above (Close): wait for the creator, which sees it too.
-			r := <-done
-			return r.v, r.err
-		}
-		return zero, fmt.Errorf("%w after %v", ErrCreationTimeout, e.CreationTimeout)
-	}
 }

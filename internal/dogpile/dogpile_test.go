@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -760,6 +761,75 @@ func TestCreationTimeoutKeepsPanicsAndGoexit(t *testing.T) {
 	_, err = get(t.Context(), e, s.op("g", false, func(context.Context) (any, error) { runtime.Goexit(); return nil, nil }))
 	if !errors.Is(err, ErrGoexit) {
 		t.Errorf("creator calling Goexit: %v, want ErrGoexit", err)
+	}
+}
+
+// ownTimeout is an Op with a creation timeout of its own (CreationTimeouter).
+type ownTimeout struct {
+	*fakeOp
+	d  time.Duration
+	ok bool
+}
+
+func (o ownTimeout) CreationTimeout() (time.Duration, bool) { return o.d, o.ok }
+
+// ownTimeoutCases are the creation timeouts of an engine and of an Op or Batch that may replace
+// it, with when a creation that would run for ownTimeoutWork ends under them.
+var ownTimeoutCases = []struct {
+	name   string
+	engine time.Duration
+	own    time.Duration
+	ok     bool
+	want   time.Duration // the timeout that ends the creation; 0: none does
+}{
+	{"shorter than the engine's", time.Minute, 2 * time.Second, true, 2 * time.Second},
+	{"longer than the engine's", time.Second, 3 * time.Second, true, 3 * time.Second},
+	{"zero: unbounded", time.Second, 0, true, 0},
+	{"none given", time.Second, time.Hour, false, time.Second},
+}
+
+// ownTimeoutWork is how long the creators of the ownTimeoutCases run, ignoring their context:
+// longer than any timeout there.
+const ownTimeoutWork = 10 * time.Second
+
+// checkOwnTimeout checks the outcome of a creation of ownTimeoutWork under timeout want (0:
+// none): the timeout error, stating want, once want has passed, or the value when it ends.
+func checkOwnTimeout(t *testing.T, want time.Duration, took time.Duration, made bool, err error) {
+	t.Helper()
+	if want == 0 {
+		if err != nil || !made || took != ownTimeoutWork {
+			t.Errorf("unbounded creation: made %v, err %v after %v; want its value after %v", made, err, took, ownTimeoutWork)
+		}
+		return
+	}
+	if !errors.Is(err, ErrCreationTimeout) || took != want {
+		t.Fatalf("got %v after %v, want ErrCreationTimeout after %v", err, took, want)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "after "+want.String()) {
+		t.Errorf("error %q does not state the timeout used, %v", msg, want)
+	}
+}
+
+// TestOpCreationTimeoutReplacesTheEngines: an Op that gives a creation timeout of its own
+// (CreationTimeouter, ok) has its creation bounded by it instead of the engine's, zero leaving it
+// unbounded; one that gives none keeps the engine's. The error states the timeout used.
+func TestOpCreationTimeoutReplacesTheEngines(t *testing.T) {
+	for _, tc := range ownTimeoutCases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newStore(time.Minute)
+				e := New(0)
+				e.CreationTimeout = tc.engine
+				defer e.Close()
+				op := ownTimeout{s.op("k", true, func(context.Context) (any, error) {
+					time.Sleep(ownTimeoutWork)
+					return "made", nil
+				}), tc.own, tc.ok}
+				start := time.Now()
+				v, err := e.Resolve(t.Context(), op, Entry{}, false)
+				checkOwnTimeout(t, tc.want, time.Since(start), v == "made", err)
+			})
+		})
 	}
 }
 

@@ -1,0 +1,246 @@
+package dogpile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"time"
+)
+
+// How a creation runs, for the single-key and the batch path alike: on which goroutine (spawn),
+// under which context and guarded against what (lead, guard), for how long (bounded), and how it
+// waits for a lock another process holds (backoff, madeSince).
+
+// task is work that spawn runs: a creation led by a call of Resolve or ResolveBatch, or a
+// creator run under a timeout.
+type task interface{ run() }
+
+// spawnMode says where spawn runs its task.
+type spawnMode int
+
+const (
+	// inline runs the task on the calling goroutine.
+	inline spawnMode = iota
+	// detached runs the task on a goroutine of its own.
+	detached
+	// refresh runs the task on a goroutine of its own that holds one of the engine's background
+	// slots while it runs; spawn refuses it with errBusy when every slot is taken.
+	refresh
+	// nested runs the task on a goroutine of its own started by a task that is counted itself:
+	// spawn starts it even after Close, which is still waiting for its starter.
+	nested
+)
+
+// errBusy is spawn's refusal of a refresh when every background slot is taken.
+var errBusy = errors.New("dogpile: every background worker is busy")
+
+// forCaller is the mode of a creation a caller waits for. A caller whose context cannot end
+// cannot leave anyone waiting for a creation it abandoned, so the creation runs on its goroutine,
+// which saves one; any other runs on its own, so that its caller may leave.
+func forCaller(ctx context.Context) spawnMode {
+	if ctx.Done() == nil {
+		return inline
+	}
+	return detached
+}
+
+// spawn runs t as how says, counted in e.wg so that Close waits for it. After Close it runs
+// nothing and returns ErrClosed (except for nested); a refresh with no free slot returns
+// errBusy. The task comes by value rather than as a closure, so that running it inline
+// allocates nothing and starting a goroutine allocates only the goroutine's own closure.
+func spawn[T task](e *Engine, how spawnMode, t T) error {
+	if err := e.enter(how); err != nil {
+		return err
+	}
+	if how == inline {
+		// Deferred: a task whose creator calls runtime.Goexit ends this goroutine too, and Close
+		// must not wait for it forever.
+		defer e.wg.Done()
+		t.run()
+		return nil
+	}
+	go func() {
+		defer e.wg.Done() // last: Close returns only once the slot is free too
+		if how == refresh {
+			defer func() { <-e.slots }()
+		}
+		t.run()
+	}()
+	return nil
+}
+
+// enter counts a task about to start and, for a refresh, takes its slot.
+func (e *Engine) enter(how spawnMode) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed && how != nested {
+		return ErrClosed
+	}
+	if how == refresh {
+		select {
+		case e.slots <- struct{}{}:
+		default:
+			return errBusy
+		}
+	}
+	e.wg.Add(1)
+	return nil
+}
+
+// lead runs work, the creation of the flights a caller leads, and hands its outcome to finish
+// as guard does. work runs under a context that keeps the caller's values but not its
+// cancellation, so that one impatient caller does not cancel a creation others wait for; Close
+// cancels it, and an error this cancellation causes reaches finish as ErrClosed, or callers whose
+// own context is live would take it for theirs.
+func lead(e *Engine, callerCtx context.Context, work func(context.Context) (any, error), finish func(any, error)) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(callerCtx))
+	stop := context.AfterFunc(e.closing, cancel)
+	defer func() {
+		stop()
+		cancel()
+	}()
+	guard(func() (any, error) { return work(ctx) }, func(v any, err error) {
+		if err != nil && e.closing.Err() != nil && errors.Is(err, context.Canceled) {
+			err = ErrClosed
+		}
+		finish(v, err)
+	})
+}
+
+// guard calls work and then finish with work's results, whatever work does. If work panics,
+// finish gets a *PanicError and the panic stops here; if it calls runtime.Goexit, finish gets
+// ErrGoexit and the goroutine then ends, as Goexit asks. finish is deferred so that it runs in
+// that case too.
+func guard[T any](work func() (T, error), finish func(T, error)) {
+	var v T
+	err := ErrGoexit // kept if work calls runtime.Goexit
+	defer func() { finish(v, err) }()
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	v, err = work()
+}
+
+// creationTimeout is the timeout of the creations that x, an Op or a Batch, leads: its own if it
+// has one (CreationTimeouter), the engine's otherwise.
+func (e *Engine) creationTimeout(x any) time.Duration {
+	if t, ok := x.(CreationTimeouter); ok {
+		if d, ok := t.CreationTimeout(); ok {
+			return d
+		}
+	}
+	return e.CreationTimeout
+}
+
+// bounded runs create under the creation timeout of x, the Op or Batch whose creator it is.
+// Without one it is a plain call on the caller's goroutine. With one, create runs on a goroutine
+// of its own (counted in e.wg, so that Close waits for it) with a context cancelled at the
+// timeout; bounded returns its result, or ErrCreationTimeout once the timeout passes, abandoning
+// it. A panic or runtime.Goexit in create comes back as a *PanicError or ErrGoexit.
+func bounded[T any](e *Engine, ctx context.Context, x any, create func(context.Context) (T, error)) (T, error) {
+	d := e.creationTimeout(x)
+	if d <= 0 {
+		return create(ctx)
+	}
+	var zero T
+	ctx, cancel := context.WithTimeoutCause(ctx, d, ErrCreationTimeout)
+	done := make(chan result[T], 1) // buffered: an abandoned creator does not block
+	// Nested: the creation running bounded is counted, so Close, once called, is still waiting
+	// and waits for the creator too; spawn never refuses it.
+	_ = spawn(e, nested, timed[T]{ctx: ctx, cancel: cancel, create: create, done: done})
+	select {
+	case r := <-done:
+		if r.err != nil && errors.Is(r.err, context.DeadlineExceeded) && context.Cause(ctx) == ErrCreationTimeout {
+			return zero, fmt.Errorf("%w after %v: %w", ErrCreationTimeout, d, r.err)
+		}
+		return r.v, r.err
+	case <-ctx.Done():
+		if context.Cause(ctx) != ErrCreationTimeout {
+			// Cancelled from above (Close): wait for the creator, which sees it too.
+			r := <-done
+			return r.v, r.err
+		}
+		return zero, fmt.Errorf("%w after %v", ErrCreationTimeout, d)
+	}
+}
+
+// timed is the task of bounded: one call of a creator, guarded, its result sent on done.
+type timed[T any] struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	create func(context.Context) (T, error)
+	done   chan<- result[T]
+}
+
+type result[T any] struct {
+	v   T
+	err error
+}
+
+func (t timed[T]) run() {
+	defer t.cancel()
+	guard(func() (T, error) { return t.create(t.ctx) }, func(v T, err error) { t.done <- result[T]{v, err} })
+}
+
+// backoff paces a caller that polls for the value of a key whose distributed lock another
+// process holds: each wait is random in [1ms, 1ms+limit) (full jitter, which keeps processes
+// that wait on one lock from polling in step), the limit doubling from 1ms to 100ms. It also
+// times the whole wait, for EventWaited. Its zero value is ready to use.
+type backoff struct {
+	limit time.Duration
+	began time.Time // when the lock was first found held; zero until then
+}
+
+const (
+	minBackoff = time.Millisecond
+	maxBackoff = 100 * time.Millisecond
+)
+
+// begin marks the start of the wait the first time it is called, and reports whether it did.
+func (b *backoff) begin() bool {
+	if !b.began.IsZero() {
+		return false
+	}
+	b.began = time.Now()
+	return true
+}
+
+// waited returns how long the wait has lasted since begin, and false if it never began.
+func (b *backoff) waited() (time.Duration, bool) {
+	if b.began.IsZero() {
+		return 0, false
+	}
+	return time.Since(b.began), true
+}
+
+// wait sleeps for the next interval and returns nil, or returns ctx.Err() if ctx ends first.
+func (b *backoff) wait(ctx context.Context) error {
+	if b.limit == 0 {
+		b.limit = minBackoff
+	}
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(b.limit))) + minBackoff)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return ctx.Err()
+	case <-t.C:
+	}
+	b.limit = min(b.limit*2, maxBackoff)
+	return nil
+}
+
+// fresher is what Op and Batch share for madeSince.
+type fresher interface {
+	Fresh(e Entry) bool
+}
+
+// madeSince reports whether a read that found got (when found) spares a caller its creation:
+// got is fresh and, for a caller that had an entry (have, seen), it is not that entry. An entry
+// due for an early refresh is still fresh, and must not stop its own regeneration.
+func madeSince(x fresher, got Entry, found bool, seen Entry, have bool) bool {
+	return found && x.Fresh(got) && (!have || got.Created != seen.Created)
+}
