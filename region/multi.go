@@ -743,6 +743,9 @@ type batchOp[V any] struct {
 	create func(context.Context, []string) (map[string]V, error)
 }
 
+// CreationTimeout is op's CreationTimeout for a batch.
+func (o *batchOp[V]) CreationTimeout() (time.Duration, bool) { return o.p.creation, o.p.creationSet }
+
 func (o *batchOp[V]) Key(i int) string { return o.bk.keys[i] }
 func (o *batchOp[V]) Kind() any        { return o.v.typ }
 

@@ -363,3 +363,18 @@ func TestPrecedenceCallOverHandleOverViewOverRegion(t *testing.T) {
 	mustGet(t, ctx, call.Call, 1) // the call's hour, not the handle's minute
 	mustGet(t, ctx, h.Call, 2)    // the handle's minute, not the region's second
 }
+
+// TestCreationTimeoutOfABatchCall: a batch call's own creation timeout bounds its creator.
+func TestCreationTimeoutOfABatchCall(t *testing.T) {
+	r := levelRegion(t, newClock())
+	v := region.NewView[int](r)
+	block := make(chan struct{})
+	defer close(block)
+	_, err := v.GetOrCreateMulti(context.Background(), []string{"a", "b"}, func(context.Context, []string) (map[string]int, error) {
+		<-block
+		return nil, nil
+	}, region.WithCreationTimeout(time.Millisecond))
+	if !errors.Is(err, region.ErrCreationTimeout) {
+		t.Fatalf("err = %v, want ErrCreationTimeout", err)
+	}
+}

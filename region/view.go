@@ -619,6 +619,10 @@ type op[V any] struct {
 	delta   int64 // how long Create took
 }
 
+// CreationTimeout is the creation timeout the view or the call sets (WithCreationTimeout), which
+// replaces the region's for the creations this call leads.
+func (o *op[V]) CreationTimeout() (time.Duration, bool) { return o.p.creation, o.p.creationSet }
+
 func (o *op[V]) Key() string { return o.key }
 func (o *op[V]) Kind() any   { return o.v.typ }
 
