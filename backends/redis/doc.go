@@ -108,7 +108,8 @@
 // that died and was not started again answers nothing, so with the default the client goes on
 // dialing the dead master for the slots its replica took over, for up to that minute (the tests
 // saw it still failing 30 seconds after the kill). Set ClusterStateReloadInterval to a few
-// seconds. A Sentinel FailoverClient follows the sentinels' +switch-master at once.
+// seconds; a Cluster client that Open builds from a URL has DefaultClusterStateReloadInterval.
+// A Sentinel FailoverClient follows the sentinels' +switch-master at once.
 //
 // On a Cluster, GetMulti returns the values of the nodes that answered together with the error
 // of one that did not, so a region under FailOpen still hits on the live masters' keys.
@@ -147,17 +148,46 @@
 //
 // # URLs
 //
-// Importing the package registers it under the names "redis" and "rediss" (TLS) for
-// backends.Open:
+// Importing the package registers it for backends.Open (and so for config documents, the
+// DOGPILE_<REGION>_BACKEND variable and region.ConfigureURL) under six names: redis, or rediss
+// for TLS, alone for one server, followed by +cluster for a Redis Cluster, and by +sentinel for a
+// master that Sentinel monitors. What follows the scheme is go-redis's own URL of that form
+// (goredis.ParseURL, goredis.ParseClusterURL, goredis.ParseFailoverURL): drop "+cluster" or
+// "+sentinel" and go-redis reads it.
 //
 //	redis://[user:password@]host[:port][/db]?prefix=myapp:&default_ttl=24h&dial_timeout=1s
+//	redis+cluster://[user:password@]host[:port]?addr=host2:port&addr=host3:port&prefix={myapp}:
+//	redis+sentinel://[:sentinel-password@]host[:port][/db]?master_name=mymaster&addr=host2:port&password=p
 //
-// The backend's own parameters are prefix and default_ttl (a time.ParseDuration string), and
-// dialer_retries and dialer_retry_timeout, which go-redis's URLs lack and which a cache that must
-// fail fast needs (dialer_retries=1 dials once per command). Everything else is go-redis's
-// goredis.ParseURL: the database number in the path, dial_timeout,
-// read_timeout, write_timeout, pool_size, max_retries, protocol, skip_verify (rediss only) and the
-// rest of its snake_case options. Any other parameter is an error naming it. Open builds a
-// single-node client and owns it (Close closes it); for Cluster or Sentinel, build the client and
-// call New.
+// A Cluster URL names seed nodes, the host and each addr; the client learns the others from
+// them. The user information authenticates to every node. A Cluster has database 0 only, so the
+// path is empty or /0. On rediss+cluster, go-redis checks every node's certificate against the
+// URL's host name (one tls.Config for all nodes), so the nodes' certificates must hold that name.
+// The backend is backends.Partitioned, as New makes it for any ClusterClient.
+//
+// A Sentinel URL names sentinels, the host and each addr, and the master by master_name, the
+// name the sentinels monitor it under; the client asks them for the master, and follows it
+// through failovers. The user information authenticates to the sentinels, and the username and
+// password parameters to the master. The port defaults to 6379, as everywhere in go-redis, not to
+// Sentinel's 26379: write it. The client talks to the master only: replica_only,
+// route_by_latency and route_randomly, which go-redis's URL allows, are errors here.
+//
+// The scheme, rather than a parameter, says what the URL names because the three are different
+// clients with different parameters (go-redis rejects addr on one server, master_name on a
+// Cluster), and a reader of the URL should see it first. redis+sentinel:// is what other
+// libraries use for Sentinel (Python's redis-sentinel-url, RedisVL, Prefect; Lettuce writes
+// redis-sentinel://), though their grammar puts the sentinels in the host, comma-separated, and the
+// master's name in the path: here it is go-redis's.
+//
+// The backend's own parameters, on every form, are prefix and default_ttl (a time.ParseDuration
+// string), and dialer_retries and dialer_retry_timeout, which a cache that must fail fast needs
+// (dialer_retries=1 dials once per command). On a Cluster cluster_state_reload_interval sets how
+// often the client reloads the slot map, DefaultClusterStateReloadInterval by default (see
+// Cluster and Sentinel in operation), and on rediss+cluster skip_verify works as on the other
+// forms. Everything else is go-redis's: the database number in the path, dial_timeout,
+// read_timeout, write_timeout, pool_size, max_retries, protocol, skip_verify (rediss only),
+// read_only and route_by_latency (Cluster) and the rest of its snake_case options. Any other
+// parameter is an error naming it. Open owns the client it builds (Close closes it), and sets
+// ContextTimeoutEnabled on it. A Ring has no URL form, as in go-redis: build it and call New.
+// backends.Redact hides the user information and the password parameter of every form.
 package redis

@@ -186,7 +186,9 @@ Commands:
 
 const outro = `
 The backend URL is what the program gives backends.Open: redis://[user:password@]host:port/db?prefix=app:,
-rediss://..., memcached://h1:11211,h2:11211?prefix=app:, file:///var/cache/app, memory://, null://.
+rediss://..., redis+cluster://host:port?addr=host2:port&prefix=app:,
+redis+sentinel://host:26379?master_name=mymaster&addr=host2:26379, memcached://h1:11211,h2:11211?prefix=app:,
+file:///var/cache/app, memory://, null://.
 The key is the region's key (see package keys: "users.Load|i:42"); -mangle applies the region's
 mangler to it first. Output never shows the URL's user information or a password parameter
 (password=, sentinel_password=...): messages show them as xxxxx.

@@ -332,7 +332,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"get", "%zz://x", "k"}, exitUsage, "invalid URL"},
 		{[]string{"get", "127.0.0.1:6379", "k"}, exitUsage, "invalid URL"},
 		{[]string{"get", "localhost", "k"}, exitUsage, "the URL has no scheme"},
-		{[]string{"get", "mongodb://x", "k"}, exitUsage, `unknown backend "mongodb" (registered: file, memcached, memory, null, redis, rediss`},
+		{[]string{"get", "mongodb://x", "k"}, exitUsage, `unknown backend "mongodb" (registered: file, memcached, memory, null, redis, redis+cluster, redis+sentinel, rediss, rediss+cluster, rediss+sentinel`},
 		{[]string{"get", "redis://h/0?prefx=a", "k"}, exitUsage, "unexpected option: prefx"},
 		{[]string{"stats", "memcached://"}, exitUsage, "no server in the URL"},
 		{[]string{"invalidate", "redis://127.0.0.1:1"}, exitUsage, "no keys"},
@@ -357,6 +357,9 @@ func TestNoPassword(t *testing.T) {
 		{"delete", "redis://:s3cret@127.0.0.1:" + closed + "/0?dialer_retries=1&max_retries=-1", "k"},
 		{"stats", "redis://:s3cret@127.0.0.1:" + closed + "/0?dialer_retries=1&max_retries=-1&prefix=p:"},
 		{"stats", "memcached://s3cret@127.0.0.1:" + closed},
+		{"get", "redis+cluster://:s3cret@127.0.0.1:" + closed + "?addr=127.0.0.1:" + closed + "&dialer_retries=1&max_retries=-1", "k"},
+		{"get", "redis+sentinel://:s3cret@127.0.0.1:" + closed + "?master_name=m&password=s3cret&dialer_retries=1&max_retries=-1", "k"},
+		{"get", "rediss+sentinel://:s3cret@127.0.0.1:" + closed + "/0?bogus=1&password=s3cret", "k"},
 		{"get", "nope://:s3cret@host", "k"},
 		{"get", "redis://:s3cret@[::1", "k"},
 		// A password parameter, which backends.Open quoted with the URL.
@@ -652,8 +655,9 @@ func TestStatsWritesNothingIntoADirectory(t *testing.T) {
 }
 
 // On a Redis Cluster the CLI's redis:// URL reaches one node, whose SCAN lists that node's keys
-// only and which refuses an UNLINK of keys of many slots: stats and invalidate -match refuse a
-// Cluster node, with a message that says why, and delete nothing.
+// only and which refuses an UNLINK of keys of many slots, and a redis+cluster:// URL's SCAN
+// reaches one node too: stats and invalidate -match refuse a Cluster, with a message that says
+// why, and delete nothing.
 func TestClusterNodeIsRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
@@ -672,21 +676,22 @@ func TestClusterNodeIsRefused(t *testing.T) {
 	if err != nil || len(masters) != 3 {
 		t.Fatalf("masters: %v %v", masters, err)
 	}
-	u := "redis://" + masters[0].Addr + "/0?prefix=app:"
-	// A node of a Cluster is refused, with a message that says why, for stats and
-	// invalidate -match alike; nothing is deleted.
-	r := dogpile(t, "stats", "-json", u)
-	if r.code != exitFailure || !strings.Contains(r.stderr, "Redis Cluster") {
-		t.Errorf("stats on a cluster node: exit %d, stderr %q; want a failure naming the Cluster", r.code, r.stderr)
-	}
-	r = dogpile(t, "invalidate", "-match", "k*", u)
-	left := 0
-	for i := range 60 {
-		if _, err := b.Get(ctx, "k"+strconv.Itoa(i)); err == nil {
-			left++
+	// A node of a Cluster, and the Cluster through a redis+cluster URL, are refused, with a
+	// message that says why, for stats and invalidate -match alike; nothing is deleted.
+	for _, u := range []string{"redis://" + masters[0].Addr + "/0?prefix=app:", "redis+cluster://" + masters[0].Addr + "?prefix=app:"} {
+		r := dogpile(t, "stats", "-json", u)
+		if r.code != exitFailure || !strings.Contains(r.stderr, "Redis Cluster") {
+			t.Errorf("stats on %s: exit %d, stderr %q; want a failure naming the Cluster", u, r.code, r.stderr)
 		}
-	}
-	if r.code != exitFailure || left != 60 || !strings.Contains(r.stderr, "Redis Cluster") {
-		t.Errorf("invalidate -match on a cluster node: exit %d, %d of 60 keys left\nstdout: %s\nstderr: %s", r.code, left, r.stdout, r.stderr)
+		r = dogpile(t, "invalidate", "-match", "k*", u)
+		left := 0
+		for i := range 60 {
+			if _, err := b.Get(ctx, "k"+strconv.Itoa(i)); err == nil {
+				left++
+			}
+		}
+		if r.code != exitFailure || left != 60 || !strings.Contains(r.stderr, "Redis Cluster") {
+			t.Errorf("invalidate -match on %s: exit %d, %d of 60 keys left\nstdout: %s\nstderr: %s", u, r.code, left, r.stdout, r.stderr)
+		}
 	}
 }

@@ -9,8 +9,9 @@
 //	dogpile stats [-limit n] [-json] <backend-url>
 //	dogpile help [command]
 //
-// The backend URL is the one a program gives backends.Open (redis://, rediss://, memcached://,
-// file://; memory:// and null:// are accepted but hold nothing in a fresh process). The key is the
+// The backend URL is the one a program gives backends.Open (redis://, rediss://, redis+cluster://,
+// redis+sentinel://, memcached://, file://; memory:// and null:// are accepted but hold nothing in
+// a fresh process). The key is the
 // region's key, as memo or a View builds it (see package keys: "users.Load|i:42"); -mangle applies
 // the region's key mangler first, so that the key can be typed unmangled.
 //

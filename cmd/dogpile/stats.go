@@ -371,9 +371,10 @@ func (st *fileStats) print(w io.Writer) {
 // regions never hold the lock mark.
 func isLockKey(k string) bool { return strings.Contains(k, "\x00lock\x00") }
 
-// errClusterNode refuses what a single node of a Cluster cannot answer for the whole Cluster.
-var errClusterNode = errors.New("the URL names one node of a Redis Cluster, which holds only some of the keys: " +
-	"scanning it would count, or delete, that node's share only (redis:// URLs address a single node)")
+// errClusterNode refuses what a single node of a Cluster cannot answer for the whole Cluster: a
+// scan reaches one node, also through a ClusterClient (redis+cluster://).
+var errClusterNode = errors.New("the URL names a Redis Cluster, or one of its nodes, and a node holds only some of the keys: " +
+	"scanning would count, or delete, one node's share only, so stats and invalidate -match refuse a Cluster")
 
 // clusterEnabled asks the server whether it is a Cluster node.
 func clusterEnabled(ctx context.Context, client goredis.UniversalClient) bool {
