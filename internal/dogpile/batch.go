@@ -37,6 +37,8 @@ type Batch interface {
 	Store(ctx context.Context, idx []int, vals []any, made Made) error
 	// StoreFailed is Op.StoreFailed.
 	StoreFailed(ctx context.Context, err error) error
+	// Failed is Op.Failed, for a background regeneration of some of the batch's keys.
+	Failed(ctx context.Context, err error)
 	// Observe is Op.Observe, for n keys of the batch.
 	Observe(e Event, n int, d time.Duration)
 	// TryLock tries the distributed lock of each of items idx once, without waiting. taken[j]
@@ -196,8 +198,8 @@ func (e *Engine) background(ctx context.Context, b Batch, back []led) {
 			go func() {
 				defer e.wg.Done()
 				defer func() { <-e.slots }()
-				if err := e.runBatch(ctx, b, back); err != nil && e.OnError != nil {
-					e.OnError(context.WithoutCancel(ctx), b.Key(back[0].Index), err)
+				if err := e.runBatch(ctx, b, back); err != nil {
+					b.Failed(context.WithoutCancel(ctx), err)
 				}
 			}()
 			return

@@ -67,6 +67,9 @@ type Op interface {
 	// StoreFailed handles Store's error once the flight no longer holds off Forget: it reports
 	// it and applies the failure policy, returning the error that ends the call or nil.
 	StoreFailed(ctx context.Context, err error) error
+	// Failed is told the error of a regeneration that ran in the background, which has no
+	// caller to return it to. ctx keeps the caller's values but not its cancellation.
+	Failed(ctx context.Context, err error)
 	// TryLock tries the distributed lock once, without waiting. Without a distributed lock it
 	// returns (nil, true, nil): the flight is the lock. unlock may be nil.
 	TryLock(ctx context.Context) (unlock func(), ok bool, err error)
@@ -136,10 +139,6 @@ type Engine struct {
 	// OnDrop, if set, is called when a background refresh could not start because every slot was
 	// busy: the stale value was served and the key will be retried by a later caller.
 	OnDrop func(key string)
-
-	// OnError, if set, is called with the error of a background refresh, which has no caller to
-	// return it to.
-	OnError func(ctx context.Context, key string, err error)
 
 	// CreationTimeout, if positive, bounds each call of a creator (Op.Create, Batch.Create):
 	// after it the creator's context is cancelled and the creation ends with an error that
@@ -247,8 +246,8 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 				defer e.wg.Done() // last: Close returns only once the slot is free too
 				defer func() { <-e.slots }()
 				e.run(ctx, op, f, cur, have)
-				if f.err != nil && e.OnError != nil {
-					e.OnError(context.WithoutCancel(ctx), op.Key(), f.err)
+				if f.err != nil {
+					op.Failed(context.WithoutCancel(ctx), f.err)
 				}
 			}()
 		default:
