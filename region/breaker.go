@@ -242,9 +242,22 @@ var clientConnErrors = []string{"redis: connection pool timeout", "memcache: con
 
 // withoutSkipped counts the backend calls the breaker skipped that err holds (in c, a view's
 // counters, or the region's when nil) and returns the rest of err: nil when it held nothing else.
+// The rest of a batch's Error is an Error of the same call holding the other errors.
 func (r *Region) withoutSkipped(c *counters, err error) error {
 	if !errors.Is(err, errSkipped) {
 		return err
+	}
+	if e, ok := err.(*Error); ok {
+		rest := r.withoutSkipped(c, e.Err)
+		switch re, single := rest.(*Error); {
+		case rest == nil:
+			return nil
+		case single:
+			return re // the one error of a batch that was not skipped, naming its key
+		}
+		kept := *e
+		kept.Err = rest
+		return &kept
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok { // a batch's errors, joined
 		var rest []error

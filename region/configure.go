@@ -2,6 +2,7 @@ package region
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,19 +43,19 @@ func (r *Region) ConfigureWith(b backends.Backend, opts ...Option) error {
 // poll. Until then the region may miss invalidations made elsewhere. ctx is not kept.
 func (r *Region) ConfigureContext(ctx context.Context, b backends.Backend, opts ...Option) error {
 	if b == nil {
-		return fmt.Errorf("region %q: Configure: nil backend", r.name)
+		return r.fail(OpConfigure, KindUsage, "", errors.New("nil backend"))
 	}
 	r.configMu.Lock()
 	defer r.configMu.Unlock()
 	if r.closed.Load() {
-		return fmt.Errorf("region %q: %w", r.name, ErrClosed)
+		return r.fail(OpConfigure, KindClosed, "", ErrClosed)
 	}
 	if r.bound.Load() != nil {
-		return fmt.Errorf("region %q: %w", r.name, ErrAlreadyConfigured)
+		return r.fail(OpConfigure, KindUsage, "", ErrAlreadyConfigured)
 	}
 	cfg, err := r.withOptions(opts)
 	if err != nil {
-		return err
+		return r.fail(OpConfigure, KindUsage, "", err)
 	}
 	// No call reads cfg before the backend is bound (every operation loads bound first), so
 	// replacing it here, before the Store in configure, is safe.
@@ -77,13 +78,13 @@ func (r *Region) checkConfig(opts ...Option) error {
 	r.configMu.Lock() // ConfigureWith writes the settings under it
 	defer r.configMu.Unlock()
 	if r.closed.Load() {
-		return fmt.Errorf("region %q: %w", r.name, ErrClosed)
+		return r.fail(OpConfigure, KindClosed, "", ErrClosed)
 	}
 	if r.bound.Load() != nil {
-		return fmt.Errorf("region %q: %w", r.name, ErrAlreadyConfigured)
+		return r.fail(OpConfigure, KindUsage, "", ErrAlreadyConfigured)
 	}
 	_, err := r.withOptions(opts)
-	return err
+	return r.fail(OpConfigure, KindUsage, "", err)
 }
 
 // withOptions returns the region's settings with opts applied, validated.
@@ -91,11 +92,11 @@ func (r *Region) withOptions(opts []Option) (config, error) {
 	cfg := r.cfg
 	for _, o := range opts {
 		if err := cfg.apply(o); err != nil {
-			return cfg, fmt.Errorf("region %q: %w", r.name, err)
+			return cfg, err
 		}
 	}
 	if err := cfg.validate(); err != nil {
-		return cfg, fmt.Errorf("region %q: %w", r.name, err)
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -133,22 +134,22 @@ func (r *Region) withOptions(opts []Option) (config, error) {
 func (r *Region) ConfigureURL(rawURL string) error {
 	u, err := backends.ParseURL(rawURL) // its error shows the URL redacted
 	if err != nil {
-		return fmt.Errorf("region %q: ConfigureURL: invalid URL: %w", r.name, err)
+		return r.fail(OpConfigure, KindUsage, "", fmt.Errorf("invalid URL: %w", err))
 	}
 	q, err := url.ParseQuery(u.RawQuery) // u.Query() would drop what it cannot parse, silently
 	if err != nil {
 		// Not err: its escape ("%zz") may be part of a password. The query, redacted, locates it.
-		return fmt.Errorf("region %q: ConfigureURL: invalid query %q: a %% not followed by two hex digits, or a ';'",
-			r.name, backends.Redact("?"+u.RawQuery))
+		return r.fail(OpConfigure, KindUsage, "", fmt.Errorf("invalid query %q: a %% not followed by two hex digits, or a ';'",
+			backends.Redact("?"+u.RawQuery)))
 	}
 	opts, err := paramTable.FromQuery(q)
 	if err != nil {
-		return fmt.Errorf("region %q: ConfigureURL: %w", r.name, err)
+		return r.fail(OpConfigure, KindUsage, "", err)
 	}
 	u.RawQuery = q.Encode()
 	b, err := backends.Open(params.URLString(u))
 	if err != nil {
-		return fmt.Errorf("region %q: %w", r.name, err)
+		return r.fail(OpConfigure, KindUsage, "", err)
 	}
 	if err := r.ConfigureWith(b, opts...); err != nil {
 		if c, ok := backends.As[io.Closer](b); ok {
@@ -301,11 +302,6 @@ func (r *Region) newEngine(background int) *dogpile.Engine {
 	e.OnDrop = func(key string) {
 		r.cfg.logger.Debug("dogpile: background refresh skipped: every worker busy",
 			slog.String("region", r.name), slog.String("key", key))
-	}
-	e.OnError = func(ctx context.Context, key string, err error) {
-		if !isReported(err) { // a backend error under FailClosed was reported where it happened
-			r.report(ctx, r.wrap("background refresh", key, err))
-		}
 	}
 	return e
 }

@@ -61,4 +61,12 @@
 // is a miss, a failed write is reported and the creator's value is still returned. Malformed or
 // mistyped entries are misses. Everything is reported through log/slog (WithLogger) and an
 // optional hook (WithErrorHandler).
+//
+// Every error a call returns, and every error the hook is given, is a *Error: the operation
+// (Op), what failed (Kind: read, write, lock, malformed, encode, creator, context, closed,
+// usage), the key as the caller gave it, the region's name and the cause, which errors.Is and
+// errors.As see through (the creator's own error, ErrNotConfigured, *PanicError, ...). A report's
+// log record carries the same as the attributes "region", "op", "kind", "key" and "error". The
+// region adds "region" itself: do not add it to the logger given to WithLogger, or records
+// carry it twice.
 package region

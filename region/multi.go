@@ -28,16 +28,16 @@ var ErrNoValue = dogpile.ErrNoValue
 func (v *View[V]) GetMulti(ctx context.Context, keys []string, opts ...Option) (map[string]V, error) {
 	p, err := v.policy(opts)
 	if err != nil {
-		return nil, err
+		return nil, v.r.misuse(OpGetMulti, "", err)
 	}
 	bk, b, err := v.r.batchKeys(keys)
 	if err != nil {
-		return nil, err
+		return nil, v.r.misuse(OpGetMulti, "", err)
 	}
 	if len(bk.keys) == 0 {
 		return map[string]V{}, nil
 	}
-	es, err := v.loadMulti(ctx, b, bk.keys, true)
+	es, err := v.loadMulti(ctx, b, bk.keys, true, batchScope{OpGetMulti, bk.users})
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (v *View[V]) GetMulti(ctx context.Context, keys []string, opts ...Option) (
 func (v *View[V]) SetMulti(ctx context.Context, items map[string]V) error {
 	if len(items) == 0 {
 		if v.r.bound.Load() == nil {
-			return v.r.unusable()
+			return v.r.misuse(OpSetMulti, "", v.r.unusable())
 		}
 		return nil
 	}
@@ -66,14 +66,14 @@ func (v *View[V]) SetMulti(ctx context.Context, items map[string]V) error {
 	}
 	bk, b, err := v.r.batchKeys(users)
 	if err != nil {
-		return err
+		return v.r.misuse(OpSetMulti, "", err)
 	}
 	vals := make([]V, len(bk.users))
 	for i, u := range bk.users {
 		vals[i] = items[u]
 		v.r.engine.Forget(bk.keys[i])
 	}
-	if err := v.storeMulti(ctx, b, bk.keys, vals, v.r.stamp(), 0, false); err != nil {
+	if err := v.storeMulti(ctx, b, bk.keys, vals, v.r.stamp(), 0, false, batchScope{OpSetMulti, bk.users}); err != nil {
 		v.report(ctx, err)
 		return err
 	}
@@ -89,9 +89,13 @@ func (v *View[V]) DeleteMulti(ctx context.Context, keys []string) error {
 // error. Backend errors are returned whatever the failure policy.
 func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 	bk, b, err := r.batchKeys(keys)
-	if err != nil || len(bk.keys) == 0 {
-		return err
+	if err != nil {
+		return r.misuse(OpDeleteMulti, "", err)
 	}
+	if len(bk.keys) == 0 {
+		return nil
+	}
+	s := batchScope{OpDeleteMulti, bk.users}
 	for _, k := range bk.keys {
 		r.engine.Forget(k)
 	}
@@ -101,7 +105,7 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 		}
 	}()
 	if b.l1 != nil {
-		defer r.dropL1(ctx, b, bk.keys)
+		defer r.dropL1(ctx, b, s.all(), bk.keys)
 	}
 	if b.condSet != nil {
 		// Tombstones, as Delete writes, in one write where the backend can.
@@ -109,21 +113,21 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 		for i, k := range bk.keys {
 			encoded[i] = r.tombstone(k)
 		}
-		if _, err := r.writeMulti(ctx, b, bk.keys, encoded, r.cfg.tombstoneTTL(), false); err != nil {
+		if _, err := r.writeMulti(ctx, b, bk.keys, encoded, r.cfg.tombstoneTTL(), false, s); err != nil {
 			r.report(ctx, err)
 			return err
 		}
 		return nil
 	}
 	if b.multiDel == nil {
-		for _, k := range bk.keys {
+		for i, k := range bk.keys {
 			err := errSkipped
 			if t := r.allow(); t != skip {
 				err = b.backend.Delete(ctx, k)
 				r.settle(ctx, t, err)
 			}
 			if err != nil {
-				err = r.wrap("delete", k, err)
+				err := r.backendFailed(s.at(i), KindWrite, err)
 				r.report(ctx, err)
 				return err
 			}
@@ -137,7 +141,7 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 			r.settle(ctx, t, err)
 		}
 		if err != nil {
-			err = r.wrapMulti("deletemulti", bk.keys[lo:hi], err)
+			err := r.backendFailed(s.span(lo, hi), KindWrite, err)
 			r.report(ctx, err)
 			return err
 		}
@@ -172,15 +176,15 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 // caller waiting for the same keys; nothing it made is cached.
 func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create func(ctx context.Context, missing []string) (map[string]V, error), opts ...Option) (map[string]V, error) {
 	if create == nil {
-		return nil, v.nilCreator()
+		return nil, v.nilCreator(OpGetOrCreateMulti, "")
 	}
 	p, err := v.policy(opts)
 	if err != nil {
-		return nil, err
+		return nil, v.r.misuse(OpGetOrCreateMulti, "", err)
 	}
 	bk, b, err := v.r.batchKeys(keys)
 	if err != nil {
-		return nil, err
+		return nil, v.r.misuse(OpGetOrCreateMulti, "", err)
 	}
 	if len(bk.keys) == 0 {
 		return map[string]V{}, nil
@@ -189,7 +193,7 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 		v.c.misses.Add(uint64(len(bk.keys)))
 		return v.refreshMulti(ctx, b, bk, p, create)
 	}
-	es, err := v.loadMulti(ctx, b, bk.keys, true)
+	es, err := v.loadMulti(ctx, b, bk.keys, true, batchScope{OpGetOrCreateMulti, bk.users})
 	if err != nil {
 		v.c.misses.Add(uint64(len(bk.keys)))
 		return nil, err
@@ -226,15 +230,12 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 	o := &batchOp[V]{v: v, b: b, p: p, bk: bk, create: create}
 	res, err := v.r.engine.ResolveBatch(ctx, o, wants)
 	if err != nil {
-		if errors.Is(err, dogpile.ErrClosed) {
-			return nil, fmt.Errorf("region %q: %w", v.r.name, ErrClosed)
-		}
-		if ctx.Err() != nil || isReported(err) {
-			return nil, err
+		if errors.Is(err, dogpile.ErrClosed) || ctx.Err() != nil || isReported(err) {
+			return nil, v.r.outcome(ctx, OpGetOrCreateMulti, "", err)
 		}
 		vals, ok := v.insteadMulti(ctx, b, bk, wants, p, err)
 		if !ok {
-			return nil, err
+			return nil, v.r.outcome(ctx, OpGetOrCreateMulti, "", err)
 		}
 		for j, w := range wants {
 			out[bk.users[w.Index]] = vals[j]
@@ -258,7 +259,8 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 // served in place of the failed creation (fresh, or the one found and allowed by stale-if-error).
 func (v *View[V]) insteadMulti(ctx context.Context, b *bound, bk batchKeys, wants []dogpile.Want, p *policy, err error) ([]V, bool) {
 	keys := pick(bk.keys, wantIndexes(wants))
-	es, rerr := v.loadMulti(ctx, b, keys, false)
+	users := pick(bk.users, wantIndexes(wants))
+	es, rerr := v.loadMulti(ctx, b, keys, false, batchScope{OpGetOrCreateMulti, users})
 	if rerr != nil {
 		return nil, false
 	}
@@ -276,12 +278,12 @@ func (v *View[V]) insteadMulti(ctx context.Context, b *bound, bk batchKeys, want
 		}
 		vals[j] = e.val
 	}
-	op := "early refresh"
+	what := "early refresh failed, served the fresh values"
 	if stale > 0 {
-		op = "regenerate (served stale)"
+		what = "regeneration failed, served the stale values"
 		v.c.staleOnError.Add(uint64(stale))
 	}
-	v.report(ctx, v.r.wrapMulti(op, keys, err))
+	v.report(ctx, v.r.fail(OpGetOrCreateMulti, KindCreator, "", served(what, err)))
 	return vals, true
 }
 
@@ -298,15 +300,15 @@ func wantIndexes(wants []dogpile.Want) []int {
 // no lock. Keys create leaves out are left as they are.
 func (v *View[V]) RefreshMulti(ctx context.Context, keys []string, create func(ctx context.Context, keys []string) (map[string]V, error), opts ...Option) (map[string]V, error) {
 	if create == nil {
-		return nil, v.nilCreator()
+		return nil, v.nilCreator(OpRefreshMulti, "")
 	}
 	p, err := v.policy(opts)
 	if err != nil {
-		return nil, err
+		return nil, v.r.misuse(OpRefreshMulti, "", err)
 	}
 	bk, b, err := v.r.batchKeys(keys)
 	if err != nil {
-		return nil, err
+		return nil, v.r.misuse(OpRefreshMulti, "", err)
 	}
 	if len(bk.keys) == 0 {
 		return map[string]V{}, nil
@@ -322,10 +324,10 @@ func (v *View[V]) refreshMulti(ctx context.Context, b *bound, bk batchKeys, p *p
 	start := v.r.stamp()
 	m, err := create(ctx, bk.users)
 	if err != nil {
-		return nil, err
+		return nil, v.r.fail(OpRefreshMulti, KindCreator, "", err)
 	}
 	out := make(map[string]V, len(m))
-	var ks []string
+	var ks, us []string
 	var vs []V
 	for i, u := range bk.users {
 		val, ok := m[u]
@@ -334,10 +336,10 @@ func (v *View[V]) refreshMulti(ctx context.Context, b *bound, bk batchKeys, p *p
 		}
 		out[u] = val
 		if v.r.shouldCache(val, p) {
-			ks, vs = append(ks, bk.keys[i]), append(vs, val)
+			ks, vs, us = append(ks, bk.keys[i]), append(vs, val), append(us, u)
 		}
 	}
-	if err := v.storeMulti(ctx, b, ks, vs, start, v.r.now()-start, false); err != nil {
+	if err := v.storeMulti(ctx, b, ks, vs, start, v.r.now()-start, false, batchScope{OpRefreshMulti, us}); err != nil {
 		v.report(ctx, err)
 		if v.r.cfg.failClosed {
 			return nil, err
@@ -363,7 +365,7 @@ func (r *Region) batchKeys(keys []string) (batchKeys, *bound, error) {
 	bk.users = make([]string, 0, len(keys))
 	for i, k := range keys {
 		if k == "" {
-			return batchKeys{}, nil, fmt.Errorf("region %q: empty key at index %d: %w", r.name, i, ErrInvalidKey)
+			return batchKeys{}, nil, fmt.Errorf("empty key at index %d: %w", i, ErrInvalidKey)
 		}
 		if _, dup := seen[k]; dup {
 			continue
@@ -392,18 +394,12 @@ func chunks(n, size int, f func(lo, hi int) error) error {
 	return nil
 }
 
-func (r *Region) wrapMulti(op string, keys []string, err error) error {
-	if len(keys) == 1 {
-		return r.wrap(op, keys[0], err)
-	}
-	return &opError{region: r.name, op: op, what: fmt.Sprintf("of %d keys (%q, ...)", len(keys), keys[0]), err: err}
-}
-
 // loadMulti is load for many keys: one round trip per chunk on a MultiGetter, one Get per key
 // otherwise. Under FailOpen a failed read makes its keys misses. shared lets keys join the reads
 // of other callers in flight (load), as the first read of a call may; the reads that must see
-// every write completed before them (under the distributed locks) pass false (loadNow).
-func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string, shared bool) ([]loaded[V], error) {
+// every write completed before them (under the distributed locks) pass false (loadNow). s names
+// the keys in errors.
+func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string, shared bool, s batchScope) ([]loaded[V], error) {
 	es := make([]loaded[V], len(keys))
 	if b.values != nil || b.multiGet == nil {
 		load := v.load
@@ -411,7 +407,8 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string, shared
 			load = v.loadNow
 		}
 		for i, k := range keys {
-			e, err := load(ctx, b, k)
+			sc := s.at(i)
+			e, err := load(ctx, b, k, &sc)
 			if err != nil {
 				return nil, err
 			}
@@ -422,7 +419,7 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string, shared
 	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
 		if !shared {
 			m, err := v.r.getMulti(ctx, b, keys[lo:hi])
-			return v.decodeMulti(ctx, es, keys, lo, hi, m, err)
+			return v.decodeMulti(ctx, es, keys, lo, hi, m, err, s)
 		}
 		// Keys another caller of this process is reading already are taken from its read; the
 		// others are read here, and single-key callers that come meanwhile take them from this.
@@ -457,7 +454,7 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string, shared
 			select {
 			case <-rd.done:
 			case <-ctx.Done():
-				return ctx.Err()
+				return v.r.fail(s.op, KindContext, "", ctx.Err())
 			}
 			switch {
 			case rd.err == nil:
@@ -480,7 +477,7 @@ func (v *View[V]) loadMulti(ctx context.Context, b *bound, keys []string, shared
 				}
 			}
 		}
-		return v.decodeMulti(ctx, es, keys, lo, hi, m, err)
+		return v.decodeMulti(ctx, es, keys, lo, hi, m, err, s)
 	})
 	if err != nil {
 		return nil, err
@@ -501,16 +498,17 @@ func (r *Region) getMulti(ctx context.Context, b *bound, keys []string) (map[str
 
 // decodeMulti decodes into es[lo:hi] the entries of keys[lo:hi] found in m, what a read of those
 // keys returned with err. Under FailOpen what could be read is used (a pool with one server down
-// still answers for the others) and the rest are misses.
-func (v *View[V]) decodeMulti(ctx context.Context, es []loaded[V], keys []string, lo, hi int, m map[string][]byte, err error) error {
+// still answers for the others) and the rest are misses. s names the keys in errors.
+func (v *View[V]) decodeMulti(ctx context.Context, es []loaded[V], keys []string, lo, hi int, m map[string][]byte, err error, s batchScope) error {
 	if err != nil {
-		if err := v.failedWrapped(ctx, v.r.wrapMulti("getmulti", keys[lo:hi], err)); err != nil {
+		if err := v.failed(ctx, v.r.backendFailed(s.span(lo, hi), KindRead, err)); err != nil {
 			return err
 		}
 	}
 	for i := lo; i < hi; i++ {
 		if raw, ok := m[keys[i]]; ok {
-			es[i] = v.decodeEntry(ctx, keys[i], raw)
+			sc := s.at(i)
+			es[i] = v.decodeEntry(ctx, keys[i], raw, &sc)
 		}
 	}
 	return nil
@@ -518,30 +516,30 @@ func (v *View[V]) decodeMulti(ctx context.Context, es []loaded[V], keys []string
 
 // storeMulti is store for many keys, all created at created in delta: one round trip per chunk
 // on a MultiSetter, one Set per key otherwise. A value that fails to encode, or that the backend
-// refuses as too large, is left out and the others are stored. Every error is returned (joined),
-// wrapped, not reported.
+// refuses as too large, is left out and the others are stored. Every error is returned (as one
+// Error of the call s, see batchError), not reported.
 //
 // cond stores conditionally (the values of a creation): where the backend can, a key that holds
 // an entry newer than created is left as it is.
-func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals []V, created, delta int64, cond bool) error {
+func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals []V, created, delta int64, cond bool, s batchScope) error {
 	if len(keys) == 0 {
 		return nil
 	}
 	if b.values != nil {
 		var errs []error
 		for i, k := range keys {
-			if err := v.store(ctx, b, k, vals[i], created, delta, cond); err != nil {
+			if err := v.store(ctx, b, k, vals[i], created, delta, cond, s.at(i)); err != nil {
 				errs = append(errs, err)
 			}
 		}
-		return errors.Join(errs...)
+		return v.r.batchError(s.all(), errs...)
 	}
 	var errs []error
 	encoded := make([][]byte, len(keys))
 	for i, val := range vals {
 		payload, err := v.r.cfg.codec.Marshal(val)
 		if err != nil {
-			errs = append(errs, v.r.wrap("set", keys[i], fmt.Errorf("%w %T: %w", errEncode, val, err)))
+			errs = append(errs, v.r.failAt(s.at(i), KindEncode, fmt.Errorf("%T: %w", val, err)))
 			continue
 		}
 		encoded[i] = v.r.seal(keys[i], backends.Entry{Created: created, Delta: delta, Payload: payload})
@@ -552,7 +550,7 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 			since = append(since, v.r.l1g.epoch(k))
 		}
 	}
-	refused, werr := v.r.writeMulti(ctx, b, keys, encoded, v.r.storageTTL(), cond)
+	refused, werr := v.r.writeMulti(ctx, b, keys, encoded, v.r.storageTTL(), cond, s)
 	if werr != nil {
 		errs = append(errs, werr)
 	}
@@ -564,20 +562,20 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 				v.r.l1g.drop(ctx, b.l1, k) // not known to be stored: the backend decides
 			}
 		}
-		v.r.announce(ctx, b, keys)
+		v.r.announce(ctx, b, s.all(), keys)
 	}
-	return errors.Join(errs...)
+	return v.r.batchError(s.all(), errs...)
 }
 
 // writeMulti writes encoded entries (nil ones are skipped) with ttl: one SetMulti per chunk on a
 // MultiSetter, one Set per key otherwise. It goes on after a failed Set or chunk, and returns
-// every error, joined. A chunk's values too large for the backend are skipped by the backend,
-// which stores the others (the MultiSetter contract).
+// every error, as one Error of the call s (see batchError). A chunk's values too large for the
+// backend are skipped by the backend, which stores the others (the MultiSetter contract).
 //
 // cond writes conditionally where the backend can (one SetMultiIfNotNewer per chunk, or one
 // SetIfNotNewer per key): refused[i] then reports that keys[i] held a newer entry and was left as
 // it is. refused is nil when nothing was refused.
-func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encoded [][]byte, ttl time.Duration, cond bool) (refused []bool, err error) {
+func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encoded [][]byte, ttl time.Duration, cond bool, s batchScope) (refused []bool, err error) {
 	defer func() {
 		for _, k := range keys {
 			r.reads.forget(k) // later reads must not join one that began before the write
@@ -609,7 +607,7 @@ func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encode
 				r.settle(ctx, t, err)
 			}
 			if err != nil {
-				errs = append(errs, r.wrapMulti("setmulti", keys[lo:hi], err))
+				errs = append(errs, r.backendFailed(s.span(lo, hi), KindWrite, err))
 			}
 			if len(ks) > 0 {
 				no := make(map[string]bool, len(ks))
@@ -624,7 +622,7 @@ func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encode
 			}
 			return nil
 		})
-		return refused, errors.Join(errs...)
+		return refused, r.batchError(s.all(), errs...)
 	}
 	if cond || b.multiSet == nil || len(keys) == 1 {
 		for i, k := range keys {
@@ -633,12 +631,12 @@ func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encode
 			}
 			stored, err := r.write(ctx, b, k, encoded[i], ttl, cond)
 			if err != nil {
-				errs = append(errs, r.wrap("set", k, err))
+				errs = append(errs, r.backendFailed(s.at(i), KindWrite, err))
 			} else if !stored {
 				refuse(i)
 			}
 		}
-		return refused, errors.Join(errs...)
+		return refused, r.batchError(s.all(), errs...)
 	}
 	_ = chunks(len(keys), b.maxBatch, func(lo, hi int) error {
 		items := make(map[string][]byte, hi-lo)
@@ -656,18 +654,18 @@ func (r *Region) writeMulti(ctx context.Context, b *bound, keys []string, encode
 			r.settle(ctx, t, err)
 		}
 		if err != nil {
-			errs = append(errs, r.wrapMulti("setmulti", keys[lo:hi], err))
+			errs = append(errs, r.backendFailed(s.span(lo, hi), KindWrite, err))
 		}
 		return nil
 	})
-	return nil, errors.Join(errs...)
+	return nil, r.batchError(s.all(), errs...)
 }
 
 // tryLockMulti tries the distributed locks of keys without waiting: one round trip per chunk on
 // a MultiLocker, one TryLock per key otherwise. Without a distributed lock every key is taken.
 // Under FailOpen a failed attempt counts as taken, as for one key: the caller gets a value and
-// this process still creates the key once.
-func (v *View[V]) tryLockMulti(ctx context.Context, b *bound, keys []string) ([]bool, func(), error) {
+// this process still creates the key once. s names the keys in errors.
+func (v *View[V]) tryLockMulti(ctx context.Context, b *bound, keys []string, s batchScope) ([]bool, func(), error) {
 	taken := make([]bool, len(keys))
 	if b.locker == nil {
 		for i := range taken {
@@ -681,7 +679,7 @@ func (v *View[V]) tryLockMulti(ctx context.Context, b *bound, keys []string) ([]
 		defer cancel()
 		for _, l := range held {
 			if err := l.Unlock(uctx); err != nil {
-				v.report(ctx, v.r.wrapMulti("unlock", keys, err))
+				v.report(ctx, v.r.backendFailed(s.all(), KindLock, err))
 			}
 		}
 	}
@@ -695,7 +693,7 @@ func (v *View[V]) tryLockMulti(ctx context.Context, b *bound, keys []string) ([]
 				v.r.settle(ctx, tk, err)
 			}
 			if err != nil {
-				if err := v.failedWrapped(ctx, v.r.wrapMulti("trylockmulti", keys[lo:hi], err)); err != nil {
+				if err := v.failed(ctx, v.r.backendFailed(s.span(lo, hi), KindLock, err)); err != nil {
 					return err
 				}
 				for i := lo; i < hi; i++ {
@@ -715,7 +713,7 @@ func (v *View[V]) tryLockMulti(ctx context.Context, b *bound, keys []string) ([]
 				v.r.settle(ctx, t, err)
 			}
 			if err != nil {
-				if err := v.failed(ctx, "lock", keys[i], err); err != nil {
+				if err := v.failed(ctx, v.r.backendFailed(s.at(i), KindLock, err)); err != nil {
 					return err
 				}
 				ok = true
@@ -751,13 +749,13 @@ func (o *batchOp[V]) Kind() any        { return o.v.typ }
 
 func (o *batchOp[V]) Load(ctx context.Context, idx []int) ([]dogpile.Entry, []bool, error) {
 	ks := pick(o.bk.keys, idx)
-	ls, err := o.v.loadMulti(ctx, o.b, ks, false)
+	ls, err := o.v.loadMulti(ctx, o.b, ks, false, o.scope().pick(idx))
 	if err != nil {
 		return nil, nil, err
 	}
 	es, found := make([]dogpile.Entry, len(idx)), make([]bool, len(idx))
 	for j, l := range ls {
-		es[j], found[j], _ = o.v.entry(l, ks[j], o.p)
+		es[j], found[j], _ = o.v.entry(l, o.p)
 	}
 	return es, found, nil
 }
@@ -787,7 +785,7 @@ func (o *batchOp[V]) Create(ctx context.Context, idx []int) (dogpile.Made, error
 			made.Vals[j], made.OK[j] = val, true
 		} else if neg {
 			// Left out, with negative caching on: cached as "not found".
-			made.Vals[j], made.OK[j] = negative{o.v.r.notFound(o.bk.keys[idx[j]], o.p)}, true
+			made.Vals[j], made.OK[j] = negative{o.v.r.notFound(o.p)}, true
 		}
 	}
 	return made, nil
@@ -796,32 +794,34 @@ func (o *batchOp[V]) Create(ctx context.Context, idx []int) (dogpile.Made, error
 func (o *batchOp[V]) Store(ctx context.Context, idx []int, vals []any, made dogpile.Made) error {
 	ks, vs := make([]string, 0, len(idx)), make([]V, 0, len(idx))
 	var negs []string
+	var us, negUsers []string // the callers' forms of ks and negs, for errors
 	for j, i := range idx {
 		if _, neg := vals[j].(negative); neg {
-			negs = append(negs, o.bk.keys[i])
+			negs, negUsers = append(negs, o.bk.keys[i]), append(negUsers, o.bk.users[i])
 			continue
 		}
 		val, _ := vals[j].(V)
 		if o.v.r.shouldCache(val, o.p) {
-			ks, vs = append(ks, o.bk.keys[i]), append(vs, val)
+			ks, vs, us = append(ks, o.bk.keys[i]), append(vs, val), append(us, o.bk.users[i])
 		}
 	}
-	err := o.v.storeMulti(ctx, o.b, ks, vs, made.Created, made.Delta, true)
+	err := o.v.storeMulti(ctx, o.b, ks, vs, made.Created, made.Delta, true, batchScope{OpGetOrCreateMulti, us})
 	if len(negs) > 0 {
 		// One more write for all of them: they have a TTL of their own.
-		err = errors.Join(err, o.v.storeNegatives(ctx, o.b, negs, made.Created, made.Delta, o.p))
+		err = o.v.r.batchError(scope{op: OpGetOrCreateMulti}, err,
+			o.v.storeNegatives(ctx, o.b, negs, made.Created, made.Delta, o.p, batchScope{OpGetOrCreateMulti, negUsers}))
 	}
 	return err
 }
 
 func (o *batchOp[V]) StoreFailed(ctx context.Context, err error) error {
-	return o.v.failedWrapped(ctx, err)
+	return o.v.failed(ctx, o.v.r.errorOf(OpGetOrCreateMulti, KindWrite, "", err))
 }
 
 func (o *batchOp[V]) Observe(e dogpile.Event, n int, d time.Duration) { o.v.c.observe(e, n, d) }
 
 func (o *batchOp[V]) TryLock(ctx context.Context, idx []int) ([]bool, func(), error) {
-	return o.v.tryLockMulti(ctx, o.b, pick(o.bk.keys, idx))
+	return o.v.tryLockMulti(ctx, o.b, pick(o.bk.keys, idx), o.scope().pick(idx))
 }
 
 func pick(s []string, idx []int) []string {

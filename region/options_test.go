@@ -180,7 +180,8 @@ func mustGet(t *testing.T, ctx context.Context, get func(context.Context) (int, 
 }
 
 // TestBadOptionGivesOneErrorAtEveryLevel gives each invalid option at every level: New, NewView
-// and memo's constructors panic with its error, a call returns it, and it is the same error.
+// and memo's constructors panic with its error, a call returns it (in a *region.Error of kind
+// usage), and it is the same error value.
 func TestBadOptionGivesOneErrorAtEveryLevel(t *testing.T) {
 	bad := []region.Option{
 		region.WithExpirationFunc(nil),
@@ -200,11 +201,17 @@ func TestBadOptionGivesOneErrorAtEveryLevel(t *testing.T) {
 				t.Fatalf("%s: %v, want an error wrapping ErrInvalidOption", l.name, err)
 			}
 			if first == nil {
-				first = err
+				first = err // New panics with the option's own error
 				continue
 			}
-			if err.Error() != first.Error() {
-				t.Errorf("at %s: %q; at region: %q", l.name, err, first)
+			if !errors.Is(err, first) {
+				t.Errorf("at %s: %q, which does not wrap the region's %q", l.name, err, first)
+			}
+			if l.name == "call" || l.name == "handle call" {
+				var re *region.Error
+				if !errors.As(err, &re) || re.Kind != region.KindUsage {
+					t.Errorf("at %s: %v, want a *region.Error of kind usage", l.name, err)
+				}
 			}
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -225,16 +224,16 @@ func (r *Region) Close() error {
 		// or goroutines of what it wraps.
 		if c, ok := backends.As[io.Closer](b.backend); ok {
 			if err := c.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("region %q: close backend: %w", r.name, err))
+				errs = append(errs, r.fail(OpClose, KindClosed, "", fmt.Errorf("close backend: %w", err)))
 			}
 		}
 	}
 	if c, ok := r.cfg.l1.(io.Closer); ok { // WithLocalCache's, even if unused
 		if err := c.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("region %q: close local cache: %w", r.name, err))
+			errs = append(errs, r.fail(OpClose, KindClosed, "", fmt.Errorf("close local cache: %w", err)))
 		}
 	}
-	return errors.Join(errs...)
+	return r.batchError(scope{op: OpClose}, errs...)
 }
 
 // Delete removes key from the backend. Deleting an absent key is not an error. It costs one
@@ -248,12 +247,12 @@ func (r *Region) Close() error {
 func (r *Region) Delete(ctx context.Context, key string) error {
 	b, err := r.use(key)
 	if err != nil {
-		return err
+		return r.misuse(OpDelete, key, err)
 	}
 	k := r.mangle(key)
 	r.engine.Forget(k) // a creation in progress must not store over the deletion
 	if b.l1 != nil {
-		defer r.dropL1(ctx, b, []string{k})
+		defer r.dropL1(ctx, b, scope{OpDelete, key}, []string{k})
 	}
 	defer r.reads.forget(k) // later reads must not join one that began before the deletion
 	err = errSkipped
@@ -266,7 +265,7 @@ func (r *Region) Delete(ctx context.Context, key string) error {
 		r.settle(ctx, t, err)
 	}
 	if err != nil {
-		err = r.wrap("delete", k, err)
+		err := r.backendFailed(scope{OpDelete, key}, KindWrite, err)
 		r.report(ctx, err)
 		return err
 	}
@@ -306,7 +305,7 @@ func (r *Region) Invalidate(ctx context.Context, mode Invalidation) error {
 	case Soft:
 		at = &r.softAt
 	default:
-		return fmt.Errorf("region %q: Invalidate: unknown mode %d", r.name, mode)
+		return r.fail(OpInvalidate, KindUsage, "", fmt.Errorf("unknown mode %d", mode))
 	}
 	// A stamp after every created-at handed out so far: a value set before this call is
 	// invalidated even within one clock tick, and one set after it is not.
@@ -358,16 +357,17 @@ func (r *Region) use(key string) (*bound, error) {
 		return nil, r.unusable()
 	}
 	if key == "" {
-		return nil, fmt.Errorf("region %q: empty key: %w", r.name, ErrInvalidKey)
+		return nil, ErrInvalidKey
 	}
 	return b, nil
 }
 
+// unusable is why the region has no backend: ErrClosed or ErrNotConfigured.
 func (r *Region) unusable() error {
 	if r.closed.Load() {
-		return fmt.Errorf("region %q: %w", r.name, ErrClosed)
+		return ErrClosed
 	}
-	return fmt.Errorf("region %q: %w", r.name, ErrNotConfigured)
+	return ErrNotConfigured
 }
 
 func (r *Region) mangle(key string) string {
@@ -591,9 +591,9 @@ func (r *Region) negFresh(created, delta int64, ttl time.Duration, p *policy) bo
 	return r.now()-stored(created, delta) < int64(r.jittered(ttl, created))
 }
 
-// notFound is the error of a call that finds a cached "not found" under key.
-func (r *Region) notFound(key string, p *policy) error {
-	return fmt.Errorf("region %q: %q: cached as not found: %w", r.name, key, r.negTarget(p))
+// notFound is the cause of the error of a call that finds a cached "not found".
+func (r *Region) notFound(p *policy) error {
+	return fmt.Errorf("cached as not found: %w", r.negTarget(p))
 }
 
 // usable reports whether an entry survived hard invalidation.
@@ -614,28 +614,7 @@ func (r *Region) shouldCache(v any, p *policy) bool {
 	return true
 }
 
-func (r *Region) wrap(op, key string, err error) error {
-	return &opError{region: r.name, op: op, what: strconv.Quote(key), err: err}
-}
-
-// opError is a failed operation of a region on a key or keys: what its message says, and, for
-// the region's statistics, which operation it was.
-type opError struct {
-	region, op string
-	what       string // the key, quoted, or "of N keys (...)"
-	err        error
-}
-
-func (e *opError) Error() string {
-	return "region " + strconv.Quote(e.region) + ": " + e.op + " " + e.what + ": " + e.err.Error()
-}
-
-func (e *opError) Unwrap() error { return e.err }
-
-// errEncode marks the errors of a codec's Marshal, for the statistics.
-var errEncode = errors.New("encode")
-
-// report logs err and hands it to the error handler.
+// report logs err, an *Error, and hands it to the error handler.
 func (r *Region) report(ctx context.Context, err error) { r.reportTo(ctx, nil, err) }
 
 // reportTo is report for an error met in the calls of the view whose counters are c (nil: the
@@ -649,16 +628,4 @@ func (r *Region) reportTo(ctx context.Context, c *counters, err error) {
 	if r.cfg.onError != nil {
 		r.cfg.onError(ctx, err)
 	}
-}
-
-// reported marks a backend error that was reported already and ends a call under FailClosed: it
-// is returned as it is, not reported again, and never hidden by a stale value.
-type reported struct{ error }
-
-func (e *reported) Unwrap() error { return e.error }
-
-// isReported reports whether err is a backend error reported already.
-func isReported(err error) bool {
-	var rep *reported
-	return errors.As(err, &rep)
 }

@@ -2,20 +2,20 @@ package region
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/dogpile-go/dogpile/backends"
 )
 
-// ReportInterval is how often a region logs an error of one kind: the first of a kind is logged
-// at once, the others of that kind within the interval after it are only counted, and the next
-// one logged after the interval carries their number (the attribute "suppressed"). A kind is an
-// operation ("get", "set", "lock", ...) and, for malformed entries and values that fail to
-// encode, that class. Statistics (Stats.Errors) and the error handler (WithErrorHandler) see
+// ReportInterval is how often a region logs an error of one kind (Error.Kind: read, write, lock,
+// ...): the first of a kind is logged at once, the others of that kind within the interval after
+// it are only counted, and the next one logged after the interval carries their number (the
+// attribute "suppressed"). Statistics (Stats.Errors) and the error handler (WithErrorHandler) see
 // every error. The interval follows the region's clock (WithClock).
+//
+// A reported error is logged at level Warn with the message "dogpile: cache error" and the
+// attributes of its Error: "region", "op", "kind", "key" ("" when it names none) and "error",
+// the cause. The region adds "region" itself: a logger given to WithLogger need not carry it.
 const ReportInterval = 10 * time.Second
 
 // limiter rate-limits a region's log lines by kind.
@@ -64,25 +64,15 @@ func (r *Region) logLimited(ctx context.Context, level slog.Level, kind, msg str
 	r.cfg.logger.LogAttrs(ctx, level, msg, attrs...)
 }
 
-// logReport logs a reported error, rate-limited by its kind (reportKind).
+// logReport logs a reported error, rate-limited by its kind, with the fields of its Error as
+// attributes (see ReportInterval).
 func (r *Region) logReport(ctx context.Context, err error) {
-	r.logLimited(ctx, slog.LevelWarn, reportKind(err), "dogpile: cache error",
-		slog.String("region", r.name), slog.Any("error", err))
-}
-
-// reportKind is the kind of a reported error for the rate limit: its operation, and its class
-// where the operation alone does not say it.
-func reportKind(err error) string {
-	kind := "error"
-	var oe *opError
-	if errors.As(err, &oe) {
-		kind = oe.op
+	e, ok := err.(*Error)
+	if !ok {
+		e = &Error{Region: r.name, Err: err}
 	}
-	switch {
-	case errors.Is(err, backends.ErrMalformed):
-		return kind + " (malformed)"
-	case errors.Is(err, errEncode):
-		return kind + " (encode)"
-	}
-	return kind
+	attrs := make([]slog.Attr, 0, 6) // and "suppressed"
+	attrs = append(attrs, slog.String("region", e.Region), slog.String("op", string(e.Op)),
+		slog.String("kind", string(e.Kind)), slog.String("key", e.Key), slog.Any("error", e.Err))
+	r.logLimited(ctx, slog.LevelWarn, "kind "+string(e.Kind), "dogpile: cache error", attrs...)
 }

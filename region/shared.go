@@ -170,8 +170,9 @@ func (r *Region) sharedKey(mode Invalidation) string {
 func (r *Region) sharedChannel() string { return "region\x00" + r.name }
 
 // announce tells the other processes that keys changed, so that they drop them from their local
-// caches. Without a Notifier it does nothing: their entries age out.
-func (r *Region) announce(ctx context.Context, b *bound, keys []string) {
+// caches; s is the call that changed them, for errors. Without a Notifier it does nothing: their
+// entries age out.
+func (r *Region) announce(ctx context.Context, b *bound, s scope, keys []string) {
 	n, ok := backends.As[backends.Notifier](b.backend)
 	if !ok || len(keys) == 0 {
 		return
@@ -183,16 +184,16 @@ func (r *Region) announce(ctx context.Context, b *bound, keys []string) {
 	js, _ := json.Marshal(raw)
 	msg := append([]byte("k:"+r.origin+":"), js...)
 	if err := n.Publish(ctx, r.sharedChannel(), msg); err != nil {
-		r.report(ctx, r.wrap("announce", r.sharedChannel(), err))
+		r.report(ctx, r.failAt(s, KindWrite, fmt.Errorf("announce the write to other processes: %w", err)))
 	}
 }
 
-// dropL1 removes keys from the local cache after a delete, and announces them.
-func (r *Region) dropL1(ctx context.Context, b *bound, keys []string) {
+// dropL1 removes keys from the local cache after a delete, and announces them (s: see announce).
+func (r *Region) dropL1(ctx context.Context, b *bound, s scope, keys []string) {
 	for _, k := range keys {
 		r.l1g.drop(ctx, b.l1, k)
 	}
-	r.announce(ctx, b, keys)
+	r.announce(ctx, b, s, keys)
 }
 
 // share stores an invalidation made here and announces it.
@@ -210,7 +211,7 @@ func (r *Region) share(ctx context.Context, mode Invalidation, at int64) error {
 	}
 	raw := r.seal(k, backends.Entry{Created: at, Payload: []byte(strconv.FormatInt(at, 10))})
 	if err := b.backend.Set(ctx, k, raw, 0); err != nil {
-		err = r.wrap("invalidate (shared)", k, err)
+		err := r.fail(OpInvalidate, KindWrite, "", fmt.Errorf("store the invalidation under %q: %w", k, err))
 		r.report(ctx, err)
 		return err
 	}
@@ -218,7 +219,7 @@ func (r *Region) share(ctx context.Context, mode Invalidation, at int64) error {
 		msg := fmt.Sprintf("i:%d:%d", mode, at)
 		if err := n.Publish(ctx, r.sharedChannel(), []byte(msg)); err != nil {
 			// Stored: the others will read it at their next poll.
-			r.report(ctx, r.wrap("invalidate (announce)", r.sharedChannel(), err))
+			r.report(ctx, r.fail(OpInvalidate, KindWrite, "", fmt.Errorf("announce the invalidation: %w", err)))
 		}
 	}
 	return nil
@@ -268,12 +269,12 @@ func (r *Region) readShared(ctx context.Context) {
 			continue
 		}
 		if err != nil {
-			r.report(ctx, r.wrap("read invalidation", k, err))
+			r.report(ctx, r.backendFailed(scope{op: OpWatch}, KindRead, fmt.Errorf("read the invalidation under %q: %w", k, err)))
 			continue
 		}
 		e, err := r.open(k, raw)
 		if err != nil {
-			r.report(ctx, r.wrap("read invalidation", k, err))
+			r.report(ctx, r.fail(OpWatch, KindMalformed, "", fmt.Errorf("read the invalidation under %q: %w", k, err)))
 			continue
 		}
 		r.apply(mode, e.Created)
@@ -339,7 +340,7 @@ func (r *Region) startWatcher(ctx context.Context) {
 		if err != nil {
 			// Polling and max age bound it meanwhile; a subscription that comes later counts as
 			// a gap, since everything before it was missed.
-			r.report(ctx, r.wrap("subscribe", r.sharedChannel(), err))
+			r.report(ctx, r.fail(OpWatch, KindRead, "", fmt.Errorf("subscribe to other processes' announcements: %w", err)))
 			w.retrying = make(chan struct{})
 			go w.retry(func() (io.Closer, error) { return subscribe(bg) }, gap)
 		} else {

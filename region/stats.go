@@ -10,7 +10,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/internal/dogpile"
 )
 
@@ -58,7 +57,7 @@ type Stats struct {
 	Errors ErrorStats
 }
 
-// ErrorStats counts reported errors by kind.
+// ErrorStats counts reported errors by kind (Error.Kind).
 type ErrorStats struct {
 	Read      uint64 // backend reads that failed
 	Write     uint64 // backend writes and deletes that failed (too large values included)
@@ -220,44 +219,39 @@ func (v *View[V]) Stats() Stats { return v.c.snapshot() }
 // published is an error, not a panic.
 func (r *Region) PublishExpvar(name string) (err error) {
 	if expvar.Get(name) != nil {
-		return fmt.Errorf("region %q: expvar %q is already published", r.name, name)
+		return r.fail(OpPublishExpvar, KindUsage, "", fmt.Errorf("expvar %q is already published", name))
 	}
 	defer func() {
 		if recover() != nil { // published meanwhile by another goroutine
-			err = fmt.Errorf("region %q: expvar %q is already published", r.name, name)
+			err = r.fail(OpPublishExpvar, KindUsage, "", fmt.Errorf("expvar %q is already published", name))
 		}
 	}()
 	expvar.Publish(name, expvar.Func(func() any { return r.Stats() }))
 	return nil
 }
 
-// countError counts a reported error by its kind, in c (a view's, or nil) and the region's.
+// countError counts a reported error by its kind, in c (a view's, or nil: the region's own).
+// The region reports errors of the six kinds ErrorStats has; anything else counts as a write.
 func (r *Region) countError(c *counters, err error) {
-	var oe *opError
-	kind := ""
-	if errors.As(err, &oe) {
-		kind = oe.op
+	if c == nil {
+		c = &r.counters
 	}
-	pick := func(c *counters) *atomic.Uint64 {
-		switch {
-		case errors.Is(err, backends.ErrMalformed):
-			return &c.errMalformed
-		case errors.Is(err, errEncode):
-			return &c.errEncode
-		}
-		switch kind {
-		case "get", "getmulti":
-			return &c.errRead
-		case "lock", "unlock", "trylockmulti":
-			return &c.errLock
-		case "regenerate (served stale)", "background refresh", "early refresh":
-			return &c.errCreator
-		}
-		return &c.errWrite
+	var kind Kind
+	if e, ok := err.(*Error); ok {
+		kind = e.Kind
 	}
-	if c != nil {
-		pick(c).Add(1)
-		return
+	switch kind {
+	case KindRead:
+		c.errRead.Add(1)
+	case KindLock:
+		c.errLock.Add(1)
+	case KindMalformed:
+		c.errMalformed.Add(1)
+	case KindEncode:
+		c.errEncode.Add(1)
+	case KindCreator:
+		c.errCreator.Add(1)
+	default:
+		c.errWrite.Add(1)
 	}
-	pick(&r.counters).Add(1)
 }

@@ -60,13 +60,13 @@ func (v *View[V]) Get(ctx context.Context, key string, opts ...Option) (V, bool,
 	var zero V
 	p, err := v.policy(opts)
 	if err != nil {
-		return zero, false, err
+		return zero, false, v.r.misuse(OpGet, key, err)
 	}
 	b, err := v.r.use(key)
 	if err != nil {
-		return zero, false, err
+		return zero, false, v.r.misuse(OpGet, key, err)
 	}
-	e, err := v.load(ctx, b, v.r.mangle(key))
+	e, err := v.load(ctx, b, v.r.mangle(key), &scope{OpGet, key})
 	if err != nil || !e.found || e.neg {
 		return zero, false, err
 	}
@@ -82,11 +82,11 @@ func (v *View[V]) Get(ctx context.Context, key string, opts ...Option) (V, bool,
 func (v *View[V]) Set(ctx context.Context, key string, val V) error {
 	b, err := v.r.use(key)
 	if err != nil {
-		return err
+		return v.r.misuse(OpSet, key, err)
 	}
 	k := v.r.mangle(key)
 	v.r.engine.Forget(k)
-	if err := v.store(ctx, b, k, val, v.r.stamp(), 0, false); err != nil {
+	if err := v.store(ctx, b, k, val, v.r.stamp(), 0, false, scope{OpSet, key}); err != nil {
 		v.report(ctx, err)
 		return err
 	}
@@ -117,7 +117,7 @@ func (v *View[V]) GetOrCreate(ctx context.Context, key string, create func(conte
 		return l.val, cmpErr(err, l.err)
 	}
 	if l.p.bypass {
-		return v.refresh(ctx, l.b, l.key, l.p, create)
+		return v.refresh(ctx, l.b, l.key, l.p, create, scope{OpGetOrCreate, key})
 	}
 	return v.resolve(ctx, &l, create)
 }
@@ -131,7 +131,7 @@ func GetOrCreateWith[V, A any](ctx context.Context, v *View[V], key string, crea
 		return l.val, cmpErr(err, l.err)
 	}
 	if l.p.bypass {
-		return v.refresh(ctx, l.b, l.key, l.p, func(ctx context.Context) (V, error) { return create(ctx, arg) })
+		return v.refresh(ctx, l.b, l.key, l.p, func(ctx context.Context) (V, error) { return create(ctx, arg) }, scope{OpGetOrCreate, key})
 	}
 	return resolveWith(ctx, v, &l, create, arg)
 }
@@ -145,26 +145,30 @@ type lookup[V any] struct {
 	b   *bound
 	key string // mangled
 	p   *policy
+
+	user string // key as the caller gave it, for errors
 }
 
-func (v *View[V]) nilCreator() error {
-	return fmt.Errorf("region %q: nil creator", v.r.name)
+// nilCreator is the error of a call of op on key given a nil creator.
+func (v *View[V]) nilCreator(op Op, key string) error {
+	return v.r.fail(op, KindUsage, key, errNilCreator)
 }
 
 func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts []Option) (lookup[V], error) {
 	var l lookup[V]
 	if nilCreate {
-		return l, v.nilCreator()
+		return l, v.nilCreator(OpGetOrCreate, key)
 	}
 	p, err := v.policy(opts)
 	if err != nil {
-		return l, err
+		return l, v.r.misuse(OpGetOrCreate, key, err)
 	}
 	b, err := v.r.use(key)
 	if err != nil {
-		return l, err
+		return l, v.r.misuse(OpGetOrCreate, key, err)
 	}
 	l.b, l.p, l.key = b, p, v.r.mangle(key)
+	l.user = key
 	if p.bypass {
 		v.c.misses.Add(1)
 		return l, nil
@@ -186,11 +190,11 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 			v.c.misses.Add(1)
 			v.c.observe(dogpile.EventWaited, 1, time.Since(start))
 			l.hit = true
-			l.val, l.err = v.result(res, err)
+			l.val, l.err = v.result(ctx, key, res, err)
 			return l, nil
 		}
 	}
-	l.loaded, err = v.load(ctx, b, l.key)
+	l.loaded, err = v.load(ctx, b, l.key, &scope{OpGetOrCreate, key})
 	if b.l1 != nil && err == nil && l.found {
 		v.r.l1g.fill(ctx, b.l1, l.key, v.l1Item(l.loaded), v.r.cfg.l1MaxAge, since)
 	}
@@ -204,7 +208,7 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 	case l.neg:
 		if v.r.negFresh(l.created, l.delta, negTTL[V](v.r, l.p), l.p) {
 			v.c.negHits.Add(1)
-			l.hit, l.err = true, v.r.notFound(l.key, l.p)
+			l.hit, l.err = true, v.r.fail(OpGetOrCreate, KindCreator, key, v.r.notFound(l.p))
 			return l, nil
 		}
 		v.c.misses.Add(1)
@@ -226,18 +230,18 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 	return l, nil
 }
 
-// report, failed and failedWrapped are the region's, counting the error in the view's
-// statistics.
+// report is the region's, counting the error in the view's statistics.
 func (v *View[V]) report(ctx context.Context, err error) { v.r.reportTo(ctx, v.c, err) }
 
-func (v *View[V]) failed(ctx context.Context, op, key string, err error) error {
-	return v.failedWrapped(ctx, v.r.wrap(op, key, err))
-}
-
-func (v *View[V]) failedWrapped(ctx context.Context, err error) error {
+// failed reports a backend error and applies the failure policy: under FailClosed it returns
+// err, marked as reported, to end the call; under FailOpen nil, and the call goes on.
+func (v *View[V]) failed(ctx context.Context, err *Error) error {
+	if v.r.cfg.failClosed {
+		err.reported = true
+	}
 	v.report(ctx, err)
 	if v.r.cfg.failClosed {
-		return &reported{err}
+		return err
 	}
 	return nil
 }
@@ -250,28 +254,25 @@ func resolveWith[V, A any](ctx context.Context, v *View[V], l *lookup[V], create
 
 // resolve hands a call that was not a hit to the lock engine.
 func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context.Context) (V, error)) (V, error) {
-	o := &op[V]{v: v, b: l.b, key: l.key, p: l.p, create: create}
+	o := &op[V]{v: v, b: l.b, key: l.key, user: l.user, p: l.p, create: create}
 	res, err := v.r.engine.Resolve(ctx, o, dogpile.Entry{Value: l.val, Created: l.created, Delta: l.delta}, l.found)
 	if err != nil && l.found && ctx.Err() == nil && !isReported(err) && !errors.Is(err, dogpile.ErrClosed) {
 		if val, ok := v.instead(ctx, l, err); ok {
 			return val, nil
 		}
 	}
-	return v.result(res, err)
+	return v.result(ctx, l.user, res, err)
 }
 
-// result is what a caller gets from the engine's answer: the value, or the error (a cached "not
-// found" is its error).
-func (v *View[V]) result(res any, err error) (V, error) {
+// result is what the caller of key gets from the engine's answer: the value, or the error (a
+// cached "not found" is its error).
+func (v *View[V]) result(ctx context.Context, key string, res any, err error) (V, error) {
 	var zero V
 	if err != nil {
-		if errors.Is(err, dogpile.ErrClosed) {
-			return zero, fmt.Errorf("region %q: %w", v.r.name, ErrClosed)
-		}
-		return zero, err
+		return zero, v.r.outcome(ctx, OpGetOrCreate, key, err)
 	}
 	if n, ok := res.(negative); ok {
-		return zero, n.err
+		return zero, v.r.fail(OpGetOrCreate, KindCreator, key, n.err)
 	}
 	val, _ := res.(V) // nil only for a nil interface V
 	return val, nil
@@ -284,18 +285,18 @@ func (v *View[V]) result(res any, err error) (V, error) {
 // the error handler. It costs one more read, on the error path only.
 func (v *View[V]) instead(ctx context.Context, l *lookup[V], err error) (V, bool) {
 	var zero V
-	now, rerr := v.loadNow(ctx, l.b, l.key)
+	now, rerr := v.loadNow(ctx, l.b, l.key, &scope{OpGetOrCreate, l.user})
 	if rerr != nil || !now.found || now.neg {
 		return zero, false
 	}
 	exp := expiration(v.r, l.p, now.val)
 	switch {
 	case v.r.fresh(now.created, now.delta, exp):
-		v.report(ctx, v.r.wrap("early refresh", l.key, err))
+		v.report(ctx, v.r.fail(OpGetOrCreate, KindCreator, l.user, served("early refresh failed, served the fresh value", err)))
 		return now.val, true
 	case now.created == l.created && v.r.staleUsable(now.created, now.delta, exp, l.p):
 		v.c.staleOnError.Add(1)
-		v.report(ctx, v.r.wrap("regenerate (served stale)", l.key, err))
+		v.report(ctx, v.r.fail(OpGetOrCreate, KindCreator, l.user, served("regeneration failed, served the stale value", err)))
 		return now.val, true
 	}
 	return zero, false
@@ -316,32 +317,32 @@ func cmpErr(a, b error) error {
 func (v *View[V]) Refresh(ctx context.Context, key string, create func(context.Context) (V, error), opts ...Option) (V, error) {
 	var zero V
 	if create == nil {
-		return zero, v.nilCreator()
+		return zero, v.nilCreator(OpRefresh, key)
 	}
 	p, err := v.policy(opts)
 	if err != nil {
-		return zero, err
+		return zero, v.r.misuse(OpRefresh, key, err)
 	}
 	b, err := v.r.use(key)
 	if err != nil {
-		return zero, err
+		return zero, v.r.misuse(OpRefresh, key, err)
 	}
-	return v.refresh(ctx, b, v.r.mangle(key), p, create)
+	return v.refresh(ctx, b, v.r.mangle(key), p, create, scope{OpRefresh, key})
 }
 
-// refresh is Refresh once the call is checked: k is the mangled key.
-func (v *View[V]) refresh(ctx context.Context, b *bound, k string, p *policy, create func(context.Context) (V, error)) (V, error) {
+// refresh is Refresh once the call is checked: k is the mangled key; s names the call in errors.
+func (v *View[V]) refresh(ctx context.Context, b *bound, k string, p *policy, create func(context.Context) (V, error), s scope) (V, error) {
 	var zero V
 	v.r.engine.Forget(k)
 	start := v.r.stamp()
 	val, err := create(ctx)
 	if err != nil {
-		return zero, err
+		return zero, v.r.fail(s.op, KindCreator, s.key, err)
 	}
 	if !v.r.shouldCache(val, p) {
 		return val, nil
 	}
-	if err := v.store(ctx, b, k, val, start, v.r.now()-start, false); err != nil {
+	if err := v.store(ctx, b, k, val, start, v.r.now()-start, false, s); err != nil {
 		v.report(ctx, err)
 		if v.r.cfg.failClosed {
 			return zero, err
@@ -376,10 +377,11 @@ type loaded[V any] struct {
 // another type (the last two reported). A backend error is a miss under FailOpen.
 //
 // On a byte backend the read is shared with the other callers of this process that read k at the
-// same time (see reads): the herd on a hot key costs one round trip per read in flight.
-func (v *View[V]) load(ctx context.Context, b *bound, k string) (loaded[V], error) {
+// same time (see reads): the herd on a hot key costs one round trip per read in flight. s is the
+// call its errors name.
+func (v *View[V]) load(ctx context.Context, b *bound, k string, s *scope) (loaded[V], error) {
 	if b.values != nil {
-		return v.loadValue(ctx, b.values, k)
+		return v.loadValue(ctx, b.values, k, s)
 	}
 	var rd *read
 	err := errSkipped
@@ -390,21 +392,21 @@ func (v *View[V]) load(ctx context.Context, b *bound, k string) (loaded[V], erro
 		v.r.settle(ctx, t, err)
 	}
 	if err != nil {
-		return loaded[V]{}, v.readFailed(ctx, k, err)
+		return loaded[V]{}, v.readFailed(ctx, s, err)
 	}
 	if rd.shared == 0 { // read for this caller alone
-		return v.decodeEntry(ctx, k, rd.raw), nil
+		return v.decodeEntry(ctx, k, rd.raw, s), nil
 	}
 	// Decoded once for every caller of this type that shared the read: they share the value.
-	return rd.decodedAs(v.typ, func() any { return v.decodeEntry(ctx, k, rd.raw) }).(loaded[V]), nil
+	return rd.decodedAs(v.typ, func() any { return v.decodeEntry(ctx, k, rd.raw, s) }).(loaded[V]), nil
 }
 
 // loadNow is load with a read of its own, started now: for the reads that must see every write
 // completed before them anywhere (the read under the distributed lock, before creating), which a
 // shared read started earlier might not.
-func (v *View[V]) loadNow(ctx context.Context, b *bound, k string) (loaded[V], error) {
+func (v *View[V]) loadNow(ctx context.Context, b *bound, k string, s *scope) (loaded[V], error) {
 	if b.values != nil {
-		return v.loadValue(ctx, b.values, k)
+		return v.loadValue(ctx, b.values, k, s)
 	}
 	var raw []byte
 	err := errSkipped
@@ -413,17 +415,17 @@ func (v *View[V]) loadNow(ctx context.Context, b *bound, k string) (loaded[V], e
 		v.r.settle(ctx, t, err)
 	}
 	if err != nil {
-		return loaded[V]{}, v.readFailed(ctx, k, err)
+		return loaded[V]{}, v.readFailed(ctx, s, err)
 	}
-	return v.decodeEntry(ctx, k, raw), nil
+	return v.decodeEntry(ctx, k, raw, s), nil
 }
 
 // loadValue is load from a backend that keeps Go values: the region's, or its local cache.
-func (v *View[V]) loadValue(ctx context.Context, vs backends.ValueStore, k string) (loaded[V], error) {
+func (v *View[V]) loadValue(ctx context.Context, vs backends.ValueStore, k string, s *scope) (loaded[V], error) {
 	{
 		it, err := vs.GetValue(ctx, k)
 		if err != nil {
-			return loaded[V]{}, v.readFailed(ctx, k, err)
+			return loaded[V]{}, v.readFailed(ctx, s, err)
 		}
 		if !v.r.usable(it.Created) {
 			return loaded[V]{}, nil
@@ -438,7 +440,7 @@ func (v *View[V]) loadValue(ctx context.Context, vs backends.ValueStore, k strin
 			ok = true // a nil stored by a View of this interface type
 		}
 		if !ok {
-			v.report(ctx, v.r.wrap("get", k, fmt.Errorf("stored value is a %T, not a %v", it.Value, v.typ)))
+			v.report(ctx, v.r.failAt(*s, KindMalformed, fmt.Errorf("%w: stored value is a %T, not a %v", backends.ErrMalformed, it.Value, v.typ)))
 			return loaded[V]{}, nil
 		}
 		return loaded[V]{val: tv, created: it.Created, delta: it.Delta, found: true}, nil
@@ -447,10 +449,10 @@ func (v *View[V]) loadValue(ctx context.Context, vs backends.ValueStore, k strin
 
 // decodeEntry decodes the stored bytes raw of k: found is false for a hard-invalidated entry and
 // for a malformed one or one whose payload does not decode into a V (both reported).
-func (v *View[V]) decodeEntry(ctx context.Context, k string, raw []byte) loaded[V] {
+func (v *View[V]) decodeEntry(ctx context.Context, k string, raw []byte, s *scope) loaded[V] {
 	e, err := v.r.open(k, raw)
 	if err != nil {
-		v.report(ctx, v.r.wrap("get", k, err))
+		v.report(ctx, v.r.failAt(*s, KindMalformed, err))
 		return loaded[V]{}
 	}
 	if !v.r.usable(e.Created) {
@@ -466,7 +468,7 @@ func (v *View[V]) decodeEntry(ctx context.Context, k string, raw []byte) loaded[
 	}
 	val, err := v.decode(e.Payload)
 	if err != nil {
-		v.report(ctx, v.r.wrap("get", k, err))
+		v.report(ctx, v.r.failAt(*s, KindMalformed, err))
 		return loaded[V]{}
 	}
 	return loaded[V]{val: val, created: e.Created, delta: e.Delta, found: true}
@@ -489,27 +491,27 @@ func (v *View[V]) decode(payload []byte) (_ V, err error) {
 	return val, nil
 }
 
-func (v *View[V]) readFailed(ctx context.Context, k string, err error) error {
+func (v *View[V]) readFailed(ctx context.Context, s *scope, err error) error {
 	if errors.Is(err, backends.ErrNotFound) {
 		return nil
 	}
-	return v.failed(ctx, "get", k, err)
+	return v.failed(ctx, v.r.backendFailed(*s, KindRead, err))
 }
 
-// store writes val under k as created at created, in delta nanoseconds. Errors are wrapped, not
-// reported. cond stores conditionally (a creation's value): where the backend can, an entry
-// newer than created that the key holds is left as it is.
-func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created, delta int64, cond bool) error {
+// store writes val under k as created at created, in delta nanoseconds. Errors are returned as
+// Errors of the call s, not reported. cond stores conditionally (a creation's value): where the
+// backend can, an entry newer than created that the key holds is left as it is.
+func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created, delta int64, cond bool, s scope) error {
 	ttl := v.r.storageTTL()
 	if b.values != nil {
 		if err := b.values.SetValue(ctx, k, backends.Item{Value: val, Created: created, Delta: delta}, ttl); err != nil {
-			return v.r.wrap("set", k, err)
+			return v.r.backendFailed(s, KindWrite, err)
 		}
 		return nil
 	}
 	payload, err := v.r.cfg.codec.Marshal(val)
 	if err != nil {
-		return v.r.wrap("set", k, fmt.Errorf("%w %T: %w", errEncode, val, err))
+		return v.r.failAt(s, KindEncode, fmt.Errorf("%T: %w", val, err))
 	}
 	raw := v.r.seal(k, backends.Entry{Created: created, Delta: delta, Payload: payload})
 	var since uint64
@@ -519,9 +521,9 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 	stored, err := v.r.write(ctx, b, k, raw, ttl, cond)
 	if err != nil {
 		if b.l1 != nil && err != errSkipped { // it may have been applied (a timeout): drop the old value everywhere
-			v.r.dropL1(ctx, b, []string{k})
+			v.r.dropL1(ctx, b, s, []string{k})
 		}
-		return v.r.wrap("set", k, err)
+		return v.r.backendFailed(s, KindWrite, err)
 	}
 	if !stored { // a newer write holds the key: this process must not serve the older value
 		if b.l1 != nil {
@@ -531,7 +533,7 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 	}
 	if b.l1 != nil {
 		v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{val: val, created: created, delta: delta, found: true}), v.r.cfg.l1MaxAge, since)
-		v.r.announce(ctx, b, []string{k})
+		v.r.announce(ctx, b, s, []string{k})
 	}
 	return nil
 }
@@ -539,17 +541,18 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 // storeNegatives writes a cached "not found" under each of keys, kept by the backend for the
 // negative TTL: one write for all of them where the backend can.
 //
-// They come from creations, so they are stored conditionally (see store).
-func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, created, delta int64, p *policy) error {
+// They come from creations, so they are stored conditionally (see store). s names the keys in
+// errors.
+func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, created, delta int64, p *policy, s batchScope) error {
 	ttl := v.r.stretched(negTTL[V](v.r, p))
 	if b.values != nil {
 		var errs []error
-		for _, k := range keys {
+		for i, k := range keys {
 			if err := b.values.SetValue(ctx, k, backends.Item{Value: negativeMark{}, Created: created, Delta: delta}, ttl); err != nil {
-				errs = append(errs, v.r.wrap("set (not found)", k, err))
+				errs = append(errs, v.r.backendFailed(s.at(i), KindWrite, err))
 			}
 		}
-		return errors.Join(errs...)
+		return v.r.batchError(s.all(), errs...)
 	}
 	encoded := make([][]byte, len(keys))
 	for i, k := range keys {
@@ -561,7 +564,7 @@ func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, c
 			since = append(since, v.r.l1g.epoch(k))
 		}
 	}
-	refused, err := v.r.writeMulti(ctx, b, keys, encoded, ttl, true)
+	refused, err := v.r.writeMulti(ctx, b, keys, encoded, ttl, true, s)
 	if b.l1 != nil {
 		for i, k := range keys {
 			if err == nil && (refused == nil || !refused[i]) {
@@ -570,7 +573,7 @@ func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, c
 				v.r.l1g.drop(ctx, b.l1, k)
 			}
 		}
-		v.r.announce(ctx, b, keys)
+		v.r.announce(ctx, b, s.all(), keys)
 	}
 	return err
 }
@@ -579,7 +582,7 @@ func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, c
 // value, or a cached "not found", for the key: the whole read, with no round trip. It reports
 // whether it answered.
 func (v *View[V]) lookupL1(ctx context.Context, l *lookup[V]) bool {
-	e, _ := v.loadValue(ctx, l.b.l1, l.key)
+	e, _ := v.loadValue(ctx, l.b.l1, l.key, &scope{OpGetOrCreate, l.user})
 	switch {
 	case !e.found:
 		return false
@@ -588,7 +591,7 @@ func (v *View[V]) lookupL1(ctx context.Context, l *lookup[V]) bool {
 			return false
 		}
 		v.c.negHits.Add(1)
-		l.loaded, l.hit, l.err = e, true, v.r.notFound(l.key, l.p)
+		l.loaded, l.hit, l.err = e, true, v.r.fail(OpGetOrCreate, KindCreator, l.user, v.r.notFound(l.p))
 		return true
 	}
 	if exp := expiration(v.r, l.p, e.val); !v.r.fresh(e.created, e.delta, exp) || v.r.early(e.created, e.delta, exp, l.p) {
@@ -613,6 +616,7 @@ type op[V any] struct {
 	v       *View[V]
 	b       *bound
 	key     string
+	user    string // key as the caller gave it, for errors
 	p       *policy
 	create  func(context.Context) (V, error)
 	started int64 // when Create began: the created-at of what it makes
@@ -627,11 +631,12 @@ func (o *op[V]) Key() string { return o.key }
 func (o *op[V]) Kind() any   { return o.v.typ }
 
 func (o *op[V]) Load(ctx context.Context) (dogpile.Entry, bool, error) {
-	e, err := o.v.loadNow(ctx, o.b, o.key)
+	s := o.scope()
+	e, err := o.v.loadNow(ctx, o.b, o.key, &s)
 	if err != nil {
 		return dogpile.Entry{}, false, err
 	}
-	return o.v.entry(e, o.key, o.p)
+	return o.v.entry(e, o.p)
 }
 
 func (o *op[V]) Fresh(e dogpile.Entry) bool { return o.v.freshEntry(e, o.p) }
@@ -667,17 +672,17 @@ func (o *op[V]) Create(ctx context.Context) (any, error) {
 
 func (o *op[V]) Store(ctx context.Context, v any) error {
 	if _, ok := v.(negative); ok {
-		return o.v.storeNegatives(ctx, o.b, []string{o.key}, o.started, o.delta, o.p)
+		return o.v.storeNegatives(ctx, o.b, []string{o.key}, o.started, o.delta, o.p, batchScope{OpGetOrCreate, []string{o.user}})
 	}
 	val, _ := v.(V)
 	if !o.v.r.shouldCache(val, o.p) {
 		return nil
 	}
-	return o.v.store(ctx, o.b, o.key, val, o.started, o.delta, true)
+	return o.v.store(ctx, o.b, o.key, val, o.started, o.delta, true, o.scope())
 }
 
 func (o *op[V]) StoreFailed(ctx context.Context, err error) error {
-	return o.v.failedWrapped(ctx, err)
+	return o.v.failed(ctx, o.v.r.errorOf(OpGetOrCreate, KindWrite, o.user, err))
 }
 
 func (o *op[V]) Observe(e dogpile.Event, d time.Duration) { o.v.c.observe(e, 1, d) }
@@ -694,7 +699,7 @@ func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {
 		r.settle(ctx, t, err)
 	}
 	if err != nil {
-		if err := o.v.failed(ctx, "lock", o.key, err); err != nil {
+		if err := o.v.failed(ctx, r.backendFailed(o.scope(), KindLock, err)); err != nil {
 			return nil, false, err
 		}
 		// Without the lock, creating anyway is the fail-open choice: the caller gets a value and
@@ -708,7 +713,7 @@ func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.lockTimeout)
 		defer cancel()
 		if err := l.Unlock(uctx); err != nil {
-			o.v.report(ctx, r.wrap("unlock", o.key, err))
+			o.v.report(ctx, r.backendFailed(o.scope(), KindLock, err))
 		}
 	}, true, nil
 }
@@ -722,7 +727,7 @@ type negative struct{ err error }
 
 // entry is what the engine sees of a loaded entry: a negative one carries its error, and counts
 // as absent when the policy has no negative caching.
-func (v *View[V]) entry(e loaded[V], k string, p *policy) (dogpile.Entry, bool, error) {
+func (v *View[V]) entry(e loaded[V], p *policy) (dogpile.Entry, bool, error) {
 	if !e.found {
 		return dogpile.Entry{}, false, nil
 	}
@@ -730,7 +735,7 @@ func (v *View[V]) entry(e loaded[V], k string, p *policy) (dogpile.Entry, bool, 
 		if v.r.negTarget(p) == nil {
 			return dogpile.Entry{}, false, nil
 		}
-		return dogpile.Entry{Value: negative{v.r.notFound(k, p)}, Created: e.created, Delta: e.delta}, true, nil
+		return dogpile.Entry{Value: negative{v.r.notFound(p)}, Created: e.created, Delta: e.delta}, true, nil
 	}
 	return dogpile.Entry{Value: e.val, Created: e.created, Delta: e.delta}, true, nil
 }

@@ -35,6 +35,8 @@ type Batch interface {
 	Store(ctx context.Context, idx []int, vals []any, made Made) error
 	// StoreFailed is Op.StoreFailed.
 	StoreFailed(ctx context.Context, err error) error
+	// Failed is Op.Failed, for a background regeneration of some of the batch's keys.
+	Failed(ctx context.Context, err error)
 	// Observe is Op.Observe, for n keys of the batch.
 	Observe(e Event, n int, d time.Duration)
 	// TryLock tries the distributed lock of each of items idx once, without waiting. taken[j]
@@ -197,7 +199,7 @@ type batchCreation struct {
 }
 
 // run produces the result of every flight in c.ls and finishes each exactly once, whatever the
-// creator does (lead). A background regeneration then reports its error to OnError.
+// creator does (lead). A background regeneration then reports its error to Batch.Failed.
 func (c batchCreation) run() {
 	var failed error
 	lead(c.e, c.ctx, func(ctx context.Context) (any, error) {
@@ -210,8 +212,8 @@ func (c batchCreation) run() {
 			}
 		}
 	})
-	if c.background && failed != nil && c.e.OnError != nil {
-		c.e.OnError(context.WithoutCancel(c.ctx), c.b.Key(c.ls[0].Index), failed)
+	if c.background && failed != nil {
+		c.b.Failed(context.WithoutCancel(c.ctx), failed)
 	}
 }
 

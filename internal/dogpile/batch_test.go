@@ -84,6 +84,8 @@ func (b *fakeBatch) Observe(Event, int, time.Duration) {}
 
 func (b *fakeBatch) StoreFailed(_ context.Context, err error) error { return err }
 
+func (b *fakeBatch) Failed(context.Context, error) {}
+
 func (b *fakeBatch) TryLock(_ context.Context, idx []int) ([]bool, func(), error) {
 	taken := make([]bool, len(idx))
 	if !b.distributed {

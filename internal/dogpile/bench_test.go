@@ -27,6 +27,7 @@ func (o *benchOp) Fresh(Entry) bool                               { return false
 func (o *benchOp) Create(context.Context) (any, error)            { return "v", nil }
 func (o *benchOp) Store(context.Context, any) error               { return nil }
 func (o *benchOp) StoreFailed(_ context.Context, err error) error { return err }
+func (o *benchOp) Failed(context.Context, error)                  {}
 func (o *benchOp) Observe(Event, time.Duration)                   {}
 
 func (o *benchOp) TryLock(context.Context) (func(), bool, error) {
@@ -68,6 +69,7 @@ func (b *benchBatch) Create(_ context.Context, idx []int) (Made, error) {
 
 func (b *benchBatch) Store(context.Context, []int, []any, Made) error { return nil }
 func (b *benchBatch) StoreFailed(_ context.Context, err error) error  { return err }
+func (b *benchBatch) Failed(context.Context, error)                   {}
 func (b *benchBatch) Observe(Event, int, time.Duration)               {}
 
 func (b *benchBatch) TryLock(_ context.Context, idx []int) ([]bool, func(), error) {

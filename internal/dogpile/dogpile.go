@@ -65,6 +65,9 @@ type Op interface {
 	// StoreFailed handles Store's error once the flight no longer holds off Forget: it reports
 	// it and applies the failure policy, returning the error that ends the call or nil.
 	StoreFailed(ctx context.Context, err error) error
+	// Failed is told the error of a regeneration that ran in the background, which has no
+	// caller to return it to. ctx keeps the caller's values but not its cancellation.
+	Failed(ctx context.Context, err error)
 	// TryLock tries the distributed lock once, without waiting. Without a distributed lock it
 	// returns (nil, true, nil): the flight is the lock. unlock may be nil.
 	TryLock(ctx context.Context) (unlock func(), ok bool, err error)
@@ -146,10 +149,6 @@ type Engine struct {
 	// OnDrop, if set, is called when a background refresh could not start because every slot was
 	// busy: the stale value was served and the key will be retried by a later caller.
 	OnDrop func(key string)
-
-	// OnError, if set, is called with the error of a background refresh, which has no caller to
-	// return it to.
-	OnError func(ctx context.Context, key string, err error)
 
 	// CreationTimeout, if positive, bounds each call of a creator (Op.Create, Batch.Create):
 	// after it the creator's context is cancelled and the creation ends with an error that
@@ -276,7 +275,7 @@ type creation struct {
 }
 
 // run produces the flight's result and finishes it, whatever the creator does (lead). A
-// background regeneration then reports its error to OnError.
+// background regeneration then reports its error to Op.Failed.
 func (c creation) run() {
 	lead(c.e, c.ctx, func(ctx context.Context) (any, error) {
 		if c.have {
@@ -284,8 +283,8 @@ func (c creation) run() {
 		}
 		return c.create(ctx)
 	}, func(v any, err error) { c.e.flights.finish(c.f, v, err) })
-	if c.background && c.f.err != nil && c.e.OnError != nil {
-		c.e.OnError(context.WithoutCancel(c.ctx), c.op.Key(), c.f.err)
+	if c.background && c.f.err != nil {
+		c.op.Failed(context.WithoutCancel(c.ctx), c.f.err)
 	}
 }
 

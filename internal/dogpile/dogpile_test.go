@@ -50,6 +50,7 @@ type fakeOp struct {
 	kind        any
 	distributed bool
 	create      func(context.Context) (any, error)
+	failed      chan<- error // told the errors of background regenerations, if set
 }
 
 func (o *fakeOp) Key() string { return o.key }
@@ -79,6 +80,12 @@ func (o *fakeOp) Store(_ context.Context, v any) error {
 func (o *fakeOp) Observe(Event, time.Duration) {}
 
 func (o *fakeOp) StoreFailed(_ context.Context, err error) error { return err }
+
+func (o *fakeOp) Failed(_ context.Context, err error) {
+	if o.failed != nil {
+		o.failed <- err
+	}
+}
 
 func (o *fakeOp) TryLock(context.Context) (func(), bool, error) {
 	if !o.distributed {
@@ -613,16 +620,20 @@ func TestBackgroundErrorsAreReported(t *testing.T) {
 		e := New(1)
 		defer e.Close()
 		reported := make(chan error, 2)
-		e.OnError = func(_ context.Context, key string, err error) { reported <- err }
+		op := func(create func(context.Context) (any, error)) *fakeOp {
+			o := s.op("k", false, create)
+			o.failed = reported
+			return o
+		}
 		boom := errors.New("boom")
-		if v, _ := get(t.Context(), e, s.op("k", false, func(context.Context) (any, error) { return nil, boom })); v != "old" {
+		if v, _ := get(t.Context(), e, op(func(context.Context) (any, error) { return nil, boom })); v != "old" {
 			t.Fatalf("got %v, want old", v)
 		}
 		synctest.Wait()
 		if err := <-reported; !errors.Is(err, boom) {
 			t.Fatalf("reported %v, want boom", err)
 		}
-		_, _ = get(t.Context(), e, s.op("k", false, func(context.Context) (any, error) { panic("bad") }))
+		_, _ = get(t.Context(), e, op(func(context.Context) (any, error) { panic("bad") }))
 		synctest.Wait()
 		var pe *PanicError
 		if err := <-reported; !errors.As(err, &pe) {
