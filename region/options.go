@@ -526,7 +526,7 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithErrorHandler sets a hook called with every error the region reports (besides logging it):
 // backend failures, malformed entries, values that failed to encode, background refreshes that
-// failed. It sees every error, also those whose log line the rate limit left out
+// failed. err is a *Error, which says the operation, the kind, the key and the region. It sees every error, also those whose log line the rate limit left out
 // (ReportInterval), but not the calls the circuit breaker skipped (WithCircuitBreaker; counted in
 // Stats.Skipped). It runs on the goroutine that met the error (a caller's, a creation's or a
 // background worker's), must be safe for concurrent use, and should return quickly. A region
