@@ -16,9 +16,10 @@ type Handle0[V any] struct {
 	opts []region.Option // With's
 }
 
-// Func0 wraps fn, a function of no arguments, with the cache region r. It panics if r or fn is
-// nil or the namespace is invalid: handles are built once, in code, so these are programmer
-// errors caught as the program starts.
+// Func0 wraps fn, a function of no arguments, with the cache region r; opts are the function's
+// settings (see Func). It panics if r or fn is nil or the namespace is invalid, and with the
+// option's error if an option is invalid: handles are built once, in code, so these are
+// programmer errors caught as the program starts.
 func Func0[V any](r *region.Region, fn func(context.Context) (V, error), opts ...region.Option) *Handle0[V] {
 	call := func(ctx context.Context, _ struct{}) (V, error) { return fn(ctx) }
 	h := &Handle0[V]{c: newCore(r, fn, call, nil, opts)}
@@ -85,10 +86,16 @@ type Handle[A, V any] struct {
 //	u, err := userByID.Call(ctx, 42)
 //
 // Keys are the namespace (fn's qualified name unless WithNamespace says otherwise) and the
-// argument, encoded so that different arguments never share a key (see package keys). Func
-// panics if r or fn is nil, the namespace is invalid, or A is a type keys cannot encode (a map,
-// a func, a channel) and no WithKeyGenerator is given: these are programmer errors, caught as
-// the program starts.
+// argument, encoded so that different arguments never share a key (see package keys).
+//
+// opts are the function's settings: the region's policy settings (region.WithExpiration,
+// region.WithStaleIfError, region.WithShouldCache...; see region.Option), which override the
+// region's for this function, and memo's WithNamespace and WithKeyGenerator.
+//
+// Func panics if r or fn is nil, the namespace is invalid, or A is a type keys cannot encode (a
+// map, a func, a channel) and no WithKeyGenerator is given, and with the option's error (wrapping
+// region.ErrInvalidOption) if an option is invalid or not a setting of functions (a codec, a
+// bypass): these are programmer errors, caught as the program starts.
 func Func[A, V any](r *region.Region, fn func(context.Context, A) (V, error), opts ...region.Option) *Handle[A, V] {
 	h := &Handle[A, V]{c: newCore(r, fn, fn, []reflect.Type{reflect.TypeFor[A]()}, opts)}
 	h.c.keyOf = h.Key
