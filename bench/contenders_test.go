@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/dgraph-io/ristretto"
 	"github.com/dogpile-go/dogpile/backends/memory"
+	"github.com/dogpile-go/dogpile/keys"
 	"github.com/dogpile-go/dogpile/memo"
 	"github.com/dogpile-go/dogpile/region"
 	gocache "github.com/eko/gocache/lib/v4/cache"
@@ -75,10 +78,10 @@ func (s *source) waitIdle() {
 
 const keyPrefix = "user:"
 
-// keySpace holds the string keys of ids 0..len-1, built once: the caches that take string keys
-// are handed a prebuilt one, so that no peer pays for building a key in the timed loop.
-// dogpile's memo handle builds its own key from the int64 argument (one allocation); the
-// dogpile-view contender is the same engine on the prebuilt key.
+// keySpace holds the string keys of ids 0..len-1, built once: the contenders on a prebuilt key
+// are handed one, so that they do not pay for building a key in the timed loop. memo's handles
+// build their own key from the int64 argument on every call; their like-for-like peer,
+// otter-keyed, builds its key on every call too (keyFor).
 var keySpace = func() []string {
 	ks := make([]string, zipfKeys)
 	for i := range ks {
@@ -87,13 +90,33 @@ var keySpace = func() []string {
 	return ks
 }()
 
+// keyFor builds the key of id, as code that has an id and no prebuilt key does on every call: in a
+// buffer on the stack, and one allocation for the string, as a memo handle builds its key.
+func keyFor(id int64) string {
+	var buf [32]byte
+	return string(strconv.AppendInt(append(buf[:0], keyPrefix...), id, 10))
+}
+
 // config is what a scenario asks of a cache.
 type config struct {
 	src      *source
 	capacity int           // about how many entries the cache may hold
 	strict   bool          // the bound matters: caches that cannot be bounded sit the scenario out
 	expire   time.Duration // how long a value is fresh; 0: for ever
+	// stale asks each cache to keep an expired value and serve it while one caller reloads it,
+	// where it can (the expiry scenario). Without it an expiration is plain: the value is
+	// dropped at expiry, as the README's region (region.WithExpiration alone) does.
+	stale   bool
+	hitPath bool     // the scenario times warm reads: the hit-path variants take part
+	oneKey  bool     // the scenario reads one key: the caches of one value take part
+	only    []string // the contenders that take part (among those that can); nil: every one
 }
+
+// hitExpire is the expiration of the hit-path scenarios: the README's region.
+const hitExpire = 10 * time.Minute
+
+// hitID is the key the one-key scenarios read.
+const hitID = 42
 
 // staleTTL is how long a cache that can serve stale values keeps an expired one.
 const staleTTL = time.Hour
@@ -110,32 +133,56 @@ func (f cacheFunc) get(ctx context.Context, id int64) (*user, error) { return f(
 
 // contender is a cache under test.
 type contender struct {
-	name       string
-	new        func(tb testing.TB, cfg config) cache
-	unbounded  bool // it cannot be bounded: it sits out the scenarios where the bound matters
-	expiryOnly bool // it differs from another contender only once values expire
+	name      string
+	new       func(tb testing.TB, cfg config) cache
+	unbounded bool // it cannot be bounded: it sits out the scenarios where the bound matters
+	staleOnly bool // it differs from another contender only in how it serves expired values
+	// variant: it differs from another contender only in what a warm read costs (how the key is
+	// built, a key mangler, no expiration); it runs in the hit-path scenarios only.
+	variant bool
+	oneKey  bool // it caches one value (a function of no argument): it runs where one key is read
 }
 
 // runs reports whether c takes part in a scenario that asks cfg.
 func (c contender) runs(cfg config) bool {
-	return !(c.unbounded && cfg.strict) && !(c.expiryOnly && cfg.expire == 0)
+	switch {
+	case cfg.only != nil && !slices.Contains(cfg.only, c.name),
+		c.unbounded && cfg.strict,
+		c.staleOnly && !cfg.stale,
+		c.variant && !cfg.hitPath,
+		c.oneKey && !cfg.oneKey:
+		return false
+	}
+	return true
 }
 
-// Names of the contenders that the report treats specially.
+// Names of the contenders that the report treats specially or that scenarios pick by name.
 const (
-	us    = "dogpile"      // the library: memo.Func on a region
-	floor = "syncmap"      // the floor: a sync.Map and nothing else
-	usBG  = "dogpile-bg"   // the library with background refresh
-	usRaw = "dogpile-view" // the library's typed view on a prebuilt key
+	us         = "dogpile"           // the library: memo.Func on a region, the key built per call
+	usSHA1     = "dogpile-sha1"      // the same with the README's key mangler, keys.SHA1
+	usFunc0    = "dogpile-func0"     // memo.Func0: a function of no argument, one key
+	usRaw      = "dogpile-view"      // the library's typed view on a prebuilt key
+	usNoExp    = "dogpile-noexp"     // dogpile without expiration
+	usBG       = "dogpile-bg"        // the library with background refresh
+	otterKeyed = "otter-keyed"       // otter with the key built per call, like dogpile's handles
+	otterNoExp = "otter-keyed-noexp" // otter-keyed without expiration
+	floor      = "syncmap"           // the floor: a sync.Map and nothing else
 )
 
 // contenders are the in-process caches, each configured the way its documentation suggests
-// for a get-or-load cache.
+// for a get-or-load cache. With an expiration each is set to the like-for-like setting of
+// region.WithExpiration: otter ExpiryWriting, sturdyc its TTL, go-redis/cache its local TTL,
+// gocache its store's expiration, the hand-made ones a deadline checked on every read.
 var contenders = []contender{
 	{name: us, new: newDogpileMemo},
+	{name: usSHA1, new: newDogpileSHA1, variant: true},
+	{name: usFunc0, new: newDogpileFunc0, variant: true, oneKey: true},
 	{name: usRaw, new: newDogpileView},
-	{name: usBG, new: newDogpileBackground, expiryOnly: true},
+	{name: usNoExp, new: noExpiry(newDogpileMemo), variant: true},
+	{name: usBG, new: newDogpileBackground, staleOnly: true},
 	{name: "otter", new: newOtter},
+	{name: otterKeyed, new: newOtterKeyed, variant: true},
+	{name: otterNoExp, new: noExpiry(newOtterKeyed), variant: true},
 	{name: "sturdyc", new: newSturdyc},
 	{name: "goredis-cache", new: newGoRedisCacheLocal},
 	{name: "gocache", new: newGocache},
@@ -143,11 +190,22 @@ var contenders = []contender{
 	{name: floor, new: newSyncMap, unbounded: true},
 }
 
+// noExpiry returns newCache with the scenario's expiration turned off: values fresh for ever.
+func noExpiry(newCache func(testing.TB, config) cache) func(testing.TB, config) cache {
+	return func(tb testing.TB, cfg config) cache {
+		cfg.expire, cfg.stale = 0, false
+		return newCache(tb, cfg)
+	}
+}
+
 func newRegion(tb testing.TB, cfg config, opts ...region.Option) *region.Region {
 	if cfg.expire > 0 {
+		opts = append(opts, region.WithExpiration(cfg.expire))
+	}
+	if cfg.expire > 0 && cfg.stale {
 		// The storage TTL outlives the expiration, so that an expired value is still there to
 		// serve while one caller regenerates it.
-		opts = append(opts, region.WithExpiration(cfg.expire), region.WithStorageTTL(staleTTL))
+		opts = append(opts, region.WithStorageTTL(staleTTL))
 	}
 	r := region.New("bench", opts...)
 	if err := r.Configure(memory.New(memory.WithMaxEntries(cfg.capacity))); err != nil {
@@ -157,11 +215,32 @@ func newRegion(tb testing.TB, cfg config, opts ...region.Option) *region.Region 
 	return r
 }
 
-// newDogpileMemo is the library as its README shows it: memo.Func on a region on the memory
-// backend. The handle builds the key from the int64 argument.
+// newDogpileMemo is the library as its README shows it, without the key mangler: memo.Func on a
+// region on the memory backend. The handle builds the key from the int64 argument.
 func newDogpileMemo(tb testing.TB, cfg config) cache {
 	h := memo.Func(newRegion(tb, cfg), cfg.src.load, memo.WithNamespace("user"))
 	return cacheFunc(h.Call)
+}
+
+// newDogpileSHA1 is the README's set-up in full: newDogpileMemo on a region that hashes every
+// key with keys.SHA1 (region.WithKeyMangler).
+func newDogpileSHA1(tb testing.TB, cfg config) cache {
+	h := memo.Func(newRegion(tb, cfg, region.WithKeyMangler(keys.SHA1)), cfg.src.load, memo.WithNamespace("user"))
+	return cacheFunc(h.Call)
+}
+
+// newDogpileFunc0 is memo.Func0: a function of no argument, whose one key the handle builds
+// once. It answers for hitID only, in the scenarios that read one key.
+func newDogpileFunc0(tb testing.TB, cfg config) cache {
+	load := cfg.src.load
+	h := memo.Func0(newRegion(tb, cfg), func(ctx context.Context) (*user, error) { return load(ctx, hitID) },
+		memo.WithNamespace("user42"))
+	return cacheFunc(func(ctx context.Context, id int64) (*user, error) {
+		if id != hitID {
+			return nil, fmt.Errorf("the memo.Func0 contender holds the user %d only, not %d", hitID, id)
+		}
+		return h.Call(ctx)
+	})
 }
 
 // newDogpileView is the same engine through a typed view, on the prebuilt key the peers get.
@@ -180,15 +259,25 @@ func newDogpileBackground(tb testing.TB, cfg config) cache {
 	return cacheFunc(h.Call)
 }
 
-// newOtter is an otter cache with a Loader. With an expiration it refreshes values in the
-// background (RefreshWriting) and keeps the stale one meanwhile, as dogpile does.
-func newOtter(tb testing.TB, cfg config) cache {
+// otterOptions are the options of an otter cache for cfg. A plain expiration is ExpiryWriting,
+// like region.WithExpiration (fresh for d after the value was stored). With cfg.stale it
+// refreshes values in the background (RefreshWriting) and keeps the stale one meanwhile, as
+// dogpile does.
+func otterOptions(cfg config) *otter.Options[string, *user] {
 	o := &otter.Options[string, *user]{MaximumSize: cfg.capacity}
-	if cfg.expire > 0 {
+	switch {
+	case cfg.expire > 0 && cfg.stale:
 		o.RefreshCalculator = otter.RefreshWriting[string, *user](cfg.expire)
 		o.ExpiryCalculator = otter.ExpiryWriting[string, *user](staleTTL)
+	case cfg.expire > 0:
+		o.ExpiryCalculator = otter.ExpiryWriting[string, *user](cfg.expire)
 	}
-	c := otter.Must(o)
+	return o
+}
+
+// newOtter is an otter cache with a Loader, on the prebuilt key.
+func newOtter(tb testing.TB, cfg config) cache {
+	c := otter.Must(otterOptions(cfg))
 	tb.Cleanup(func() { c.StopAllGoroutines() })
 	loader := otter.LoaderFunc[string, *user](cfg.src.loadKey)
 	return cacheFunc(func(ctx context.Context, id int64) (*user, error) {
@@ -196,8 +285,20 @@ func newOtter(tb testing.TB, cfg config) cache {
 	})
 }
 
-// newSturdyc is a sturdyc client and GetOrFetch. With an expiration it refreshes values early,
-// in the background, and keeps serving the old one meanwhile (WithEarlyRefreshes).
+// newOtterKeyed is newOtter with the key built on every call (keyFor), as dogpile's memo handles
+// build theirs: their like-for-like peer.
+func newOtterKeyed(tb testing.TB, cfg config) cache {
+	c := otter.Must(otterOptions(cfg))
+	tb.Cleanup(func() { c.StopAllGoroutines() })
+	loader := otter.LoaderFunc[string, *user](cfg.src.loadKey)
+	return cacheFunc(func(ctx context.Context, id int64) (*user, error) {
+		return c.Get(ctx, keyFor(id), loader)
+	})
+}
+
+// newSturdyc is a sturdyc client and GetOrFetch. A plain expiration is its TTL; with cfg.stale
+// it refreshes values early, in the background, and keeps serving the old one meanwhile
+// (WithEarlyRefreshes).
 func newSturdyc(tb testing.TB, cfg config) cache {
 	const shards = 16
 	capacity := cfg.capacity
@@ -205,10 +306,14 @@ func newSturdyc(tb testing.TB, cfg config) cache {
 		capacity = 1 << 30
 	}
 	opts := []sturdyc.Option{sturdyc.WithNoContinuousEvictions()} // else a goroutine no call stops
-	if cfg.expire > 0 {
+	ttl := staleTTL
+	switch {
+	case cfg.expire > 0 && cfg.stale:
 		opts = append(opts, sturdyc.WithEarlyRefreshes(cfg.expire, cfg.expire, staleTTL, time.Second))
+	case cfg.expire > 0:
+		ttl = cfg.expire
 	}
-	c := sturdyc.New[*user](capacity, shards, staleTTL, 10, opts...)
+	c := sturdyc.New[*user](capacity, shards, ttl, 10, opts...)
 	load := cfg.src.load
 	return cacheFunc(func(ctx context.Context, id int64) (*user, error) {
 		return sturdyc.GetOrFetch(ctx, c, keySpace[id], func(ctx context.Context) (*user, error) {
@@ -337,4 +442,64 @@ func newSyncMap(_ testing.TB, cfg config) cache {
 		m.Store(key, stamp(u, cfg.expire))
 		return u, nil
 	})
+}
+
+// peeker is one contender's read that never loads (a miss is (nil, false, nil)), and the write
+// that fills it.
+type peeker struct {
+	peek func(ctx context.Context, id int64) (*user, bool, error)
+	set  func(ctx context.Context, id int64, u *user) error
+}
+
+// peekers are the contenders of the scenarios that read without a loader, each on the prebuilt
+// key and with the scenario's expiration, set as in contenders.
+var peekers = []struct {
+	name string
+	new  func(tb testing.TB, cfg config) peeker
+}{
+	{usRaw, newDogpileViewPeek},
+	{"otter", newOtterPeek},
+	{floor, newSyncMapPeek},
+}
+
+// newDogpileViewPeek is View.Get and View.Set on a region on the memory backend.
+func newDogpileViewPeek(tb testing.TB, cfg config) peeker {
+	v := region.NewView[*user](newRegion(tb, cfg))
+	return peeker{
+		peek: func(ctx context.Context, id int64) (*user, bool, error) { return v.Get(ctx, keySpace[id]) },
+		set:  func(ctx context.Context, id int64, u *user) error { return v.Set(ctx, keySpace[id], u) },
+	}
+}
+
+// newOtterPeek is otter's GetIfPresent and Set.
+func newOtterPeek(tb testing.TB, cfg config) peeker {
+	c := otter.Must(otterOptions(cfg))
+	tb.Cleanup(func() { c.StopAllGoroutines() })
+	return peeker{
+		peek: func(_ context.Context, id int64) (*user, bool, error) {
+			u, ok := c.GetIfPresent(keySpace[id])
+			return u, ok, nil
+		},
+		set: func(_ context.Context, id int64, u *user) error {
+			c.Set(keySpace[id], u)
+			return nil
+		},
+	}
+}
+
+// newSyncMapPeek is the floor: a sync.Map's Load with the deadline checked, and Store.
+func newSyncMapPeek(_ testing.TB, cfg config) peeker {
+	var m sync.Map // key -> *timed
+	return peeker{
+		peek: func(_ context.Context, id int64) (*user, bool, error) {
+			if v, ok := m.Load(keySpace[id]); ok && v.(*timed).fresh() {
+				return v.(*timed).u, true, nil
+			}
+			return nil, false, nil
+		},
+		set: func(_ context.Context, id int64, u *user) error {
+			m.Store(keySpace[id], stamp(u, cfg.expire))
+			return nil
+		},
+	}
 }

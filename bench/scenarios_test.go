@@ -15,10 +15,15 @@ import (
 // The in-process scenarios. Each Benchmark runs one sub-benchmark per contender (impl=NAME), in
 // the same process, one after another; cmd/report runs each command ten times with -count=1 (so
 // that the contenders' runs interleave in time) and reads medians through benchstat's statistics.
+//
+// The scenarios of warm reads (hit, get, zipf, memory) run with the expiration of the README's
+// region, region.WithExpiration(10*time.Minute), and each peer with its like-for-like setting (see
+// contenders); the -noexp contenders are the same caches with expiration off, extra rows that
+// show what the expiration costs.
 
 const (
 	hitCapacity = 100_000 // the bound of the caches outside the zipf scenario
-	hitKeys     = 1024    // keys read by the parallel hit scenario
+	hitKeys     = 1024    // keys read by the parallel hit scenarios
 
 	zipfKeys     = 100_000
 	zipfCapacity = zipfKeys / 10
@@ -27,6 +32,8 @@ const (
 	zipfSeqLen   = 1 << 20 // pregenerated key sequence, so sampling is not timed
 	zipfSeqMask  = zipfSeqLen - 1
 	zipfStride   = 1 << 14 // the distance between parallel readers' starts in the sequence
+
+	memoryItems = 100_000 // the values the memory scenario caches
 
 	stampedeCallers = 1000
 	stampedeDelay   = 50 * time.Millisecond
@@ -39,9 +46,9 @@ const (
 	waitThreshold = 10 * time.Millisecond
 )
 
-// forEach runs f as one sub-benchmark per contender that can take part in a scenario that asks
-// cfg, each with a fresh cache on a fresh source.
-func forEach(b *testing.B, cfg config, f func(b *testing.B, c cache, src *source)) {
+// forEachContender runs f as one sub-benchmark per contender that can take part in a scenario
+// that asks cfg, each with a fresh source in cfg.src; f makes the cache itself.
+func forEachContender(b *testing.B, cfg config, f func(b *testing.B, ct contender, cfg config)) {
 	for _, ct := range contenders {
 		if !ct.runs(cfg) {
 			continue
@@ -49,7 +56,24 @@ func forEach(b *testing.B, cfg config, f func(b *testing.B, c cache, src *source
 		b.Run("impl="+ct.name, func(b *testing.B) {
 			cfg := cfg
 			cfg.src = new(source)
-			f(b, ct.new(b, cfg), cfg.src)
+			f(b, ct, cfg)
+		})
+	}
+}
+
+// forEach runs f as one sub-benchmark per contender that can take part in a scenario that asks
+// cfg, each with a fresh cache on a fresh source.
+func forEach(b *testing.B, cfg config, f func(b *testing.B, c cache, src *source)) {
+	forEachContender(b, cfg, func(b *testing.B, ct contender, cfg config) {
+		f(b, ct.new(b, cfg), cfg.src)
+	})
+}
+
+// forEachPeeker runs f as one sub-benchmark per peeker, each with a fresh cache.
+func forEachPeeker(b *testing.B, cfg config, f func(b *testing.B, p peeker)) {
+	for _, pk := range peekers {
+		b.Run("impl="+pk.name, func(b *testing.B) {
+			f(b, pk.new(b, cfg))
 		})
 	}
 }
@@ -63,26 +87,34 @@ func check(tb testing.TB, u *user, err error, id int64) {
 	}
 }
 
-// BenchmarkHit is scenario 1, one goroutine: a warm hit on one key through the get-or-load path.
+// hitConfig is the configuration of the hit-path scenarios: the README's region, bounded to
+// 100,000 entries, with expiration on.
+var hitConfig = config{capacity: hitCapacity, expire: hitExpire, hitPath: true}
+
+// BenchmarkHit is scenario 1, one goroutine: a warm hit on one key through the get-or-load path,
+// with expiration on. memo.Func0 (dogpile-func0) takes part: one key is all it holds.
 func BenchmarkHit(b *testing.B) {
-	forEach(b, config{capacity: hitCapacity}, func(b *testing.B, c cache, _ *source) {
+	cfg := hitConfig
+	cfg.oneKey = true
+	forEach(b, cfg, func(b *testing.B, c cache, _ *source) {
 		ctx := context.Background()
-		u, err := c.get(ctx, 42)
-		check(b, u, err, 42)
+		u, err := c.get(ctx, hitID)
+		check(b, u, err, hitID)
 		runtime.GC() // the garbage of the contenders before is not this one's to collect
 		b.ReportAllocs()
 		for b.Loop() {
-			u, err := c.get(ctx, 42)
-			if err != nil || u.ID != 42 {
+			u, err := c.get(ctx, hitID)
+			if err != nil || u.ID != hitID {
 				b.Fatal(u, err)
 			}
 		}
 	})
 }
 
-// BenchmarkHitParallel is scenario 1 from every P at once (RunParallel), over 1,024 warm keys.
+// BenchmarkHitParallel is scenario 1 from every P at once (RunParallel), over 1,024 warm keys,
+// with expiration on.
 func BenchmarkHitParallel(b *testing.B) {
-	forEach(b, config{capacity: hitCapacity}, func(b *testing.B, c cache, _ *source) {
+	forEach(b, hitConfig, func(b *testing.B, c cache, _ *source) {
 		ctx := context.Background()
 		for id := range int64(hitKeys) {
 			u, err := c.get(ctx, id)
@@ -106,6 +138,52 @@ func BenchmarkHitParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkGet is scenario 1b, one goroutine: a warm read on one prebuilt key that never loads,
+// dogpile's View.Get beside otter's GetIfPresent, with expiration on.
+func BenchmarkGet(b *testing.B) {
+	forEachPeeker(b, hitConfig, func(b *testing.B, p peeker) {
+		ctx := context.Background()
+		if err := p.set(ctx, hitID, &user{ID: hitID, Name: "gopher"}); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		b.ReportAllocs()
+		for b.Loop() {
+			u, ok, err := p.peek(ctx, hitID)
+			if err != nil || !ok || u.ID != hitID {
+				b.Fatal(u, ok, err)
+			}
+		}
+	})
+}
+
+// BenchmarkGetParallel is scenario 1b from every P at once (RunParallel), over 1,024 warm keys.
+func BenchmarkGetParallel(b *testing.B) {
+	forEachPeeker(b, hitConfig, func(b *testing.B, p peeker) {
+		ctx := context.Background()
+		for id := range int64(hitKeys) {
+			if err := p.set(ctx, id, &user{ID: id, Name: "gopher"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		var next atomic.Int64
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			i := next.Add(1) * 97
+			for pb.Next() {
+				id := i & (hitKeys - 1)
+				if u, ok, err := p.peek(ctx, id); err != nil || !ok || u.ID != id {
+					b.Error(u, ok, err)
+					return
+				}
+				i++
+			}
+		})
+	})
+}
+
 // zipfSeq is a fixed sequence of zipf-distributed ids in [0, zipfKeys), the same for every
 // contender and every run.
 var zipfSeq = sync.OnceValue(func() []int32 {
@@ -118,11 +196,14 @@ var zipfSeq = sync.OnceValue(func() []int32 {
 })
 
 // BenchmarkZipf is scenario 2: zipf-distributed reads from every P over a cache bounded to 10%
-// of the key space, with a loader that answers at once. It reports throughput (ns/op) and the
-// hit ratio of the timed reads (1 - loads/reads). Caches that cannot be bounded sit it out.
+// of the key space, with expiration on and a loader that answers at once. It reports throughput
+// (ns/op) and the hit ratio of the timed reads (1 - loads/reads). Caches that cannot be bounded
+// sit it out.
 func BenchmarkZipf(b *testing.B) {
 	seq := zipfSeq()
-	forEach(b, config{capacity: zipfCapacity, strict: true}, func(b *testing.B, c cache, src *source) {
+	cfg := hitConfig
+	cfg.capacity, cfg.strict = zipfCapacity, true
+	forEach(b, cfg, func(b *testing.B, c cache, src *source) {
 		ctx := context.Background()
 		for i := range zipfWarm {
 			id := int64(seq[i&zipfSeqMask])
@@ -149,6 +230,50 @@ func BenchmarkZipf(b *testing.B) {
 		loads := src.calls.Load() - before
 		b.ReportMetric(1-float64(loads)/float64(b.N), "hit-ratio")
 	})
+}
+
+// BenchmarkMemory is scenario 6: the heap that 100,000 cached values (a *user each) take, in
+// dogpile's memory backend through memo.Func and in otter through Get with a Loader, both with
+// the key built per call (so that each cache's keys are counted) and expiration on. bytes/item is
+// the growth of the heap (runtime.MemStats.HeapAlloc after a runtime.GC) from before the cache
+// was made to when it holds the 100,000 values, over 100,000: keys, values and the cache's own
+// structures. Each op is then 100,000 gets of the cached values in sequence; ns/get is one of
+// them.
+func BenchmarkMemory(b *testing.B) {
+	cfg := hitConfig
+	cfg.only = []string{us, usSHA1, otterKeyed}
+	forEachContender(b, cfg, func(b *testing.B, ct contender, cfg config) {
+		ctx := context.Background()
+		before := heapAfterGC()
+		c := ct.new(b, cfg)
+		for id := range int64(memoryItems) {
+			u, err := c.get(ctx, id)
+			check(b, u, err, id)
+		}
+		held := heapAfterGC() - before
+		loads := cfg.src.calls.Load()
+		b.ReportAllocs()
+		for b.Loop() {
+			for id := range int64(memoryItems) {
+				if u, err := c.get(ctx, id); err != nil || u.ID != id {
+					b.Fatal(u, err)
+				}
+			}
+		}
+		if n := cfg.src.calls.Load() - loads; n != 0 {
+			b.Fatalf("%d of the %d values were loaded again: the cache did not hold them all", n, memoryItems)
+		}
+		b.ReportMetric(float64(held)/memoryItems, "bytes/item")
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/memoryItems, "ns/get")
+	})
+}
+
+// heapAfterGC returns the bytes of live heap objects after a garbage collection.
+func heapAfterGC() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
 
 // crowd runs n goroutines that each read id once, all released at the same moment, and returns
@@ -202,7 +327,7 @@ func BenchmarkStampede(b *testing.B) {
 // do not), dogpile-bg (nobody waits), otter (RefreshWriting), sturdyc (WithEarlyRefreshes). The
 // others drop the value at expiry. Run it with a fixed count (-benchtime=5x).
 func BenchmarkExpiry(b *testing.B) {
-	forEach(b, config{capacity: hitCapacity, expire: expiryAfter}, func(b *testing.B, c cache, src *source) {
+	forEach(b, config{capacity: hitCapacity, expire: expiryAfter, stale: true}, func(b *testing.B, c cache, src *source) {
 		ctx := context.Background()
 		var all []time.Duration
 		var loads, waited int64

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -17,6 +18,21 @@ const (
 
 func ours(impl string) bool    { return strings.HasPrefix(impl, us) }
 func isFloor(impl string) bool { return impl == memFloor || impl == redisFloor }
+
+// extra reports whether impl is a cache with expiration off in a scenario that runs with it on: a
+// row kept to show what the expiration costs, never a like-for-like peer.
+func extra(impl string) bool { return strings.HasSuffix(impl, "-noexp") }
+
+// displayName is impl as the tables show it: dogpile in bold, the extra rows labelled.
+func displayName(impl string) string {
+	switch {
+	case impl == us:
+		return "**" + impl + "**"
+	case extra(impl):
+		return impl + " *(no expiration)*"
+	}
+	return impl
+}
 
 // col is one column of a scenario's table: one unit of one benchmark at one GOMAXPROCS.
 type col struct {
@@ -40,9 +56,13 @@ var scenarios = []scenario{
 	{
 		title: "1. Warm hit through the get-or-load path",
 		about: "A value already cached, read through each cache's get-or-load call (the one that " +
-			"would run the loader on a miss). One goroutine on one key (`BenchmarkHit`), and every P " +
-			"at once over 1,024 keys (`BenchmarkHitParallel`, RunParallel), at GOMAXPROCS 1 and 2. " +
-			"Values never expire here.",
+			"would run the loader on a miss), with expiration on: `region.WithExpiration(10*time.Minute)` " +
+			"as the README configures a region, and each peer's like-for-like setting (see the " +
+			"contenders). One goroutine on one key (`BenchmarkHit`), and every P at once over 1,024 " +
+			"keys (`BenchmarkHitParallel`, RunParallel), at GOMAXPROCS 1 and 2. dogpile-func0 holds " +
+			"one key and reads in the one-goroutine case only. The rows marked *(no expiration)* are " +
+			"the same caches with expiration off, extra rows that show what the expiration costs. " +
+			"B/op and allocs/op are of the one-goroutine case.",
 		cols: []col{
 			{"1 goroutine, cpu=1", "Hit", 1, "ns/op"},
 			{"1 goroutine, cpu=2", "Hit", 2, "ns/op"},
@@ -55,20 +75,61 @@ var scenarios = []scenario{
 		plots:  []string{"hit", "hit-parallel"},
 	},
 	{
+		title: "1b. Warm read without a loader",
+		about: "A read that never loads, on a prebuilt key, with expiration on as in scenario 1: " +
+			"dogpile's `View.Get` (dogpile-view) and otter's `GetIfPresent`; the floor is a " +
+			"`sync.Map` `Load` and a check of the deadline. The value was stored by each cache's " +
+			"`Set`. One goroutine on one key (`BenchmarkGet`), and every P at once over 1,024 keys " +
+			"(`BenchmarkGetParallel`), at GOMAXPROCS 1 and 2.",
+		cols: []col{
+			{"1 goroutine, cpu=1", "Get", 1, "ns/op"},
+			{"1 goroutine, cpu=2", "Get", 2, "ns/op"},
+			{"parallel, cpu=1", "GetParallel", 1, "ns/op"},
+			{"parallel, cpu=2", "GetParallel", 2, "ns/op"},
+			{"B/op", "Get", 1, "B/op"},
+			{"allocs/op", "Get", 1, "allocs/op"},
+		},
+		ratios: []int{0, 1, 2, 3},
+		plots:  []string{"get", "get-parallel"},
+	},
+	{
 		title: "2. Zipf-distributed keys over a bounded cache",
 		about: "Reads from every P of 100,000 keys drawn from a zipf distribution " +
 			"(math/rand/v2, s = 1.01, one fixed sequence for all), over a cache bounded to 10,000 " +
-			"entries, with a loader that answers at once. After 200,000 warm-up reads, ns/op is the " +
-			"throughput and hit-ratio is 1 − loads/reads of the timed reads. singleflight and " +
-			"syncmap cannot be bounded and sit this one out, so there is no floor here.",
+			"entries, with expiration on as in scenario 1 and a loader that answers at once. After " +
+			"200,000 warm-up reads, ns/op is the throughput and hit-ratio is 1 − loads/reads of the " +
+			"timed reads. singleflight and syncmap cannot be bounded and sit this one out, so there " +
+			"is no floor here. The rows marked *(no expiration)* are extra, as in scenario 1.",
 		cols: []col{
 			{"ns/op", "Zipf", 0, "ns/op"},
 			{"hit ratio", "Zipf", 0, "hit-ratio"},
 			{"B/op", "Zipf", 0, "B/op"},
 			{"allocs/op", "Zipf", 0, "allocs/op"},
 		},
-		ratios: []int{0},
+		ratios: []int{0, 1},
 		plots:  []string{"zipf", "zipf-hit-ratio"},
+	},
+	{
+		title: "2b. Memory of 100,000 cached values",
+		about: "100,000 values of a small struct (`struct{ID int64; Name string}`, by pointer) " +
+			"loaded into a cache bounded to 100,000 entries, with expiration on as in scenario 1, " +
+			"through each cache's get-or-load call with the key built per call, so that the keys " +
+			"are counted: dogpile's memory backend through `memo.Func` (dogpile, and dogpile-sha1, " +
+			"whose stored keys are 40-byte hex digests) and otter (otter-keyed). bytes/item is the " +
+			"growth of the live heap (`runtime.MemStats.HeapAlloc` after `runtime.GC()`) from before " +
+			"the cache was made to when it holds the 100,000 values, over 100,000: keys, values and " +
+			"the cache's own structures. Then each op reads the 100,000 values once, in sequence " +
+			"(`BenchmarkMemory`): ns/op is the time of the 100,000 gets, ns/get of one of them, and " +
+			"B/op and allocs/op are of the 100,000.",
+		cols: []col{
+			{"bytes/item", "Memory", 0, "bytes/item"},
+			{"100,000 gets", "Memory", 0, "ns/op"},
+			{"per get", "Memory", 0, "ns/get"},
+			{"B/op", "Memory", 0, "B/op"},
+			{"allocs/op", "Memory", 0, "allocs/op"},
+		},
+		ratios: []int{0, 1},
+		plots:  []string{"memory"},
 	},
 	{
 		title: "3. Stampede on a cold key",
@@ -174,53 +235,124 @@ var scenarios = []scenario{
 	},
 }
 
-// summaryRow is one line of the summary: our figure against the best peer's.
+// summaryRow is one line of the summary: our figure against the best peer's, or against the
+// contender named in against.
 type summaryRow struct {
-	label  string
-	c      col
-	ours   string
-	higher bool // higher is better (hit ratio, reads/s)
+	label   string
+	c       col
+	ours    string
+	higher  bool   // higher is better (hit ratio, reads/s)
+	against string // the baseline to compare with; "": the best peer
 }
 
 var summary = []summaryRow{
-	{"Warm hit, 1 goroutine, cpu=1", col{bench: "Hit", procs: 1, unit: "ns/op"}, us, false},
-	{"Warm hit, 1 goroutine, cpu=2", col{bench: "Hit", procs: 2, unit: "ns/op"}, us, false},
-	{"Warm hit, parallel, cpu=1", col{bench: "HitParallel", procs: 1, unit: "ns/op"}, us, false},
-	{"Warm hit, parallel, cpu=2", col{bench: "HitParallel", procs: 2, unit: "ns/op"}, us, false},
-	{"Zipf, bounded: time per read", col{bench: "Zipf", unit: "ns/op"}, us, false},
-	{"Zipf, bounded: hit ratio", col{bench: "Zipf", unit: "hit-ratio"}, us, true},
-	{"Stampede: loader calls", col{bench: "Stampede", unit: "loader-calls/op"}, us, false},
-	{"Stampede: p99 latency", col{bench: "Stampede", unit: "p99-ms"}, us, false},
-	{"Expiry: loader calls", col{bench: "Expiry", unit: "loader-calls/op"}, us, false},
-	{"Expiry: callers that waited", col{bench: "Expiry", unit: "waiters/op"}, us, false},
-	{"Expiry: callers that waited (dogpile-bg)", col{bench: "Expiry", unit: "waiters/op"}, "dogpile-bg", false},
-	{"Expiry: p99 latency", col{bench: "Expiry", unit: "p99-ms"}, us, false},
-	{"Expiry: max latency (dogpile-bg)", col{bench: "Expiry", unit: "max-ms"}, "dogpile-bg", false},
-	{"Redis hit: latency", col{bench: "RedisHit", unit: "ns/op"}, us, false},
-	{"Redis hit: round trips", col{bench: "RedisHit", unit: "round-trips/op"}, us, false},
-	{"Redis batch of 100, warm: latency", col{bench: "RedisBatch", unit: "ns/op"}, us, false},
-	{"Redis batch of 100, warm: round trips", col{bench: "RedisBatch", unit: "round-trips/op"}, us, false},
-	{"Redis batch of 100, cold: latency", col{bench: "RedisBatchCold", unit: "ns/op"}, us, false},
-	{"Redis batch of 100, cold: round trips", col{bench: "RedisBatchCold", unit: "round-trips/op"}, us, false},
-	{"Redis batch of 100, cold: loader calls", col{bench: "RedisBatchCold", unit: "loader-calls/op"}, us, false},
-	{"Redis herd, cold burst: GETs", col{bench: "RedisHerd", unit: "cold-gets/op"}, us, false},
-	{"Redis herd, cold burst: loader calls", col{bench: "RedisHerd", unit: "loader-calls/op"}, us, false},
-	{"Redis herd, warm: GETs for 20,000 reads", col{bench: "RedisHerd", unit: "warm-gets/op"}, us, false},
-	{"Redis herd, warm: reads/s", col{bench: "RedisHerd", unit: "reads/s"}, us, true},
+	{"Warm hit, 1 goroutine, cpu=1", col{bench: "Hit", procs: 1, unit: "ns/op"}, us, false, ""},
+	{"Warm hit, 1 goroutine, cpu=2", col{bench: "Hit", procs: 2, unit: "ns/op"}, us, false, ""},
+	{"Warm hit, parallel, cpu=1", col{bench: "HitParallel", procs: 1, unit: "ns/op"}, us, false, ""},
+	{"Warm hit, parallel, cpu=2", col{bench: "HitParallel", procs: 2, unit: "ns/op"}, us, false, ""},
+	{"Warm read without a loader (View.Get), 1 goroutine, cpu=1", col{bench: "Get", procs: 1, unit: "ns/op"}, "dogpile-view", false, ""},
+	{"Warm read without a loader (View.Get), parallel, cpu=2", col{bench: "GetParallel", procs: 2, unit: "ns/op"}, "dogpile-view", false, ""},
+	{"Zipf, bounded: time per read", col{bench: "Zipf", unit: "ns/op"}, us, false, ""},
+	{"Zipf, bounded: hit ratio", col{bench: "Zipf", unit: "hit-ratio"}, us, true, ""},
+	{"100,000 cached values: heap per value", col{bench: "Memory", unit: "bytes/item"}, us, false, ""},
+	{"100,000 cached values: 100,000 sequential gets", col{bench: "Memory", unit: "ns/op"}, us, false, ""},
+	{"Stampede: loader calls", col{bench: "Stampede", unit: "loader-calls/op"}, us, false, ""},
+	{"Stampede: p99 latency", col{bench: "Stampede", unit: "p99-ms"}, us, false, ""},
+	{"Expiry: loader calls", col{bench: "Expiry", unit: "loader-calls/op"}, us, false, ""},
+	{"Expiry: callers that waited", col{bench: "Expiry", unit: "waiters/op"}, us, false, ""},
+	{"Expiry: callers that waited (dogpile-bg)", col{bench: "Expiry", unit: "waiters/op"}, "dogpile-bg", false, ""},
+	{"Expiry: p99 latency", col{bench: "Expiry", unit: "p99-ms"}, us, false, ""},
+	{"Expiry: max latency (dogpile-bg)", col{bench: "Expiry", unit: "max-ms"}, "dogpile-bg", false, ""},
+	{"Redis hit: latency", col{bench: "RedisHit", unit: "ns/op"}, us, false, ""},
+	{"Redis hit: round trips", col{bench: "RedisHit", unit: "round-trips/op"}, us, false, ""},
+	{"Redis batch of 100, warm: latency", col{bench: "RedisBatch", unit: "ns/op"}, us, false, ""},
+	{"Redis batch of 100, warm: latency against a bare MGET (the floor)", col{bench: "RedisBatch", unit: "ns/op"}, us, false, redisFloor},
+	{"Redis batch of 100, warm: allocations against a bare MGET (the floor)", col{bench: "RedisBatch", unit: "allocs/op"}, us, false, redisFloor},
+	{"Redis batch of 100, warm: round trips", col{bench: "RedisBatch", unit: "round-trips/op"}, us, false, ""},
+	{"Redis batch of 100, cold: latency", col{bench: "RedisBatchCold", unit: "ns/op"}, us, false, ""},
+	{"Redis batch of 100, cold: round trips", col{bench: "RedisBatchCold", unit: "round-trips/op"}, us, false, ""},
+	{"Redis batch of 100, cold: loader calls", col{bench: "RedisBatchCold", unit: "loader-calls/op"}, us, false, ""},
+	{"Redis herd, cold burst: GETs", col{bench: "RedisHerd", unit: "cold-gets/op"}, us, false, ""},
+	{"Redis herd, cold burst: loader calls", col{bench: "RedisHerd", unit: "loader-calls/op"}, us, false, ""},
+	{"Redis herd, warm: GETs for 20,000 reads", col{bench: "RedisHerd", unit: "warm-gets/op"}, us, false, ""},
+	{"Redis herd, warm: reads/s", col{bench: "RedisHerd", unit: "reads/s"}, us, true, ""},
+}
+
+// pair is a group of rows of the like-for-like table: a dogpile contender beside the peer set up
+// the same way, both measured in the same run.
+type pair struct {
+	ours, oursWhat string // the contender, and what it is
+	peer, peerWhat string
+	measures       []measure
+}
+
+// measure is one row of a pair: one unit of one benchmark at one GOMAXPROCS.
+type measure struct {
+	title  string
+	c      col
+	higher bool // higher is better (hit ratio)
+}
+
+// The measures of the pairs, by scenario.
+var (
+	hitMeasures = []measure{
+		{"hit, 1 goroutine, cpu=1", col{bench: "Hit", procs: 1, unit: "ns/op"}, false},
+		{"hit, 1 goroutine, cpu=2", col{bench: "Hit", procs: 2, unit: "ns/op"}, false},
+		{"hit, parallel, cpu=1", col{bench: "HitParallel", procs: 1, unit: "ns/op"}, false},
+		{"hit, parallel, cpu=2", col{bench: "HitParallel", procs: 2, unit: "ns/op"}, false},
+	}
+	oneKeyMeasures = hitMeasures[:2]
+	getMeasures    = []measure{
+		{"read, 1 goroutine, cpu=1", col{bench: "Get", procs: 1, unit: "ns/op"}, false},
+		{"read, 1 goroutine, cpu=2", col{bench: "Get", procs: 2, unit: "ns/op"}, false},
+		{"read, parallel, cpu=1", col{bench: "GetParallel", procs: 1, unit: "ns/op"}, false},
+		{"read, parallel, cpu=2", col{bench: "GetParallel", procs: 2, unit: "ns/op"}, false},
+	}
+	zipfMeasures = []measure{
+		{"zipf, time per read", col{bench: "Zipf", unit: "ns/op"}, false},
+		{"zipf, hit ratio", col{bench: "Zipf", unit: "hit-ratio"}, true},
+	}
+	memoryMeasures = []measure{
+		{"100,000 values: heap per value", col{bench: "Memory", unit: "bytes/item"}, false},
+		{"100,000 values: 100,000 sequential gets", col{bench: "Memory", unit: "ns/op"}, false},
+	}
+)
+
+// pairs are the rows of the like-for-like table: each way of reading dogpile's hit path beside
+// the peer that does the same work, with expiration on; the last pair, with expiration off, is
+// there to show what the expiration costs each.
+var pairs = []pair{
+	{us, "`memo.Func`, key built per call", "otter-keyed", "otter `Get` + Loader, key built per call",
+		slices.Concat(hitMeasures, zipfMeasures, memoryMeasures)},
+	{"dogpile-sha1", "`memo.Func` + `keys.SHA1` mangler (the README's set-up)", "otter-keyed", "otter `Get` + Loader, key built per call",
+		slices.Concat(hitMeasures, zipfMeasures, memoryMeasures)},
+	{"dogpile-func0", "`memo.Func0`", "otter", "otter `Get` + Loader, prebuilt key",
+		oneKeyMeasures},
+	{"dogpile-view", "`region.GetOrCreateWith` on a `View`, prebuilt key", "otter", "otter `Get` + Loader, prebuilt key",
+		slices.Concat(hitMeasures, zipfMeasures)},
+	{"dogpile-view", "`View.Get`, prebuilt key", "otter", "otter `GetIfPresent`, prebuilt key",
+		getMeasures},
+	{"dogpile-noexp", "`memo.Func`, key built per call, *no expiration*", "otter-keyed-noexp", "otter `Get` + Loader, key built per call, *no expiration*",
+		slices.Concat(hitMeasures, zipfMeasures)},
 }
 
 // contenderNotes say how each contender is set up; they hold no figures.
 var contenderNotes = []struct{ name, note string }{
-	{us, "`memo.Func` on a `region.Region` on `backends/memory`, as the README shows it. The handle builds its key from the int64 argument on every call (one allocation); the peers are handed a prebuilt string key."},
-	{"dogpile-view", "The same region through `region.GetOrCreateWith` on a typed `View`, with the prebuilt key the peers get: the engine without the key building."},
-	{"dogpile-bg", "`dogpile` with `region.WithBackgroundRefresh(1)`; it differs from `dogpile` only once values expire, so it runs in scenario 4 only."},
-	{"otter", "`github.com/maypok86/otter/v2`: `Cache.Get` with a `LoaderFunc`; bounded with `MaximumSize`; in scenario 4 `RefreshWriting` with `ExpiryWriting` of an hour."},
-	{"sturdyc", "`github.com/viccon/sturdyc`: `GetOrFetch` (a fetch closure per call), 16 shards, 10% evicted when full, `WithNoContinuousEvictions`; in scenario 4 `WithEarlyRefreshes`."},
-	{"goredis-cache", "`github.com/go-redis/cache/v9`: `Once`. In memory its `TinyLFU` local cache alone (no Redis), which stores values encoded (msgpack) and decodes them on every hit; on Redis, Redis alone."},
-	{"gocache", "`github.com/eko/gocache/lib/v4`: `LoadableCache`, in memory over `store/ristretto/v4` (bounded by cost, synchronous sets), on Redis over `store/redis/v4`."},
-	{"singleflight", "A `sync.Map` and `golang.org/x/sync/singleflight`: the get-or-load most Go code writes by hand. It cannot be bounded."},
-	{memFloor, "The in-process floor: a `sync.Map` and nothing else. Every caller that misses runs the loader; it cannot be bounded."},
-	{redisFloor, "The Redis floor: a go-redis `GET` and `json.Unmarshal`, a `SET` on a miss, nothing else."},
+	{us, "`memo.Func` on a `region.Region` on `backends/memory` bounded to 100,000 entries, with `region.WithExpiration(10*time.Minute)`, as the README shows it but without its key mangler. The handle builds its key from the int64 argument on every call (one allocation); the peers are handed a prebuilt string key, but for otter-keyed."},
+	{"dogpile-sha1", "`dogpile` with the README's `region.WithKeyMangler(keys.SHA1)`: the README's set-up in full. Warm-read scenarios only."},
+	{"dogpile-func0", "`memo.Func0`, a function of no argument, whose one key the handle builds once. The one-key hit scenario only."},
+	{"dogpile-view", "The same region through `region.GetOrCreateWith` on a typed `View`, with the prebuilt key the peers get: the engine without the key building. In scenario 1b, `View.Get`."},
+	{"dogpile-noexp", "`dogpile` without `region.WithExpiration`: an extra row, in the warm-read scenarios only, that shows what the expiration costs."},
+	{"dogpile-bg", "`dogpile` with `region.WithBackgroundRefresh(1)`; it differs from `dogpile` only in how it serves expired values, so it runs in scenario 4 only."},
+	{"otter", "`github.com/maypok86/otter/v2`: `Cache.Get` with a `LoaderFunc`, on the prebuilt key; bounded with `MaximumSize`; with expiration, `ExpiryWriting` of 10 minutes (the like of `region.WithExpiration`), and in scenario 4 `RefreshWriting` with `ExpiryWriting` of an hour. In scenario 1b, `GetIfPresent`."},
+	{"otter-keyed", "`otter` with the key built on every call (in a buffer on the stack, one allocation), as dogpile's memo handles build theirs: their like-for-like peer. Warm-read scenarios only."},
+	{"otter-keyed-noexp", "`otter-keyed` without expiration: the extra row beside `dogpile-noexp`."},
+	{"sturdyc", "`github.com/viccon/sturdyc`: `GetOrFetch` (a fetch closure per call), 16 shards, 10% evicted when full, `WithNoContinuousEvictions`, its TTL the expiration; in scenario 4 `WithEarlyRefreshes`."},
+	{"goredis-cache", "`github.com/go-redis/cache/v9`: `Once`. In memory its `TinyLFU` local cache alone (no Redis), its TTL the expiration, which stores values encoded (msgpack) and decodes them on every hit; on Redis, Redis alone."},
+	{"gocache", "`github.com/eko/gocache/lib/v4`: `LoadableCache`, in memory over `store/ristretto/v4` (bounded by cost, synchronous sets, the store's expiration), on Redis over `store/redis/v4`."},
+	{"singleflight", "A `sync.Map` and `golang.org/x/sync/singleflight`: the get-or-load most Go code writes by hand, with a deadline checked on every read. It cannot be bounded."},
+	{memFloor, "The in-process floor: a `sync.Map` and a deadline checked on every read, nothing else. Every caller that misses runs the loader; it cannot be bounded."},
+	{redisFloor, "The Redis floor: a go-redis `GET` and `json.Unmarshal`, a `SET` on a miss, nothing else; for a batch, an `MGET`."},
 }
 
 // renderReport writes BENCHMARKS.md. plotDir and resultsDir are relative to the report.
@@ -257,14 +389,17 @@ func renderReport(info runInfo, d *dataset, plotFiles map[string]string, plotDir
 
 	p("## Summary: dogpile against the best peer\n\n")
 	p("For each measure, dogpile's median against the best median among the peers (otter, sturdyc, ")
-	p("go-redis/cache, gocache, singleflight; not the floors, not dogpile's own variants). The ratio is ")
-	p("dogpile ÷ best peer. The verdict is benchstat's test (Mann-Whitney U, α = 0.05) over the ")
+	p("go-redis/cache, gocache, singleflight; not the floors, not dogpile's own variants, not the rows ")
+	p("without expiration), or, where the measure says so, against a baseline it names. The ratio is ")
+	p("dogpile ÷ peer. The verdict is benchstat's test (Mann-Whitney U, α = 0.05) over the ")
 	p("%d runs of each; \"no significant difference\" means the runs do not tell them apart.\n\n", info.Runs)
 	p("| measure | dogpile | best peer | ratio | verdict |\n|---|---|---|---|---|\n")
 	for _, row := range summary {
 		p("%s\n", summaryLine(d, row))
 	}
 	p("\n")
+
+	renderPairs(&b, d)
 
 	p("## The contenders\n\n")
 	for _, c := range contenderNotes {
@@ -314,7 +449,10 @@ func summaryLine(d *dataset, row summaryRow) string {
 	var best stat
 	bestName := ""
 	for _, impl := range d.impls[c.bench] {
-		if ours(impl) || isFloor(impl) {
+		if row.against != "" && impl != row.against {
+			continue
+		}
+		if row.against == "" && (ours(impl) || isFloor(impl) || extra(impl)) {
 			continue
 		}
 		s, ok := d.get(c.bench, impl, c.procs, c.unit)
@@ -330,23 +468,80 @@ func summaryLine(d *dataset, row summaryRow) string {
 	if bestName == "" {
 		return fmt.Sprintf("| %s | %s | — | — | no peer measured |", label, format(mine.summary.Center, c.unit))
 	}
-	ratio := "—"
-	if best.summary.Center != 0 {
-		ratio = fmt.Sprintf("%.2f×", mine.summary.Center/best.summary.Center)
+	ratio, verdict := compare(mine, best, row.higher, bestName)
+	return fmt.Sprintf("| %s | %s | %s (%s) | %s | %s |", label, withCI(mine, c.unit), withCI(best, c.unit), bestName, ratio, verdict)
+}
+
+// compare returns the ratio of mine's median to theirs and benchstat's verdict on the two
+// samples, naming the peer theirs is of when it is the better.
+func compare(mine, theirs stat, higher bool, peer string) (ratio, verdict string) {
+	ratio = "—"
+	if theirs.summary.Center != 0 {
+		ratio = fmt.Sprintf("%.2f×", mine.summary.Center/theirs.summary.Center)
 	}
-	verdict := "no significant difference"
-	if mine.summary.Center != best.summary.Center && differs(mine, best) {
-		better := mine.summary.Center < best.summary.Center
-		if row.higher {
+	verdict = "no significant difference"
+	if mine.summary.Center != theirs.summary.Center && differs(mine, theirs) {
+		better := mine.summary.Center < theirs.summary.Center
+		if higher {
 			better = !better
 		}
 		if better {
 			verdict = "**dogpile better**"
 		} else {
-			verdict = bestName + " better"
+			verdict = peer + " better"
 		}
 	}
-	return fmt.Sprintf("| %s | %s | %s (%s) | %s | %s |", label, withCI(mine, c.unit), withCI(best, c.unit), bestName, ratio, verdict)
+	return ratio, verdict
+}
+
+// renderPairs writes the like-for-like table: each pair's measures, dogpile's beside its peer's,
+// with the ratio, the verdict, and the allocations of a timed op of each.
+func renderPairs(b *bytes.Buffer, d *dataset) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("## The hit path, like for like\n\n")
+	p("Each way of reading dogpile's hit path beside the peer that does the same work, measured in the ")
+	p("same run, with expiration on (`region.WithExpiration(10*time.Minute)` as the README configures a ")
+	p("region; otter `ExpiryWriting` of 10 minutes): a key built per call against a key built per call, ")
+	p("a prebuilt key against a prebuilt key, a read without a loader against a read without a loader. ")
+	p("The figures come from scenarios 1, 1b, 2 and 2b below. The ratio is dogpile ÷ peer; the verdict ")
+	p("is benchstat's test, as in the summary. The last pair, with expiration off, shows what the ")
+	p("expiration costs each; it is not a target.\n\n")
+	p("| dogpile | peer | measure | dogpile | peer | dogpile ÷ peer | verdict | B/op, allocs/op: dogpile; peer |\n")
+	p("|---|---|---|---|---|---|---|---|\n")
+	for _, pr := range pairs {
+		for i, m := range pr.measures {
+			oursCell, peerCell := "", ""
+			if i == 0 {
+				oursCell = fmt.Sprintf("%s (%s)", pr.oursWhat, pr.ours)
+				peerCell = fmt.Sprintf("%s (%s)", pr.peerWhat, pr.peer)
+			}
+			c := m.c
+			mine, ok1 := d.get(c.bench, pr.ours, c.procs, c.unit)
+			theirs, ok2 := d.get(c.bench, pr.peer, c.procs, c.unit)
+			if !ok1 || !ok2 {
+				p("| %s | %s | %s | — | — | — | not measured | |\n", oursCell, peerCell, m.title)
+				continue
+			}
+			ratio, verdict := compare(mine, theirs, m.higher, pr.peer)
+			allocs := ""
+			if c.unit == "ns/op" {
+				allocs = allocsOf(d, c, pr.ours) + "; " + allocsOf(d, c, pr.peer)
+			}
+			p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", oursCell, peerCell, m.title,
+				withCI(mine, c.unit), withCI(theirs, c.unit), ratio, verdict, allocs)
+		}
+	}
+	p("\n")
+}
+
+// allocsOf is "B/op, allocs/op" of impl in the benchmark of c, "—" where they were not measured.
+func allocsOf(d *dataset, c col, impl string) string {
+	bs, ok1 := d.get(c.bench, impl, c.procs, "B/op")
+	as, ok2 := d.get(c.bench, impl, c.procs, "allocs/op")
+	if !ok1 || !ok2 {
+		return "—"
+	}
+	return format(bs.summary.Center, "B/op") + ", " + format(as.summary.Center, "allocs/op")
 }
 
 func withCI(s stat, unit string) string {
@@ -376,11 +571,7 @@ func renderScenario(b *bytes.Buffer, d *dataset, sc scenario, plotFiles map[stri
 	}
 	p("\n")
 	for _, impl := range impls {
-		name := impl
-		if impl == us {
-			name = "**" + impl + "**"
-		}
-		p("| %s |", name)
+		p("| %s |", displayName(impl))
 		for i, c := range sc.cols {
 			s, ok := d.get(c.bench, impl, c.procs, c.unit)
 			switch base, isRatio := sc.over[i]; {
@@ -423,7 +614,7 @@ func renderScenario(b *bytes.Buffer, d *dataset, sc scenario, plotFiles map[stri
 		}
 		p("\n")
 		for _, impl := range impls {
-			p("| %s |", impl)
+			p("| %s |", displayName(impl))
 			for _, i := range sc.ratios {
 				c := sc.cols[i]
 				s, ok1 := d.get(c.bench, impl, c.procs, c.unit)

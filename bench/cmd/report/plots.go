@@ -37,11 +37,20 @@ var plotSpecs = []plotSpec{
 	{"hit-parallel", "Warm hit, every P at once (lower is better)", "ns/op", "HitParallel", []series{
 		{"parallel, cpu=1", 1, "ns/op", ""}, {"parallel, cpu=2", 2, "ns/op", ""},
 	}, 1},
+	{"get", "Warm read without a loader (lower is better)", "ns/op", "Get", []series{
+		{"1 goroutine, cpu=1", 1, "ns/op", ""}, {"1 goroutine, cpu=2", 2, "ns/op", ""},
+	}, 1},
+	{"get-parallel", "Warm read without a loader, every P at once (lower is better)", "ns/op", "GetParallel", []series{
+		{"parallel, cpu=1", 1, "ns/op", ""}, {"parallel, cpu=2", 2, "ns/op", ""},
+	}, 1},
 	{"zipf", "Zipf reads over a bounded cache (lower is better)", "ns/op", "Zipf", []series{
 		{"ns/op", 0, "ns/op", ""},
 	}, 1},
 	{"zipf-hit-ratio", "Zipf reads over a bounded cache: hit ratio (higher is better)", "hit ratio", "Zipf", []series{
 		{"hit ratio", 0, "hit-ratio", ""},
+	}, 1},
+	{"memory", "Heap per cached value, 100,000 values (lower is better)", "bytes per value", "Memory", []series{
+		{"bytes/item", 0, "bytes/item", ""},
 	}, 1},
 	{"stampede", "Stampede: 1,000 callers, one cold key, 50 ms loader (lower is better)", "latency (ms)", "Stampede", []series{
 		{"p50", 0, "p50-ms", ""}, {"p99", 0, "p99-ms", ""},
@@ -96,7 +105,7 @@ func drawPlot(d *dataset, ps plotSpec, impls []string) (*plot.Plot, error) {
 
 	barWidth := vg.Points(11)
 	n := len(ps.series)
-	maxV := 0.0
+	maxV, topV := 0.0, 0.0 // the longest bar, and the longest of the top contender's
 	for i, s := range ps.series {
 		vals := make(plotter.Values, len(rows))
 		var xys plotter.XYs
@@ -113,6 +122,9 @@ func drawPlot(d *dataset, ps plotSpec, impls []string) (*plot.Plot, error) {
 			v := st.summary.Center * ps.scale
 			vals[j] = v
 			maxV = max(maxV, v)
+			if j == len(rows)-1 {
+				topV = max(topV, v)
+			}
 			xys = append(xys, plotter.XY{X: v, Y: float64(j)})
 			labels = append(labels, format(st.summary.Center, s.unit))
 		}
@@ -143,6 +155,9 @@ func drawPlot(d *dataset, ps plotSpec, impls []string) (*plot.Plot, error) {
 		}
 	}
 	p.X.Max = maxV * 1.25 // room for the labels
+	if topV > p.X.Max/2 {
+		p.Legend.Top = false // the top contender's bars reach under the legend
+	}
 	p.NominalY(rows...)
 	return p, nil
 }

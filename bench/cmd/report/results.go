@@ -144,8 +144,10 @@ func format(v float64, unit string) string {
 		return formatNs(v)
 	case "p50-ms", "p99-ms", "max-ms":
 		return formatNs(v * 1e6)
-	case "B/op":
+	case "B/op", "bytes/item":
 		return fmt.Sprintf("%.0f B", v)
+	case "ns/get":
+		return formatNs(v)
 	case "allocs/op":
 		return fmt.Sprintf("%.0f", v)
 	case "hit-ratio":
