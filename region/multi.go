@@ -104,9 +104,7 @@ func (r *Region) DeleteMulti(ctx context.Context, keys []string) error {
 			r.reads.forget(k) // later reads must not join one that began before the deletion
 		}
 	}()
-	if b.l1 != nil {
-		defer r.dropL1(ctx, b, s.all(), bk.keys)
-	}
+	defer b.local.evict(ctx, r, b, s.all(), bk.keys...)
 	if b.condSet != nil {
 		// Tombstones, as Delete writes, in one write where the backend can.
 		encoded := make([][]byte, len(bk.keys))
@@ -544,26 +542,19 @@ func (v *View[V]) storeMulti(ctx context.Context, b *bound, keys []string, vals 
 		}
 		encoded[i] = v.r.seal(keys[i], backends.Entry{Created: created, Delta: delta, Payload: payload})
 	}
-	var since []uint64
-	if b.l1 != nil {
-		for _, k := range keys {
-			since = append(since, v.r.l1g.epoch(k))
-		}
-	}
+	since := b.local.epochs(keys)
 	refused, werr := v.r.writeMulti(ctx, b, keys, encoded, v.r.storageTTL(), cond, s)
 	if werr != nil {
 		errs = append(errs, werr)
 	}
-	if b.l1 != nil {
-		for i, k := range keys {
-			if werr == nil && encoded[i] != nil && (refused == nil || !refused[i]) {
-				v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{val: vals[i], created: created, delta: delta, found: true}), v.r.cfg.l1MaxAge, since[i])
-			} else {
-				v.r.l1g.drop(ctx, b.l1, k) // not known to be stored: the backend decides
-			}
+	b.local.writeEach(ctx, keys, since, func(i int) (backends.Item, bool) {
+		if werr != nil || encoded[i] == nil || refused != nil && refused[i] {
+			return backends.Item{}, false // not known to be stored: the backend decides
 		}
-		v.r.announce(ctx, b, s.all(), keys)
-	}
+		e := loaded[V]{val: vals[i], created: created, delta: delta, found: true}
+		return e.localItem(), true
+	})
+	b.local.announce(ctx, v.r, b, s.all(), keys...)
 	return v.r.batchError(s.all(), errs...)
 }
 

@@ -125,8 +125,7 @@ type config struct {
 	jitter      float64
 
 	sharedPoll time.Duration // WithSharedInvalidation; 0: invalidations apply in this process only
-	l1         LocalCache    // WithLocalCache
-	l1MaxAge   time.Duration
+	local      *local        // WithLocalCache; nil: none
 
 	breakerMin, breakerMax time.Duration // WithCircuitBreaker; 0: off
 }

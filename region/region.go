@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"log/slog"
 	"math"
@@ -94,8 +93,6 @@ type Region struct {
 	watch *watcher
 	// origin tells this region's announcements from other processes' (random, per Region).
 	origin string
-	// l1g orders the local cache's fills against its evictions.
-	l1g l1Guard
 
 	brk breaker // skips the backend while it is unreachable (WithCircuitBreaker)
 	// brkOff keeps the breaker off on a backend of several servers (backends.Partitioned); set
@@ -123,7 +120,7 @@ type bound struct {
 	condSet   backends.ConditionalSetter
 	condMulti backends.ConditionalMultiSetter
 
-	l1 LocalCache // WithLocalCache, in front of a backend that does not keep Go values; or nil
+	local *local // WithLocalCache, in front of a backend that does not keep Go values; or nil
 }
 
 // New returns a region named name (used in errors and reports). It panics with the option's
@@ -133,7 +130,6 @@ type bound struct {
 func New(name string, opts ...Option) *Region {
 	r := &Region{name: name, origin: newOrigin()}
 	r.reads.init()
-	r.l1g.seed = maphash.MakeSeed()
 	r.cfg.lockTimeout = DefaultLockTimeout
 	r.cfg.codec = JSON
 	r.cfg.breakerMin, r.cfg.breakerMax = DefaultBreakerMin, DefaultBreakerMax
@@ -187,8 +183,8 @@ func (r *Region) configure(b backends.Backend) {
 	if bl, ok := backends.As[backends.BatchLimiter](b); ok {
 		bd.maxBatch = max(bl.MaxBatch(), 0)
 	}
-	if r.cfg.l1 != nil && bd.values == nil { // an in-process backend needs no local cache
-		bd.l1 = r.cfg.l1
+	if bd.values == nil { // an in-process backend needs no local cache
+		bd.local = r.cfg.local
 	}
 	r.bound.Store(bd)
 }
@@ -228,10 +224,8 @@ func (r *Region) Close() error {
 			}
 		}
 	}
-	if c, ok := r.cfg.l1.(io.Closer); ok { // WithLocalCache's, even if unused
-		if err := c.Close(); err != nil {
-			errs = append(errs, r.fail(OpClose, KindClosed, "", fmt.Errorf("close local cache: %w", err)))
-		}
+	if err := r.cfg.local.close(); err != nil { // WithLocalCache's, even if unused
+		errs = append(errs, r.fail(OpClose, KindClosed, "", fmt.Errorf("close local cache: %w", err)))
 	}
 	return r.batchError(scope{op: OpClose}, errs...)
 }
@@ -251,9 +245,7 @@ func (r *Region) Delete(ctx context.Context, key string) error {
 	}
 	k := r.mangle(key)
 	r.engine.Forget(k) // a creation in progress must not store over the deletion
-	if b.l1 != nil {
-		defer r.dropL1(ctx, b, scope{OpDelete, key}, []string{k})
-	}
+	defer b.local.evict(ctx, r, b, scope{OpDelete, key}, k)
 	defer r.reads.forget(k) // later reads must not join one that began before the deletion
 	err = errSkipped
 	if t := r.allow(); t != skip {

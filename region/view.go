@@ -173,15 +173,14 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 		v.c.misses.Add(1)
 		return l, nil
 	}
-	var since uint64
-	if b.l1 != nil {
-		if v.lookupL1(ctx, &l) {
+	if it, found, err := b.local.get(ctx, l.key); found || err != nil {
+		if v.lookupLocal(ctx, &l, it, err) {
 			return l, nil
 		}
-		// Before the backend read: an eviction after it refuses the fill. (One before it is for
-		// a write the read will see.)
-		since = v.r.l1g.epoch(l.key)
 	}
+	// Before the backend read: an eviction after it refuses the fill. (One before it is for a
+	// write the read will see.)
+	since := b.local.epoch(l.key)
 	if b.values == nil {
 		// A cold key being created here: wait for that creation rather than read the backend,
 		// which would find it absent. The herd on a cold key costs no read per caller.
@@ -195,8 +194,8 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 		}
 	}
 	l.loaded, err = v.load(ctx, b, l.key, &scope{OpGetOrCreate, key})
-	if b.l1 != nil && err == nil && l.found {
-		v.r.l1g.fill(ctx, b.l1, l.key, v.l1Item(l.loaded), v.r.cfg.l1MaxAge, since)
+	if err == nil && l.found {
+		b.local.fill(ctx, l.key, since, l.loaded.localItem)
 	}
 	switch {
 	case err != nil:
@@ -381,7 +380,8 @@ type loaded[V any] struct {
 // call its errors name.
 func (v *View[V]) load(ctx context.Context, b *bound, k string, s *scope) (loaded[V], error) {
 	if b.values != nil {
-		return v.loadValue(ctx, b.values, k, s)
+		it, err := b.values.GetValue(ctx, k)
+		return v.loadItem(ctx, it, err, s)
 	}
 	var rd *read
 	err := errSkipped
@@ -406,7 +406,8 @@ func (v *View[V]) load(ctx context.Context, b *bound, k string, s *scope) (loade
 // shared read started earlier might not.
 func (v *View[V]) loadNow(ctx context.Context, b *bound, k string, s *scope) (loaded[V], error) {
 	if b.values != nil {
-		return v.loadValue(ctx, b.values, k, s)
+		it, err := b.values.GetValue(ctx, k)
+		return v.loadItem(ctx, it, err, s)
 	}
 	var raw []byte
 	err := errSkipped
@@ -420,31 +421,29 @@ func (v *View[V]) loadNow(ctx context.Context, b *bound, k string, s *scope) (lo
 	return v.decodeEntry(ctx, k, raw, s), nil
 }
 
-// loadValue is load from a backend that keeps Go values: the region's, or its local cache.
-func (v *View[V]) loadValue(ctx context.Context, vs backends.ValueStore, k string, s *scope) (loaded[V], error) {
-	{
-		it, err := vs.GetValue(ctx, k)
-		if err != nil {
-			return loaded[V]{}, v.readFailed(ctx, s, err)
-		}
-		if !v.r.usable(it.Created) {
-			return loaded[V]{}, nil
-		}
-		tv, ok := it.Value.(V)
-		if !ok || v.iface {
-			if _, neg := it.Value.(negativeMark); neg {
-				return loaded[V]{created: it.Created, delta: it.Delta, found: true, neg: true}, nil
-			}
-		}
-		if !ok && it.Value == nil && v.iface {
-			ok = true // a nil stored by a View of this interface type
-		}
-		if !ok {
-			v.report(ctx, v.r.failAt(*s, KindMalformed, fmt.Errorf("%w: stored value is a %T, not a %v", backends.ErrMalformed, it.Value, v.typ)))
-			return loaded[V]{}, nil
-		}
-		return loaded[V]{val: tv, created: it.Created, delta: it.Delta, found: true}, nil
+// loadItem is load from a store that keeps Go values (the backend, or the local tier): it and
+// err are what its read returned.
+func (v *View[V]) loadItem(ctx context.Context, it backends.Item, err error, s *scope) (loaded[V], error) {
+	if err != nil {
+		return loaded[V]{}, v.readFailed(ctx, s, err)
 	}
+	if !v.r.usable(it.Created) {
+		return loaded[V]{}, nil
+	}
+	tv, ok := it.Value.(V)
+	if !ok || v.iface {
+		if _, neg := it.Value.(negativeMark); neg {
+			return loaded[V]{created: it.Created, delta: it.Delta, found: true, neg: true}, nil
+		}
+	}
+	if !ok && it.Value == nil && v.iface {
+		ok = true // a nil stored by a View of this interface type
+	}
+	if !ok {
+		v.report(ctx, v.r.failAt(*s, KindMalformed, fmt.Errorf("%w: stored value is a %T, not a %v", backends.ErrMalformed, it.Value, v.typ)))
+		return loaded[V]{}, nil
+	}
+	return loaded[V]{val: tv, created: it.Created, delta: it.Delta, found: true}, nil
 }
 
 // decodeEntry decodes the stored bytes raw of k: found is false for a hard-invalidated entry and
@@ -514,27 +513,23 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 		return v.r.failAt(s, KindEncode, fmt.Errorf("%T: %w", val, err))
 	}
 	raw := v.r.seal(k, backends.Entry{Created: created, Delta: delta, Payload: payload})
-	var since uint64
-	if b.l1 != nil {
-		since = v.r.l1g.epoch(k) // before the write: a write landing after ours is seen
-	}
+	since := b.local.epoch(k) // before the write: a write landing after ours is seen
 	stored, err := v.r.write(ctx, b, k, raw, ttl, cond)
 	if err != nil {
-		if b.l1 != nil && err != errSkipped { // it may have been applied (a timeout): drop the old value everywhere
-			v.r.dropL1(ctx, b, s, []string{k})
+		if err != errSkipped { // it may have been applied (a timeout): drop the old value everywhere
+			b.local.evict(ctx, v.r, b, s, k)
 		}
 		return v.r.backendFailed(s, KindWrite, err)
 	}
 	if !stored { // a newer write holds the key: this process must not serve the older value
-		if b.l1 != nil {
-			v.r.l1g.drop(ctx, b.l1, k)
-		}
+		b.local.drop(ctx, k)
 		return nil
 	}
-	if b.l1 != nil {
-		v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{val: val, created: created, delta: delta, found: true}), v.r.cfg.l1MaxAge, since)
-		v.r.announce(ctx, b, s, []string{k})
-	}
+	b.local.write(ctx, k, since, func() backends.Item {
+		e := loaded[V]{val: val, created: created, delta: delta, found: true}
+		return e.localItem()
+	})
+	b.local.announce(ctx, v.r, b, s, k)
 	return nil
 }
 
@@ -558,31 +553,24 @@ func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, c
 	for i, k := range keys {
 		encoded[i] = v.r.seal(k, backends.Entry{Created: created, Delta: delta, Flags: backends.FlagNegative})
 	}
-	var since []uint64
-	if b.l1 != nil {
-		for _, k := range keys {
-			since = append(since, v.r.l1g.epoch(k))
-		}
-	}
+	since := b.local.epochs(keys)
 	refused, err := v.r.writeMulti(ctx, b, keys, encoded, ttl, true, s)
-	if b.l1 != nil {
-		for i, k := range keys {
-			if err == nil && (refused == nil || !refused[i]) {
-				v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{created: created, delta: delta, found: true, neg: true}), v.r.cfg.l1MaxAge, since[i])
-			} else {
-				v.r.l1g.drop(ctx, b.l1, k)
-			}
+	b.local.writeEach(ctx, keys, since, func(i int) (backends.Item, bool) {
+		if err != nil || refused != nil && refused[i] {
+			return backends.Item{}, false
 		}
-		v.r.announce(ctx, b, s.all(), keys)
-	}
+		e := loaded[V]{created: created, delta: delta, found: true, neg: true}
+		return e.localItem(), true
+	})
+	b.local.announce(ctx, v.r, b, s.all(), keys...)
 	return err
 }
 
-// lookupL1 answers a read from the region's local cache (WithLocalCache) when it holds a fresh
-// value, or a cached "not found", for the key: the whole read, with no round trip. It reports
-// whether it answered.
-func (v *View[V]) lookupL1(ctx context.Context, l *lookup[V]) bool {
-	e, _ := v.loadValue(ctx, l.b.l1, l.key, &scope{OpGetOrCreate, l.user})
+// lookupLocal answers a read from what the region's local tier (WithLocalCache) returned for the
+// key, it or err, when it is a fresh value or a cached "not found": the whole read, with no
+// round trip. It reports whether it answered.
+func (v *View[V]) lookupLocal(ctx context.Context, l *lookup[V], it backends.Item, err error) bool {
+	e, _ := v.loadItem(ctx, it, err, &scope{OpGetOrCreate, l.user})
 	switch {
 	case !e.found:
 		return false
@@ -600,15 +588,6 @@ func (v *View[V]) lookupL1(ctx context.Context, l *lookup[V]) bool {
 	v.c.hits.add()
 	l.loaded, l.hit = e, true
 	return true
-}
-
-// l1Item is what the local cache keeps for e.
-func (v *View[V]) l1Item(e loaded[V]) backends.Item {
-	it := backends.Item{Value: any(e.val), Created: e.created, Delta: e.delta}
-	if e.neg {
-		it.Value = negativeMark{}
-	}
-	return it
 }
 
 // op is one slow-path call, the engine's view of it.
