@@ -2,6 +2,8 @@ package region
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,6 +146,15 @@ func (c *local) writeEach(ctx context.Context, keys []string, since []uint64, it
 	}
 }
 
+// localItem is what the local tier keeps for e.
+func (e *loaded[V]) localItem() backends.Item {
+	it := backends.Item{Value: any(e.val), Created: e.created, Delta: e.delta}
+	if e.neg {
+		it.Value = negativeMark{}
+	}
+	return it
+}
+
 // drop removes k from this process's tier, and refuses the fills of reads in flight.
 func (c *local) drop(ctx context.Context, k string) {
 	if c == nil {
@@ -232,6 +243,12 @@ func (c *local) announced(r *Region, msg string) {
 	}
 }
 
+func newOrigin() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // fillGuard orders the local tier's fills against its evictions, per key stripe: a read that
 // found a value in the backend puts it in the tier only if no eviction (another process's
 // announcement, a gap, this process's own write or delete) touched the key's stripe since the
@@ -304,13 +321,4 @@ func (g *fillGuard) clear(l1 LocalCache) {
 	for i := range g.stripes {
 		g.stripes[i].mu.Unlock()
 	}
-}
-
-// localItem is what the local tier keeps for e.
-func (e *loaded[V]) localItem() backends.Item {
-	it := backends.Item{Value: any(e.val), Created: e.created, Delta: e.delta}
-	if e.neg {
-		it.Value = negativeMark{}
-	}
-	return it
 }

@@ -2,18 +2,70 @@ package region
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
 )
+
+// Invalidation says how Invalidate treats the region's entries.
+type Invalidation int
+
+const (
+	// Hard makes every entry created before the invalidation absent: the next call for a key
+	// waits for its creation, as on a cold cache. Creations in progress are not joined by later
+	// callers, and what they make counts as absent too.
+	Hard Invalidation = iota + 1
+	// Soft makes every entry created before the invalidation expired: one caller per key
+	// regenerates it while the others are still served the old value.
+	Soft
+)
+
+// Invalidate invalidates every entry of the region at once, without touching the entries: it
+// records the time, and entries created before it count as absent (Hard) or expired (Soft).
+// It costs a clock read and a few atomic operations, and no I/O, and applies within this
+// process; with WithSharedInvalidation it also stores the time in the backend (one write, and one
+// PUBLISH on Redis) for every process of the fleet, and returns the backend's error if that fails.
+func (r *Region) Invalidate(ctx context.Context, mode Invalidation) error {
+	if r.bound.Load() == nil && !r.closed.Load() {
+		// ConfigureWith may be writing the settings (the clock stamp reads) and the engine: wait
+		// for it. Once configured, both are fixed. (After Close the lock is not needed, and may be
+		// held by a Close waiting for a creator that calls this.)
+		r.configMu.Lock()
+		defer r.configMu.Unlock()
+	}
+	var at *atomic.Int64
+	switch mode {
+	case Hard:
+		at = &r.hardAt
+	case Soft:
+		at = &r.softAt
+	default:
+		return r.fail(OpInvalidate, KindUsage, "", fmt.Errorf("unknown mode %d", mode))
+	}
+	// A stamp after every created-at handed out so far: a value set before this call is
+	// invalidated even within one clock tick, and one set after it is not.
+	s := r.stamp()
+	for {
+		old := at.Load()
+		if old >= s || at.CompareAndSwap(old, s) {
+			break
+		}
+	}
+	if mode == Hard {
+		r.engine.ForgetAll()
+	}
+	if r.cfg.sharedPoll > 0 {
+		return r.share(ctx, mode, s)
+	}
+	return nil
+}
 
 // WithSharedInvalidation makes Invalidate apply to every process whose region of the same name
 // shares the backend, not only to this one: the invalidation's time is stored in the backend
@@ -34,12 +86,6 @@ func WithSharedInvalidation(poll time.Duration) Option {
 		c.sharedPoll = poll
 		return nil
 	})
-}
-
-func newOrigin() string {
-	var b [8]byte
-	_, _ = crand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // sharedKey is the backend key under which the time of the region's last invalidation of mode
