@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"slices"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
-	"github.com/dogpile-go/dogpile/internal/dogpile"
 	"github.com/dogpile-go/dogpile/internal/params"
 )
 
@@ -293,15 +291,4 @@ func signedEntriesParam(name, value string) (Option, error) {
 		return Option{}, fmt.Errorf("parameter %s: %w", name, err) // never the secrets themselves
 	}
 	return WithSignedEntries(sign, verify...), nil
-}
-
-// newEngine returns the lock engine for a region with the given background workers, wired to
-// the region's reports.
-func (r *Region) newEngine(background int) *dogpile.Engine {
-	e := dogpile.New(background)
-	e.OnDrop = func(key string) {
-		r.cfg.logger.Debug("dogpile: background refresh skipped: every worker busy",
-			slog.String("region", r.name), slog.String("key", key))
-	}
-	return e
 }

@@ -225,7 +225,7 @@ func isReported(err error) bool {
 
 // scope is what a region's errors say of the call they happen in: its operation and the key, as
 // the caller gave it, that they concern ("" for a batch as a whole). The reads of the hit path
-// (load, loadValue, ...) take it by pointer, which keeps their arguments in registers.
+// (load, loadItem, ...) take it by pointer, which keeps their arguments in registers.
 type scope struct {
 	op  Op
 	key string
@@ -259,29 +259,19 @@ func (s batchScope) pick(idx []int) batchScope { return batchScope{s.op, pick(s.
 // errNilCreator is the cause of a call given a nil creator.
 var errNilCreator = errors.New("nil creator")
 
+// nilCreator is the error of a call of op on key given a nil creator.
+func (v *View[V]) nilCreator(op Op, key string) error {
+	return v.r.fail(op, KindUsage, key, errNilCreator)
+}
+
 // served is the cause reported for a failed regeneration whose caller was served a value
 // anyway: what, and why.
 func served(what string, err error) error { return fmt.Errorf("%s: %w", what, err) }
 
-// scope is the call of o, for its errors.
-func (o *op[V]) scope() scope { return scope{OpGetOrCreate, o.user} }
-
-// scope is the call of o, for its errors: of o.bk's keys.
-func (o *batchOp[V]) scope() batchScope { return batchScope{OpGetOrCreateMulti, o.bk.users} }
-
-// Failed reports the error of a background refresh of o's key, unless it was reported where it
-// happened (a backend error under FailClosed) or Close cancelled the refresh.
-func (o *op[V]) Failed(ctx context.Context, err error) {
-	if isReported(err) || errors.Is(err, dogpile.ErrClosed) {
-		return
+// cmpErr returns the first non-nil error.
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
 	}
-	o.v.report(ctx, o.v.r.fail(OpGetOrCreate, KindCreator, o.user, served("background refresh", err)))
-}
-
-// Failed is op.Failed for a batch: the error concerns the batch's expired keys together.
-func (o *batchOp[V]) Failed(ctx context.Context, err error) {
-	if isReported(err) || errors.Is(err, dogpile.ErrClosed) {
-		return
-	}
-	o.v.report(ctx, o.v.r.fail(OpGetOrCreateMulti, KindCreator, "", served("background refresh", err)))
+	return b
 }

@@ -7,6 +7,38 @@ import (
 	"time"
 )
 
+// report logs err, an *Error, and hands it to the error handler.
+func (r *Region) report(ctx context.Context, err error) { r.reportTo(ctx, nil, err) }
+
+// reportTo is report for an error met in the calls of the view whose counters are c (nil: the
+// region's own). Calls the circuit breaker skipped are only counted; the log is rate-limited.
+func (r *Region) reportTo(ctx context.Context, c *counters, err error) {
+	if err = r.withoutSkipped(c, err); err == nil {
+		return
+	}
+	r.countError(c, err)
+	r.logReport(ctx, err)
+	if r.cfg.onError != nil {
+		r.cfg.onError(ctx, err)
+	}
+}
+
+// report is the region's, counting the error in the view's statistics.
+func (v *View[V]) report(ctx context.Context, err error) { v.r.reportTo(ctx, v.c, err) }
+
+// failed reports a backend error and applies the failure policy: under FailClosed it returns
+// err, marked as reported, to end the call; under FailOpen nil, and the call goes on.
+func (v *View[V]) failed(ctx context.Context, err *Error) error {
+	if v.r.cfg.failClosed {
+		err.reported = true
+	}
+	v.report(ctx, err)
+	if v.r.cfg.failClosed {
+		return err
+	}
+	return nil
+}
+
 // ReportInterval is how often a region logs an error of one kind (Error.Kind: read, write, lock,
 // ...): the first of a kind is logged at once, the others of that kind within the interval after
 // it are only counted, and the next one logged after the interval carries their number (the

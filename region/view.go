@@ -2,8 +2,6 @@ package region
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"reflect"
 	"time"
 
@@ -136,6 +134,12 @@ func GetOrCreateWith[V, A any](ctx context.Context, v *View[V], key string, crea
 	return resolveWith(ctx, v, &l, create, arg)
 }
 
+// resolveWith binds arg to create; apart from GetOrCreateWith so that only the slow path
+// allocates the closure.
+func resolveWith[V, A any](ctx context.Context, v *View[V], l *lookup[V], create func(context.Context, A) (V, error), arg A) (V, error) {
+	return v.resolve(ctx, l, func(ctx context.Context) (V, error) { return create(ctx, arg) })
+}
+
 // lookup is the first half of every get-or-create: the read and the freshness check. What it
 // read goes to the slow path when it is not a hit.
 type lookup[V any] struct {
@@ -147,11 +151,6 @@ type lookup[V any] struct {
 	p   *policy
 
 	user string // key as the caller gave it, for errors
-}
-
-// nilCreator is the error of a call of op on key given a nil creator.
-func (v *View[V]) nilCreator(op Op, key string) error {
-	return v.r.fail(op, KindUsage, key, errNilCreator)
 }
 
 func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts []Option) (lookup[V], error) {
@@ -173,15 +172,14 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 		v.c.misses.Add(1)
 		return l, nil
 	}
-	var since uint64
-	if b.l1 != nil {
-		if v.lookupL1(ctx, &l) {
+	if it, found, err := b.local.get(ctx, l.key); found || err != nil {
+		if v.lookupLocal(ctx, &l, it, err) {
 			return l, nil
 		}
-		// Before the backend read: an eviction after it refuses the fill. (One before it is for
-		// a write the read will see.)
-		since = v.r.l1g.epoch(l.key)
 	}
+	// Before the backend read: an eviction after it refuses the fill. (One before it is for a
+	// write the read will see.)
+	since := b.local.epoch(l.key)
 	if b.values == nil {
 		// A cold key being created here: wait for that creation rather than read the backend,
 		// which would find it absent. The herd on a cold key costs no read per caller.
@@ -195,8 +193,8 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 		}
 	}
 	l.loaded, err = v.load(ctx, b, l.key, &scope{OpGetOrCreate, key})
-	if b.l1 != nil && err == nil && l.found {
-		v.r.l1g.fill(ctx, b.l1, l.key, v.l1Item(l.loaded), v.r.cfg.l1MaxAge, since)
+	if err == nil && l.found {
+		b.local.fill(ctx, l.key, since, l.loaded.localItem)
 	}
 	switch {
 	case err != nil:
@@ -230,84 +228,28 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 	return l, nil
 }
 
-// report is the region's, counting the error in the view's statistics.
-func (v *View[V]) report(ctx context.Context, err error) { v.r.reportTo(ctx, v.c, err) }
-
-// failed reports a backend error and applies the failure policy: under FailClosed it returns
-// err, marked as reported, to end the call; under FailOpen nil, and the call goes on.
-func (v *View[V]) failed(ctx context.Context, err *Error) error {
-	if v.r.cfg.failClosed {
-		err.reported = true
-	}
-	v.report(ctx, err)
-	if v.r.cfg.failClosed {
-		return err
-	}
-	return nil
-}
-
-// resolveWith binds arg to create; apart from GetOrCreateWith so that only the slow path
-// allocates the closure.
-func resolveWith[V, A any](ctx context.Context, v *View[V], l *lookup[V], create func(context.Context, A) (V, error), arg A) (V, error) {
-	return v.resolve(ctx, l, func(ctx context.Context) (V, error) { return create(ctx, arg) })
-}
-
-// resolve hands a call that was not a hit to the lock engine.
-func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context.Context) (V, error)) (V, error) {
-	o := &op[V]{v: v, b: l.b, key: l.key, user: l.user, p: l.p, create: create}
-	res, err := v.r.engine.Resolve(ctx, o, dogpile.Entry{Value: l.val, Created: l.created, Delta: l.delta}, l.found)
-	if err != nil && l.found && ctx.Err() == nil && !isReported(err) && !errors.Is(err, dogpile.ErrClosed) {
-		if val, ok := v.instead(ctx, l, err); ok {
-			return val, nil
-		}
-	}
-	return v.result(ctx, l.user, res, err)
-}
-
-// result is what the caller of key gets from the engine's answer: the value, or the error (a
-// cached "not found" is its error).
-func (v *View[V]) result(ctx context.Context, key string, res any, err error) (V, error) {
-	var zero V
-	if err != nil {
-		return zero, v.r.outcome(ctx, OpGetOrCreate, key, err)
-	}
-	if n, ok := res.(negative); ok {
-		return zero, v.r.fail(OpGetOrCreate, KindCreator, key, n.err)
-	}
-	val, _ := res.(V) // nil only for a nil interface V
-	return val, nil
-}
-
-// instead returns the value to serve in place of a failed regeneration of l, if any: the value
-// read now (what a Delete, Set or invalidation made meanwhile counts, in this process or
-// another), when it is fresh (an early refresh failed, or another caller stored a new value),
-// or when it is still the one l found and stale-if-error allows it. The creator's error goes to
-// the error handler. It costs one more read, on the error path only.
-func (v *View[V]) instead(ctx context.Context, l *lookup[V], err error) (V, bool) {
-	var zero V
-	now, rerr := v.loadNow(ctx, l.b, l.key, &scope{OpGetOrCreate, l.user})
-	if rerr != nil || !now.found || now.neg {
-		return zero, false
-	}
-	exp := expiration(v.r, l.p, now.val)
+// lookupLocal answers a read from what the region's local tier (WithLocalCache) returned for the
+// key, it or err, when it is a fresh value or a cached "not found": the whole read, with no
+// round trip. It reports whether it answered.
+func (v *View[V]) lookupLocal(ctx context.Context, l *lookup[V], it backends.Item, err error) bool {
+	e, _ := v.loadItem(ctx, it, err, &scope{OpGetOrCreate, l.user})
 	switch {
-	case v.r.fresh(now.created, now.delta, exp):
-		v.report(ctx, v.r.fail(OpGetOrCreate, KindCreator, l.user, served("early refresh failed, served the fresh value", err)))
-		return now.val, true
-	case now.created == l.created && v.r.staleUsable(now.created, now.delta, exp, l.p):
-		v.c.staleOnError.Add(1)
-		v.report(ctx, v.r.fail(OpGetOrCreate, KindCreator, l.user, served("regeneration failed, served the stale value", err)))
-		return now.val, true
+	case !e.found:
+		return false
+	case e.neg:
+		if !v.r.negFresh(e.created, e.delta, negTTL[V](v.r, l.p), l.p) {
+			return false
+		}
+		v.c.negHits.Add(1)
+		l.loaded, l.hit, l.err = e, true, v.r.fail(OpGetOrCreate, KindCreator, l.user, v.r.notFound(l.p))
+		return true
 	}
-	return zero, false
-}
-
-// cmpErr returns the first non-nil error.
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
+	if exp := expiration(v.r, l.p, e.val); !v.r.fresh(e.created, e.delta, exp) || v.r.early(e.created, e.delta, exp, l.p) {
+		return false // the backend may have a newer one: read it
 	}
-	return b
+	v.c.hits.add()
+	l.loaded, l.hit = e, true
+	return true
 }
 
 // Refresh runs create and stores its value under key (subject to the should-cache predicates)
@@ -349,393 +291,4 @@ func (v *View[V]) refresh(ctx context.Context, b *bound, k string, p *policy, cr
 		}
 	}
 	return val, nil
-}
-
-// policy is the view's policy with a call's opts applied, or the error of an option that is
-// invalid or not a setting of calls.
-func (v *View[V]) policy(opts []Option) (*policy, error) {
-	if len(opts) == 0 {
-		return &v.pol, nil
-	}
-	p, err := v.pol.with(opts, atCall)
-	if err == nil {
-		err = p.accepts(v.typ)
-	}
-	return p, err
-}
-
-// loaded is what a read found under a key.
-type loaded[V any] struct {
-	val     V
-	created int64
-	delta   int64 // how long the value's creation took; 0: unknown
-	found   bool  // a usable entry: a value, or (neg) a cached "not found"
-	neg     bool
-}
-
-// load reads k: found is false for a miss, a hard-invalidated entry, a malformed entry or one of
-// another type (the last two reported). A backend error is a miss under FailOpen.
-//
-// On a byte backend the read is shared with the other callers of this process that read k at the
-// same time (see reads): the herd on a hot key costs one round trip per read in flight. s is the
-// call its errors name.
-func (v *View[V]) load(ctx context.Context, b *bound, k string, s *scope) (loaded[V], error) {
-	if b.values != nil {
-		return v.loadValue(ctx, b.values, k, s)
-	}
-	var rd *read
-	err := errSkipped
-	if t := v.r.allow(); t != skip {
-		if rd, err = v.r.reads.read(ctx, b, k); rd != nil {
-			err = rd.err
-		}
-		v.r.settle(ctx, t, err)
-	}
-	if err != nil {
-		return loaded[V]{}, v.readFailed(ctx, s, err)
-	}
-	if rd.shared == 0 { // read for this caller alone
-		return v.decodeEntry(ctx, k, rd.raw, s), nil
-	}
-	// Decoded once for every caller of this type that shared the read: they share the value.
-	return rd.decodedAs(v.typ, func() any { return v.decodeEntry(ctx, k, rd.raw, s) }).(loaded[V]), nil
-}
-
-// loadNow is load with a read of its own, started now: for the reads that must see every write
-// completed before them anywhere (the read under the distributed lock, before creating), which a
-// shared read started earlier might not.
-func (v *View[V]) loadNow(ctx context.Context, b *bound, k string, s *scope) (loaded[V], error) {
-	if b.values != nil {
-		return v.loadValue(ctx, b.values, k, s)
-	}
-	var raw []byte
-	err := errSkipped
-	if t := v.r.allow(); t != skip {
-		raw, err = b.backend.Get(ctx, k)
-		v.r.settle(ctx, t, err)
-	}
-	if err != nil {
-		return loaded[V]{}, v.readFailed(ctx, s, err)
-	}
-	return v.decodeEntry(ctx, k, raw, s), nil
-}
-
-// loadValue is load from a backend that keeps Go values: the region's, or its local cache.
-func (v *View[V]) loadValue(ctx context.Context, vs backends.ValueStore, k string, s *scope) (loaded[V], error) {
-	{
-		it, err := vs.GetValue(ctx, k)
-		if err != nil {
-			return loaded[V]{}, v.readFailed(ctx, s, err)
-		}
-		if !v.r.usable(it.Created) {
-			return loaded[V]{}, nil
-		}
-		tv, ok := it.Value.(V)
-		if !ok || v.iface {
-			if _, neg := it.Value.(negativeMark); neg {
-				return loaded[V]{created: it.Created, delta: it.Delta, found: true, neg: true}, nil
-			}
-		}
-		if !ok && it.Value == nil && v.iface {
-			ok = true // a nil stored by a View of this interface type
-		}
-		if !ok {
-			v.report(ctx, v.r.failAt(*s, KindMalformed, fmt.Errorf("%w: stored value is a %T, not a %v", backends.ErrMalformed, it.Value, v.typ)))
-			return loaded[V]{}, nil
-		}
-		return loaded[V]{val: tv, created: it.Created, delta: it.Delta, found: true}, nil
-	}
-}
-
-// decodeEntry decodes the stored bytes raw of k: found is false for a hard-invalidated entry and
-// for a malformed one or one whose payload does not decode into a V (both reported).
-func (v *View[V]) decodeEntry(ctx context.Context, k string, raw []byte, s *scope) loaded[V] {
-	e, err := v.r.open(k, raw)
-	if err != nil {
-		v.report(ctx, v.r.failAt(*s, KindMalformed, err))
-		return loaded[V]{}
-	}
-	if !v.r.usable(e.Created) {
-		return loaded[V]{}
-	}
-	if raw[2] >= 2 { // version 1 defined no flags
-		if e.Flags&backends.FlagDeleted != 0 {
-			return loaded[V]{} // a tombstone: deleted
-		}
-		if e.Flags&backends.FlagNegative != 0 {
-			return loaded[V]{created: e.Created, delta: e.Delta, found: true, neg: true}
-		}
-	}
-	val, err := v.decode(e.Payload)
-	if err != nil {
-		v.report(ctx, v.r.failAt(*s, KindMalformed, err))
-		return loaded[V]{}
-	}
-	return loaded[V]{val: val, created: e.Created, delta: e.Delta, found: true}
-}
-
-// decode is apart from load so that the pointer handed to the codec moves only this function's
-// value to the heap, not load's on the memory backend's hit path. A codec that panics on the
-// bytes (they may be anyone's) fails the decode as malformed input does.
-func (v *View[V]) decode(payload []byte) (_ V, err error) {
-	var val V
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: decode %T: codec panicked: %v", backends.ErrMalformed, val, p)
-		}
-	}()
-	if err := v.r.cfg.codec.Unmarshal(payload, &val); err != nil {
-		var zero V
-		return zero, fmt.Errorf("%w: decode %T: %w", backends.ErrMalformed, val, err)
-	}
-	return val, nil
-}
-
-func (v *View[V]) readFailed(ctx context.Context, s *scope, err error) error {
-	if errors.Is(err, backends.ErrNotFound) {
-		return nil
-	}
-	return v.failed(ctx, v.r.backendFailed(*s, KindRead, err))
-}
-
-// store writes val under k as created at created, in delta nanoseconds. Errors are returned as
-// Errors of the call s, not reported. cond stores conditionally (a creation's value): where the
-// backend can, an entry newer than created that the key holds is left as it is.
-func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created, delta int64, cond bool, s scope) error {
-	ttl := v.r.storageTTL()
-	if b.values != nil {
-		if err := b.values.SetValue(ctx, k, backends.Item{Value: val, Created: created, Delta: delta}, ttl); err != nil {
-			return v.r.backendFailed(s, KindWrite, err)
-		}
-		return nil
-	}
-	payload, err := v.r.cfg.codec.Marshal(val)
-	if err != nil {
-		return v.r.failAt(s, KindEncode, fmt.Errorf("%T: %w", val, err))
-	}
-	raw := v.r.seal(k, backends.Entry{Created: created, Delta: delta, Payload: payload})
-	var since uint64
-	if b.l1 != nil {
-		since = v.r.l1g.epoch(k) // before the write: a write landing after ours is seen
-	}
-	stored, err := v.r.write(ctx, b, k, raw, ttl, cond)
-	if err != nil {
-		if b.l1 != nil && err != errSkipped { // it may have been applied (a timeout): drop the old value everywhere
-			v.r.dropL1(ctx, b, s, []string{k})
-		}
-		return v.r.backendFailed(s, KindWrite, err)
-	}
-	if !stored { // a newer write holds the key: this process must not serve the older value
-		if b.l1 != nil {
-			v.r.l1g.drop(ctx, b.l1, k)
-		}
-		return nil
-	}
-	if b.l1 != nil {
-		v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{val: val, created: created, delta: delta, found: true}), v.r.cfg.l1MaxAge, since)
-		v.r.announce(ctx, b, s, []string{k})
-	}
-	return nil
-}
-
-// storeNegatives writes a cached "not found" under each of keys, kept by the backend for the
-// negative TTL: one write for all of them where the backend can.
-//
-// They come from creations, so they are stored conditionally (see store). s names the keys in
-// errors.
-func (v *View[V]) storeNegatives(ctx context.Context, b *bound, keys []string, created, delta int64, p *policy, s batchScope) error {
-	ttl := v.r.stretched(negTTL[V](v.r, p))
-	if b.values != nil {
-		var errs []error
-		for i, k := range keys {
-			if err := b.values.SetValue(ctx, k, backends.Item{Value: negativeMark{}, Created: created, Delta: delta}, ttl); err != nil {
-				errs = append(errs, v.r.backendFailed(s.at(i), KindWrite, err))
-			}
-		}
-		return v.r.batchError(s.all(), errs...)
-	}
-	encoded := make([][]byte, len(keys))
-	for i, k := range keys {
-		encoded[i] = v.r.seal(k, backends.Entry{Created: created, Delta: delta, Flags: backends.FlagNegative})
-	}
-	var since []uint64
-	if b.l1 != nil {
-		for _, k := range keys {
-			since = append(since, v.r.l1g.epoch(k))
-		}
-	}
-	refused, err := v.r.writeMulti(ctx, b, keys, encoded, ttl, true, s)
-	if b.l1 != nil {
-		for i, k := range keys {
-			if err == nil && (refused == nil || !refused[i]) {
-				v.r.l1g.write(ctx, b.l1, k, v.l1Item(loaded[V]{created: created, delta: delta, found: true, neg: true}), v.r.cfg.l1MaxAge, since[i])
-			} else {
-				v.r.l1g.drop(ctx, b.l1, k)
-			}
-		}
-		v.r.announce(ctx, b, s.all(), keys)
-	}
-	return err
-}
-
-// lookupL1 answers a read from the region's local cache (WithLocalCache) when it holds a fresh
-// value, or a cached "not found", for the key: the whole read, with no round trip. It reports
-// whether it answered.
-func (v *View[V]) lookupL1(ctx context.Context, l *lookup[V]) bool {
-	e, _ := v.loadValue(ctx, l.b.l1, l.key, &scope{OpGetOrCreate, l.user})
-	switch {
-	case !e.found:
-		return false
-	case e.neg:
-		if !v.r.negFresh(e.created, e.delta, negTTL[V](v.r, l.p), l.p) {
-			return false
-		}
-		v.c.negHits.Add(1)
-		l.loaded, l.hit, l.err = e, true, v.r.fail(OpGetOrCreate, KindCreator, l.user, v.r.notFound(l.p))
-		return true
-	}
-	if exp := expiration(v.r, l.p, e.val); !v.r.fresh(e.created, e.delta, exp) || v.r.early(e.created, e.delta, exp, l.p) {
-		return false // the backend may have a newer one: read it
-	}
-	v.c.hits.add()
-	l.loaded, l.hit = e, true
-	return true
-}
-
-// l1Item is what the local cache keeps for e.
-func (v *View[V]) l1Item(e loaded[V]) backends.Item {
-	it := backends.Item{Value: any(e.val), Created: e.created, Delta: e.delta}
-	if e.neg {
-		it.Value = negativeMark{}
-	}
-	return it
-}
-
-// op is one slow-path call, the engine's view of it.
-type op[V any] struct {
-	v       *View[V]
-	b       *bound
-	key     string
-	user    string // key as the caller gave it, for errors
-	p       *policy
-	create  func(context.Context) (V, error)
-	started int64 // when Create began: the created-at of what it makes
-	delta   int64 // how long Create took
-}
-
-// CreationTimeout is the creation timeout the view or the call sets (WithCreationTimeout), which
-// replaces the region's for the creations this call leads.
-func (o *op[V]) CreationTimeout() (time.Duration, bool) { return o.p.creation, o.p.creationSet }
-
-func (o *op[V]) Key() string { return o.key }
-func (o *op[V]) Kind() any   { return o.v.typ }
-
-func (o *op[V]) Load(ctx context.Context) (dogpile.Entry, bool, error) {
-	s := o.scope()
-	e, err := o.v.loadNow(ctx, o.b, o.key, &s)
-	if err != nil {
-		return dogpile.Entry{}, false, err
-	}
-	return o.v.entry(e, o.p)
-}
-
-func (o *op[V]) Fresh(e dogpile.Entry) bool { return o.v.freshEntry(e, o.p) }
-
-// freshEntry is fresh for an entry the engine holds, which may be a cached "not found".
-func (v *View[V]) freshEntry(e dogpile.Entry, p *policy) bool {
-	if _, neg := e.Value.(negative); neg {
-		return v.r.negFresh(e.Created, e.Delta, negTTL[V](v.r, p), p)
-	}
-	val, _ := e.Value.(V)
-	return v.r.fresh(e.Created, e.Delta, expiration(v.r, p, val))
-}
-
-func (o *op[V]) Create(ctx context.Context) (any, error) {
-	// A value counts as created when its creation began: an invalidation during the creation
-	// applies to it, since it may have read data from before.
-	o.started = o.v.r.stamp()
-	start, returned := time.Now(), false
-	defer func() {
-		if !returned { // a panic or runtime.Goexit, passing through to the engine
-			o.v.c.created(time.Since(start), errPanicked)
-		}
-	}()
-	v, err := o.create(ctx)
-	returned = true
-	o.v.c.created(time.Since(start), err)
-	o.delta = o.v.r.now() - o.started
-	if err != nil && o.v.r.negMatch(err, o.p) {
-		return negative{err}, nil
-	}
-	return v, err
-}
-
-func (o *op[V]) Store(ctx context.Context, v any) error {
-	if _, ok := v.(negative); ok {
-		return o.v.storeNegatives(ctx, o.b, []string{o.key}, o.started, o.delta, o.p, batchScope{OpGetOrCreate, []string{o.user}})
-	}
-	val, _ := v.(V)
-	if !o.v.r.shouldCache(val, o.p) {
-		return nil
-	}
-	return o.v.store(ctx, o.b, o.key, val, o.started, o.delta, true, o.scope())
-}
-
-func (o *op[V]) StoreFailed(ctx context.Context, err error) error {
-	return o.v.failed(ctx, o.v.r.errorOf(OpGetOrCreate, KindWrite, o.user, err))
-}
-
-func (o *op[V]) Observe(e dogpile.Event, d time.Duration) { o.v.c.observe(e, 1, d) }
-
-func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {
-	if o.b.locker == nil {
-		return nil, true, nil
-	}
-	r := o.v.r
-	var l backends.Lock
-	ok, err := false, errSkipped
-	if t := r.allow(); t != skip {
-		l, ok, err = o.b.locker.TryLock(ctx, o.key, r.cfg.lockTimeout)
-		r.settle(ctx, t, err)
-	}
-	if err != nil {
-		if err := o.v.failed(ctx, r.backendFailed(o.scope(), KindLock, err)); err != nil {
-			return nil, false, err
-		}
-		// Without the lock, creating anyway is the fail-open choice: the caller gets a value and
-		// this process still creates once.
-		return nil, true, nil
-	}
-	if !ok {
-		return nil, false, nil
-	}
-	return func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.lockTimeout)
-		defer cancel()
-		if err := l.Unlock(uctx); err != nil {
-			o.v.report(ctx, r.backendFailed(o.scope(), KindLock, err))
-		}
-	}, true, nil
-}
-
-// negativeMark is what a ValueStore keeps for a cached "not found".
-type negativeMark struct{}
-
-// negative is a cached or created "not found" on its way through the engine: the error its
-// callers get.
-type negative struct{ err error }
-
-// entry is what the engine sees of a loaded entry: a negative one carries its error, and counts
-// as absent when the policy has no negative caching.
-func (v *View[V]) entry(e loaded[V], p *policy) (dogpile.Entry, bool, error) {
-	if !e.found {
-		return dogpile.Entry{}, false, nil
-	}
-	if e.neg {
-		if v.r.negTarget(p) == nil {
-			return dogpile.Entry{}, false, nil
-		}
-		return dogpile.Entry{Value: negative{v.r.notFound(p)}, Created: e.created, Delta: e.delta}, true, nil
-	}
-	return dogpile.Entry{Value: e.val, Created: e.created, Delta: e.delta}, true, nil
 }

@@ -2,20 +2,70 @@ package region
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
 )
+
+// Invalidation says how Invalidate treats the region's entries.
+type Invalidation int
+
+const (
+	// Hard makes every entry created before the invalidation absent: the next call for a key
+	// waits for its creation, as on a cold cache. Creations in progress are not joined by later
+	// callers, and what they make counts as absent too.
+	Hard Invalidation = iota + 1
+	// Soft makes every entry created before the invalidation expired: one caller per key
+	// regenerates it while the others are still served the old value.
+	Soft
+)
+
+// Invalidate invalidates every entry of the region at once, without touching the entries: it
+// records the time, and entries created before it count as absent (Hard) or expired (Soft).
+// It costs a clock read and a few atomic operations, and no I/O, and applies within this
+// process; with WithSharedInvalidation it also stores the time in the backend (one write, and one
+// PUBLISH on Redis) for every process of the fleet, and returns the backend's error if that fails.
+func (r *Region) Invalidate(ctx context.Context, mode Invalidation) error {
+	if r.bound.Load() == nil && !r.closed.Load() {
+		// ConfigureWith may be writing the settings (the clock stamp reads) and the engine: wait
+		// for it. Once configured, both are fixed. (After Close the lock is not needed, and may be
+		// held by a Close waiting for a creator that calls this.)
+		r.configMu.Lock()
+		defer r.configMu.Unlock()
+	}
+	var at *atomic.Int64
+	switch mode {
+	case Hard:
+		at = &r.hardAt
+	case Soft:
+		at = &r.softAt
+	default:
+		return r.fail(OpInvalidate, KindUsage, "", fmt.Errorf("unknown mode %d", mode))
+	}
+	// A stamp after every created-at handed out so far: a value set before this call is
+	// invalidated even within one clock tick, and one set after it is not.
+	s := r.stamp()
+	for {
+		old := at.Load()
+		if old >= s || at.CompareAndSwap(old, s) {
+			break
+		}
+	}
+	if mode == Hard {
+		r.engine.ForgetAll()
+	}
+	if r.cfg.sharedPoll > 0 {
+		return r.share(ctx, mode, s)
+	}
+	return nil
+}
 
 // WithSharedInvalidation makes Invalidate apply to every process whose region of the same name
 // shares the backend, not only to this one: the invalidation's time is stored in the backend
@@ -38,123 +88,6 @@ func WithSharedInvalidation(poll time.Duration) Option {
 	})
 }
 
-// LocalCache is an in-process cache of Go values that a region can put in front of its backend
-// (WithLocalCache): the memory backend.
-type LocalCache interface {
-	backends.ValueStore
-	Delete(ctx context.Context, key string) error
-	// Clear removes every entry.
-	Clear()
-}
-
-// WithLocalCache puts l1, an in-process cache of decoded values (memory.New(), bounded with
-// memory.WithMaxEntries), in front of the region's backend, when the backend does not keep Go
-// values itself (Redis, Memcached, files). A read that finds a fresh value in l1 is answered from
-// it, with no round trip and no decoding (GetOrCreate and memo Calls; a View's Get still reads
-// the backend); any other read goes to the backend, and what it finds
-// is kept in l1. Writes and deletes go to both. l1 keeps an entry at most maxAge.
-//
-// Other processes' writes reach l1 in two ways: on a backend that can broadcast
-// (backends.Notifier: Redis pub/sub) every Set, Delete and creation announces its keys (one
-// PUBLISH more a write), and the
-// other processes drop them from their l1 at once; a process whose subscription dropped clears
-// its whole l1 when it is back, since it may have missed some. Otherwise, and as a bound in any
-// case, an entry is served at most maxAge after it was read. Invalidate applies to l1 entries as
-// to the backend's. Batch reads (GetMulti, GetOrCreateMulti) go to the backend and do not use l1.
-// Only regions with a local cache announce their writes: give every process of the fleet the
-// option, or the others learn of the writes of those without it only as their entries age out.
-// l1 must keep Go values (StoresValues) and maxAge must be positive.
-func WithLocalCache(l1 LocalCache, maxAge time.Duration) Option {
-	return regionOption("WithLocalCache", func(c *config) error {
-		if l1 == nil || !l1.StoresValues() {
-			return fmt.Errorf("WithLocalCache: need an in-process cache that keeps Go values (memory.New(), without WithCopy)")
-		}
-		if maxAge <= 0 {
-			return fmt.Errorf("WithLocalCache(%v): maxAge must be positive", maxAge)
-		}
-		c.l1, c.l1MaxAge = l1, maxAge
-		return nil
-	})
-}
-
-// l1Guard orders the local cache's fills against its evictions, per key stripe: a read that
-// found a value in the backend puts it in the local cache only if no eviction (another process's
-// announcement, a gap, this process's own write or delete) touched the key's stripe since the
-// read began. Without it, a read in flight when another process's write was announced would put
-// the value it read, now old, back after the eviction, to be served for up to maxAge.
-type l1Guard struct {
-	seed    maphash.Seed
-	stripes [64]struct {
-		mu    sync.Mutex
-		epoch uint64 // guarded by mu
-		_     [48]byte
-	}
-}
-
-func (g *l1Guard) stripe(k string) int { return int(maphash.String(g.seed, k) % 64) }
-
-// epoch returns the key's stripe's count of evictions, taken before a backend read.
-func (g *l1Guard) epoch(k string) uint64 {
-	st := &g.stripes[g.stripe(k)]
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.epoch
-}
-
-// fill stores it under k unless the key's stripe was evicted since epoch since.
-func (g *l1Guard) fill(ctx context.Context, l1 LocalCache, k string, it backends.Item, maxAge time.Duration, since uint64) {
-	st := &g.stripes[g.stripe(k)]
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.epoch == since {
-		_ = l1.SetValue(ctx, k, it, maxAge)
-	}
-}
-
-// write stores it under k after this process wrote it to the backend, if nothing touched the
-// key's stripe since epoch since (taken before the backend write); otherwise another write may
-// have landed after this one, and the key is dropped instead. Either way the fills of reads in
-// flight are refused.
-func (g *l1Guard) write(ctx context.Context, l1 LocalCache, k string, it backends.Item, maxAge time.Duration, since uint64) {
-	st := &g.stripes[g.stripe(k)]
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.epoch == since {
-		st.epoch++
-		_ = l1.SetValue(ctx, k, it, maxAge)
-		return
-	}
-	st.epoch++
-	_ = l1.Delete(ctx, k)
-}
-
-// drop removes k, and refuses the fills of reads in flight.
-func (g *l1Guard) drop(ctx context.Context, l1 LocalCache, k string) {
-	st := &g.stripes[g.stripe(k)]
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.epoch++
-	_ = l1.Delete(ctx, k)
-}
-
-// clear removes every entry, and refuses the fills of every read in flight.
-func (g *l1Guard) clear(l1 LocalCache) {
-	for i := range g.stripes {
-		g.stripes[i].mu.Lock()
-		g.stripes[i].epoch++
-	}
-	l1.Clear()
-	for i := range g.stripes {
-		g.stripes[i].mu.Unlock()
-	}
-}
-
-func newOrigin() string {
-	var b [8]byte
-	_, _ = crand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // sharedKey is the backend key under which the time of the region's last invalidation of mode
 // is stored. It holds a NUL byte, which no key from memo does, so no data key is one.
 func (r *Region) sharedKey(mode Invalidation) string {
@@ -168,33 +101,6 @@ func (r *Region) sharedKey(mode Invalidation) string {
 // sharedChannel is the Notifier channel of the region: its invalidations ("i:<mode>:<time>")
 // and the keys its writes changed ("k:<origin>:<JSON array of keys>").
 func (r *Region) sharedChannel() string { return "region\x00" + r.name }
-
-// announce tells the other processes that keys changed, so that they drop them from their local
-// caches; s is the call that changed them, for errors. Without a Notifier it does nothing: their
-// entries age out.
-func (r *Region) announce(ctx context.Context, b *bound, s scope, keys []string) {
-	n, ok := backends.As[backends.Notifier](b.backend)
-	if !ok || len(keys) == 0 {
-		return
-	}
-	raw := make([][]byte, len(keys))
-	for i, k := range keys {
-		raw[i] = []byte(k) // base64 in JSON: keys need not be UTF-8
-	}
-	js, _ := json.Marshal(raw)
-	msg := append([]byte("k:"+r.origin+":"), js...)
-	if err := n.Publish(ctx, r.sharedChannel(), msg); err != nil {
-		r.report(ctx, r.failAt(s, KindWrite, fmt.Errorf("announce the write to other processes: %w", err)))
-	}
-}
-
-// dropL1 removes keys from the local cache after a delete, and announces them (s: see announce).
-func (r *Region) dropL1(ctx context.Context, b *bound, s scope, keys []string) {
-	for _, k := range keys {
-		r.l1g.drop(ctx, b.l1, k)
-	}
-	r.announce(ctx, b, s, keys)
-}
 
 // share stores an invalidation made here and announces it.
 func (r *Region) share(ctx context.Context, mode Invalidation, at int64) error {
@@ -310,7 +216,7 @@ func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
 func (r *Region) startWatcher(ctx context.Context) {
 	b := r.bound.Load()
 	shared := r.cfg.sharedPoll > 0
-	if !shared && b.l1 == nil {
+	if !shared && !b.local.follows() {
 		return
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx)) // ctx's values, for what comes later
@@ -324,9 +230,7 @@ func (r *Region) startWatcher(ctx context.Context) {
 	}
 	if n, ok := backends.As[backends.Notifier](b.backend); ok {
 		gap := func() {
-			if b.l1 != nil {
-				r.l1g.clear(b.l1) // evictions may have been missed
-			}
+			b.local.clear() // evictions may have been missed
 			if shared {
 				readShared(bg)
 			}
@@ -388,21 +292,7 @@ func (r *Region) announced(b *bound, msg []byte) {
 		}
 		r.apply(Invalidation(mode), t)
 	case "k":
-		origin, js, ok := strings.Cut(rest, ":")
-		if !ok || origin == r.origin || b.l1 == nil {
-			return
-		}
-		var keys [][]byte
-		if json.Unmarshal([]byte(js), &keys) != nil {
-			return
-		}
-		for _, k := range keys {
-			// Another process wrote the key: a creation in progress here began before that
-			// write, so it must not store over it, and the local copy is out of date.
-			r.engine.Forget(string(k))
-			r.reads.forget(string(k))
-			r.l1g.drop(context.Background(), b.l1, string(k))
-		}
+		b.local.announced(r, rest)
 	}
 }
 
