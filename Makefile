@@ -15,10 +15,11 @@ servers:
 
 ## test: install missing server binaries, lint (gofmt, vet, staticcheck), fuzz each target
 ## briefly (fuzz-ci), then every test and example under the race detector, the library's and the
-## OpenTelemetry module's (otel/, a module of its own).
+## metrics modules' (otel/ and prometheus/, modules of their own).
 test: servers lint fuzz-ci
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 	cd otel && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
+	cd prometheus && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
 ## race: the same as test (every test run here uses -race).
 race: test
@@ -36,13 +37,14 @@ bench-peers: servers
 	cd bench && GO=$(GO) $(GO) run ./cmd/report -out ../BENCHMARKS.md
 
 ## lint: gofmt (fails on any file it would change), go vet and staticcheck (pinned), on the
-## library and on the OpenTelemetry module (otel/).
+## library and on the metrics modules (otel/, prometheus/).
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 	cd otel && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
+	cd prometheus && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 ## cover: tests with a coverage profile, summarised per function.
 cover:
