@@ -10,10 +10,9 @@ import (
 
 // Handle0 is a cached function of no arguments (besides its context); see Func0.
 type Handle0[V any] struct {
-	c    *core[struct{}, V]
-	key  string
-	err  error
-	opts []region.Option // With's
+	c   *core[struct{}, V]
+	key string
+	err error
 }
 
 // Func0 wraps fn, a function of no arguments, with the cache region r; opts are the function's
@@ -40,7 +39,7 @@ func (h *Handle0[V]) Call(ctx context.Context) (V, error) {
 		var zero V
 		return zero, h.err
 	}
-	return h.c.call(ctx, h.key, struct{}{}, h.opts)
+	return h.c.call(ctx, h.key, struct{}{})
 }
 
 // With returns a handle for calls with opts (see region.Option): a per-request expiration,
@@ -49,7 +48,7 @@ func (h *Handle0[V]) Call(ctx context.Context) (V, error) {
 // not changed. An option that is not a setting of calls makes those calls return its error.
 // With allocates: keep the handle when the options are fixed, make one per request when not.
 func (h *Handle0[V]) With(opts ...region.Option) *Handle0[V] {
-	return &Handle0[V]{c: h.c, key: h.key, err: h.err, opts: with(h.opts, opts)}
+	return &Handle0[V]{c: h.c.with(opts), key: h.key, err: h.err}
 }
 
 // Invalidate deletes the cached value, so that the next Call creates it again.
@@ -57,7 +56,7 @@ func (h *Handle0[V]) Invalidate(ctx context.Context) error { return h.c.invalida
 
 // Refresh calls fn and caches its result, whatever is cached now, and returns it.
 func (h *Handle0[V]) Refresh(ctx context.Context) (V, error) {
-	return h.c.refresh(ctx, struct{}{}, h.opts)
+	return h.c.refresh(ctx, struct{}{})
 }
 
 // Set caches v as fn's result, as created now.
@@ -65,7 +64,7 @@ func (h *Handle0[V]) Set(ctx context.Context, v V) error { return h.c.set(ctx, s
 
 // Cached returns the fresh cached value, if there is one; it never calls fn.
 func (h *Handle0[V]) Cached(ctx context.Context) (V, bool, error) {
-	return h.c.cached(ctx, struct{}{}, h.opts)
+	return h.c.cached(ctx, struct{}{})
 }
 
 // Uncached calls fn directly, bypassing the cache.
@@ -75,10 +74,7 @@ func (h *Handle0[V]) Uncached(ctx context.Context) (V, error) { return h.c.fn(ct
 func (h *Handle0[V]) Key() (string, error) { return h.key, h.err }
 
 // Handle is a cached function of one argument; see Func.
-type Handle[A, V any] struct {
-	c    *core[A, V]
-	opts []region.Option // With's
-}
+type Handle[A, V any] struct{ c *core[A, V] }
 
 // Func wraps fn, a function of one argument, with the cache region r:
 //
@@ -111,14 +107,14 @@ func (h *Handle[A, V]) Call(ctx context.Context, a A) (V, error) {
 		var zero V
 		return zero, err
 	}
-	return h.c.call(ctx, k, a, h.opts)
+	return h.c.call(ctx, k, a)
 }
 
 // With returns a handle for calls with opts: see Handle0.With.
 //
 //	u, err := userByID.With(region.WithExpiration(time.Minute)).Call(ctx, 42)
 func (h *Handle[A, V]) With(opts ...region.Option) *Handle[A, V] {
-	return &Handle[A, V]{c: h.c, opts: with(h.opts, opts)}
+	return &Handle[A, V]{c: h.c.with(opts)}
 }
 
 // Invalidate deletes the cached value for a, so that the next Call creates it again.
@@ -126,7 +122,7 @@ func (h *Handle[A, V]) Invalidate(ctx context.Context, a A) error { return h.c.i
 
 // Refresh calls fn(ctx, a) and caches its result, whatever is cached now, and returns it.
 func (h *Handle[A, V]) Refresh(ctx context.Context, a A) (V, error) {
-	return h.c.refresh(ctx, a, h.opts)
+	return h.c.refresh(ctx, a)
 }
 
 // Set caches v as the result for a, as created now.
@@ -134,7 +130,7 @@ func (h *Handle[A, V]) Set(ctx context.Context, a A, v V) error { return h.c.set
 
 // Cached returns the fresh cached value for a, if there is one; it never calls fn.
 func (h *Handle[A, V]) Cached(ctx context.Context, a A) (V, bool, error) {
-	return h.c.cached(ctx, a, h.opts)
+	return h.c.cached(ctx, a)
 }
 
 // Uncached calls fn(ctx, a) directly, bypassing the cache.
@@ -159,10 +155,7 @@ type args2[A, B any] struct {
 }
 
 // Handle2 is a cached function of two arguments; see Func2.
-type Handle2[A, B, V any] struct {
-	c    *core[args2[A, B], V]
-	opts []region.Option // With's
-}
+type Handle2[A, B, V any] struct{ c *core[args2[A, B], V] }
 
 // Func2 wraps fn, a function of two arguments, with the cache region r; see Func.
 func Func2[A, B, V any](r *region.Region, fn func(context.Context, A, B) (V, error), opts ...region.Option) *Handle2[A, B, V] {
@@ -179,12 +172,12 @@ func (h *Handle2[A, B, V]) Call(ctx context.Context, a A, b B) (V, error) {
 		var zero V
 		return zero, err
 	}
-	return h.c.call(ctx, k, args2[A, B]{a, b}, h.opts)
+	return h.c.call(ctx, k, args2[A, B]{a, b})
 }
 
 // With returns a handle for calls with opts: see Handle0.With.
 func (h *Handle2[A, B, V]) With(opts ...region.Option) *Handle2[A, B, V] {
-	return &Handle2[A, B, V]{c: h.c, opts: with(h.opts, opts)}
+	return &Handle2[A, B, V]{c: h.c.with(opts)}
 }
 
 // Invalidate deletes the cached value for (a, b).
@@ -194,7 +187,7 @@ func (h *Handle2[A, B, V]) Invalidate(ctx context.Context, a A, b B) error {
 
 // Refresh calls fn(ctx, a, b) and caches its result, whatever is cached now, and returns it.
 func (h *Handle2[A, B, V]) Refresh(ctx context.Context, a A, b B) (V, error) {
-	return h.c.refresh(ctx, args2[A, B]{a, b}, h.opts)
+	return h.c.refresh(ctx, args2[A, B]{a, b})
 }
 
 // Set caches v as the result for (a, b), as created now.
@@ -204,7 +197,7 @@ func (h *Handle2[A, B, V]) Set(ctx context.Context, a A, b B, v V) error {
 
 // Cached returns the fresh cached value for (a, b), if there is one; it never calls fn.
 func (h *Handle2[A, B, V]) Cached(ctx context.Context, a A, b B) (V, bool, error) {
-	return h.c.cached(ctx, args2[A, B]{a, b}, h.opts)
+	return h.c.cached(ctx, args2[A, B]{a, b})
 }
 
 // Uncached calls fn(ctx, a, b) directly, bypassing the cache.
@@ -235,10 +228,7 @@ type args3[A, B, C any] struct {
 }
 
 // Handle3 is a cached function of three arguments; see Func3.
-type Handle3[A, B, C, V any] struct {
-	c    *core[args3[A, B, C], V]
-	opts []region.Option // With's
-}
+type Handle3[A, B, C, V any] struct{ c *core[args3[A, B, C], V] }
 
 // Func3 wraps fn, a function of three arguments, with the cache region r; see Func.
 func Func3[A, B, C, V any](r *region.Region, fn func(context.Context, A, B, C) (V, error), opts ...region.Option) *Handle3[A, B, C, V] {
@@ -256,12 +246,12 @@ func (h *Handle3[A, B, C, V]) Call(ctx context.Context, a A, b B, c C) (V, error
 		var zero V
 		return zero, err
 	}
-	return h.c.call(ctx, k, args3[A, B, C]{a, b, c}, h.opts)
+	return h.c.call(ctx, k, args3[A, B, C]{a, b, c})
 }
 
 // With returns a handle for calls with opts: see Handle0.With.
 func (h *Handle3[A, B, C, V]) With(opts ...region.Option) *Handle3[A, B, C, V] {
-	return &Handle3[A, B, C, V]{c: h.c, opts: with(h.opts, opts)}
+	return &Handle3[A, B, C, V]{c: h.c.with(opts)}
 }
 
 // Invalidate deletes the cached value for (a, b, c).
@@ -271,7 +261,7 @@ func (h *Handle3[A, B, C, V]) Invalidate(ctx context.Context, a A, b B, c C) err
 
 // Refresh calls fn(ctx, a, b, c) and caches its result, whatever is cached now, and returns it.
 func (h *Handle3[A, B, C, V]) Refresh(ctx context.Context, a A, b B, c C) (V, error) {
-	return h.c.refresh(ctx, args3[A, B, C]{a, b, c}, h.opts)
+	return h.c.refresh(ctx, args3[A, B, C]{a, b, c})
 }
 
 // Set caches v as the result for (a, b, c), as created now.
@@ -281,7 +271,7 @@ func (h *Handle3[A, B, C, V]) Set(ctx context.Context, a A, b B, c C, v V) error
 
 // Cached returns the fresh cached value for (a, b, c), if there is one; it never calls fn.
 func (h *Handle3[A, B, C, V]) Cached(ctx context.Context, a A, b B, c C) (V, bool, error) {
-	return h.c.cached(ctx, args3[A, B, C]{a, b, c}, h.opts)
+	return h.c.cached(ctx, args3[A, B, C]{a, b, c})
 }
 
 // Uncached calls fn(ctx, a, b, c) directly, bypassing the cache.

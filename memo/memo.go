@@ -56,6 +56,7 @@ type core[P, V any] struct {
 	prefix string         // ns + keys.Sep: the start of every default key
 	gen    keys.Generator // nil: the default encoding
 	keyOf  func(P) (string, error)
+	opts   []region.Option // a call-scoped handle's (With), for Call, Refresh and Cached
 }
 
 // newCore validates the handle's configuration; it panics on programmer errors (see Func).
@@ -123,8 +124,8 @@ func (c *core[P, V]) generated(args ...any) (string, error) {
 	return k, nil
 }
 
-func (c *core[P, V]) call(ctx context.Context, key string, p P, opts []region.Option) (V, error) {
-	return region.GetOrCreateWith(ctx, c.view, key, c.fn, p, opts...)
+func (c *core[P, V]) call(ctx context.Context, key string, p P) (V, error) {
+	return region.GetOrCreateWith(ctx, c.view, key, c.fn, p, c.opts...)
 }
 
 func (c *core[P, V]) invalidate(ctx context.Context, p P) error {
@@ -135,13 +136,13 @@ func (c *core[P, V]) invalidate(ctx context.Context, p P) error {
 	return c.view.Delete(ctx, k)
 }
 
-func (c *core[P, V]) refresh(ctx context.Context, p P, opts []region.Option) (V, error) {
+func (c *core[P, V]) refresh(ctx context.Context, p P) (V, error) {
 	k, err := c.keyOf(p)
 	if err != nil {
 		var zero V
 		return zero, err
 	}
-	return c.view.Refresh(ctx, k, func(ctx context.Context) (V, error) { return c.fn(ctx, p) }, opts...)
+	return c.view.Refresh(ctx, k, func(ctx context.Context) (V, error) { return c.fn(ctx, p) }, c.opts...)
 }
 
 func (c *core[P, V]) set(ctx context.Context, p P, v V) error {
@@ -152,16 +153,23 @@ func (c *core[P, V]) set(ctx context.Context, p P, v V) error {
 	return c.view.Set(ctx, k, v)
 }
 
-func (c *core[P, V]) cached(ctx context.Context, p P, opts []region.Option) (V, bool, error) {
+func (c *core[P, V]) cached(ctx context.Context, p P) (V, bool, error) {
 	k, err := c.keyOf(p)
 	if err != nil {
 		var zero V
 		return zero, false, err
 	}
-	return c.view.Get(ctx, k, opts...)
+	return c.view.Get(ctx, k, c.opts...)
 }
 
-// with returns opts after base, in a new slice: the options of a call-scoped handle.
+// with returns a copy of c for calls with opts after c's own: the core of a call-scoped handle.
+func (c *core[P, V]) with(opts []region.Option) *core[P, V] {
+	d := *c
+	d.opts = with(c.opts, opts)
+	return &d
+}
+
+// with returns opts after base, in a new slice.
 func with(base, opts []region.Option) []region.Option {
 	return append(base[:len(base):len(base)], opts...)
 }

@@ -10,13 +10,36 @@ import (
 
 // expiration resolves the expiration of val under p (a call's or view's policy): the first
 // level that sets one decides, p's, else the region's. 0 means never; a negative value means
-// already expired.
+// already expired. Without a WithExpirationFor at either level (the common case) it does not
+// look at val, and costs what a plain expiration costs.
 func expiration[V any](r *Region, p *policy, val V) time.Duration {
+	if p.expFor == nil && r.cfg.pol.expFor == nil {
+		return r.plainExpiration(p)
+	}
+	return perValueExpiration(r, p, val)
+}
+
+// perValueExpiration is expiration when a level has a WithExpirationFor.
+func perValueExpiration[V any](r *Region, p *policy, val V) time.Duration {
 	if d, ok := levelExpiration(p, val); ok {
 		return d
 	}
 	d, _ := levelExpiration(&r.cfg.pol, val)
 	return d
+}
+
+// plainExpiration is expiration for levels that set no WithExpirationFor.
+func (r *Region) plainExpiration(p *policy) time.Duration {
+	switch q := &r.cfg.pol; {
+	case p.expFn != nil:
+		return p.expFn()
+	case p.expSet:
+		return p.exp
+	case q.expFn != nil:
+		return q.expFn()
+	default:
+		return q.exp
+	}
 }
 
 // levelExpiration is the expiration that one level, q, sets for val, if it sets one. A
