@@ -146,6 +146,19 @@
 // deadline is bounded by those timeouts and retries only, with or without the setting: a GET
 // took 10s (a read that times out is tried again), a SET 5s.
 //
+// # go-redis's own log lines
+//
+// The backend logs nothing; the region reports failures through slog. go-redis, though, logs
+// through a logger of its own, global to the process, that prints to stderr: during an outage a
+// line such as "redis: ... pool.go:762: redis: connection pool: failed to dial after 5 attempts:
+// dial tcp ...: connection refused" for every connection it fails to open. SlogLogger routes
+// those lines into a slog.Logger, as warnings whose source is the go-redis code that logged them
+// (pool.go, for a failed dial); a logger on slog.DiscardHandler, or Disable in
+// github.com/redis/go-redis/v9/logging, silences them. Set it once, as the program
+// starts, before any client exists (go-redis reads the variable without a lock):
+//
+//	goredis.SetLogger(redis.SlogLogger(logger.With("component", "go-redis")))
+//
 // # URLs
 //
 // Importing the package registers it for backends.Open (and so for config documents, the
