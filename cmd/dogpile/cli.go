@@ -6,15 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/dogpile-go/dogpile/backends"
-	"github.com/dogpile-go/dogpile/keys"
 )
 
 // Exit statuses.
@@ -64,11 +56,23 @@ type command struct {
 type options struct {
 	json    bool
 	timeout time.Duration
-	mangle  string
-	raw     bool
+
+	// Where the entries are: a document and a region in it, or a URL (and a region name).
+	config string
+	region string
+
+	// How keys are written: memo's encoding of arguments, or as they are; and the mangler.
+	fn     string
+	types  string
+	rawKey bool
+	mangle string
+
+	payload bool
 	limit   int
 	match   string
 	dryRun  bool
+	hard    bool
+	soft    bool
 	// allPrefixes lets -match run without a prefix, over the whole database.
 	allPrefixes bool
 }
@@ -78,89 +82,166 @@ func commonFlags(fs *flag.FlagSet, o *options) {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up after this long (0: no limit)")
 }
 
-func keyFlags(fs *flag.FlagSet, o *options) {
+func sourceFlags(fs *flag.FlagSet, o *options) {
 	commonFlags(fs, o)
+	fs.StringVar(&o.config, "config", "", "the application's configuration `file` (package config: YAML or JSON); with -region")
+	fs.StringVar(&o.region, "region", "", "the region's `name`: in the -config document (or DOGPILE_<NAME>_* variables),\n"+
+		"or, with a backend URL, the name its processes announce under")
+}
+
+func keyFlags(fs *flag.FlagSet, o *options) {
+	sourceFlags(fs, o)
+	fs.StringVar(&o.fn, "fn", "", "the memo handle's `namespace`: the function's qualified name (example.com/app/users.Load),\n"+
+		"or what memo.WithNamespace set; the arguments are the function's")
+	fs.StringVar(&o.types, "types", "", "the Go `types` of the -fn arguments, separated by commas (default: guessed, int or string):\n"+argTypes)
+	fs.BoolVar(&o.rawKey, "raw", false, "the argument is the region's key, already encoded ('users.Load|i:42'): a View's key, or a memo key as stored")
 	fs.StringVar(&o.mangle, "mangle", "", "apply the region's key mangler to the key first: `steps` separated by commas,\n"+
 		"applied in order (keys.Chain): sha1, sha1-over=N (keys.LengthConditional(N, keys.SHA1)), prefix=STR")
 }
 
+// whereUsage is how the source flags read in every command's help.
+const whereUsage = `Where the entries are: -config app.yaml -region users takes the region's backend (its URL, and
+arguments such as prefix=) and settings (signing keys, shared invalidation) from the
+application's configuration document, with the DOGPILE_USERS_* environment variables over it,
+as config.Load applies them; -region users alone takes them from the environment; or the first
+argument is a backend URL, which may carry region parameters (region.ConfigureURL).`
+
 var commands = []*command{
 	{
-		name: "get", args: "<backend-url> <key>", minArgs: 2, maxArgs: 2,
+		name: "get", args: "[<backend-url>] (-fn <namespace> <argument>... | -raw <key>)", minArgs: 0, maxArgs: -1,
 		summary: "print an entry: created-at, age, creation time, size, flags and payload",
-		help: `Get reads the entry stored under key and prints its envelope: when it was created (RFC 3339)
+		help: `Get reads the entry stored under one key and prints its envelope: when it was created (RFC 3339)
 and its age, how long its creation took, its size, its flags ("negative" is a cached "not
 found"), its format version, the storage TTL left where the backend tells it (Redis), and the
 payload: indented JSON when it is JSON (the default codec), else a quoted or hex preview.
 A key that holds nothing is a failure (exit status 1, "not found"), as is a value that is not an
-entry the library wrote (a region treats it as a miss).`,
+entry the library wrote (a region treats it as a miss). A signed entry shows its key id; the
+signature is not checked.
+
+` + whereUsage + `
+
+` + keyFlagsUsage + `
+
+Examples:
+  dogpile get -config app.yaml -region users -fn example.com/app/users.Load 42
+  dogpile get -config app.yaml -region users -raw 'example.com/app/users.Load|i:42'
+  dogpile get 'redis://cache:6379/0?prefix=app:' -raw 'users|i:42'`,
 		flags: func(fs *flag.FlagSet, o *options) {
 			keyFlags(fs, o)
-			fs.BoolVar(&o.raw, "raw", false, "write the payload's bytes to stdout as they are, nothing else\n(the stored bytes when they are not an entry)")
+			fs.BoolVar(&o.payload, "payload", false, "write the payload's bytes to stdout as they are, nothing else\n(the stored bytes when they are not an entry)")
 		},
 		run: (*cli).get,
 	},
 	{
-		name: "delete", args: "<backend-url> <key>", minArgs: 2, maxArgs: 2,
-		summary: "delete an entry, and say whether it existed",
-		help: `Delete removes the entry stored under key. Deleting an absent key is not a failure; the output
-says whether the key held an entry just before (read, then deleted: two round trips).`,
+		name: "delete", args: "[<backend-url>] (-fn <namespace> <argument>... | -raw <key>)", minArgs: 0, maxArgs: -1,
+		summary: "delete an entry, tell the region's processes to drop it, and say whether it existed",
+		help: `Delete removes the entry stored under one key, as a handle's Invalidate (Region.Delete) does,
+and says whether the key held an entry just before. Deleting an absent key is not a failure.
+
+With -region, it deletes through the region, configured as the application configures it: on
+a backend that stores conditionally (Redis, memcached, files) the entry is replaced by a
+tombstone, which reads as absent, so that a creation in progress in some process does not store
+its older value over the deletion; and on Redis it announces the key on the region's channel,
+so that every process with a local cache (region.WithLocalCache) drops it at once. Without
+-region (a URL alone) it deletes the key and announces nothing: processes with a local cache
+serve the old value until it ages out of it (their local max age), and the output says so.
+Other backends cannot announce; their processes' local caches likewise wait for the max age.
+
+` + whereUsage + `
+
+` + keyFlagsUsage + `
+
+Examples:
+  dogpile delete -config app.yaml -region users -fn example.com/app/users.Load 42
+  dogpile delete 'redis://cache:6379/0?prefix=app:' -region users -raw 'users|i:42'`,
 		flags: keyFlags,
 		run:   (*cli).delete,
 	},
 	{
-		name: "invalidate", args: "<backend-url> <key>...", minArgs: 1, maxArgs: -1,
-		summary: "delete the entries of many keys, or on Redis the entries matching -match",
-		help: `Invalidate deletes entries so that every process creates them again at its next call: the keys
-given (in one round trip where the backend can), or, with -match, the entries among the keys
-under the URL's prefix that match a Redis glob (Redis only).
+		name: "invalidate", args: "[<backend-url>] (-fn <namespace> <argument>... | -raw <key>... | -match <glob> | -hard | -soft)", minArgs: 0, maxArgs: -1,
+		summary: "invalidate a whole region (-hard, -soft), or delete many keys, or on Redis the entries matching -match",
+		help: `Invalidate makes every process of the region create entries again, in one of three ways.
 
--match deletes only what the library wrote. In batches (SCAN with COUNT 500), it reads each
-key's type and first bytes (one pipeline of TYPE and GETRANGE), and deletes the keys that are
-strings starting with the entry envelope (magic "dp", format version 1 or 2) with a script that
-checks each key again and unlinks it atomically, so that a key changed since the check is left.
-It skips, and counts, keys of other types (lists, hashes...), strings that are not entries
-(another program's values), and dogpile locks (deleting a held one would let a second creator
-in). -dry-run lists the entries it would delete and deletes nothing. Every run ends with a line
-"deleted N key(s) matching ...; skipped M not dogpile entries, L lock(s)" (-json: count and
-skipped). Keys are printed quoted, as Go quotes strings (bytes that are not UTF-8 as \xff);
--json adds key_base64 for those.
+-hard or -soft invalidates the whole region, as Region.Invalidate does with shared invalidation
+(region.WithSharedInvalidation): it stores the time in the backend (the region's invalidation
+marker, signed when the region signs its entries) and announces it on Redis. Every process that
+follows the region's announcements (those with a local cache or shared invalidation) applies it
+at once; the others that share invalidations read the marker at their next poll. -hard: entries
+created before it are absent, and the next call for a key waits for its creation. -soft: they
+are expired, and one caller per key regenerates while the others are served the old value.
+Nothing is deleted. It needs -region, and processes without shared_invalidation in their
+settings never read the marker (the output warns when the settings do not give it). The time is
+this host's clock: clocks apart by d make the invalidation reach d too far or not far enough.
 
-A pattern with no prefix is refused (exit status 2, nothing read or deleted): when the URL has
-no prefix= and the pattern starts with a wildcard ("*", "?", "["), it reaches every key of the
-database, other applications' included. Put the regions' prefix in the URL or at the start of
-the pattern, or say -all-prefixes to scan the whole database (entries only, as always).
+With keys, it deletes each of them as delete does (with -region, through the region: tombstones
+and one announcement, so that processes drop them from their local caches at once), in one round
+trip where the backend can. With -fn, each argument is the argument of one call of a function
+of one argument; for functions of more, use delete.
 
-The URL must name a single server: a node of a Redis Cluster is refused (exit status 1), since
-it holds only some of the keys.
+With -match (Redis only), it deletes the entries among the keys under the prefix that match a
+Redis glob, and with -region announces them. -match deletes only what the library wrote. In
+batches (SCAN with COUNT 500), it reads each key's type and first bytes (one pipeline of TYPE and
+GETRANGE), and deletes the keys that are strings starting with the entry envelope (magic "dp",
+format version 1 or 2) with a script that checks each key again and unlinks it atomically, so
+that a key changed since the check is left. It skips, and counts, keys of other types (lists,
+hashes...), strings that are not entries (another program's values), and dogpile locks (deleting
+a held one would let a second creator in). -dry-run lists the entries it would delete and
+deletes nothing. Every run ends with a line "deleted N key(s) matching ...; skipped M not
+dogpile entries, L lock(s)" (-json: count and skipped). Keys are printed quoted, as Go quotes
+strings (bytes that are not UTF-8 as \xff); -json adds key_base64 for those. With -mangle sha1,
+keys are hashes and -match cannot select them; list the keys instead.
+
+A pattern with no prefix is refused (exit status 2, nothing read or deleted): when the backend
+has no prefix= and the pattern starts with a wildcard ("*", "?", "["), it reaches every key of
+the database, other applications' included. Put the regions' prefix in the URL or at the start
+of the pattern, or say -all-prefixes to scan the whole database (entries only, as always). The
+backend must be a single server: a node of a Redis Cluster is refused (exit status 1), since it
+holds only some of the keys.
 
 Exit status: 0 when the run completed, whatever it skipped; 1 on a backend error (the entries
-deleted before it are counted in the message); 2 on a usage error, the refusal above included.
+deleted before it are counted in the message), or when the deletion or invalidation was done
+but could not be announced; 2 on a usage error, the refusal above included.
 
-It does not invalidate a region: region.Invalidate is a timestamp each running process keeps
-in memory (shared through the backend with region.WithSharedInvalidation), which a command
-cannot reach. With -mangle sha1, keys are hashes and -match cannot select them; list the keys
-instead.`,
+` + whereUsage + `
+
+` + keyFlagsUsage + `
+
+Examples:
+  dogpile invalidate -config app.yaml -region users -hard
+  dogpile invalidate -config app.yaml -region users -fn example.com/app/users.Load 42 43 44
+  dogpile invalidate -config app.yaml -region users -match 'example.com/app/users.Load|*' -dry-run`,
 		flags: func(fs *flag.FlagSet, o *options) {
 			keyFlags(fs, o)
-			fs.StringVar(&o.match, "match", "", "delete the entries whose keys (after the URL's prefix) match this Redis `glob`")
+			fs.BoolVar(&o.hard, "hard", false, "invalidate the whole region: entries created before now are absent (needs -region)")
+			fs.BoolVar(&o.soft, "soft", false, "invalidate the whole region: entries created before now are expired (needs -region)")
+			fs.StringVar(&o.match, "match", "", "delete the entries whose keys (after the prefix) match this Redis `glob`")
 			fs.BoolVar(&o.dryRun, "dry-run", false, "with -match: list the entries that would be deleted, delete nothing")
 			fs.IntVar(&o.limit, "limit", 0, "with -match: stop after this many entries (0: no limit)")
-			fs.BoolVar(&o.allPrefixes, "all-prefixes", false, "with -match: allow a pattern that starts with a wildcard on a URL without prefix=,\n"+
+			fs.BoolVar(&o.allPrefixes, "all-prefixes", false, "with -match: allow a pattern that starts with a wildcard on a backend without prefix=,\n"+
 				"that is, scan every key of the database (only dogpile entries are deleted)")
 		},
 		run: (*cli).invalidate,
 	},
 	{
-		name: "stats", args: "<backend-url>", minArgs: 1, maxArgs: 1,
-		summary: "print what the backend can tell about itself",
-		help: `Stats prints what the backend can tell: on Redis, INFO's memory, stats and keyspace figures and
-a count of the keys under the URL's prefix with their sizes (SCAN, bounded by -limit); on
-memcached, each server's "stats" (memcached cannot list keys, so nothing per prefix); on the
-file backend, the entries in the directory and their bytes. memory:// and null:// are
-in-process: a new process has nothing to inspect.`,
+		name: "stats", args: "[<backend-url>]", minArgs: 0, maxArgs: 1,
+		summary: "print what the backend can tell about itself, and the region's stored invalidations",
+		help: `Stats prints what can be known from outside the application's processes: on Redis, INFO's
+memory, stats and keyspace figures and a count of the keys under the prefix with their sizes
+(SCAN, bounded by -limit); on memcached, each server's "stats" (memcached cannot list keys, so
+nothing per prefix); on the file backend, the entries in the directory and their bytes. With
+-region, also the region's shared invalidations stored in the backend (-hard, -soft): when, and
+how long ago. memory:// and null:// are in-process: a new process has nothing to inspect.
+
+The region's hits, misses, creations and errors are counted in each process (region.Stats) and
+are not stored anywhere this tool can read: Redis's keyspace_hits and keyspace_misses count
+every client of the server, locks and other programs included, and say nothing of local caches.
+To see the region's own, have the application publish them: Region.PublishExpvar (/debug/vars)
+or the prometheus module's collector (github.com/dogpile-go/dogpile/prometheus).
+
+` + whereUsage,
 		flags: func(fs *flag.FlagSet, o *options) {
-			commonFlags(fs, o)
+			sourceFlags(fs, o)
+			fs.StringVar(&o.mangle, "mangle", "", "the region's key mangler, to find its stored invalidations (see dogpile help get)")
 			fs.IntVar(&o.limit, "limit", 100000, "Redis: scan at most this many keys")
 		},
 		run: (*cli).stats,
@@ -176,24 +257,29 @@ func lookup(name string) *command {
 	return nil
 }
 
-const intro = `dogpile inspects a live dogpile-go cache backend.
+const intro = `dogpile inspects the entries of a live dogpile-go cache, and invalidates them.
 
 Usage:
+  dogpile <command> [flags] -config <file> -region <name> [key...]
   dogpile <command> [flags] <backend-url> [key...]
 
 Commands:
 `
 
 const outro = `
-The backend URL is what the program gives backends.Open: redis://[user:password@]host:port/db?prefix=app:,
-rediss://..., redis+cluster://host:port?addr=host2:port&prefix=app:,
+-config and -region read the region's backend and settings from the application's
+configuration document (package config), with its DOGPILE_<REGION>_* environment variables over
+it; -region alone reads them from the environment. A backend URL is what the program gives
+backends.Open: redis://[user:password@]host:port/db?prefix=app:, rediss://...,
+redis+cluster://host:port?addr=host2:port&prefix=app:,
 redis+sentinel://host:26379?master_name=mymaster&addr=host2:26379, memcached://h1:11211,h2:11211?prefix=app:,
 file:///var/cache/app, memory://, null://.
-The key is the region's key (see package keys: "users.Load|i:42"); -mangle applies the region's
-mangler to it first. Output never shows the URL's user information or a password parameter
-(password=, sentinel_password=...): messages show them as xxxxx.
+A key is written as the application's code calls the function: -fn example.com/app/users.Load 42
+(memo's namespace and the arguments), or as stored with -raw ('users.Load|i:42'); -mangle
+applies the region's key mangler. Output never shows the URL's user information or a password
+parameter (password=, sentinel_password=...): messages show them as xxxxx.
 
-Exit status: 0 success, 1 failure (backend error, key not found, malformed entry), 2 usage.
+Exit status: 0 success, 1 failure (backend error, key not found, malformed entry, not announced), 2 usage.
 Run "dogpile help <command>" for a command's flags.
 `
 
@@ -294,129 +380,4 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
-}
-
-// target is an opened backend and what the tool knows of its URL.
-type target struct {
-	backend backends.Backend
-	url     *url.URL // parsed; never printed as it is (see shown)
-	prefix  string   // the prefix query parameter (Redis, memcached), or ""
-}
-
-// shown is the URL as output shows it: scheme, host and path, without user information or
-// query parameters other than prefix.
-func (t *target) shown() string {
-	u := url.URL{Scheme: t.url.Scheme, Host: t.url.Host, Path: t.url.Path, Opaque: t.url.Opaque}
-	s := u.String()
-	if t.prefix != "" {
-		p := t.prefix
-		if strings.Trim(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:._-/{}|") != "" {
-			p = url.QueryEscape(p) // escaped only when it must be: "app:" reads better than "app%3A"
-		}
-		s += "?prefix=" + p
-	}
-	return s
-}
-
-// open opens the backend of rawURL. A URL that does not parse, names no registered backend or is
-// refused by its backend is a usage error: the command line is wrong, nothing was tried.
-//
-// A file:// URL must name a directory that exists: backends.Open would create it, and an
-// operator's typo should not leave an empty cache behind. Its bounds (max_size, max_entries) are
-// dropped: with them, opening the backend scans the directory and may run an eviction pass, and a
-// tool that only looks must not remove entries.
-func open(rawURL string) (*target, error) {
-	openURL := rawURL
-	if u, err := url.Parse(rawURL); err == nil && u.Scheme == "file" {
-		if dir := fileDir(u); dir != "" {
-			if _, err := os.Stat(dir); err != nil {
-				return nil, fmt.Errorf("file backend: %w", err)
-			}
-			// Opening a directory makes it a cache (data/, locks/, evict.lock): a typo one level
-			// up, or $HOME, must not become one. A cache has its data directory already.
-			if fi, err := os.Stat(filepath.Join(dir, "data")); err != nil || !fi.IsDir() {
-				return nil, fmt.Errorf("file backend: %s is not a dogpile file cache (it has no data directory)", dir)
-			}
-		}
-		if q, err := url.ParseQuery(u.RawQuery); err == nil && (q.Has("max_size") || q.Has("max_entries")) {
-			q.Del("max_size")
-			q.Del("max_entries")
-			u.RawQuery = q.Encode()
-			openURL = u.String()
-		}
-	}
-	b, err := backends.Open(openURL) // its errors redact the user information
-	if err != nil {
-		return nil, &usageError{msg: err.Error()}
-	}
-	u, err := backends.ParseURL(rawURL) // Open parsed it already; its errors are redacted
-	if err != nil {
-		return nil, &usageError{msg: err.Error()}
-	}
-	return &target{backend: b, url: u, prefix: u.Query().Get("prefix")}, nil
-}
-
-// fileDir is the directory of a file:// URL, read as package file's Open reads it.
-func fileDir(u *url.URL) string {
-	if u.Opaque != "" {
-		if d, err := url.PathUnescape(u.Opaque); err == nil {
-			return d
-		}
-		return u.Opaque
-	}
-	return u.Path
-}
-
-func (t *target) close() {
-	if cl, ok := backends.As[io.Closer](t.backend); ok {
-		_ = cl.Close()
-	}
-}
-
-// inProcess reports whether the backend keeps its entries in the memory of the process that
-// opened it, so that a new process finds nothing.
-func (t *target) inProcess() bool {
-	return t.url.Scheme == "memory" || t.url.Scheme == "null"
-}
-
-func (t *target) nothingHere() error {
-	return fmt.Errorf("%s:// keeps entries in the memory of the process that uses it: a new process, such as this one, has none to inspect", t.url.Scheme)
-}
-
-// parseMangler builds the mangler of a -mangle value (see keyFlags).
-func parseMangler(spec string) (keys.Mangler, error) {
-	if spec == "" || spec == "none" {
-		return nil, nil
-	}
-	var steps []keys.Mangler
-	for _, step := range strings.Split(spec, ",") {
-		name, arg, hasArg := strings.Cut(step, "=")
-		switch {
-		case name == "sha1" && !hasArg:
-			steps = append(steps, keys.SHA1)
-		case name == "sha1-over" && hasArg:
-			n, err := strconv.Atoi(arg)
-			if err != nil || n < 0 {
-				return nil, usagef("-mangle %q: sha1-over=%q: want a length in bytes", spec, arg)
-			}
-			steps = append(steps, keys.LengthConditional(n, keys.SHA1))
-		case name == "prefix" && hasArg:
-			steps = append(steps, keys.Prefix(arg))
-		default:
-			return nil, usagef("-mangle %q: unknown step %q (want sha1, sha1-over=N or prefix=STR, separated by commas)", spec, step)
-		}
-	}
-	return keys.Chain(steps...), nil
-}
-
-// storedKey returns the key the backend stores for the region key key under the -mangle spec.
-func storedKey(spec, key string) (string, error) {
-	if key == "" {
-		return "", usagef("empty key")
-	}
-	m, err := parseMangler(spec)
-	if err != nil || m == nil {
-		return key, err
-	}
-	return m(key), nil
 }

@@ -147,7 +147,7 @@ func TestGetRedis(t *testing.T) {
 	u, _ := redisURL(t)
 	fill(t, newRegion(t, u))
 
-	r := dogpile(t, "get", u, "users|i:42")
+	r := dogpile(t, "get", "-raw", u, "users|i:42")
 	r.want(t, exitOK)
 	want := `key:         users|i:42
 created:     2026-11-22T16:00:00Z (age 1m30s)
@@ -173,7 +173,7 @@ payload (JSON):
 func TestGetNegative(t *testing.T) {
 	u, _ := redisURL(t)
 	fill(t, newRegion(t, u))
-	r := dogpile(t, "get", u, "users|i:7")
+	r := dogpile(t, "get", "-raw", u, "users|i:7")
 	r.want(t, exitOK)
 	r.contains(t, "flags:       negative: cached not found\n", "payload:     empty\n", "size:        20 bytes")
 }
@@ -183,17 +183,17 @@ func TestGetMangled(t *testing.T) {
 	fill(t, newRegion(t, u, region.WithKeyMangler(keys.Chain(keys.Prefix("v2:"), keys.SHA1))))
 	stored := keys.SHA1("v2:users|i:42")
 
-	r := dogpile(t, "get", "-mangle", "prefix=v2:,sha1", u, "users|i:42")
+	r := dogpile(t, "get", "-raw", "-mangle", "prefix=v2:,sha1", u, "users|i:42")
 	r.want(t, exitOK)
 	r.contains(t, "key:         users|i:42\nstored as:   "+stored+"\n", `"name": "Ada"`)
 
 	// Unmangled, the key is not there; the stored key itself is.
-	r = dogpile(t, "get", u, "users|i:42")
+	r = dogpile(t, "get", "-raw", u, "users|i:42")
 	r.want(t, exitFailure)
 	r.contains(t, `key "users|i:42" not found in redis://`, "-mangle sha1")
-	dogpile(t, "get", u, stored).want(t, exitOK)
+	dogpile(t, "get", "-raw", u, stored).want(t, exitOK)
 
-	r = dogpile(t, "get", "-mangle", "md5", u, "users|i:42")
+	r = dogpile(t, "get", "-raw", "-mangle", "md5", u, "users|i:42")
 	r.want(t, exitUsage)
 	r.contains(t, `unknown step "md5"`)
 }
@@ -202,7 +202,7 @@ func TestGetJSON(t *testing.T) {
 	u, _ := redisURL(t)
 	fill(t, newRegion(t, u))
 	// Flags after the arguments too.
-	r := dogpile(t, "get", u, "users|i:42", "-json")
+	r := dogpile(t, "get", "-raw", u, "users|i:42", "-json")
 	r.want(t, exitOK)
 	var got getResult
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
@@ -217,14 +217,14 @@ func TestGetJSON(t *testing.T) {
 		t.Errorf("payload %s: %v", got.Payload, err)
 	}
 
-	r = dogpile(t, "get", "-json", u, "users|i:7")
+	r = dogpile(t, "get", "-raw", "-json", u, "users|i:7")
 	r.want(t, exitOK)
 	got = getResult{}
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || !got.Negative || got.Flags != backends.FlagNegative {
 		t.Errorf("negative: %+v, %v", got, err)
 	}
 
-	r = dogpile(t, "get", "-json", u, "users|i:1")
+	r = dogpile(t, "get", "-raw", "-json", u, "users|i:1")
 	r.want(t, exitFailure)
 	got = getResult{}
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.Found || got.Key != "users|i:1" {
@@ -235,7 +235,7 @@ func TestGetJSON(t *testing.T) {
 func TestGetRaw(t *testing.T) {
 	u, _ := redisURL(t)
 	fill(t, newRegion(t, u))
-	r := dogpile(t, "get", "-raw", u, "users|i:42")
+	r := dogpile(t, "get", "-raw", "-payload", u, "users|i:42")
 	r.want(t, exitOK)
 	if r.stdout != `{"id":42,"name":"Ada"}` {
 		t.Errorf("stdout %q", r.stdout)
@@ -255,14 +255,14 @@ func TestGetPayloadKinds(t *testing.T) {
 	set("gob", []byte{0x0c, 0xff, 0x81, 0x02, 0x01, 0x00})
 	set("big", bytes.Repeat([]byte{0xfe}, 1000))
 
-	r := dogpile(t, "get", u, "text")
+	r := dogpile(t, "get", "-raw", u, "text")
 	r.want(t, exitOK)
 	r.contains(t, "payload (text, not JSON):\n\"hello, world\"\n", "creation:    took 1.5s\n",
 		"flags:       unknown bits 0x80", "storage ttl: 1h0m0s left")
-	r = dogpile(t, "get", u, "gob")
+	r = dogpile(t, "get", "-raw", u, "gob")
 	r.want(t, exitOK)
 	r.contains(t, "payload (binary", "0c ff 81 02 01 00")
-	r = dogpile(t, "get", u, "big")
+	r = dogpile(t, "get", "-raw", u, "big")
 	r.want(t, exitOK)
 	r.contains(t, "(744 more bytes)")
 }
@@ -282,19 +282,19 @@ func TestGetMalformed(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := dogpile(t, "get", u, "garbage")
+	r := dogpile(t, "get", "-raw", u, "garbage")
 	r.want(t, exitFailure)
 	r.contains(t, "size:        19 bytes\n", "malformed:   backends: malformed entry: bad magic", `"not an entry at all"`,
 		`dogpile get: key "garbage" holds 19 bytes that are not a dogpile entry`, "a region reads it as a miss")
-	dogpile(t, "get", u, "short").contains(t, "shorter than the 12-byte header")
-	dogpile(t, "get", u, "v9").contains(t, "format version 9")
+	dogpile(t, "get", "-raw", u, "short").contains(t, "shorter than the 12-byte header")
+	dogpile(t, "get", "-raw", u, "v9").contains(t, "format version 9")
 
-	r = dogpile(t, "get", "-raw", u, "garbage")
+	r = dogpile(t, "get", "-raw", "-payload", u, "garbage")
 	r.want(t, exitFailure)
 	if r.stdout != "not an entry at all" {
 		t.Errorf("-raw stdout %q", r.stdout)
 	}
-	r = dogpile(t, "get", "-json", u, "garbage")
+	r = dogpile(t, "get", "-raw", "-json", u, "garbage")
 	r.want(t, exitFailure)
 	var got getResult
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.Malformed == "" || string(got.PayloadBase64) != "not an entry at all" {
@@ -305,7 +305,7 @@ func TestGetMalformed(t *testing.T) {
 	if err := c.RPush(t.Context(), prefix+"list", "x").Err(); err != nil {
 		t.Fatal(err)
 	}
-	r = dogpile(t, "get", u, "list")
+	r = dogpile(t, "get", "-raw", u, "list")
 	r.want(t, exitFailure)
 	r.contains(t, "WRONGTYPE")
 }
@@ -322,22 +322,32 @@ func TestUsage(t *testing.T) {
 		{[]string{"help", "get"}, exitOK, "-mangle steps"},
 		{[]string{"help", "invalidate"}, exitOK, "-all-prefixes"},
 		{[]string{"help", "nope"}, exitUsage, `unknown command "nope"`},
-		{[]string{"get", "-h"}, exitOK, "Usage: dogpile get [flags] <backend-url> <key>"},
+		{[]string{"get", "-h"}, exitOK, "Usage: dogpile get [flags] [<backend-url>] (-fn <namespace> <argument>... | -raw <key>)"},
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
-		{[]string{"get", "redis://127.0.0.1:1"}, exitUsage, "want <backend-url> <key>, got 1 argument(s)"},
-		{[]string{"get", "redis://127.0.0.1:1", "a", "b"}, exitUsage, "got 3 argument(s)"},
+		{[]string{"get", "redis://127.0.0.1:1"}, exitUsage, "how is the key written? -fn"},
+		{[]string{"get", "-raw", "redis://127.0.0.1:1"}, exitUsage, "-raw takes one key, got 0 argument(s)"},
+		{[]string{"get", "-raw", "redis://127.0.0.1:1", "a", "b"}, exitUsage, "-raw takes one key, got 2 argument(s)"},
+		{[]string{"get", "-raw", "-fn", "users.Load", "redis://127.0.0.1:1", "a"}, exitUsage, "-fn and -raw: give one"},
+		{[]string{"get", "-fn", "users|Load", "redis://127.0.0.1:1", "a"}, exitUsage, "invalid namespace"},
+		{[]string{"get", "-fn", "users.Load", "-types", "int", "redis://127.0.0.1:1", "a"}, exitUsage, `argument 1 ("a"): not a int`},
+		{[]string{"get", "-fn", "users.Load", "-types", "int,string", "redis://127.0.0.1:1", "1"}, exitUsage, "names 2 type(s) for 1 argument(s)"},
+		{[]string{"get", "-fn", "users.Load", "-types", "uuid", "redis://127.0.0.1:1", "1"}, exitUsage, `unknown type "uuid"`},
 		{[]string{"get", "-bogus", "redis://127.0.0.1:1", "a"}, exitUsage, "flag provided but not defined: -bogus"},
-		{[]string{"stats"}, exitUsage, "usage: dogpile stats"},
-		{[]string{"get", "redis://127.0.0.1:1", ""}, exitUsage, "empty key"},
-		{[]string{"get", "%zz://x", "k"}, exitUsage, "invalid URL"},
-		{[]string{"get", "127.0.0.1:6379", "k"}, exitUsage, "invalid URL"},
-		{[]string{"get", "localhost", "k"}, exitUsage, "the URL has no scheme"},
-		{[]string{"get", "mongodb://x", "k"}, exitUsage, `unknown backend "mongodb" (registered: file, memcached, memory, null, redis, redis+cluster, redis+sentinel, rediss, rediss+cluster, rediss+sentinel`},
-		{[]string{"get", "redis://h/0?prefx=a", "k"}, exitUsage, "unexpected option: prefx"},
+		{[]string{"stats"}, exitUsage, "no backend: give -config <file> -region <name>, or a backend URL first"},
+		{[]string{"get", "-config", "app.yaml", "-raw", "k"}, exitUsage, "-config needs -region"},
+		{[]string{"get", "-raw", "redis://127.0.0.1:1", ""}, exitUsage, "empty key"},
+		{[]string{"get", "-raw", "%zz://x", "k"}, exitUsage, "invalid URL"},
+		{[]string{"get", "-raw", "127.0.0.1:6379", "k"}, exitUsage, "invalid URL"},
+		{[]string{"get", "-raw", "localhost", "k"}, exitUsage, "the URL has no scheme"},
+		{[]string{"get", "-raw", "mongodb://x", "k"}, exitUsage, `unknown backend "mongodb" (registered: file, memcached, memory, null, redis, redis+cluster, redis+sentinel, rediss, rediss+cluster, rediss+sentinel`},
+		{[]string{"get", "-raw", "redis://h/0?prefx=a", "k"}, exitUsage, "unexpected option: prefx"},
 		{[]string{"stats", "memcached://"}, exitUsage, "no server in the URL"},
-		{[]string{"invalidate", "redis://127.0.0.1:1"}, exitUsage, "no keys"},
-		{[]string{"invalidate", "-dry-run", "redis://127.0.0.1:1", "k"}, exitUsage, "go with -match"},
-		{[]string{"invalidate", "-match", "*", "redis://127.0.0.1:1", "k"}, exitUsage, "-match takes the URL only"},
+		{[]string{"invalidate", "redis://127.0.0.1:1"}, exitUsage, "nothing to invalidate"},
+		{[]string{"invalidate", "-raw", "-dry-run", "redis://127.0.0.1:1", "k"}, exitUsage, "go with -match"},
+		{[]string{"invalidate", "-match", "*", "redis://127.0.0.1:1", "k"}, exitUsage, "-match takes no keys"},
+		{[]string{"invalidate", "-hard", "redis://127.0.0.1:1"}, exitUsage, "-hard and -soft invalidate a region: name it with -region"},
+		{[]string{"invalidate", "-hard", "-soft", "-region", "users", "redis://127.0.0.1:1"}, exitUsage, "one mode"},
+		{[]string{"invalidate", "-hard", "-region", "users", "redis://127.0.0.1:1", "k"}, exitUsage, "no keys"},
 	} {
 		r := dogpile(t, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.want) {
@@ -350,30 +360,30 @@ func TestUsage(t *testing.T) {
 func TestNoPassword(t *testing.T) {
 	closed := closedPort(t)
 	for _, args := range [][]string{
-		{"get", "redis://:s3cret@127.0.0.1:" + closed + "/0?dialer_retries=1&max_retries=-1", "k"},
-		{"get", "redis://admin:s3cret@127.0.0.1:" + closed + "/0?bogus=1", "k"},
-		{"get", "redis://s3cret@127.0.0.1:" + closed + "/99999999999", "k"},
-		{"get", "rediss://:s3cret@127.0.0.1:" + closed + "/0?dialer_retries=1&max_retries=-1&dial_timeout=100ms", "k"},
-		{"delete", "redis://:s3cret@127.0.0.1:" + closed + "/0?dialer_retries=1&max_retries=-1", "k"},
+		{"get", "-raw", "redis://:s3cret@127.0.0.1:" + closed + "/0?dialer_retries=1&max_retries=-1", "k"},
+		{"get", "-raw", "redis://admin:s3cret@127.0.0.1:" + closed + "/0?bogus=1", "k"},
+		{"get", "-raw", "redis://s3cret@127.0.0.1:" + closed + "/99999999999", "k"},
+		{"get", "-raw", "rediss://:s3cret@127.0.0.1:" + closed + "/0?dialer_retries=1&max_retries=-1&dial_timeout=100ms", "k"},
+		{"delete", "-raw", "redis://:s3cret@127.0.0.1:" + closed + "/0?dialer_retries=1&max_retries=-1", "k"},
 		{"stats", "redis://:s3cret@127.0.0.1:" + closed + "/0?dialer_retries=1&max_retries=-1&prefix=p:"},
 		{"stats", "memcached://s3cret@127.0.0.1:" + closed},
-		{"get", "redis+cluster://:s3cret@127.0.0.1:" + closed + "?addr=127.0.0.1:" + closed + "&dialer_retries=1&max_retries=-1", "k"},
-		{"get", "redis+sentinel://:s3cret@127.0.0.1:" + closed + "?master_name=m&password=s3cret&dialer_retries=1&max_retries=-1", "k"},
-		{"get", "rediss+sentinel://:s3cret@127.0.0.1:" + closed + "/0?bogus=1&password=s3cret", "k"},
-		{"get", "nope://:s3cret@host", "k"},
-		{"get", "redis://:s3cret@[::1", "k"},
+		{"get", "-raw", "redis+cluster://:s3cret@127.0.0.1:" + closed + "?addr=127.0.0.1:" + closed + "&dialer_retries=1&max_retries=-1", "k"},
+		{"get", "-raw", "redis+sentinel://:s3cret@127.0.0.1:" + closed + "?master_name=m&password=s3cret&dialer_retries=1&max_retries=-1", "k"},
+		{"get", "-raw", "rediss+sentinel://:s3cret@127.0.0.1:" + closed + "/0?bogus=1&password=s3cret", "k"},
+		{"get", "-raw", "nope://:s3cret@host", "k"},
+		{"get", "-raw", "redis://:s3cret@[::1", "k"},
 		// A password parameter, which backends.Open quoted with the URL.
-		{"get", "redis://127.0.0.1:" + closed + "/0?password=s3cret", "k"},
-		{"get", "redis://127.0.0.1:" + closed + "/0?sentinel_password=s3cret&prefix=p:", "k"},
+		{"get", "-raw", "redis://127.0.0.1:" + closed + "/0?password=s3cret", "k"},
+		{"get", "-raw", "redis://127.0.0.1:" + closed + "/0?sentinel_password=s3cret&prefix=p:", "k"},
 		{"stats", "memcached://127.0.0.1:" + closed + "?password=s3cret"},
 		{"stats", "file:///nonexistent?password=s3cret"},
 		{"invalidate", "-match", "*", "redis://127.0.0.1:" + closed + "/0?password=s3cret"},
-		{"get", "memory://?password=s3cret%zz", "k"}, // a query that does not parse: not even the escape
+		{"get", "-raw", "memory://?password=s3cret%zz", "k"}, // a query that does not parse: not even the escape
 		// URLs that do not parse, whose parse error quoted part of them.
-		{"get", "redis://:s3cret", "k"},                             // "@host" forgotten: not a port
-		{"delete", "redis://admin:s3cret", "k"},                     // likewise
-		{"get", "redis://:s3#cret@127.0.0.1:" + closed + "/0", "k"}, // '#' unescaped in the password
-		{"invalidate", "redis://u:s3cret@ho st/0", "k"},
+		{"get", "-raw", "redis://:s3cret", "k"},                             // "@host" forgotten: not a port
+		{"delete", "-raw", "redis://admin:s3cret", "k"},                     // likewise
+		{"get", "-raw", "redis://:s3#cret@127.0.0.1:" + closed + "/0", "k"}, // '#' unescaped in the password
+		{"invalidate", "-raw", "redis://u:s3cret@ho st/0", "k"},
 	} {
 		r := dogpile(t, args...)
 		if r.code == exitOK {
@@ -393,7 +403,7 @@ func TestNoPassword(t *testing.T) {
 }
 
 func TestRedisDown(t *testing.T) {
-	r := dogpile(t, "get", "redis://127.0.0.1:"+closedPort(t)+"/0?dialer_retries=1&max_retries=-1", "k")
+	r := dogpile(t, "get", "-raw", "redis://127.0.0.1:"+closedPort(t)+"/0?dialer_retries=1&max_retries=-1", "k")
 	r.want(t, exitFailure)
 	r.contains(t, "connection refused")
 }
@@ -413,25 +423,26 @@ func closedPort(t *testing.T) string {
 func TestDelete(t *testing.T) {
 	u, prefix := redisURL(t)
 	fill(t, newRegion(t, u))
-	r := dogpile(t, "delete", u, "users|i:42")
+	r := dogpile(t, "delete", "-raw", u, "users|i:42")
 	r.want(t, exitOK)
-	if r.stdout != "deleted \"users|i:42\" (it existed)\n" {
+	if r.stdout != "deleted \"users|i:42\" (it existed)\n"+
+		"not announced (no -region): processes with a local cache serve the old value until it ages out of it\n" {
 		t.Errorf("stdout %q", r.stdout)
 	}
 	if n := rawClient(t).Exists(t.Context(), prefix+"users|i:42").Val(); n != 0 {
 		t.Errorf("the key is still there")
 	}
-	r = dogpile(t, "delete", "-json", u, "users|i:42")
+	r = dogpile(t, "delete", "-raw", "-json", u, "users|i:42")
 	r.want(t, exitOK)
-	if r.stdout != `{"key":"users|i:42","stored_as":"users|i:42","existed":false}`+"\n" {
+	if r.stdout != `{"key":"users|i:42","stored_as":"users|i:42","existed":false,"announced":false}`+"\n" {
 		t.Errorf("stdout %q", r.stdout)
 	}
-	dogpile(t, "get", u, "users|i:42").want(t, exitFailure)
-	dogpile(t, "get", u, "users|i:7").want(t, exitOK) // untouched
+	dogpile(t, "get", "-raw", u, "users|i:42").want(t, exitFailure)
+	dogpile(t, "get", "-raw", u, "users|i:7").want(t, exitOK) // untouched
 
 	// A key that starts with '-' after "--".
 	rawClient(t).Set(t.Context(), prefix+"-odd", "x", 0)
-	r = dogpile(t, "delete", u, "--", "-odd")
+	r = dogpile(t, "delete", "-raw", u, "--", "-odd")
 	r.want(t, exitOK)
 	r.contains(t, `deleted "-odd" (it existed)`)
 }
@@ -440,7 +451,7 @@ func TestInvalidateKeys(t *testing.T) {
 	u, _ := redisURL(t)
 	rg := newRegion(t, u, region.WithKeyMangler(keys.SHA1))
 	fill(t, rg)
-	r := dogpile(t, "invalidate", "-mangle", "sha1", u, "users|i:42", "users|i:7", "users|i:1")
+	r := dogpile(t, "invalidate", "-raw", "-mangle", "sha1", u, "users|i:42", "users|i:7", "users|i:1")
 	r.want(t, exitOK)
 	r.contains(t,
 		`deleted "users|i:42" (stored as "`+keys.SHA1("users|i:42")+`") (it existed)`,
@@ -544,7 +555,7 @@ func TestFile(t *testing.T) {
 	u := "file://" + dir
 	fill(t, newRegion(t, u, region.WithStorageTTL(time.Hour)))
 
-	r := dogpile(t, "get", u, "users|i:42")
+	r := dogpile(t, "get", "-raw", u, "users|i:42")
 	r.want(t, exitOK)
 	r.contains(t, "created:     2026-11-22T16:00:00Z (age 1m30s)", `"name": "Ada"`)
 	if strings.Contains(r.stdout, "storage ttl") {
@@ -563,28 +574,28 @@ func TestFile(t *testing.T) {
 	r = dogpile(t, "stats", u+"?max_entries=1&fsync=false")
 	r.want(t, exitOK)
 	r.contains(t, "entries:    2, ")
-	dogpile(t, "delete", u, "users|i:42").contains(t, "(it existed)")
-	dogpile(t, "get", u, "users|i:42").want(t, exitFailure)
+	dogpile(t, "delete", "-raw", u, "users|i:42").contains(t, "(it existed)")
+	dogpile(t, "get", "-raw", u, "users|i:42").want(t, exitFailure)
 	dogpile(t, "stats", u).contains(t, "entries:    1, ")
 
 	// A directory that does not exist is a failure, and is not created.
 	missing := filepath.Join(dir, "typo")
-	r = dogpile(t, "get", "file://"+missing, "k")
+	r = dogpile(t, "get", "-raw", "file://"+missing, "k")
 	r.want(t, exitFailure)
 	r.contains(t, "no such file or directory")
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Errorf("the tool created %s", missing)
 	}
-	dogpile(t, "get", "file://"+dir+"?max_sise=1", "k").want(t, exitUsage)
+	dogpile(t, "get", "-raw", "file://"+dir+"?max_sise=1", "k").want(t, exitUsage)
 }
 
 func TestInProcessBackends(t *testing.T) {
 	for _, u := range []string{"memory://", "null://"} {
-		r := dogpile(t, "get", u, "k")
+		r := dogpile(t, "get", "-raw", u, "k")
 		r.want(t, exitFailure)
 		r.contains(t, "a new process, such as this one, has none to inspect")
-		dogpile(t, "delete", u, "k").want(t, exitFailure)
-		dogpile(t, "invalidate", u, "k").want(t, exitFailure)
+		dogpile(t, "delete", "-raw", u, "k").want(t, exitFailure)
+		dogpile(t, "invalidate", "-raw", u, "k").want(t, exitFailure)
 		r = dogpile(t, "stats", u)
 		r.want(t, exitOK)
 		r.contains(t, "backend: "+strings.TrimSuffix(u, "//"), "nothing to inspect")
@@ -595,13 +606,13 @@ func TestMemcached(t *testing.T) {
 	m := testserver.StartMemcached(t)
 	u := "memcached://" + m.Addr + "?prefix=cli:"
 	fill(t, newRegion(t, u))
-	r := dogpile(t, "get", u, "users|i:42")
+	r := dogpile(t, "get", "-raw", u, "users|i:42")
 	r.want(t, exitOK)
 	r.contains(t, `"name": "Ada"`)
 	r = dogpile(t, "stats", u+"&timeout=1s")
 	r.want(t, exitOK)
 	r.contains(t, "server "+m.Addr+":", "curr_items:", "limit_maxbytes:", "cannot list keys")
-	dogpile(t, "invalidate", u, "users|i:42", "users|i:7").contains(t, "2 key(s) deleted, 2 of them held an entry")
+	dogpile(t, "invalidate", "-raw", u, "users|i:42", "users|i:7").contains(t, "2 key(s) deleted, 2 of them held an entry")
 
 	// One server of two down: reported, not fatal; both down: a failure.
 	down := "127.0.0.1:" + closedPort(t)
@@ -623,9 +634,13 @@ func TestParseMangler(t *testing.T) {
 		{"sha1-over=40", "k", "k"},
 		{"sha1-over=40", long, keys.SHA1(long)},
 	} {
-		got, err := storedKey(tc.spec, tc.key)
+		m, err := parseMangler(tc.spec)
+		got := tc.key
+		if m != nil {
+			got = m(tc.key)
+		}
 		if err != nil || got != tc.want {
-			t.Errorf("storedKey(%q, %q) = %q, %v; want %q", tc.spec, tc.key, got, err, tc.want)
+			t.Errorf("parseMangler(%q)(%q) = %q, %v; want %q", tc.spec, tc.key, got, err, tc.want)
 		}
 	}
 	for _, spec := range []string{"sha256", "sha1=1", "prefix", "sha1-over=x", "sha1-over=-1", "sha1,,prefix=a"} {

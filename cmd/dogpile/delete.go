@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/region"
 	goredis "github.com/redis/go-redis/v9"
 )
 
@@ -16,46 +18,98 @@ import (
 type deleted struct {
 	Key      string `json:"key"`
 	StoredAs string `json:"stored_as"`
-	// Existed says whether the key held a value just before the deletion; null when the read
-	// failed (the deletion was still tried).
+	// Existed says whether the key held a value just before the deletion (a tombstone counts as
+	// absent); null when the read failed (the deletion was still tried).
 	Existed *bool `json:"existed"`
 	// KeyBase64 holds the key's bytes when they are not UTF-8 (-match), which Key cannot carry
 	// through JSON.
 	KeyBase64 []byte `json:"key_base64,omitempty"`
+	// Announced (delete) says whether the region's processes were told to drop the key from
+	// their local caches.
+	Announced *bool `json:"announced,omitempty"`
 }
 
 func (c *cli) delete(ctx context.Context, o *options, args []string) error {
-	key, err := storedKey(o.mangle, args[1])
+	rawURL, args, err := splitSource(o, args)
 	if err != nil {
 		return err
 	}
-	t, err := open(args[0])
+	name, _, err := callKey(o, args)
+	if err != nil {
+		return err
+	}
+	t, err := c.openTarget(o, rawURL, announce)
 	if err != nil {
 		return err
 	}
 	defer t.close()
+	c.warn("delete", t)
 	if t.inProcess() {
 		return t.nothingHere()
 	}
-	d := deleted{Key: args[1], StoredAs: key}
-	_, err = t.backend.Get(ctx, key)
+	key := t.storedKey(name)
+	d := deleted{Key: name, StoredAs: key}
+	raw, err := t.backend.Get(ctx, key)
 	switch {
 	case err == nil:
-		d.Existed = ptr(true)
+		d.Existed = ptr(holdsEntry(raw))
 	case errors.Is(err, backends.ErrNotFound):
 		d.Existed = ptr(false)
 	case ctx.Err() != nil:
 		return err
 	}
-	if err := t.backend.Delete(ctx, key); err != nil {
+	if t.region != nil {
+		err = t.region.Delete(ctx, name)
+	} else {
+		err = t.backend.Delete(ctx, key)
+	}
+	if err != nil {
 		return err
 	}
+	note, announceErr := c.announcement(t)
+	d.Announced = ptr(announceErr == nil && note == "")
 	if o.json {
 		c.writeJSON(d)
-		return nil
+	} else {
+		fmt.Fprintln(c.stdout, deletedText(d))
+		c.printAnnouncement(t, note, announceErr, "it")
 	}
-	fmt.Fprintln(c.stdout, deletedText(d))
-	return nil
+	return announceErr
+}
+
+// holdsEntry reports whether raw, the bytes under a key, is an entry that reads as present: not
+// a tombstone (what Region.Delete leaves on a backend that stores conditionally).
+func holdsEntry(raw []byte) bool {
+	e, err := backends.DecodeEntry(raw)
+	return err != nil || e.Flags&backends.FlagDeleted == 0
+}
+
+// announcement says what became of the announcement of a deletion just made: note says why
+// none was sent (no region, a backend that cannot broadcast), empty when it was; err is the
+// failure of one that was tried.
+func (c *cli) announcement(t *target) (note string, err error) {
+	switch {
+	case t.region == nil:
+		return "not announced (no -region): processes with a local cache serve the old value until it ages out of it", nil
+	case !t.notifies():
+		return fmt.Sprintf("not announced: %s:// cannot broadcast, so processes with a local cache serve the old value until it ages out of it", t.url.Scheme), nil
+	}
+	if reports := t.takeReports(); len(reports) > 0 {
+		return "", fmt.Errorf("deleted, but not announced to the processes of region %q (their local caches serve the old value until it ages out): %w",
+			t.region.Name(), errors.Join(reports...))
+	}
+	return "", nil
+}
+
+// printAnnouncement writes what announcement found, as text.
+func (c *cli) printAnnouncement(t *target, note string, err error, what string) {
+	switch {
+	case err != nil:
+	case note != "":
+		fmt.Fprintln(c.stdout, note)
+	default:
+		fmt.Fprintf(c.stdout, "announced to the processes of region %q: those with a local cache drop %s at once\n", t.region.Name(), what)
+	}
 }
 
 func deletedText(d deleted) string {
@@ -71,7 +125,7 @@ func deletedText(d deleted) string {
 
 func ptr[T any](v T) *T { return &v }
 
-// invalidated is what invalidate prints with -json.
+// invalidated is what invalidate prints with -json for keys and -match.
 type invalidated struct {
 	Deleted []deleted `json:"deleted"`
 	Match   string    `json:"match,omitempty"`
@@ -79,6 +133,8 @@ type invalidated struct {
 	Count   int       `json:"count"`
 	Existed int       `json:"existed"`
 	Skipped *skipped  `json:"skipped,omitempty"` // with -match
+	// Announced says whether the region's processes were told to drop the keys.
+	Announced bool `json:"announced"`
 }
 
 // skipped counts the keys -match found and left alone.
@@ -89,39 +145,65 @@ type skipped struct {
 }
 
 func (c *cli) invalidate(ctx context.Context, o *options, args []string) error {
-	if o.match != "" {
-		if len(args) != 1 {
-			return usagef("-match takes the URL only, no keys")
-		}
-		if o.mangle != "" {
-			return usagef("-match applies to stored keys: -mangle does not go with it")
-		}
-	} else {
-		if len(args) < 2 {
-			return usagef("no keys: give one or more keys, or -match on Redis")
-		}
-		if o.dryRun || o.limit != 0 || o.allPrefixes {
-			return usagef("-dry-run, -limit and -all-prefixes go with -match")
-		}
+	if o.hard && o.soft {
+		return usagef("-hard or -soft: one mode")
 	}
-	stored := make([]string, len(args)-1)
-	for i, k := range args[1:] {
-		s, err := storedKey(o.mangle, k)
-		if err != nil {
+	whole := o.hard || o.soft
+	if whole && o.match != "" {
+		return usagef("-hard and -soft invalidate the whole region: -match does not go with them")
+	}
+	if !whole && o.match == "" && (o.dryRun || o.limit != 0 || o.allPrefixes) {
+		return usagef("-dry-run, -limit and -all-prefixes go with -match")
+	}
+	if o.match != "" && o.mangle != "" {
+		return usagef("-match applies to stored keys: -mangle does not go with it")
+	}
+	rawURL, args, err := splitSource(o, args)
+	if err != nil {
+		return err
+	}
+	var names []string
+	switch {
+	case whole:
+		if len(args) > 0 {
+			return usagef("-hard and -soft invalidate the whole region: no keys")
+		}
+		if o.region == "" {
+			return usagef("-hard and -soft invalidate a region: name it with -region (and -config)")
+		}
+	case o.match != "":
+		if len(args) > 0 {
+			return usagef("-match takes no keys")
+		}
+	case len(args) == 0:
+		return usagef("nothing to invalidate: give keys, -hard or -soft (with -region), or -match on Redis")
+	default:
+		if names, err = callKeys(o, args); err != nil {
 			return err
 		}
-		stored[i] = s
 	}
-	t, err := open(args[0])
+	use := announce
+	if whole {
+		use = shareMark
+	}
+	t, err := c.openTarget(o, rawURL, use)
 	if err != nil {
 		return err
 	}
 	defer t.close()
+	c.warn("invalidate", t)
 	if t.inProcess() {
 		return t.nothingHere()
 	}
-	if o.match != "" {
+	switch {
+	case whole:
+		return c.invalidateRegion(ctx, o, t)
+	case o.match != "":
 		return c.invalidateMatch(ctx, o, t)
+	}
+	stored := make([]string, len(names))
+	for i, k := range names {
+		stored[i] = t.storedKey(k)
 	}
 	res := invalidated{Deleted: make([]deleted, len(stored))}
 	// What existed, in one round trip where the backend can.
@@ -145,21 +227,27 @@ func (c *cli) invalidate(ctx context.Context, o *options, args []string) error {
 		return readErr
 	}
 	for i, k := range stored {
-		res.Deleted[i] = deleted{Key: args[i+1], StoredAs: k}
+		res.Deleted[i] = deleted{Key: names[i], StoredAs: k}
 		if readErr == nil {
-			_, ok := present[k]
+			raw, ok := present[k]
+			ok = ok && holdsEntry(raw)
 			res.Deleted[i].Existed = ptr(ok)
 			if ok {
 				res.Existed++
 			}
 		}
 	}
-	if md, ok := backends.As[backends.MultiDeleter](t.backend); ok {
-		err = md.DeleteMulti(ctx, stored)
-	} else {
-		for _, k := range stored {
-			if err = t.backend.Delete(ctx, k); err != nil {
-				break
+	switch {
+	case t.region != nil:
+		err = t.region.DeleteMulti(ctx, names)
+	default:
+		if md, ok := backends.As[backends.MultiDeleter](t.backend); ok {
+			err = md.DeleteMulti(ctx, stored)
+		} else {
+			for _, k := range stored {
+				if err = t.backend.Delete(ctx, k); err != nil {
+					break
+				}
 			}
 		}
 	}
@@ -167,9 +255,11 @@ func (c *cli) invalidate(ctx context.Context, o *options, args []string) error {
 		return err
 	}
 	res.Count = len(stored)
+	note, announceErr := c.announcement(t)
+	res.Announced = announceErr == nil && note == ""
 	if o.json {
 		c.writeJSON(res)
-		return nil
+		return announceErr
 	}
 	for _, d := range res.Deleted {
 		fmt.Fprintln(c.stdout, deletedText(d))
@@ -179,7 +269,65 @@ func (c *cli) invalidate(ctx context.Context, o *options, args []string) error {
 	} else {
 		fmt.Fprintf(c.stdout, "%d key(s) deleted\n", res.Count)
 	}
-	return nil
+	c.printAnnouncement(t, note, announceErr, "them")
+	return announceErr
+}
+
+// regionInvalidated is what invalidate -hard or -soft prints with -json.
+type regionInvalidated struct {
+	Region    string `json:"region"`
+	Mode      string `json:"mode"` // hard or soft
+	At        string `json:"at"`   // about when (RFC 3339, this host's clock)
+	Stored    bool   `json:"stored"`
+	Announced bool   `json:"announced"`
+	// Shared says whether the region's settings give it shared invalidation: without it, only the
+	// processes with a local cache, which follow the announcements, are reached.
+	Shared bool `json:"shared"`
+}
+
+// invalidateRegion invalidates the whole region as Region.Invalidate does with shared
+// invalidation: the marker is stored in the backend (one write) and announced (one PUBLISH
+// where the backend can).
+func (c *cli) invalidateRegion(ctx context.Context, o *options, t *target) error {
+	mode, modeName := region.Hard, "hard"
+	if o.soft {
+		mode, modeName = region.Soft, "soft"
+	}
+	at := time.Now().UTC()
+	if err := t.region.Invalidate(ctx, mode); err != nil {
+		return err
+	}
+	res := regionInvalidated{Region: t.region.Name(), Mode: modeName, At: at.Format(time.RFC3339Nano), Stored: true, Shared: t.shared}
+	var announceErr error
+	if t.notifies() {
+		if reports := t.takeReports(); len(reports) > 0 {
+			announceErr = fmt.Errorf("invalidation stored, but not announced (processes that share invalidations read it at their next poll; the others are not reached): %w",
+				errors.Join(reports...))
+		} else {
+			res.Announced = true
+		}
+	}
+	if !t.shared {
+		fmt.Fprintf(c.stderr, "dogpile invalidate: warning: the region's settings give no shared_invalidation: its processes never read the stored marker, "+
+			"and only those with a local cache (which follow the announcements) apply it\n")
+	}
+	if o.json {
+		c.writeJSON(res)
+		return announceErr
+	}
+	effect := "absent"
+	if mode == region.Soft {
+		effect = "expired"
+	}
+	fmt.Fprintf(c.stdout, "invalidated region %q (%s): entries created before %s are %s\n", res.Region, modeName, res.At, effect)
+	switch {
+	case announceErr != nil:
+	case res.Announced:
+		fmt.Fprintf(c.stdout, "stored in %s and announced: the processes that follow the region apply it now\n", t.shown())
+	default:
+		fmt.Fprintf(c.stdout, "stored in %s; %s:// cannot broadcast: processes apply it at their next shared-invalidation poll\n", t.shown(), t.url.Scheme)
+	}
+	return announceErr
 }
 
 // matchBatch is the COUNT of each SCAN: about how many keys one check (a pipeline) and one
@@ -278,7 +426,7 @@ func (c *cli) invalidateMatch(ctx context.Context, o *options, t *target) error 
 		return usagef("-match works on Redis only: %s:// cannot list its keys", t.url.Scheme)
 	}
 	if t.prefix == "" && literalPrefix(o.match) == "" && !o.allPrefixes {
-		return usagef("refusing -match %q: the URL has no prefix= and the pattern starts with a wildcard, "+
+		return usagef("refusing -match %q: the backend has no prefix= and the pattern starts with a wildcard, "+
 			"so it would reach every key of the database, other applications' included. "+
 			"Add the regions' prefix to the URL (?prefix=app:) or start the pattern with it (-match 'app:*'); "+
 			"or, to scan the whole database, add -all-prefixes (only dogpile entries are deleted either way; -dry-run lists them)", o.match)
@@ -290,12 +438,28 @@ func (c *cli) invalidateMatch(ctx context.Context, o *options, t *target) error 
 	res := invalidated{Match: o.match, DryRun: o.dryRun, Deleted: []deleted{}, Skipped: &skipped{}}
 	err := c.scanMatch(ctx, o, t, client, &res)
 	res.Existed = res.Count
+	var note string
+	var announceErr error
+	if !o.dryRun {
+		// The keys deleted before an error too: their processes must drop them all the same.
+		gone := make([]string, len(res.Deleted))
+		for i, d := range res.Deleted {
+			gone[i] = d.StoredAs
+		}
+		if note, announceErr = c.announcement(t); announceErr == nil && note == "" {
+			announceErr = announceKeys(ctx, t, gone)
+		}
+		res.Announced = announceErr == nil && note == ""
+	}
 	if err != nil {
+		if announceErr != nil {
+			err = errors.Join(err, announceErr)
+		}
 		return fmt.Errorf("%w (%d entries deleted before)", err, res.Count)
 	}
 	if o.json {
 		c.writeJSON(res)
-		return nil
+		return announceErr
 	}
 	verb := "deleted"
 	if o.dryRun {
@@ -310,7 +474,10 @@ func (c *cli) invalidateMatch(ctx context.Context, o *options, t *target) error 
 		fmt.Fprintf(c.stdout, ", %d changed between the check and the delete", res.Skipped.Changed)
 	}
 	fmt.Fprintln(c.stdout)
-	return nil
+	if !o.dryRun && res.Count > 0 {
+		c.printAnnouncement(t, note, announceErr, "them")
+	}
+	return announceErr
 }
 
 // scanMatch runs the batches of invalidateMatch, adding to res as it goes.

@@ -40,13 +40,14 @@ func Example() {
 	}
 	_ = cache.Close()
 
-	// The tool, four minutes later:
-	//	dogpile get -mangle sha1 file:///var/cache/app 'users.Load|i64:42'
-	//	dogpile delete -mangle sha1 file:///var/cache/app 'users.Load|i64:42'
+	// The tool, four minutes later, given the key as the program's code writes it (memo's
+	// namespace and an int64 argument) and then as stored:
+	//	dogpile get -mangle sha1 file:///var/cache/app -fn users.Load -types int64 42
+	//	dogpile delete -mangle sha1 file:///var/cache/app -raw 'users.Load|i64:42'
 	tool := &cli{stdout: os.Stdout, stderr: os.Stdout, now: func() time.Time { return created.Add(4 * time.Minute) }}
-	code := tool.run(context.Background(), []string{"get", "-mangle", "sha1", url, "users.Load|i64:42"})
+	code := tool.run(context.Background(), []string{"get", "-mangle", "sha1", url, "-fn", "users.Load", "-types", "int64", "42"})
 	fmt.Println("exit status", code)
-	code = tool.run(context.Background(), []string{"delete", "-mangle", "sha1", url, "users.Load|i64:42"})
+	code = tool.run(context.Background(), []string{"delete", "-mangle", "sha1", url, "-raw", "users.Load|i64:42"})
 	fmt.Println("exit status", code)
 	// Output:
 	// key:         users.Load|i64:42
@@ -63,5 +64,6 @@ func Example() {
 	// }
 	// exit status 0
 	// deleted "users.Load|i64:42" (stored as "1c74cda34d4593358f7be1bdea182c1a661e6449") (it existed)
+	// not announced (no -region): processes with a local cache serve the old value until it ages out of it
 	// exit status 0
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -45,18 +46,24 @@ type getResult struct {
 }
 
 func (c *cli) get(ctx context.Context, o *options, args []string) error {
-	key, err := storedKey(o.mangle, args[1])
+	rawURL, args, err := splitSource(o, args)
 	if err != nil {
 		return err
 	}
-	t, err := open(args[0])
+	name, how, err := callKey(o, args)
+	if err != nil {
+		return err
+	}
+	t, err := c.openTarget(o, rawURL, readOnly)
 	if err != nil {
 		return err
 	}
 	defer t.close()
+	c.warn("get", t)
 	if t.inProcess() {
 		return t.nothingHere()
 	}
+	key := t.storedKey(name)
 	raw, err := t.backend.Get(ctx, key)
 	if errors.Is(err, backends.ErrNotFound) {
 		if o.json {
@@ -64,21 +71,28 @@ func (c *cli) get(ctx context.Context, o *options, args []string) error {
 				Key      string `json:"key"`
 				StoredAs string `json:"stored_as"`
 				Found    bool   `json:"found"`
-			}{args[1], key, false})
+			}{name, key, false})
+		}
+		var hints []string
+		if how != "" {
+			hints = append(hints, how)
+		}
+		if o.mangle == "" {
+			hints = append(hints, "does the region mangle its keys? then say how: -mangle sha1")
 		}
 		hint := ""
-		if o.mangle == "" {
-			hint = " (does the region mangle its keys? then say how: -mangle sha1)"
+		if len(hints) > 0 {
+			hint = " (" + strings.Join(hints, "; ") + ")"
 		}
-		return fmt.Errorf("key %s %w in %s%s", describeKey(args[1], key), errNotFound, t.shown(), hint)
+		return fmt.Errorf("key %s %w in %s%s", describeKey(name, key), errNotFound, t.shown(), hint)
 	}
 	if err != nil {
 		return err
 	}
 	res, e, derr := describeEntry(raw, c.now())
-	res.Key, res.StoredAs = args[1], key
+	res.Key, res.StoredAs = name, key
 	if derr != nil {
-		if o.raw {
+		if o.payload {
 			_, err := c.stdout.Write(raw)
 			if err != nil {
 				return err
@@ -89,9 +103,9 @@ func (c *cli) get(ctx context.Context, o *options, args []string) error {
 		} else {
 			c.printMalformed(res, raw)
 		}
-		return fmt.Errorf("key %s holds %d bytes that are not a dogpile entry (%v); a region reads it as a miss", describeKey(args[1], key), len(raw), derr)
+		return fmt.Errorf("key %s holds %d bytes that are not a dogpile entry (%v); a region reads it as a miss", describeKey(name, key), len(raw), derr)
 	}
-	if o.raw {
+	if o.payload {
 		_, err := c.stdout.Write(e.Payload)
 		return err
 	}
@@ -241,7 +255,7 @@ func (c *cli) printEntry(res getResult, e backends.Entry) {
 	case "text":
 		fmt.Fprintf(w, "payload (text, not JSON):\n%s\n", quotePreview(e.Payload))
 	default:
-		fmt.Fprintf(w, "payload (binary: gob or a raw codec? -raw writes its bytes):\n%s", hexPreview(e.Payload))
+		fmt.Fprintf(w, "payload (binary: gob or a raw codec? -payload writes its bytes):\n%s", hexPreview(e.Payload))
 	}
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,14 +16,7 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = filepath.Join(build.Default.GOROOT, "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "dogpile")
-	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	u, _ := redisURL(t)
 	fill(t, newRegion(t, u))
 	dir := t.TempDir()
@@ -36,15 +28,15 @@ func TestBinary(t *testing.T) {
 		code         int
 		stdout, errs string
 	}{
-		{[]string{"get", u, "users|i:42"}, 0, `"name": "Ada"`, ""},
-		{[]string{"get", "-json", u, "users|i:7"}, 0, `"negative":true`, ""},
-		{[]string{"get", u, "users|i:1"}, 1, "", `dogpile get: key "users|i:1" not found in redis://`},
+		{[]string{"get", "-raw", u, "users|i:42"}, 0, `"name": "Ada"`, ""},
+		{[]string{"get", "-raw", "-json", u, "users|i:7"}, 0, `"negative":true`, ""},
+		{[]string{"get", "-raw", u, "users|i:1"}, 1, "", `dogpile get: key "users|i:1" not found in redis://`},
 		{[]string{"stats", "file://" + dir}, 0, "entries:    0, 0 bytes", ""},
 		{[]string{"stats", "memory://"}, 0, "nothing to inspect", ""},
-		{[]string{"get", "nope://x", "k"}, 2, "", `unknown backend "nope"`},
+		{[]string{"get", "-raw", "nope://x", "k"}, 2, "", `unknown backend "nope"`},
 		// A pattern that reaches every key of a database without prefix: refused, nothing read.
 		{[]string{"invalidate", "-match", "*", "redis://" + server.Addr + "/0"}, 2, "", "-all-prefixes"},
-		{[]string{"get", "redis://127.0.0.1:1/0?password=s3cret", "k"}, 2, "", "password=xxxxx"},
+		{[]string{"get", "-raw", "redis://127.0.0.1:1/0?password=s3cret", "k"}, 2, "", "password=xxxxx"},
 		{nil, 2, "", "Commands:"},
 		{[]string{"help"}, 0, "Commands:", ""},
 	} {

@@ -24,18 +24,43 @@ import (
 // statsResult is what stats prints with -json; the section of the URL's backend is set.
 type statsResult struct {
 	Backend   string          `json:"backend"` // the URL without user information
+	Region    *regionStats    `json:"region,omitempty"`
 	Redis     *redisStats     `json:"redis,omitempty"`
 	Memcached []memcacheStats `json:"memcached,omitempty"`
 	File      *fileStats      `json:"file,omitempty"`
 	Note      string          `json:"note,omitempty"`
 }
 
+// regionStats is what the backend holds of a region besides its entries: its shared
+// invalidations.
+type regionStats struct {
+	Name string `json:"name"`
+	// Hard and Soft are the times of the region's last shared invalidations (RFC 3339), empty
+	// when none is stored.
+	Hard string `json:"hard_invalidation,omitempty"`
+	Soft string `json:"soft_invalidation,omitempty"`
+	// Counters says where the region's hits and misses are: in each process, not here.
+	Counters string `json:"counters"`
+}
+
+// countersNote is where a region's hits and misses can be read.
+const countersNote = "hits, misses and creations are counted in each process (region.Stats): " +
+	"read them where the application publishes them (Region.PublishExpvar at /debug/vars, or the prometheus module's collector)"
+
 func (c *cli) stats(ctx context.Context, o *options, args []string) error {
-	t, err := open(args[0])
+	rawURL, args, err := splitSource(o, args)
+	if err != nil {
+		return err
+	}
+	if len(args) > 0 {
+		return usagef("stats takes no keys, got %d argument(s) after the backend", len(args))
+	}
+	t, err := c.openTarget(o, rawURL, readOnly)
 	if err != nil {
 		return err
 	}
 	defer t.close()
+	c.warn("stats", t)
 	res := statsResult{Backend: t.shown()}
 	switch {
 	case t.inProcess():
@@ -54,6 +79,11 @@ func (c *cli) stats(ctx context.Context, o *options, args []string) error {
 	if err != nil {
 		return err
 	}
+	if t.region != nil && !t.inProcess() {
+		if res.Region, err = storedInvalidations(ctx, t); err != nil {
+			return err
+		}
+	}
 	if o.json {
 		c.writeJSON(res)
 		return nil
@@ -62,6 +92,9 @@ func (c *cli) stats(ctx context.Context, o *options, args []string) error {
 	fmt.Fprintf(w, "backend: %s\n", res.Backend)
 	if res.Note != "" {
 		fmt.Fprintln(w, res.Note)
+	}
+	if res.Region != nil {
+		res.Region.print(w, c.now())
 	}
 	if res.Redis != nil {
 		res.Redis.print(w, t.prefix)
@@ -73,6 +106,48 @@ func (c *cli) stats(ctx context.Context, o *options, args []string) error {
 		res.File.print(w)
 	}
 	return nil
+}
+
+// storedInvalidations reads the region's shared invalidation markers (what Region.Invalidate
+// stores with region.WithSharedInvalidation, and invalidate -hard/-soft): under the region's
+// mangled key "\x00dogpile\x00invalidated\x00<hard|soft>\x00<name>", an entry created at the
+// invalidation's time. One read each.
+func storedInvalidations(ctx context.Context, t *target) (*regionStats, error) {
+	rs := &regionStats{Name: t.region.Name(), Counters: countersNote}
+	for _, mode := range []string{"hard", "soft"} {
+		k := t.storedKey("\x00dogpile\x00invalidated\x00" + mode + "\x00" + t.region.Name())
+		raw, err := t.backend.Get(ctx, k)
+		if errors.Is(err, backends.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the region's %s invalidation: %w", mode, err)
+		}
+		created, ok := backends.EntryCreated(raw)
+		if !ok {
+			continue
+		}
+		at := time.Unix(0, created).UTC().Format(time.RFC3339Nano)
+		if mode == "hard" {
+			rs.Hard = at
+		} else {
+			rs.Soft = at
+		}
+	}
+	return rs, nil
+}
+
+func (rs *regionStats) print(w io.Writer, now time.Time) {
+	fmt.Fprintf(w, "region:     %s\n", rs.Name)
+	for _, m := range []struct{ name, at string }{{"hard", rs.Hard}, {"soft", rs.Soft}} {
+		if m.at == "" {
+			fmt.Fprintf(w, "  %s invalidation: none stored\n", m.name)
+			continue
+		}
+		at, _ := time.Parse(time.RFC3339Nano, m.at)
+		fmt.Fprintf(w, "  %s invalidation: %s (%s ago)\n", m.name, m.at, roundDuration(now.Sub(at)))
+	}
+	fmt.Fprintf(w, "  counters: %s\n", rs.Counters)
 }
 
 // redisStats are a few figures of INFO and a count of the keys under the prefix.
