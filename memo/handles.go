@@ -299,17 +299,21 @@ func (h *Handle3[A, B, C, V]) Key(a A, b B, c C) (string, error) {
 }
 
 // Stats returns the counts of the function's calls: hits, misses, creations, waits... (see
-// region.Stats). The region's Stats add up every function's.
+// region.Stats). The region's Stats add up every function's; its ViewStats and PublishExpvar
+// show them by namespace (see WithNamespace).
 func (h *Handle0[V]) Stats() region.Stats { return h.c.view.Stats() }
 
 // Stats returns the counts of the function's calls: hits, misses, creations, waits... (see
-// region.Stats). The region's Stats add up every function's.
+// region.Stats). The region's Stats add up every function's; its ViewStats and PublishExpvar
+// show them by namespace (see WithNamespace).
 func (h *Handle[A, V]) Stats() region.Stats { return h.c.view.Stats() }
 
 // Stats returns the counts of the function's calls: hits, misses, creations, waits... (see
-// region.Stats). The region's Stats add up every function's.
+// region.Stats). The region's Stats add up every function's; its ViewStats and PublishExpvar
+// show them by namespace (see WithNamespace).
 func (h *Handle2[A, B, V]) Stats() region.Stats { return h.c.view.Stats() }
 
 // Stats returns the counts of the function's calls: hits, misses, creations, waits... (see
-// region.Stats). The region's Stats add up every function's.
+// region.Stats). The region's Stats add up every function's; its ViewStats and PublishExpvar
+// show them by namespace (see WithNamespace).
 func (h *Handle3[A, B, C, V]) Stats() region.Stats { return h.c.view.Stats() }

@@ -30,9 +30,11 @@ type (
 // qualified name. Set one when the default is not stable or not unique: for closures and
 // function literals (whose names, like "main.main.func1", change as code moves), for methods of
 // different instances that must not share entries, and for keys that several binaries must agree
-// on (a shared Redis), and for instantiations of generic functions, which all share one name. It
-// must not be empty or contain keys.Sep. A setting of a handle's constructor only: a region, a
-// view or a call given it returns (or panics with) an error that wraps region.ErrInvalidOption.
+// on (a shared Redis), and for instantiations of generic functions, which all share one name. The
+// namespace also names the function's statistics in the region's (Region.ViewStats,
+// Region.PublishExpvar), unless region.WithName gives them another name. It must not be empty or
+// contain keys.Sep. A setting of a handle's constructor only: a region, a view or a call given it
+// returns (or panics with) an error that wraps region.ErrInvalidOption.
 func WithNamespace(ns string) region.Option {
 	return extopt.New("memo.WithNamespace", namespaceOption(ns)).(region.Option)
 }
@@ -109,6 +111,8 @@ func newConfig(r *region.Region, fn any, argTypes []reflect.Type, opts []region.
 			}
 		}
 	}
+	// The handle's statistics go by its namespace, unless a region.WithName of opts says otherwise.
+	c.view = append([]region.Option{region.WithName(c.namespace)}, c.view...)
 	return c
 }
 

@@ -193,5 +193,6 @@ func byID[K comparable, V any](m map[string]V, byKey map[string]K) map[K]V {
 }
 
 // Stats returns the counts of the function's calls (see region.Stats): each id of a batch counts
-// as a read, each call of fn as a creation.
+// as a read, each call of fn as a creation. The region's ViewStats and PublishExpvar show them
+// by namespace (see WithNamespace).
 func (h *MultiHandle[K, V]) Stats() region.Stats { return h.view.Stats() }

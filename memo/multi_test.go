@@ -300,6 +300,38 @@ func TestHandleStats(t *testing.T) {
 	}
 }
 
+// A handle's statistics go by its namespace in the region's ViewStats: a Func and a Multi of one
+// namespace add up, and region.WithName names a handle otherwise.
+func TestHandleStatsByNamespace(t *testing.T) {
+	ctx := t.Context()
+	r := newRegion(t)
+	one := memo.Func(r, loadUser, memo.WithNamespace("users"))
+	many := memo.Multi(r, (&userTable{}).byIDs, memo.WithNamespace("users"))
+	named := memo.Func(r, loadUser, memo.WithNamespace("other"), region.WithName("profiles"))
+	for range 2 {
+		if _, err := one.Call(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := many.Call(ctx, []int64{1, 2}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := named.Call(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := r.ViewStats()
+	want := map[string]region.Stats{
+		// one: a miss, then a hit. many: 1 a hit (one made it) and 2 a miss, then two hits.
+		"users":    {Hits: 4, Misses: 2, Creations: 2},
+		"profiles": {Hits: 1, Misses: 1, Creations: 1},
+	}
+	if diff := cmp.Diff(want, got, cmp.FilterPath(func(p cmp.Path) bool {
+		return p.Last().String() == ".CreationTime"
+	}, cmp.Ignore())); diff != "" {
+		t.Errorf("ViewStats (-want +got):\n%s", diff)
+	}
+}
+
 // batchOf200 returns the ids 0 to 199, and those of them cached before the batch (warm) and not
 // (cold: every tenth, 20 in all).
 func batchOf200() (ids, warm, cold []int64) {

@@ -42,9 +42,11 @@ var counts = []counter{
 	{"dogpile.cache.creations", "Calls of creators.", func(s region.Stats) int64 { return int64(s.Creations) }},
 	{"dogpile.cache.creation_errors", "Calls of creators that failed or panicked.", func(s region.Stats) int64 { return int64(s.CreationErrors) }},
 	{"dogpile.cache.waits", "Calls that waited for a creation another caller led.", func(s region.Stats) int64 { return int64(s.Waits) }},
-	{"dogpile.cache.background_refreshes", "Regenerations handed to background workers.", func(s region.Stats) int64 { return int64(s.BackgroundRefreshes) }},
-	{"dogpile.cache.background_dropped", "Background regenerations skipped, every worker busy.", func(s region.Stats) int64 { return int64(s.BackgroundDropped) }},
+	{"dogpile.cache.background_refreshes.scheduled", "Regenerations handed to background workers.", func(s region.Stats) int64 { return int64(s.Background.Scheduled) }},
+	{"dogpile.cache.background_refreshes.run", "Background regenerations that called their creator.", func(s region.Stats) int64 { return int64(s.Background.Run) }},
+	{"dogpile.cache.background_refreshes.skipped", "Background regenerations not scheduled, every worker busy.", func(s region.Stats) int64 { return int64(s.Background.Skipped) }},
 	{"dogpile.cache.stale_on_error", "Calls served an expired value because its regeneration failed.", func(s region.Stats) int64 { return int64(s.StaleOnError) }},
+	{"dogpile.cache.skipped", "Backend calls the circuit breaker kept from an unreachable backend.", func(s region.Stats) int64 { return int64(s.Skipped) }},
 }
 
 var durations = []struct {

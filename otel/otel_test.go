@@ -62,7 +62,9 @@ func TestRegister(t *testing.T) {
 	}
 	for name, want := range map[string]int64{
 		"dogpile.cache.hits": 2, "dogpile.cache.misses": 1, "dogpile.cache.creations": 1,
-		"dogpile.cache.errors/read": 0, "dogpile.cache.stale": 0,
+		"dogpile.cache.errors/read": 0, "dogpile.cache.stale": 0, "dogpile.cache.skipped": 0,
+		"dogpile.cache.background_refreshes.scheduled": 0, "dogpile.cache.background_refreshes.run": 0,
+		"dogpile.cache.background_refreshes.skipped": 0,
 	} {
 		if g, ok := got[name]; !ok || g != want {
 			t.Errorf("%s = %d (recorded: %v), want %d", name, g, ok, want)

@@ -31,8 +31,9 @@ var counters = []struct {
 	{"dogpile_creation_seconds_total", "Total time spent in creators.", func(s region.Stats) float64 { return s.CreationTime.Seconds() }},
 	{"dogpile_waits_total", "Calls that waited for a creation another caller led.", func(s region.Stats) float64 { return float64(s.Waits) }},
 	{"dogpile_wait_seconds_total", "Total time calls waited for another caller's creation.", func(s region.Stats) float64 { return s.WaitTime.Seconds() }},
-	{"dogpile_background_refreshes_total", "Regenerations handed to background workers.", func(s region.Stats) float64 { return float64(s.BackgroundRefreshes) }},
-	{"dogpile_background_dropped_total", "Background regenerations skipped, every worker busy.", func(s region.Stats) float64 { return float64(s.BackgroundDropped) }},
+	{"dogpile_background_refreshes_scheduled_total", "Regenerations handed to background workers.", func(s region.Stats) float64 { return float64(s.Background.Scheduled) }},
+	{"dogpile_background_refreshes_run_total", "Background regenerations that called their creator.", func(s region.Stats) float64 { return float64(s.Background.Run) }},
+	{"dogpile_background_refreshes_skipped_total", "Background regenerations not scheduled, every worker busy.", func(s region.Stats) float64 { return float64(s.Background.Skipped) }},
 	{"dogpile_stale_on_error_total", "Calls served an expired value because its regeneration failed.", func(s region.Stats) float64 { return float64(s.StaleOnError) }},
 	{"dogpile_skipped_total", "Backend calls the circuit breaker kept from an unreachable backend.", func(s region.Stats) float64 { return float64(s.Skipped) }},
 }
@@ -53,7 +54,7 @@ var errorKinds = []struct {
 
 // Collector is a prometheus.Collector of the Stats of a fixed set of regions. Register it with
 // a prometheus.Registerer; each scrape costs one Region.Stats call a region (a lock and a few
-// atomic loads a view) and allocates the metrics it sends, 21 a region.
+// atomic loads a view) and allocates the metrics it sends, 22 a region.
 //
 // The region label is a constant label of each region's metrics, so collectors of different
 // regions register side by side in one registry, and registering a region twice fails there.

@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/dogpile-go/dogpile/backends/file"
 	"github.com/dogpile-go/dogpile/backends/memory"
 	"github.com/dogpile-go/dogpile/backends/wrap"
 	dogpileprom "github.com/dogpile-go/dogpile/prometheus"
@@ -106,12 +107,15 @@ func TestCollectorExportsStats(t *testing.T) {
 // b, c twice, d and m; 6 creations (a twice, b, c, d, m) of which b's failed, taking 1.25s in
 // all; the wait on c; the expired read of a; the failed read; the two malformed reads of m.
 const usersExposition = `
-# HELP dogpile_background_dropped_total Background regenerations skipped, every worker busy.
-# TYPE dogpile_background_dropped_total counter
-dogpile_background_dropped_total{region="users"} 0
-# HELP dogpile_background_refreshes_total Regenerations handed to background workers.
-# TYPE dogpile_background_refreshes_total counter
-dogpile_background_refreshes_total{region="users"} 0
+# HELP dogpile_background_refreshes_run_total Background regenerations that called their creator.
+# TYPE dogpile_background_refreshes_run_total counter
+dogpile_background_refreshes_run_total{region="users"} 0
+# HELP dogpile_background_refreshes_scheduled_total Regenerations handed to background workers.
+# TYPE dogpile_background_refreshes_scheduled_total counter
+dogpile_background_refreshes_scheduled_total{region="users"} 0
+# HELP dogpile_background_refreshes_skipped_total Background regenerations not scheduled, every worker busy.
+# TYPE dogpile_background_refreshes_skipped_total counter
+dogpile_background_refreshes_skipped_total{region="users"} 0
 # HELP dogpile_creation_errors_total Calls of creators that failed or panicked.
 # TYPE dogpile_creation_errors_total counter
 dogpile_creation_errors_total{region="users"} 1
@@ -192,9 +196,9 @@ func TestCollectorsOfDifferentRegionsRegisterSideBySide(t *testing.T) {
 			t.Fatalf("registering %s: %v", r.Name(), err)
 		}
 	}
-	// 15 counters and 6 error kinds a region.
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 2*21 {
-		t.Errorf("gathered %d series (%v), want %d", n, err, 2*21)
+	// 16 counters and 6 error kinds a region.
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 2*22 {
+		t.Errorf("gathered %d series (%v), want %d", n, err, 2*22)
 	}
 	again, err := dogpileprom.NewCollector(users)
 	if err != nil {
@@ -220,4 +224,75 @@ func TestNewCollectorRejects(t *testing.T) {
 			t.Errorf("%s: %v, no error", tc.name, c)
 		}
 	}
+}
+
+// The three background counters tell apart, for regions with background refresh, regenerations
+// handed to a worker, those whose creator ran, and those skipped with every worker busy.
+func TestCollectorExportsBackgroundRefreshes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		dir := t.TempDir()
+		b, err := file.New(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := file.New(dir) // another process's view of the same files
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		r := region.New("users", region.WithExpiration(time.Minute), region.WithBackgroundRefresh(1),
+			region.WithLogger(slog.New(slog.DiscardHandler)))
+		if err := r.Configure(b); err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		v := region.NewView[string](r)
+		for _, k := range []string{"a", "b", "c"} {
+			if err := v.Set(ctx, k, "old"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(2 * time.Minute)
+		get := func(key string, create func(context.Context) (string, error)) {
+			t.Helper()
+			if got, err := v.GetOrCreate(ctx, key, create); err != nil || got != "old" {
+				t.Fatalf("%s: got %q, %v; want the old value", key, got, err)
+			}
+			synctest.Wait()
+		}
+		create := func(context.Context) (string, error) { return "new", nil }
+		release := make(chan struct{})
+		get("a", func(context.Context) (string, error) { <-release; return "new", nil }) // scheduled, run
+		get("b", create)                                                                 // skipped: the worker is busy
+		close(release)
+		synctest.Wait()
+		held, ok, err := other.TryLock(ctx, "c", time.Hour)
+		if err != nil || !ok {
+			t.Fatalf("taking c's lock: %v, %v", ok, err)
+		}
+		defer held.Unlock(ctx)
+		get("c", create) // scheduled, not run: another process regenerates c
+		get("b", create) // scheduled, run
+
+		c, err := dogpileprom.NewCollector(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const want = `
+# HELP dogpile_background_refreshes_run_total Background regenerations that called their creator.
+# TYPE dogpile_background_refreshes_run_total counter
+dogpile_background_refreshes_run_total{region="users"} 2
+# HELP dogpile_background_refreshes_scheduled_total Regenerations handed to background workers.
+# TYPE dogpile_background_refreshes_scheduled_total counter
+dogpile_background_refreshes_scheduled_total{region="users"} 3
+# HELP dogpile_background_refreshes_skipped_total Background regenerations not scheduled, every worker busy.
+# TYPE dogpile_background_refreshes_skipped_total counter
+dogpile_background_refreshes_skipped_total{region="users"} 1
+`
+		if err := testutil.CollectAndCompare(c, strings.NewReader(want), "dogpile_background_refreshes_scheduled_total",
+			"dogpile_background_refreshes_run_total", "dogpile_background_refreshes_skipped_total"); err != nil {
+			t.Error(err)
+		}
+	})
 }

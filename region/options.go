@@ -21,9 +21,9 @@ import (
 // The policy settings (WithExpiration, WithExpirationFunc, WithExpirationFor, WithEarlyRefresh,
 // WithStaleIfError, WithNegativeCaching, WithShouldCache, WithCreationTimeout) are accepted at
 // every level. The most specific level that sets one decides: a call's over its view's (or
-// handle's), a view's over its region's. WithIgnoreExpiration is for views and calls,
-// WithBypass for calls; the other settings (a codec, a logger, a lock timeout...) are the
-// region's alone.
+// handle's), a view's over its region's. WithIgnoreExpiration is for views and calls, WithName
+// for views, WithBypass for calls; the other settings (a codec, a logger, a lock timeout...) are
+// the region's alone.
 //
 // An option with a bad value (a negative stale-if-error, a nil function), or given at a level
 // that does not accept it, has an error that wraps ErrInvalidOption, and its text names the
@@ -38,6 +38,8 @@ type Option struct {
 	cfg  func(*config) error
 	pol  func(*policy)
 	ext  any // a setting of a package built on views (internal/extopt)
+
+	viewName string // WithName's
 }
 
 // levels is a set of the levels an Option may be given at.
@@ -99,6 +101,8 @@ func (o Option) check(at levels) error {
 		return invalid("%s is a setting of a memoized function: give it to the handle's constructor", o.name)
 	case o.at == atRegion:
 		return invalid("%s is a setting of the region: give it to region.New", o.name)
+	case at == atRegion && o.at == atView:
+		return invalid("%s is a setting of views and handles, not of a region", o.name)
 	case at == atRegion:
 		return invalid("%s is a setting of views and calls, not of a region", o.name)
 	case at == atView:

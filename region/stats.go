@@ -4,6 +4,7 @@ import (
 	"errors"
 	"expvar"
 	"fmt"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -16,7 +17,7 @@ import (
 // Stats is a snapshot of what a region, or one function's View of it, has done since it was
 // made. Every field only grows. Hits, NegativeHits, Misses and Expired add up to the reads made
 // through GetOrCreate, GetOrCreateWith, GetOrCreateMulti and memo Calls (a batch counts each of
-// its keys).
+// its keys): Reads.
 type Stats struct {
 	// Hits are reads answered with a fresh value, at the cost of the read alone.
 	Hits uint64
@@ -42,10 +43,9 @@ type Stats struct {
 	// process or, through the backend's lock, in another; WaitTime is the total.
 	Waits    uint64
 	WaitTime time.Duration
-	// BackgroundRefreshes are regenerations handed to the background workers
-	// (WithBackgroundRefresh); BackgroundDropped were skipped, every worker being busy.
-	BackgroundRefreshes uint64
-	BackgroundDropped   uint64
+	// Background counts the regenerations of expired values by the background workers
+	// (WithBackgroundRefresh).
+	Background BackgroundStats
 	// StaleOnError are calls answered with an expired value because its regeneration failed
 	// (WithStaleIfError).
 	StaleOnError uint64
@@ -55,6 +55,31 @@ type Stats struct {
 	Skipped uint64
 	// Errors are the errors the region reported (to its logger and error handler), by kind.
 	Errors ErrorStats
+}
+
+// BackgroundStats counts background regenerations (WithBackgroundRefresh) by what became of
+// them, in keys (a batch counts each of its keys). A read that finds a value expired, and leads
+// its regeneration, either hands it to a worker (Scheduled) or, every worker being busy, leaves
+// the value expired for a later read to try again (Skipped). A scheduled regeneration runs its
+// creator (Run) unless it finds another process regenerating the key, its lock held or a new
+// value stored already, or the region closes first: Scheduled - Run are those.
+type BackgroundStats struct {
+	Scheduled uint64 // regenerations handed to a background worker
+	Run       uint64 // scheduled regenerations that called their creator
+	Skipped   uint64 // regenerations not scheduled, every worker being busy
+}
+
+// Reads returns the number of reads: Hits + NegativeHits + Misses + Expired.
+func (s Stats) Reads() uint64 { return s.Hits + s.NegativeHits + s.Misses + s.Expired }
+
+// HitRatio returns Hits / Reads: the share of reads answered with a fresh value, in [0, 1], or
+// 0 when there were no reads. A cached "not found" (NegativeHits) is a read but not a hit.
+func (s Stats) HitRatio() float64 {
+	n := s.Reads()
+	if n == 0 {
+		return 0
+	}
+	return float64(s.Hits) / float64(n)
 }
 
 // ErrorStats counts reported errors by kind (Error.Kind).
@@ -73,7 +98,8 @@ type counters struct {
 	hits                                     striped
 	negHits, misses, expired, stale, early   atomic.Uint64
 	creations, creationErrors, creationTime  atomic.Uint64
-	waits, waitTime, background, dropped     atomic.Uint64
+	waits, waitTime                          atomic.Uint64
+	bgScheduled, bgRun, bgSkipped            atomic.Uint64
 	staleOnError, skipped                    atomic.Uint64
 	errRead, errWrite, errLock, errMalformed atomic.Uint64
 	errEncode, errCreator                    atomic.Uint64
@@ -109,7 +135,9 @@ func (c *counters) snapshot() Stats {
 		Creations: c.creations.Load(), CreationErrors: c.creationErrors.Load(),
 		CreationTime: time.Duration(c.creationTime.Load()),
 		Waits:        c.waits.Load(), WaitTime: time.Duration(c.waitTime.Load()),
-		BackgroundRefreshes: c.background.Load(), BackgroundDropped: c.dropped.Load(),
+		Background: BackgroundStats{
+			Scheduled: c.bgScheduled.Load(), Run: c.bgRun.Load(), Skipped: c.bgSkipped.Load(),
+		},
 		StaleOnError: c.staleOnError.Load(), Skipped: c.skipped.Load(),
 		Errors: ErrorStats{
 			Read: c.errRead.Load(), Write: c.errWrite.Load(), Lock: c.errLock.Load(),
@@ -131,8 +159,9 @@ func (s *Stats) add(o Stats) {
 	s.CreationTime += o.CreationTime
 	s.Waits += o.Waits
 	s.WaitTime += o.WaitTime
-	s.BackgroundRefreshes += o.BackgroundRefreshes
-	s.BackgroundDropped += o.BackgroundDropped
+	s.Background.Scheduled += o.Background.Scheduled
+	s.Background.Run += o.Background.Run
+	s.Background.Skipped += o.Background.Skipped
 	s.StaleOnError += o.StaleOnError
 	s.Skipped += o.Skipped
 	s.Errors.Read += o.Errors.Read
@@ -152,9 +181,11 @@ func (c *counters) observe(e dogpile.Event, n int, d time.Duration) {
 		c.waits.Add(uint64(n))
 		c.waitTime.Add(uint64(d))
 	case dogpile.EventBackground:
-		c.background.Add(uint64(n))
+		c.bgScheduled.Add(uint64(n))
+	case dogpile.EventBackgroundRun:
+		c.bgRun.Add(uint64(n))
 	case dogpile.EventDropped:
-		c.dropped.Add(uint64(n))
+		c.bgSkipped.Add(uint64(n))
 	}
 }
 
@@ -172,42 +203,110 @@ var errPanicked = errors.New("creator did not return")
 // views is a region's set of live views' counters, and what views collected since added up.
 type views struct {
 	mu      sync.Mutex
-	live    map[*counters]struct{}
-	retired Stats
+	live    map[*counters]string // each live view's counters, and its name
+	retired map[string]*Stats    // what the views collected since counted, by name
 }
 
-// track adds the counters of a new view to the region's; when the view is collected they move
-// to retired (retire), so a program that makes views on the fly keeps neither the views nor its
-// totals growing without bound.
-func track[V any](r *Region, v *View[V]) {
+// WithName names a view, or a memo handle, in the region's statistics: ViewStats and the
+// "functions" of PublishExpvar add up the counts of the views of each name. A view without one
+// is named by its value type (reflect.Type.String: "string", "*app.User"), a memo handle by its
+// namespace. Views of one name add up: give different functions different names to tell them
+// apart. A setting of views and handles only; name must not be empty.
+func WithName(name string) Option {
+	var err error
+	if name == "" {
+		err = invalid("WithName(\"\"): need a name")
+	}
+	return Option{name: "WithName", at: atView, err: err, viewName: name}
+}
+
+// viewName is the name of a view made with opts and values of type t: the last WithName in
+// opts, or t's.
+func viewName(opts []Option, t reflect.Type) string {
+	name := t.String()
+	for _, o := range opts {
+		if o.viewName != "" {
+			name = o.viewName
+		}
+	}
+	return name
+}
+
+// track adds the counters of a new view, named name, to the region's; when the view is
+// collected they move to retired (retire), so a program that makes views on the fly keeps
+// neither the views nor its totals growing without bound, as long as it makes them under a
+// bounded set of names.
+func track[V any](r *Region, v *View[V], name string) {
 	r.views.mu.Lock()
 	if r.views.live == nil {
-		r.views.live = make(map[*counters]struct{})
+		r.views.live = make(map[*counters]string)
 	}
-	r.views.live[v.c] = struct{}{}
+	r.views.live[v.c] = name
 	r.views.mu.Unlock()
 	runtime.AddCleanup(v, r.retire, v.c)
 }
 
 func (r *Region) retire(c *counters) {
 	r.views.mu.Lock()
+	defer r.views.mu.Unlock()
+	name := r.views.live[c]
 	delete(r.views.live, c)
-	r.views.retired.add(c.snapshot())
-	r.views.mu.Unlock()
+	if r.views.retired == nil {
+		r.views.retired = make(map[string]*Stats)
+	}
+	s := r.views.retired[name]
+	if s == nil {
+		s = new(Stats)
+		r.views.retired[name] = s
+	}
+	s.add(c.snapshot())
 }
 
 // Stats returns the region's counts: those of every View of it (memo handles included), added
 // up, and its own (errors outside any view's calls: Delete, Invalidate, background reports). It
 // costs a lock and a few atomic loads a view.
 func (r *Region) Stats() Stats {
+	s, _ := r.stats(false)
+	return s
+}
+
+// ViewStats returns the counts of the region's views (memo handles included) by name (see
+// WithName): of each name, the Stats of the views of that name added up, those collected
+// included. Errors outside any view's calls are in Region.Stats only. It costs what Stats does,
+// and a map.
+func (r *Region) ViewStats() map[string]Stats {
+	_, by := r.stats(true)
+	return by
+}
+
+// stats returns the region's counts and, if byName, its views' by name, from one pass under
+// the lock.
+func (r *Region) stats(byName bool) (Stats, map[string]Stats) {
 	s := r.counters.snapshot()
+	var by map[string]Stats
+	if byName {
+		by = make(map[string]Stats)
+	}
 	r.views.mu.Lock()
 	defer r.views.mu.Unlock()
-	s.add(r.views.retired)
-	for c := range r.views.live {
-		s.add(c.snapshot())
+	for name, o := range r.views.retired {
+		s.add(*o)
+		if byName {
+			v := by[name]
+			v.add(*o)
+			by[name] = v
+		}
 	}
-	return s
+	for c, name := range r.views.live {
+		o := c.snapshot()
+		s.add(o)
+		if byName {
+			v := by[name]
+			v.add(o)
+			by[name] = v
+		}
+	}
+	return s, by
 }
 
 // Stats returns the counts of the calls made through this View: one function's, for a memo
@@ -215,8 +314,24 @@ func (r *Region) Stats() Stats {
 func (v *View[V]) Stats() Stats { return v.c.snapshot() }
 
 // PublishExpvar publishes the region's Stats as the expvar variable name (for /debug/vars), as
-// a JSON object computed when read. expvar names are global to the process: a name already
-// published is an error, not a panic.
+// a JSON object computed when read (at the cost of ViewStats). expvar names are global to the
+// process: a name already published is an error, not a panic.
+//
+// The object holds every count of Stats under its snake-case name, times in seconds
+// ("creation_seconds", "wait_seconds"), the reads and the hit ratio (Stats.Reads,
+// Stats.HitRatio), the background regenerations and the errors as objects of their own, and
+// "functions": the same object for each name of ViewStats, the region's memo handles by
+// namespace. Published as "users":
+//
+//	{"reads": 10, "hits": 8, "negative_hits": 0, "misses": 2, "expired": 0, "hit_ratio": 0.8,
+//	 "stale": 0, "early_refreshes": 0, "creations": 2, "creation_errors": 0,
+//	 "creation_seconds": 0.25, "waits": 0, "wait_seconds": 0,
+//	 "background_refreshes": {"scheduled": 0, "run": 0, "skipped": 0},
+//	 "stale_on_error": 0, "skipped": 0,
+//	 "errors": {"read": 0, "write": 0, "lock": 0, "malformed": 0, "encode": 0, "creator": 0},
+//	 "functions": {"app.loadUser": {"reads": 10, "hits": 8, ...}}}
+//
+// so that a user of expvarmon or jq finds one function's ratio at users.functions.<name>.hit_ratio.
 func (r *Region) PublishExpvar(name string) (err error) {
 	if expvar.Get(name) != nil {
 		return r.fail(OpPublishExpvar, KindUsage, "", fmt.Errorf("expvar %q is already published", name))
@@ -226,8 +341,69 @@ func (r *Region) PublishExpvar(name string) (err error) {
 			err = r.fail(OpPublishExpvar, KindUsage, "", fmt.Errorf("expvar %q is already published", name))
 		}
 	}()
-	expvar.Publish(name, expvar.Func(func() any { return r.Stats() }))
+	expvar.Publish(name, expvar.Func(func() any {
+		s, by := r.stats(true)
+		out := regionVar{statsVar: newStatsVar(s), Functions: make(map[string]statsVar, len(by))}
+		for n, v := range by {
+			out.Functions[n] = newStatsVar(v)
+		}
+		return out
+	}))
 	return nil
+}
+
+// regionVar is the JSON of PublishExpvar: the region's statsVar and its views'.
+type regionVar struct {
+	statsVar
+	Functions map[string]statsVar `json:"functions"`
+}
+
+// statsVar is Stats as PublishExpvar shows it.
+type statsVar struct {
+	Reads          uint64        `json:"reads"`
+	Hits           uint64        `json:"hits"`
+	NegativeHits   uint64        `json:"negative_hits"`
+	Misses         uint64        `json:"misses"`
+	Expired        uint64        `json:"expired"`
+	HitRatio       float64       `json:"hit_ratio"`
+	Stale          uint64        `json:"stale"`
+	EarlyRefreshes uint64        `json:"early_refreshes"`
+	Creations      uint64        `json:"creations"`
+	CreationErrors uint64        `json:"creation_errors"`
+	CreationTime   float64       `json:"creation_seconds"`
+	Waits          uint64        `json:"waits"`
+	WaitTime       float64       `json:"wait_seconds"`
+	Background     backgroundVar `json:"background_refreshes"`
+	StaleOnError   uint64        `json:"stale_on_error"`
+	Skipped        uint64        `json:"skipped"`
+	Errors         errorsVar     `json:"errors"`
+}
+
+type backgroundVar struct {
+	Scheduled uint64 `json:"scheduled"`
+	Run       uint64 `json:"run"`
+	Skipped   uint64 `json:"skipped"`
+}
+
+type errorsVar struct {
+	Read      uint64 `json:"read"`
+	Write     uint64 `json:"write"`
+	Lock      uint64 `json:"lock"`
+	Malformed uint64 `json:"malformed"`
+	Encode    uint64 `json:"encode"`
+	Creator   uint64 `json:"creator"`
+}
+
+func newStatsVar(s Stats) statsVar {
+	return statsVar{
+		Reads: s.Reads(), Hits: s.Hits, NegativeHits: s.NegativeHits, Misses: s.Misses,
+		Expired: s.Expired, HitRatio: s.HitRatio(), Stale: s.Stale, EarlyRefreshes: s.EarlyRefreshes,
+		Creations: s.Creations, CreationErrors: s.CreationErrors, CreationTime: s.CreationTime.Seconds(),
+		Waits: s.Waits, WaitTime: s.WaitTime.Seconds(),
+		Background:   backgroundVar(s.Background),
+		StaleOnError: s.StaleOnError, Skipped: s.Skipped,
+		Errors: errorsVar(s.Errors),
+	}
 }
 
 // countError counts a reported error by its kind, in c (a view's, or nil: the region's own).

@@ -7,6 +7,7 @@ import (
 	"expvar"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/dogpile-go/dogpile/backends/memory"
 	"github.com/dogpile-go/dogpile/backends/wrap"
+	"github.com/dogpile-go/dogpile/memo"
 	"github.com/dogpile-go/dogpile/region"
 )
 
@@ -133,22 +135,180 @@ func TestStatsSurviveCollectedViews(t *testing.T) {
 	if s := r.Stats(); s.Hits+s.Misses != 10 {
 		t.Errorf("region: %d hits + %d misses, want 10 reads", s.Hits, s.Misses)
 	}
+	if s := r.ViewStats()["string"]; s.Reads() != 10 {
+		t.Errorf("views of strings: %d reads, want 10", s.Reads())
+	}
 }
 
+// PublishExpvar shows times in seconds, the reads and the hit ratio, and the counts of each
+// view under "functions", by name: a memo handle's namespace, a view's WithName, an unnamed
+// view's value type.
 func TestPublishExpvar(t *testing.T) {
-	r := newRegion(t, nil)
-	name := "dogpile-test-" + t.Name()
-	if err := r.PublishExpvar(name); err != nil {
-		t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		r := newRegion(t, nil)
+		name := "dogpile-test-" + t.Name()
+		if err := r.PublishExpvar(name); err != nil {
+			t.Fatal(err)
+		}
+		// users.byID: a miss whose creation takes 250ms, then 3 hits.
+		byID := memo.Func(r, func(context.Context, int) (string, error) {
+			time.Sleep(250 * time.Millisecond)
+			return "u", nil
+		}, memo.WithNamespace("users.byID"))
+		for range 4 {
+			if _, err := byID.Call(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// orders: a miss whose creation takes a second.
+		orders := region.NewView[int](r, region.WithName("orders"))
+		if _, err := orders.GetOrCreate(ctx, "o", func(context.Context) (int, error) { time.Sleep(time.Second); return 1, nil }); err != nil {
+			t.Fatal(err)
+		}
+		// An unnamed view of strings: a miss and a hit.
+		plain := region.NewView[string](r)
+		for range 2 {
+			if _, err := plain.GetOrCreate(ctx, "p", func(context.Context) (string, error) { return "v", nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		var got map[string]any
+		if err := json.Unmarshal([]byte(expvar.Get(name).String()), &got); err != nil {
+			t.Fatalf("expvar %s = %s: %v", name, expvar.Get(name).String(), err)
+		}
+		for _, c := range []struct {
+			path []string
+			want any
+		}{
+			{[]string{"reads"}, 7.0},
+			{[]string{"hits"}, 4.0},
+			{[]string{"hit_ratio"}, 4.0 / 7},
+			{[]string{"creation_seconds"}, 1.25},
+			{[]string{"wait_seconds"}, 0.0},
+			{[]string{"background_refreshes", "scheduled"}, 0.0},
+			{[]string{"errors", "read"}, 0.0},
+			{[]string{"functions", "users.byID", "reads"}, 4.0},
+			{[]string{"functions", "users.byID", "hit_ratio"}, 0.75},
+			{[]string{"functions", "users.byID", "creation_seconds"}, 0.25},
+			{[]string{"functions", "orders", "hit_ratio"}, 0.0},
+			{[]string{"functions", "orders", "creation_seconds"}, 1.0},
+			{[]string{"functions", "string", "hit_ratio"}, 0.5},
+			{[]string{"CreationTime"}, nil},
+		} {
+			if g := lookupJSON(got, c.path...); g != c.want {
+				t.Errorf("%s = %v, want %v", strings.Join(c.path, "."), g, c.want)
+			}
+		}
+		if fs, _ := got["functions"].(map[string]any); len(fs) != 3 {
+			t.Errorf("functions %v, want users.byID, orders and string", fs)
+		}
+		if err := r.PublishExpvar(name); err == nil {
+			t.Error("publishing a name twice: no error")
+		}
+	})
+}
+
+// lookupJSON returns the value at path in a decoded JSON object, or nil.
+func lookupJSON(v any, path ...string) any {
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
 	}
-	v := region.NewView[string](r)
-	_, _ = v.GetOrCreate(t.Context(), "k", func(context.Context) (string, error) { return "v", nil })
-	var s region.Stats
-	if err := json.Unmarshal([]byte(expvar.Get(name).String()), &s); err != nil || s.Misses != 1 || s.Creations != 1 {
-		t.Errorf("expvar %s = %s (%v)", name, expvar.Get(name).String(), err)
+	return v
+}
+
+// HitRatio is Hits over every read, negative hits included; 0 without reads.
+func TestHitRatio(t *testing.T) {
+	for _, c := range []struct {
+		s    region.Stats
+		want float64
+	}{
+		{region.Stats{}, 0},
+		{region.Stats{Hits: 3, Misses: 1}, 0.75},
+		{region.Stats{Hits: 1, NegativeHits: 1, Misses: 1, Expired: 1}, 0.25},
+		{region.Stats{NegativeHits: 2}, 0},
+	} {
+		if got := c.s.HitRatio(); got != c.want {
+			t.Errorf("%+v: HitRatio %v, want %v", c.s, got, c.want)
+		}
 	}
-	if err := r.PublishExpvar(name); err == nil {
-		t.Error("publishing a name twice: no error")
+}
+
+// A background regeneration is counted by what became of it: scheduled (handed to a worker) and
+// then run (the worker called the creator), or skipped (every worker busy). One that finds
+// another process regenerating the key is scheduled, not run.
+func TestBackgroundRefreshesScheduledRunSkipped(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		name := "single"
+		if batch {
+			name = "batch"
+		}
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := t.Context()
+				b := newBatchBackend(newShared())
+				r := newRegion(t, b, region.WithExpiration(time.Minute), region.WithBackgroundRefresh(1))
+				v := region.NewView[string](r)
+				for _, k := range []string{"a", "b", "c"} {
+					if err := v.Set(ctx, k, "old"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(2 * time.Minute)
+				get := func(key string, create func(context.Context) (string, error)) {
+					t.Helper()
+					var got string
+					var err error
+					if batch {
+						var m map[string]string
+						m, err = v.GetOrCreateMulti(ctx, []string{key}, func(ctx context.Context, _ []string) (map[string]string, error) {
+							s, err := create(ctx)
+							return map[string]string{key: s}, err
+						})
+						got = m[key]
+					} else {
+						got, err = v.GetOrCreate(ctx, key, create)
+					}
+					if err != nil || got != "old" {
+						t.Fatalf("%s: got %q, %v; want the old value", key, got, err)
+					}
+					synctest.Wait() // the background worker, done or blocked
+				}
+				want := func(w region.BackgroundStats) {
+					t.Helper()
+					if s := v.Stats().Background; s != w {
+						t.Errorf("background %+v, want %+v", s, w)
+					}
+				}
+				create := func(context.Context) (string, error) { return "new", nil }
+
+				// a: handed to the one worker, whose creator runs until released.
+				release := make(chan struct{})
+				get("a", func(context.Context) (string, error) { <-release; return "new", nil })
+				want(region.BackgroundStats{Scheduled: 1, Run: 1})
+				// b: the worker is busy. Skipped; b stays expired.
+				get("b", create)
+				want(region.BackgroundStats{Scheduled: 1, Run: 1, Skipped: 1})
+				close(release)
+				synctest.Wait()
+				// c: another process holds its lock. Scheduled, but the creator does not run.
+				_, other := b.lock([]string{"c"})
+				defer other.Unlock(ctx)
+				get("c", func(context.Context) (string, error) { t.Error("c regenerated under another's lock"); return "", nil })
+				want(region.BackgroundStats{Scheduled: 2, Run: 1, Skipped: 1})
+				// b again, the worker free: scheduled and run.
+				get("b", create)
+				want(region.BackgroundStats{Scheduled: 3, Run: 2, Skipped: 1})
+				if s := r.Stats().Background; s != (region.BackgroundStats{Scheduled: 3, Run: 2, Skipped: 1}) {
+					t.Errorf("region: background %+v, want the view's", s)
+				}
+			})
+		})
 	}
 }
 

@@ -35,7 +35,6 @@ func NewView[V any](r *Region, opts ...Option) *View[V] {
 	}
 	v := &View[V]{r: r, typ: reflect.TypeFor[V](), c: new(counters)}
 	v.iface = v.typ.Kind() == reflect.Interface
-	track(r, v)
 	p, err := v.pol.with(opts, atView)
 	if err == nil {
 		err = p.accepts(v.typ)
@@ -44,6 +43,7 @@ func NewView[V any](r *Region, opts ...Option) *View[V] {
 		panic(err)
 	}
 	v.pol = *p
+	track(r, v, viewName(opts, v.typ))
 	return v
 }
 

@@ -332,6 +332,9 @@ func (c batchCreation) round(ctx context.Context, pending []*led) ([]*led, error
 	// The creator sees its keys in the caller's order, not in lock order.
 	slices.SortFunc(create, func(x, y *led) int { return x.Index - y.Index })
 	idx := indexes(create)
+	if c.background {
+		b.Observe(EventBackgroundRun, len(create), 0)
+	}
 	made, err := bounded(e, ctx, b, func(ctx context.Context) (Made, error) { return b.Create(ctx, idx) })
 	if err != nil {
 		return nil, err

@@ -101,6 +101,10 @@ const (
 	EventBackground
 	// EventDropped: a background regeneration was skipped, every worker being busy.
 	EventDropped
+	// EventBackgroundRun: a background worker calls the creator of a regeneration handed to it
+	// (EventBackground). A regeneration that finds another process regenerating the key (its
+	// lock held, or a new value stored) reports none.
+	EventBackgroundRun
 )
 
 // ErrClosed is returned for calls that need a creation after Close.
@@ -351,6 +355,9 @@ func (c creation) createLocked(ctx context.Context) (any, error) {
 	}
 	if madeSince(c.op, got, found, c.cur, c.have) {
 		return got.Value, nil
+	}
+	if c.background {
+		c.op.Observe(EventBackgroundRun, 0)
 	}
 	v, err := bounded(c.e, ctx, c.op, c.op.Create)
 	if err != nil {
