@@ -15,6 +15,10 @@
 //	  sessions:
 //	    backend: memory://
 //	    arguments: {max_entries: 100000}
+//	profiles:
+//	  staging:
+//	    regions:
+//	      users: {backend: "redis://staging-cache:6379/0", expiration: 1m}
 //
 // JSON works as well (YAML is a superset of it). Environment variables override the document,
 // one per field: DOGPILE_<REGION>_<FIELD>, the region's name and the field's in upper case with
@@ -23,17 +27,24 @@
 // and its arguments (the variable's URL carries its own parameters). A region may be configured
 // from the environment alone.
 //
-// Errors name the field (regions.users.expiration) and nothing is half-configured: every region's
-// settings are checked and every backend opened before any region is configured, and on an error
-// the backends opened are closed and no region changes.
+// Many programs may share one document: Load reads the file that DOGPILE_CONFIG names when the
+// program names none, DOGPILE_PROFILE selects a profile (a section for one environment, merged
+// over the regions; see Profile), and a region of the document that the program does not declare
+// is skipped with a warning. Options.Strict makes it an error, as it does a DOGPILE_ variable
+// that names no region or field of the program's.
+//
+// Errors name the file, the line and the field (cache.yaml:7: regions.users.expiration), with the
+// nearest valid name for a misspelt one, and nothing is half-configured: every region's settings
+// are checked and every backend opened before any region is configured, and on an error the
+// backends opened are closed and no region changes.
 package config
 
 import (
-	"bytes"
-	"encoding/json"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"sort"
@@ -43,12 +54,18 @@ import (
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/internal/params"
 	"github.com/dogpile-go/dogpile/region"
-	"go.yaml.in/yaml/v3"
 )
 
-// Document is a configuration document: regions by name.
+// Document is a configuration document: regions by name, and profiles that change them per
+// environment.
 type Document struct {
 	Regions map[string]Region `json:"regions"`
+	// Profiles are sections of the document by name, one per environment ("staging"): the one
+	// selected (Options.Profile, or DOGPILE_PROFILE) is merged over Regions; see Profile.
+	Profiles map[string]Profile `json:"profiles,omitempty"`
+
+	file  string         // the file the document was read from, for errors; "" for none
+	lines map[string]int // the line of each key by path ("regions.users.expiration"), for errors
 }
 
 // Region is one region's configuration. Fields left empty keep what the region was given in code
@@ -81,6 +98,7 @@ type Region struct {
 	// (DOGPILE_<REGION>_SIGNED_ENTRIES) than written in a file.
 	SignedEntries string `json:"signed_entries,omitempty"`
 
+	src        source            // where in the document each field was set, for errors
 	env        map[string]string // fields from the environment, by region parameter
 	envBackend bool              // the backend URL came from the environment
 }
@@ -110,77 +128,103 @@ func (c Region) fields() map[string]string {
 	return f
 }
 
-// Parse reads a document in YAML or JSON. Unknown fields are errors that name them.
-func Parse(data []byte) (Document, error) {
-	var generic any
-	if err := yaml.Unmarshal(data, &generic); err != nil {
-		return Document{}, fmt.Errorf("config: %w", err)
-	}
-	if generic == nil {
-		return Document{}, nil // an empty document
-	}
-	// Through JSON: one decoder, strict about unknown fields, for both formats.
-	js, err := json.Marshal(jsonable(generic))
-	if err != nil {
-		return Document{}, fmt.Errorf("config: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	var d Document
-	if err := dec.Decode(&d); err != nil {
-		return Document{}, fmt.Errorf("config: %w", err)
-	}
-	return d, nil
+// Options are how Load and Configure choose the profile and treat what the program does not
+// expect. The zero Options is what the functions Load and Configure do.
+type Options struct {
+	// Strict makes errors of two things that are otherwise warnings: a region of the document
+	// that none of the regions given is named after, and a DOGPILE_ environment variable that
+	// names no field of a region given.
+	Strict bool
+	// Logger receives the warnings; nil: slog.Default().
+	Logger *slog.Logger
+	// Profile is the document's profile to merge over its regions; "": the one the environment
+	// variable DOGPILE_PROFILE names, if any.
+	Profile string
+	// Env is the environment, "KEY=value" as os.Environ returns it: nil is os.Environ(). Of a
+	// key given twice, the last value counts, as in os/exec.
+	Env []string
 }
 
-// jsonable turns what yaml.Unmarshal made into values encoding/json accepts (YAML maps may have
-// keys of any type).
-func jsonable(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, e := range v {
-			v[k] = jsonable(e)
-		}
-		return v
-	case map[any]any:
-		m := make(map[string]any, len(v))
-		for k, e := range v {
-			m[fmt.Sprint(k)] = jsonable(e)
-		}
-		return m
-	case []any:
-		for i, e := range v {
-			v[i] = jsonable(e)
-		}
-	}
-	return v
-}
+// EnvFile is the environment variable naming the document that Load reads when its path is "".
+const EnvFile = "DOGPILE_CONFIG"
 
-// Load reads the document at path (an empty path: no document), applies the environment
-// (os.Getenv) and configures regions; see Configure.
+// EnvProfile is the environment variable naming the document's profile to use, when
+// Options.Profile is "".
+const EnvProfile = "DOGPILE_PROFILE"
+
+// Load reads the document at path (or, when path is "", the one DOGPILE_CONFIG names, if any),
+// applies the environment (os.Environ) and configures regions: Options{}.Load.
 func Load(path string, regions ...*region.Region) error {
-	var d Document
-	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("config: %w", err)
-		}
-		if d, err = Parse(data); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-	}
-	return Configure(d, os.Getenv, regions...)
+	return Options{}.Load(path, regions...)
 }
 
-// Configure configures each of regions from the document entry of its name, overridden by the
-// environment variables that getenv returns (nil: none). A region the document and the
-// environment leave without a backend is an error, as is a document entry no region has that
-// name (a typo would otherwise go unnoticed). All or nothing: on an error no region is
-// configured.
+// Load reads the document at path (ReadFile), or, when path is "", the one that the environment
+// variable DOGPILE_CONFIG names (EnvFile), or none when that is unset too; a path given wins over
+// the variable, as a command-line flag wins over the environment. It then applies the
+// environment and configures regions; see Options.Configure.
+func (o Options) Load(path string, regions ...*region.Region) error {
+	env := o.environ()
+	getenv := lookup(env)
+	var d Document
+	if path == "" {
+		path = getenv(EnvFile)
+	}
+	if path != "" {
+		var err error
+		if d, err = ReadFile(path); err != nil {
+			return err
+		}
+	}
+	return configure(d, o, getenv, env, regions)
+}
+
+// Configure configures each of regions from the document entry of its name, with the profile
+// that the environment variable DOGPILE_PROFILE names merged over it, overridden by the
+// environment variables that getenv returns (nil: none): Options.Configure with an environment
+// that can be read but not listed, so that variables naming nothing go unreported.
 func Configure(d Document, getenv func(string) string, regions ...*region.Region) error {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
+	return configure(d, Options{}, getenv, nil, regions)
+}
+
+// Configure configures each of regions from the document entry of its name, with the profile
+// (Options.Profile, or DOGPILE_PROFILE) merged over it, overridden by the environment variables
+// of Options.Env. Settings apply from weakest to strongest: the document's regions, the profile,
+// the environment.
+//
+// A region the document and the environment leave without a backend is an error, as is a profile
+// the document does not have. A document entry that no region is named after is skipped with a
+// warning, and so is a DOGPILE_ variable that names no field of a region given; in strict mode
+// both are errors. All or nothing: on an error no region is configured.
+func (o Options) Configure(d Document, regions ...*region.Region) error {
+	env := o.environ()
+	return configure(d, o, lookup(env), env, regions)
+}
+
+// environ returns o.Env, or os.Environ() when it is nil.
+func (o Options) environ() []string {
+	if o.Env == nil {
+		return os.Environ()
+	}
+	return o.Env
+}
+
+// lookup returns a getenv reading env, of which the last value of a key counts.
+func lookup(env []string) func(string) string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return func(k string) string { return m[k] }
+}
+
+// configure is Options.Configure; environ lists the variables getenv reads, nil when they
+// cannot be listed.
+func configure(d Document, o Options, getenv func(string) string, environ []string, regions []*region.Region) error {
 	byName := make(map[string]*region.Region, len(regions))
 	for _, r := range regions {
 		if r == nil {
@@ -194,15 +238,25 @@ func Configure(d Document, getenv func(string) string, regions ...*region.Region
 		}
 		byName[r.Name()] = r
 	}
-	var unknown []string
-	for name := range d.Regions {
-		if byName[name] == nil {
-			unknown = append(unknown, name)
-		}
+	profile, from := o.Profile, "Options.Profile"
+	if profile == "" {
+		profile, from = getenv(EnvProfile), EnvProfile
 	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return fmt.Errorf("config: regions.%s: no such region (regions: %s)", unknown[0], strings.Join(names(byName), ", "))
+	entries, err := d.withProfile(profile, from)
+	if err != nil {
+		return err
+	}
+	problems := append(unknownRegions(&d, entries, byName), unknownVariables(environ, byName)...)
+	if o.Strict && len(problems) > 0 {
+		errs := make([]error, len(problems))
+		for i, p := range problems {
+			errs[i] = p.err
+		}
+		return errors.Join(errs...)
+	}
+	logger := cmp.Or(o.Logger, slog.Default())
+	for _, p := range problems {
+		logger.Warn(p.warning, p.attrs...)
 	}
 
 	type plan struct {
@@ -219,11 +273,11 @@ func Configure(d Document, getenv func(string) string, regions ...*region.Region
 		}
 	}
 	for _, r := range regions {
-		c := overlay(d.Regions[r.Name()], r.Name(), getenv)
-		b, opts, err := open(c, "regions."+r.Name())
+		c := overlay(entries[r.Name()], r.Name(), getenv)
+		b, opts, err := open(&d, c, r.Name())
 		if err == nil {
 			if err = regionParams.Check(r, opts...); err != nil {
-				err = fmt.Errorf("config: regions.%s: %w", r.Name(), err)
+				err = d.wrap(c.src.entryPath(r.Name()), err)
 				if cl, ok := backends.As[io.Closer](b); ok {
 					_ = cl.Close()
 				}
@@ -259,46 +313,19 @@ func names(m map[string]*region.Region) []string {
 	return ns
 }
 
-// EnvName is the environment variable that overrides field of the region named name.
-func EnvName(name, field string) string {
-	up := func(s string) string {
-		return strings.Map(func(r rune) rune {
-			switch {
-			case r >= 'a' && r <= 'z':
-				return r - 'a' + 'A'
-			case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-				return r
-			}
-			return '_'
-		}, s)
-	}
-	return "DOGPILE_" + up(name) + "_" + up(field)
-}
-
-// overlay applies the environment to c: the backend (with its URL's parameters, and without
-// the document's arguments), and each field, kept apart in env so that open can order them.
-func overlay(c Region, name string, getenv func(string) string) Region {
-	if v := getenv(EnvName(name, "backend")); v != "" {
-		// Another backend: the document's arguments were for its own, and the variable's URL
-		// carries its parameters itself.
-		c.Backend, c.Arguments, c.envBackend = v, nil, true
-	}
-	c.env = map[string]string{}
-	for _, field := range regionParams.Names {
-		if v := getenv(EnvName(name, field)); v != "" {
-			c.env[field] = v
+// open checks c, the region named name, and opens its backend; errors name the field and where
+// it was set. Settings apply from weakest to strongest: the backend URL's parameters and the
+// document's fields (a URL from the environment wins over the document's fields; the document's
+// fields over its own URL), then the environment's fields.
+func open(d *Document, c Region, name string) (backends.Backend, []region.Option, error) {
+	backendErr := func(err error) error {
+		if c.envBackend {
+			return fromEnv(name, "backend", err)
 		}
+		return d.wrap(c.src.path(name, "backend"), err)
 	}
-	return c
-}
-
-// open checks c and opens its backend; errors name the field under path. Settings apply from
-// weakest to strongest: the backend URL's parameters and the document's fields (a URL from the
-// environment wins over the document's fields; the document's fields over its own URL), then
-// the environment's fields.
-func open(c Region, path string) (backends.Backend, []region.Option, error) {
 	if c.Backend == "" {
-		return nil, nil, fmt.Errorf("config: %s.backend: missing (set it in the document or in %s)", path, EnvName(strings.TrimPrefix(path, "regions."), "backend"))
+		return nil, nil, d.wrap(c.src.path(name, "backend"), fmt.Errorf("missing (set it in the document or in %s)", EnvName(name, "backend")))
 	}
 	u, err := url.Parse(c.Backend)
 	if err != nil {
@@ -306,11 +333,11 @@ func open(c Region, path string) (backends.Backend, []region.Option, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, nil, fmt.Errorf("config: %s.backend: invalid URL: %w", path, err)
+		return nil, nil, backendErr(fmt.Errorf("invalid URL: %w", err))
 	}
 	q, err := url.ParseQuery(u.RawQuery) // u.Query() would drop what it cannot parse, silently
 	if err != nil {
-		return nil, nil, fmt.Errorf("config: %s.backend: invalid query: %w", path, err)
+		return nil, nil, backendErr(fmt.Errorf("invalid query: %w", err))
 	}
 	keys := make([]string, 0, len(c.Arguments))
 	for k := range c.Arguments {
@@ -326,36 +353,31 @@ func open(c Region, path string) (backends.Backend, []region.Option, error) {
 		case float64: // what JSON numbers decode to: 1000000, not 1e+06
 			q.Set(k, strconv.FormatFloat(v, 'f', -1, 64))
 		default:
-			return nil, nil, fmt.Errorf("config: %s.arguments.%s: want a string, number or boolean, not %T", path, k, v)
+			return nil, nil, d.wrap(c.src.path(name, "arguments."+k), fmt.Errorf("want a string, number or boolean, not %T", v))
 		}
 	}
-	fieldOpts := func(fields map[string]string, where string) ([]region.Option, error) {
-		var opts []region.Option
-		for _, name := range regionParams.Names {
-			v := fields[name]
-			if v == "" {
-				continue
-			}
-			o, err := regionParams.Param(name, v)
+	var docOpts, envOpts []region.Option
+	fields := c.fields()
+	for _, field := range regionParams.Names {
+		if v := fields[field]; v != "" {
+			o, err := regionParams.Param(field, v)
 			if err != nil {
-				return nil, fmt.Errorf("config: %s.%s%s: %w", path, name, where, err)
+				return nil, nil, d.wrap(c.src.path(name, field), err)
 			}
-			opts = append(opts, o)
+			docOpts = append(docOpts, o)
 		}
-		return opts, nil
-	}
-	docOpts, err := fieldOpts(c.fields(), "")
-	if err != nil {
-		return nil, nil, err
-	}
-	envOpts, err := fieldOpts(c.env, " (from the environment)")
-	if err != nil {
-		return nil, nil, err
+		if v := c.env[field]; v != "" {
+			o, err := regionParams.Param(field, v)
+			if err != nil {
+				return nil, nil, fromEnv(name, field, err)
+			}
+			envOpts = append(envOpts, o)
+		}
 	}
 	// Region parameters in the URL itself, as ConfigureURL takes them.
 	urlOpts, err := regionParams.FromQuery(q)
 	if err != nil {
-		return nil, nil, fmt.Errorf("config: %s.backend: %w", path, err)
+		return nil, nil, backendErr(err)
 	}
 	var opts []region.Option
 	if c.envBackend {
@@ -366,7 +388,7 @@ func open(c Region, path string) (backends.Backend, []region.Option, error) {
 	u.RawQuery = q.Encode()
 	b, err := backends.Open(params.URLString(u))
 	if err != nil {
-		return nil, nil, fmt.Errorf("config: %s.backend: %w", path, err)
+		return nil, nil, backendErr(err)
 	}
 	return b, opts, nil
 }

@@ -180,19 +180,23 @@ func TestDocumentErrorsNameTheField(t *testing.T) {
 		name, doc, env, err string
 	}{
 		{"unknown field", mk("    backend: memory://\n    expirtion: 1m\n"), "", `unknown field "expirtion"`},
-		{"unknown top field", "region:\n  users: {}\n", "", `unknown field "region"`},
-		{"bad duration", mk("    backend: memory://\n    expiration: 10x\n"), "", "regions.users.expiration"},
+		{"unknown top field", "region:\n  users: {}\n", "", `line 1: unknown field "region" (did you mean regions?)`},
+		{"bad duration", mk("    backend: memory://\n    expiration: 10x\n"), "", "line 4: regions.users.expiration"},
 		{"bad number", mk("    backend: memory://\n    jitter: 2\n"), "", "regions.users.jitter"},
 		{"bad policy", mk("    backend: memory://\n    failure_policy: maybe\n"), "", "regions.users.failure_policy"},
 		{"unknown backend", mk("    backend: nosuch://\n"), "", "regions.users.backend"},
 		{"unknown argument", mk("    backend: memory://\n    arguments: {max_entrys: 5}\n"), "", "max_entrys"},
-		{"argument of a bad type", mk("    backend: memory://\n    arguments: {max_entries: [1]}\n"), "", "regions.users.arguments.max_entries"},
+		{"argument of a bad type", mk("    backend: memory://\n    arguments: {max_entries: [1]}\n"), "", "line 4: regions.users.arguments.max_entries: want a string, number or boolean, not a list"},
 		{"no backend", mk("    expiration: 1m\n"), "", "regions.users.backend: missing"},
-		{"no such region", "regions:\n  userz: {backend: memory://}\n  users: {backend: memory://}\n", "", "regions.userz: no such region"},
-		{"bad env duration", mk("    backend: memory://\n"), "DOGPILE_USERS_EXPIRATION=soon", "regions.users.expiration"},
+		{"bad env duration", mk("    backend: memory://\n"), "DOGPILE_USERS_EXPIRATION=soon", "regions.users.expiration (from DOGPILE_USERS_EXPIRATION)"},
 		{"bad env number", mk("    backend: memory://\n"), "DOGPILE_USERS_BACKGROUND_REFRESH=many", "regions.users.background_refresh"},
 		{"storage shorter than expiration", mk("    backend: memory://\n    expiration: 1h\n    storage_ttl: 1m\n"), "", "regions.users"},
-		{"not YAML", "regions: [\n", "", "config:"},
+		{"not YAML", "regions: [\n", "", "config: line 1: invalid YAML"},
+		{"not JSON", "{\"regions\": {\"users\": {\"backend\": \"memory://\" \"expiration\": \"1m\"}}}", "", "config: line 1: invalid JSON: invalid character '\"' after object key:value pair"},
+		{"number for a whole number", mk("    backend: memory://\n    background_refresh: 1.5\n"), "", `line 4: regions.users.background_refresh: want a whole number, not "1.5"`},
+		{"list for a duration", mk("    backend: memory://\n    expiration: [1m]\n"), "", "line 4: regions.users.expiration: want a single value, not a list"},
+		{"key given twice", mk("    backend: memory://\n    backend: null://\n"), "", "line 4: regions.users.backend: given twice (also at line 3)"},
+		{"regions not a mapping", "regions: [users]\n", "", "line 1: regions: want a mapping, not a list"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// A good second region: nothing may be configured when the first fails.
@@ -361,5 +365,31 @@ func TestEnvBackendURLParamsWinOverDocument(t *testing.T) {
 	now.Add(int64(2 * time.Minute))
 	if _, ok, _ := v.Get(ctx, "k"); ok {
 		t.Errorf("2 minutes after Set the value is fresh: the document's expiration (10m) won over the environment's URL (1m)")
+	}
+}
+
+// Load reads the file DOGPILE_CONFIG names when given no path; a path given wins over it.
+func TestLoadReadsTheFileTheEnvironmentNames(t *testing.T) {
+	memoryDoc := writeFile(t, "memory.yaml", "regions:\n  users: {backend: memory://}\n")
+	nullDoc := writeFile(t, "null.yaml", "regions:\n  users: {backend: null://}\n")
+	for _, tc := range []struct {
+		path, env, backend string
+	}{
+		{"", memoryDoc, "*memory.Backend"},
+		{nullDoc, memoryDoc, "*null.Backend"},
+		{nullDoc, "", "*null.Backend"},
+	} {
+		r := newRegions(t, "users")[0]
+		if err := (config.Options{Env: []string{config.EnvFile + "=" + tc.env}}).Load(tc.path, r); err != nil {
+			t.Fatal(err)
+		}
+		if got := backendOf(r); got != tc.backend {
+			t.Errorf("Load(%q) with %s=%q: %s, want %s", tc.path, config.EnvFile, tc.env, got, tc.backend)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	err := config.Options{Env: []string{"DOGPILE_CONFIG=" + missing}}.Load("", newRegions(t, "users")...)
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("DOGPILE_CONFIG naming a missing file: %v", err)
 	}
 }
