@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -498,7 +499,10 @@ func TestLargeResponseStreamsUncached(t *testing.T) {
 		}
 	}}
 	srv, c := serve(t, h, httpcache.WithMaxBodySize(256<<10))
-	for range 2 {
+	for i := range 2 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
 		resp, err := http.Get(srv.URL + "/big")
 		if err != nil {
 			t.Fatal(err)
@@ -507,6 +511,14 @@ func TestLargeResponseStreamsUncached(t *testing.T) {
 		resp.Body.Close()
 		if err != nil || n != size {
 			t.Fatalf("read %d bytes, %v; want %d", n, err, size)
+		}
+		runtime.ReadMemStats(&after)
+		// Client and server together, in this process: the bound's buffer, the handler's chunk,
+		// the connections' buffers. Buffering the response whole would be 10 MiB and more.
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("request %d: %d MiB through, %d KiB allocated in all", i+1, n>>20, alloc>>10)
+		if alloc > 2<<20 {
+			t.Errorf("request %d allocated %d KiB for a 10 MiB response; want under 2 MiB", i+1, alloc>>10)
 		}
 	}
 	if runs := h.runs.Load(); runs != 2 {
@@ -567,16 +579,80 @@ func TestStatsCountRequests(t *testing.T) {
 		fmt.Fprint(w, "x")
 	}}
 	srv, c := serve(t, h)
-	get(t, srv.URL+"/")         // miss
-	get(t, srv.URL+"/")         // hit
-	get(t, srv.URL+"/nostore")  // uncacheable, passed
-	get(t, srv.URL+"/nostore")  // passed (hit-for-pass)
-	do(t, "POST", srv.URL+"/")  // bypassed
+	get(t, srv.URL+"/")        // miss
+	get(t, srv.URL+"/")        // hit
+	get(t, srv.URL+"/nostore") // uncacheable, passed
+	get(t, srv.URL+"/nostore") // passed (hit-for-pass)
+	do(t, "POST", srv.URL+"/") // bypassed
 	s := c.Stats()
 	if s.Misses != 1 || s.Hits != 1 || s.Uncacheable != 1 || s.Passed != 2 || s.Bypassed != 1 {
 		t.Errorf("Stats = %+v", s)
 	}
 	if s.Region.Hits != 2 || s.Region.Creations != 2 {
 		t.Errorf("Region stats: hits %d creations %d; want 2 (the page, the pass marker), 2", s.Region.Hits, s.Region.Creations)
+	}
+}
+
+func TestExpiredServedStaleWhileOneRegenerates(t *testing.T) {
+	var slow atomic.Bool
+	release := make(chan struct{})
+	h := &counting{f: func(w http.ResponseWriter, r *http.Request, n int64) {
+		if slow.Load() {
+			<-release
+		}
+		w.Header().Set("Cache-Control", "max-age=1")
+		fmt.Fprintf(w, "run %d", n)
+	}}
+	srv, c := serve(t, h)
+	get(t, srv.URL+"/")
+	time.Sleep(1100 * time.Millisecond)
+	slow.Store(true)
+	regenerated := make(chan result)
+	go func() { regenerated <- get(t, srv.URL+"/") }() // leads the regeneration, held by release
+	for h.runs.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	for range 20 {
+		if r := get(t, srv.URL+"/"); r.body != "run 1" || r.header.Get("X-Cache") != "STALE" {
+			t.Fatalf("during regeneration: %q %q; want run 1, STALE", r.body, r.header.Get("X-Cache"))
+		}
+	}
+	close(release)
+	if r := <-regenerated; r.body != "run 2" || r.header.Get("X-Cache") != "MISS" {
+		t.Errorf("the regenerating request got %q %q; want run 2, MISS", r.body, r.header.Get("X-Cache"))
+	}
+	if r := get(t, srv.URL+"/"); r.body != "run 2" || r.header.Get("X-Cache") != "HIT" {
+		t.Errorf("then %q %q; want run 2, HIT", r.body, r.header.Get("X-Cache"))
+	}
+	if s := c.Stats(); s.Stale != 20 || s.Region.Stale != 20 || h.runs.Load() != 2 {
+		t.Errorf("Stale %d, region's Stale %d, runs %d; want 20, 20, 2", s.Stale, s.Region.Stale, h.runs.Load())
+	}
+}
+
+func TestEntriesSurviveEveryCodec(t *testing.T) {
+	for _, codec := range []region.Codec{region.JSON, region.Gob} {
+		t.Run(fmt.Sprintf("%T", codec), func(t *testing.T) {
+			r := region.New(t.Name(), region.WithCodec(codec))
+			if err := r.Configure(memory.New(memory.WithCopy())); err != nil { // through the codec
+				t.Fatal(err)
+			}
+			defer r.Close()
+			h := &counting{f: func(w http.ResponseWriter, req *http.Request, n int64) {
+				w.Header().Set("Vary", "Accept-Language")
+				w.Header().Set("X-Cache-Tags", "t")
+				w.Header().Add("X-Multi", "a")
+				w.Header().Add("X-Multi", "b")
+				w.WriteHeader(http.StatusNotFound)
+				fmt.Fprintf(w, "run %d \x00\xff", n)
+			}}
+			srv := httptest.NewServer(httpcache.Handler(r, h))
+			defer srv.Close()
+			first := get(t, srv.URL+"/", "Accept-Language", "fr")
+			again := get(t, srv.URL+"/", "Accept-Language", "fr")
+			if again.status != 404 || again.body != first.body || h.runs.Load() != 1 ||
+				strings.Join(again.header.Values("X-Multi"), ",") != "a,b" || again.header.Get("X-Cache") != "HIT" {
+				t.Errorf("again: %d %q %v, runs %d; want what the first got, a hit", again.status, again.body, again.header, h.runs.Load())
+			}
+		})
 	}
 }
