@@ -228,6 +228,7 @@ func create(ctx context.Context, cl *call) (*entry, error) {
 	}
 	h.next.ServeHTTP(rec, req)
 	status, ttl, why, body := rec.finish()
+	now = time.Now() // stored now: freshness and Age count from the end of the response
 	if status >= 500 {
 		h.c.n.uncacheable.Add(1)
 		if why == reasonTooLarge {
