@@ -57,7 +57,7 @@ cover:
 FUZZTIME ?= 10s
 FUZZ_TARGETS := ./keys:FuzzNoCollision ./keys:FuzzRoundTrip ./backends:FuzzDecodeEntry \
 	./region:FuzzGob ./region:FuzzJSON ./region:FuzzRaw ./backends/file:FuzzDecode \
-	./cmd/dogpile:FuzzDescribeEntry
+	./cmd/dogpile:FuzzDescribeEntry ./httpcache:FuzzEntry
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
