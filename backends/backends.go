@@ -132,8 +132,10 @@ type BatchLimiter interface {
 }
 
 // Notifier is implemented by backends that broadcast short messages to every process using
-// the backend (Redis pub/sub). Regions use it to tell the other processes of a fleet about
-// invalidations at once, instead of waiting for them to poll.
+// the backend (Redis pub/sub). Regions use it to tell the other processes of a fleet at once
+// about invalidations, writes their local caches must drop, and the release of a lock they wait
+// for (when the backend is also a Locker). Without it the other processes poll: they learn of
+// each of those within their poll interval instead.
 type Notifier interface {
 	// Publish sends msg to the subscribers of channel, in every process. Delivery is at most
 	// once: a subscriber whose connection is down misses it, and learns so through its gap.

@@ -499,6 +499,7 @@ func TestFuncHitCostsOneRoundTripOnRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Close() })
+	c.Take() // Configure's: the subscription to the region's channel (lock releases)
 	h := memo.Func(r, newUser, memo.WithNamespace("users"))
 	ctx := context.Background()
 	if _, err := h.Call(ctx, 7); err != nil {

@@ -19,7 +19,8 @@ import (
 // deadline (Configure, ConfigureWith and ConfigureURL take none): a region that shares its
 // invalidations (WithSharedInvalidation) or has a local cache (WithLocalCache) subscribes to its
 // announcements where the backend can broadcast, and reads the stored invalidations, before
-// Configure returns. It also bounds each later read and subscription attempt of the region's
+// Configure returns; so does one on a backend that can both lock and broadcast, for the
+// releases of locks (WithLockPoll). It also bounds each later read and subscription attempt of the region's
 // watcher, so that Close never waits longer for a server that does not answer.
 const DefaultConfigureTimeout = 5 * time.Second
 
@@ -34,11 +35,13 @@ func (r *Region) ConfigureWith(b backends.Backend, opts ...Option) error {
 
 // ConfigureContext is ConfigureWith with ctx bounding the I/O that configuring does: subscribing
 // to the region's announcements and reading the stored invalidations (WithSharedInvalidation,
-// WithLocalCache), up to DefaultConfigureTimeout when ctx has no deadline; without those options
-// there is none. That I/O failing (the backend down, or not answering by then) fails nothing: the
-// region is configured, the failure is reported (WithErrorHandler, the logger), and the watcher
-// goes on in the background, subscribing again and reading the stored invalidations at every
-// poll. Until then the region may miss invalidations made elsewhere. ctx is not kept.
+// WithLocalCache, and on a backend that locks and broadcasts, WithLockPoll's announcements), up
+// to DefaultConfigureTimeout when ctx has no deadline; without those there is none. That I/O
+// failing (the backend down, or not answering by then) fails nothing: the region is configured,
+// the failure is reported (WithErrorHandler, the logger), and the watcher goes on in the
+// background, subscribing again and reading the stored invalidations at every poll. Until then
+// the region may miss invalidations made elsewhere, and its callers waiting for another
+// process's lock find the value by polling. ctx is not kept.
 func (r *Region) ConfigureContext(ctx context.Context, b backends.Backend, opts ...Option) error {
 	if b == nil {
 		return r.fail(OpConfigure, KindUsage, "", errors.New("nil backend"))
@@ -64,6 +67,7 @@ func (r *Region) ConfigureContext(ctx context.Context, b backends.Backend, opts 
 	}
 	r.cfg = cfg
 	r.engine.CreationTimeout = cfg.creation()
+	r.engine.PollMin, r.engine.PollMax = cfg.lockPollMin, cfg.lockPollMax
 	r.configure(b)
 	r.startWatcher(ctx)
 	return nil
@@ -119,6 +123,7 @@ func (r *Region) withOptions(opts []Option) (config, error) {
 //	shared_invalidation=1s     WithSharedInvalidation (poll interval)
 //	creation_timeout=1m        WithCreationTimeout
 //	circuit_breaker=100ms,5s   WithCircuitBreaker: min,max, or off
+//	lock_poll=1ms,100ms        WithLockPoll: min,max
 //	signed_entries=k1:c2Vj...  WithSignedEntries: id:base64-secret[,id:base64-secret...], the first signs
 //
 // Durations read as time.ParseDuration reads them and must not be negative (in code, a negative
@@ -188,6 +193,7 @@ var regionParams = []regionParam{
 	{"shared_invalidation", durationParam(WithSharedInvalidation)},
 	{"creation_timeout", durationParam(WithCreationTimeout)},
 	{"circuit_breaker", circuitBreakerParam},
+	{"lock_poll", lockPollParam},
 	{"signed_entries", signedEntriesParam},
 }
 
@@ -275,13 +281,28 @@ func circuitBreakerParam(name, value string) (Option, error) {
 	if strings.EqualFold(value, "off") {
 		return WithCircuitBreaker(0, 0), nil
 	}
-	lo, hi, ok := strings.Cut(value, ",")
-	min, err1 := time.ParseDuration(strings.TrimSpace(lo))
-	max, err2 := time.ParseDuration(strings.TrimSpace(hi))
-	if !ok || err1 != nil || err2 != nil {
+	min, max, ok := durationPair(value)
+	if !ok {
 		return Option{}, fmt.Errorf("parameter %s: %q: want two durations, min,max (say 100ms,5s), or off", name, value)
 	}
 	return WithCircuitBreaker(min, max), nil
+}
+
+// lockPollParam reads "min,max" ("1ms,100ms").
+func lockPollParam(name, value string) (Option, error) {
+	min, max, ok := durationPair(value)
+	if !ok {
+		return Option{}, fmt.Errorf("parameter %s: %q: want two durations, min,max (say 1ms,100ms)", name, value)
+	}
+	return WithLockPoll(min, max), nil
+}
+
+// durationPair reads "a,b", two durations as time.ParseDuration reads them.
+func durationPair(value string) (a, b time.Duration, ok bool) {
+	lo, hi, ok := strings.Cut(value, ",")
+	a, err1 := time.ParseDuration(strings.TrimSpace(lo))
+	b, err2 := time.ParseDuration(strings.TrimSpace(hi))
+	return a, b, ok && err1 == nil && err2 == nil
 }
 
 // signedEntriesParam reads "id:base64-secret[,id:base64-secret...]", the first key signing.

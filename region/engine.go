@@ -173,9 +173,13 @@ func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {
 	r := o.v.r
 	var l backends.Lock
 	ok, err := false, errSkipped
+	o.b.waker.hold(o.key)
 	if t := r.allow(); t != skip {
 		l, ok, err = o.b.locker.TryLock(ctx, o.key, r.cfg.lockTimeout)
 		r.settle(ctx, t, err)
+	}
+	if !ok {
+		o.b.waker.release(ctx, false, o.key)
 	}
 	if err != nil {
 		if err := o.v.failed(ctx, r.backendFailed(o.scope(), KindLock, err)); err != nil {
@@ -194,6 +198,8 @@ func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {
 		if err := l.Unlock(uctx); err != nil {
 			o.v.report(ctx, r.backendFailed(o.scope(), KindLock, err))
 		}
+		// Released, or expired: processes that wait for it may take it or read the value.
+		o.b.waker.release(uctx, true, o.key)
 	}, true, nil
 }
 
@@ -365,6 +371,7 @@ func (v *View[V]) tryLockMulti(ctx context.Context, b *bound, keys []string, s b
 		return taken, func() {}, nil
 	}
 	var held []backends.Lock
+	b.waker.hold(keys...)
 	unlock := func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.r.cfg.lockTimeout)
 		defer cancel()
@@ -372,6 +379,9 @@ func (v *View[V]) tryLockMulti(ctx context.Context, b *bound, keys []string, s b
 			if err := l.Unlock(uctx); err != nil {
 				v.report(ctx, v.r.backendFailed(s.all(), KindLock, err))
 			}
+		}
+		if b.waker != nil { // released, or expired, as for one key
+			b.waker.release(uctx, true, pickTaken(keys, taken, true)...)
 		}
 	}
 	err := chunks(len(keys), b.maxBatch, func(lo, hi int) error {
@@ -416,9 +426,23 @@ func (v *View[V]) tryLockMulti(ctx context.Context, b *bound, keys []string, s b
 		}
 		return nil
 	})
+	if b.waker != nil {
+		b.waker.release(ctx, false, pickTaken(keys, taken, false)...)
+	}
 	if err != nil {
 		unlock()
 		return nil, nil, err
 	}
 	return taken, unlock, nil
+}
+
+// pickTaken returns the keys whose taken is want.
+func pickTaken(keys []string, taken []bool, want bool) []string {
+	var out []string
+	for i, k := range keys {
+		if taken[i] == want {
+			out = append(out, k)
+		}
+	}
+	return out
 }

@@ -98,8 +98,9 @@ func (r *Region) sharedKey(mode Invalidation) string {
 	return r.mangle("\x00dogpile\x00invalidated\x00" + name + "\x00" + r.name)
 }
 
-// sharedChannel is the Notifier channel of the region: its invalidations ("i:<mode>:<time>")
-// and the keys its writes changed ("k:<origin>:<JSON array of keys>").
+// sharedChannel is the Notifier channel of the region: its invalidations ("i:<mode>:<time>"),
+// the keys its writes changed ("k:<origin>:<JSON array of keys>"), and the locks its callers wait
+// for ("w:<JSON array of keys>") and those released ("r:<JSON array of keys>").
 func (r *Region) sharedChannel() string { return "region\x00" + r.name }
 
 // share stores an invalidation made here and announces it.
@@ -208,15 +209,16 @@ func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // startWatcher follows what other processes do: it subscribes to the region's announcements
-// where the backend can (invalidations, and keys to drop from the local cache), reads the stored
-// invalidations once, and starts their poll loop. It runs at Configure, with the backend bound,
-// when the region shares its invalidations or has a local cache. The first subscription and read
+// where the backend can (invalidations, keys to drop from the local cache, releases of locks
+// waited for), reads the stored invalidations once, and starts their poll loop. It runs at
+// Configure, with the backend bound, when the region shares its invalidations, has a local cache,
+// or is on a backend that locks and broadcasts (WithLockPoll). The first subscription and read
 // are bounded by ctx (see ConfigureContext); later ones each by DefaultConfigureTimeout, and all
 // end when the watcher stops.
 func (r *Region) startWatcher(ctx context.Context) {
 	b := r.bound.Load()
 	shared := r.cfg.sharedPoll > 0
-	if !shared && !b.local.follows() {
+	if !shared && !b.local.follows() && b.waker == nil {
 		return
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx)) // ctx's values, for what comes later
@@ -230,7 +232,8 @@ func (r *Region) startWatcher(ctx context.Context) {
 	}
 	if n, ok := backends.As[backends.Notifier](b.backend); ok {
 		gap := func() {
-			b.local.clear() // evictions may have been missed
+			b.local.clear()   // evictions may have been missed
+			b.waker.wakeAll() // and releases of locks waited for
 			if shared {
 				readShared(bg)
 			}
@@ -272,8 +275,9 @@ func (r *Region) startWatcher(ctx context.Context) {
 	}()
 }
 
-// announced applies what another process announced: an invalidation, "i:<mode>:<time>", or
-// keys to drop from the local cache, "k:<origin>:<JSON array>" (this region's own are skipped).
+// announced applies what another process announced: an invalidation, "i:<mode>:<time>", keys to
+// drop from the local cache, "k:<origin>:<JSON array>" (this region's own are skipped), or a
+// wait for locks, "w:<JSON array>", and their release, "r:<JSON array>" (see waker).
 func (r *Region) announced(b *bound, msg []byte) {
 	kind, rest, ok := strings.Cut(string(msg), ":")
 	if !ok {
@@ -293,6 +297,8 @@ func (r *Region) announced(b *bound, msg []byte) {
 		r.apply(Invalidation(mode), t)
 	case "k":
 		b.local.announced(r, rest)
+	case "w", "r":
+		b.waker.announced(kind[0], rest)
 	}
 }
 

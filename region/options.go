@@ -130,6 +130,8 @@ type config struct {
 	local      *local        // WithLocalCache; nil: none
 
 	breakerMin, breakerMax time.Duration // WithCircuitBreaker; 0: off
+
+	lockPollMin, lockPollMax time.Duration // WithLockPoll
 }
 
 // apply applies o to the region's settings, as New and ConfigureWith do.

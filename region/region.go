@@ -118,6 +118,10 @@ type bound struct {
 	condMulti backends.ConditionalMultiSetter
 
 	local *local // WithLocalCache, in front of a backend that does not keep Go values; or nil
+
+	// waker announces the releases of this process's creations and wakes the callers waiting
+	// for other processes' (see WithLockPoll); nil unless the backend locks and broadcasts.
+	waker *waker
 }
 
 // New returns a region named name (used in errors and reports). It panics with the option's
@@ -130,6 +134,7 @@ func New(name string, opts ...Option) *Region {
 	r.cfg.lockTimeout = DefaultLockTimeout
 	r.cfg.codec = JSON
 	r.cfg.breakerMin, r.cfg.breakerMax = DefaultBreakerMin, DefaultBreakerMax
+	r.cfg.lockPollMin, r.cfg.lockPollMax = DefaultLockPollMin, DefaultLockPollMax
 	for _, o := range opts {
 		if err := r.cfg.apply(o); err != nil {
 			panic(err)
@@ -143,6 +148,7 @@ func New(name string, opts ...Option) *Region {
 	}
 	r.engine = r.newEngine(r.cfg.background)
 	r.engine.CreationTimeout = r.cfg.creation()
+	r.engine.PollMin, r.engine.PollMax = r.cfg.lockPollMin, r.cfg.lockPollMax
 	return r
 }
 
@@ -167,6 +173,10 @@ func (r *Region) configure(b backends.Backend) {
 		// Only from the link that locks: a wrapper with locks of its own (found first) must see
 		// batches' locks too, not have them taken past it on the backend it wraps.
 		bd.multiLock, _ = l.(backends.MultiLocker)
+		if n, ok := backends.As[backends.Notifier](b); ok {
+			bd.waker = newWaker(r, n)
+			r.engine.Waker = bd.waker // before the bound is published, as every engine setting
+		}
 	}
 	bd.multiGet, _ = backends.As[backends.MultiGetter](b)
 	bd.multiSet, _ = backends.As[backends.MultiSetter](b)

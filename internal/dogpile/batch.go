@@ -41,7 +41,8 @@ type Batch interface {
 	Observe(e Event, n int, d time.Duration)
 	// TryLock tries the distributed lock of each of items idx once, without waiting. taken[j]
 	// reports whether the lock of idx[j] is now held; unlock (never nil) releases every lock
-	// taken. Without a distributed lock every lock is taken: the flights are the locks.
+	// taken, and announces the releases as Op.TryLock's unlock does. Without a distributed lock
+	// every lock is taken: the flights are the locks.
 	TryLock(ctx context.Context, idx []int) (taken []bool, unlock func(), err error)
 }
 
@@ -237,10 +238,10 @@ func (c batchCreation) rounds(ctx context.Context) error {
 	for i := range ls {
 		pending[i] = &ls[i]
 	}
-	var pace backoff
+	pace := c.e.backoff()
 	var waited int // keys found locked by others in the first round that found any
 	defer func() {
-		if d, ok := pace.waited(); ok {
+		if d, ok := pace.end(); ok {
 			b.Observe(EventWaited, waited, d)
 		}
 	}()
@@ -254,28 +255,42 @@ func (c batchCreation) rounds(ctx context.Context) error {
 		}
 		// Other processes hold the locks of next and are creating them: their values may be
 		// there already.
-		if pace.begin() {
+		if pace.begin(ctx, keys(b, next)...) {
 			waited = len(next)
 		}
-		entries, found, err := b.Load(ctx, indexes(next))
+		if pending, err = c.made(ctx, next); err != nil || len(pending) == 0 {
+			return err
+		}
+		woken, err := pace.wait(ctx)
 		if err != nil {
 			return err
 		}
-		pending = next[:0]
-		for j, l := range next {
-			if madeSince(b, entries[j], found[j], l.Cur, l.Have) {
-				c.e.finishLed(l, entries[j].Value, nil)
-			} else {
-				pending = append(pending, l)
+		if woken {
+			// A holder released a lock: its value is stored, or its creation failed and the
+			// lock is free; the next round takes the locks still pending that are free.
+			if pending, err = c.made(ctx, pending); err != nil || len(pending) == 0 {
+				return err
 			}
 		}
-		if len(pending) == 0 {
-			return nil
-		}
-		if err := pace.wait(ctx); err != nil {
-			return err
+	}
+}
+
+// made reads the entries of pending, finishes the flights of those that spare their creation
+// (madeSince) with their values, and returns the others.
+func (c batchCreation) made(ctx context.Context, pending []*led) ([]*led, error) {
+	entries, found, err := c.b.Load(ctx, indexes(pending))
+	if err != nil {
+		return nil, err
+	}
+	rest := pending[:0]
+	for j, l := range pending {
+		if madeSince(c.b, entries[j], found[j], l.Cur, l.Have) {
+			c.e.finishLed(l, entries[j].Value, nil)
+		} else {
+			rest = append(rest, l)
 		}
 	}
+	return rest, nil
 }
 
 // round tries the locks of pending, creates the keys it locked, and returns the absent keys whose
@@ -387,6 +402,15 @@ type settled struct {
 func (e *Engine) finishLed(l *led, v any, err error) {
 	l.done = true
 	e.flights.finish(l.f, v, err)
+}
+
+// keys returns the backend keys of ls.
+func keys(b Batch, ls []*led) []string {
+	ks := make([]string, len(ls))
+	for j, l := range ls {
+		ks[j] = b.Key(l.Index)
+	}
+	return ks
 }
 
 func indexes(ls []*led) []int {

@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"runtime/debug"
 	"time"
 )
 
 // How a creation runs, for the single-key and the batch path alike: on which goroutine (spawn),
-// under which context and guarded against what (lead, guard), for how long (bounded), and how it
-// waits for a lock another process holds (backoff, madeSince).
+// under which context and guarded against what (lead, guard), for how long (bounded), and whether
+// another process made the value meanwhile (madeSince). How it waits for another process's lock
+// is in wait.go.
 
 // task is work that spawn runs: a creation led by a call of Resolve or ResolveBatch, or a
 // creator run under a timeout.
@@ -184,53 +184,6 @@ type result[T any] struct {
 func (t timed[T]) run() {
 	defer t.cancel()
 	guard(func() (T, error) { return t.create(t.ctx) }, func(v T, err error) { t.done <- result[T]{v, err} })
-}
-
-// backoff paces a caller that polls for the value of a key whose distributed lock another
-// process holds: each wait is random in [1ms, 1ms+limit) (full jitter, which keeps processes
-// that wait on one lock from polling in step), the limit doubling from 1ms to 100ms. It also
-// times the whole wait, for EventWaited. Its zero value is ready to use.
-type backoff struct {
-	limit time.Duration
-	began time.Time // when the lock was first found held; zero until then
-}
-
-const (
-	minBackoff = time.Millisecond
-	maxBackoff = 100 * time.Millisecond
-)
-
-// begin marks the start of the wait the first time it is called, and reports whether it did.
-func (b *backoff) begin() bool {
-	if !b.began.IsZero() {
-		return false
-	}
-	b.began = time.Now()
-	return true
-}
-
-// waited returns how long the wait has lasted since begin, and false if it never began.
-func (b *backoff) waited() (time.Duration, bool) {
-	if b.began.IsZero() {
-		return 0, false
-	}
-	return time.Since(b.began), true
-}
-
-// wait sleeps for the next interval and returns nil, or returns ctx.Err() if ctx ends first.
-func (b *backoff) wait(ctx context.Context) error {
-	if b.limit == 0 {
-		b.limit = minBackoff
-	}
-	t := time.NewTimer(time.Duration(rand.Int64N(int64(b.limit))) + minBackoff)
-	select {
-	case <-ctx.Done():
-		t.Stop()
-		return ctx.Err()
-	case <-t.C:
-	}
-	b.limit = min(b.limit*2, maxBackoff)
-	return nil
 }
 
 // fresher is what Op and Batch share for madeSince.

@@ -9,8 +9,9 @@
 //     every loser returns the old value at once. Nobody waits while a value exists.
 //   - Absent: a caller joins the creation in flight for the key in this process, if there is one,
 //     and gets its result. Otherwise it starts one, which takes the distributed lock (waiting
-//     for it, with backoff, polling for the value another process may store meanwhile), reads
-//     once more, and only then creates, stores and releases.
+//     for it, with backoff, polling for the value another process may store meanwhile, and
+//     woken by a Waker when the holder announces its release), reads once more, and only then
+//     creates, stores and releases.
 //   - A creator's error or panic reaches the caller and every joined waiter; no path leaves a
 //     lock held or a goroutine running. A caller whose context ends stops waiting; the creation
 //     goes on for the others and is cancelled only by Close.
@@ -69,7 +70,8 @@ type Op interface {
 	// caller to return it to. ctx keeps the caller's values but not its cancellation.
 	Failed(ctx context.Context, err error)
 	// TryLock tries the distributed lock once, without waiting. Without a distributed lock it
-	// returns (nil, true, nil): the flight is the lock. unlock may be nil.
+	// returns (nil, true, nil): the flight is the lock. unlock may be nil. With an Engine.Waker,
+	// unlock also announces the release to the processes that said they wait for it.
 	TryLock(ctx context.Context) (unlock func(), ok bool, err error)
 	// Observe is told what happened to the call, for statistics: it must be cheap and must not
 	// block.
@@ -161,6 +163,16 @@ type Engine struct {
 	// dropped (and Close waits for it). An Op or Batch that implements CreationTimeouter may
 	// replace it for its own creations. Set it before the first call.
 	CreationTimeout time.Duration
+
+	// PollMin and PollMax bound how often a caller polls the backend while another process
+	// holds the distributed lock of the key it waits for: its waits grow from PollMin to PollMax,
+	// each random up to its bound. Zero: DefaultPollMin and DefaultPollMax; a PollMax below
+	// PollMin counts as PollMin. Set them before the first call.
+	PollMin, PollMax time.Duration
+
+	// Waker, if set, wakes such a caller as soon as the lock's holder announces its release.
+	// Set it before the first call.
+	Waker Waker
 }
 
 // ErrCreationTimeout is the error of a creation that ran longer than its creation timeout:
@@ -312,14 +324,16 @@ func (c creation) regenerate(ctx context.Context) (any, error) {
 }
 
 // create handles an absent entry: wait for the distributed lock, polling for the value that its
-// holder may store meanwhile, then read again and create.
+// holder may store meanwhile (and reading it at once when the holder announces the lock's
+// release), then read again and create.
 func (c creation) create(ctx context.Context) (any, error) {
-	var pace backoff
+	pace := c.e.backoff()
 	defer func() {
-		if d, ok := pace.waited(); ok {
+		if d, ok := pace.end(); ok {
 			c.op.Observe(EventWaited, d)
 		}
 	}()
+	key := c.op.Key()
 	for {
 		unlock, ok, err := c.op.TryLock(ctx)
 		if err != nil {
@@ -332,29 +346,42 @@ func (c creation) create(ctx context.Context) (any, error) {
 			return c.createLocked(ctx)
 		}
 		// Another process holds the lock and is creating: its value may be there already.
-		pace.begin()
-		got, found, err := c.op.Load(ctx)
+		pace.begin(ctx, key)
+		if v, ok, err := c.made(ctx); ok || err != nil {
+			return v, err
+		}
+		woken, err := pace.wait(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if madeSince(c.op, got, found, c.cur, c.have) {
-			return got.Value, nil
-		}
-		if err := pace.wait(ctx); err != nil {
-			return nil, err
+		if woken {
+			// The holder released the lock: its value is stored, or, if it is not there, its
+			// creation failed and the lock is free to take, at once.
+			if v, ok, err := c.made(ctx); ok || err != nil {
+				return v, err
+			}
 		}
 	}
+}
+
+// made reads the entry and returns its value with ok true if it spares the caller its creation
+// (madeSince).
+func (c creation) made(ctx context.Context) (v any, ok bool, err error) {
+	got, found, err := c.op.Load(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if madeSince(c.op, got, found, c.cur, c.have) {
+		return got.Value, true, nil
+	}
+	return nil, false, nil
 }
 
 // createLocked runs under the key's lock: read once more, and create only if no other process
 // made the entry since (madeSince).
 func (c creation) createLocked(ctx context.Context) (any, error) {
-	got, found, err := c.op.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if madeSince(c.op, got, found, c.cur, c.have) {
-		return got.Value, nil
+	if v, ok, err := c.made(ctx); ok || err != nil {
+		return v, err
 	}
 	if c.background {
 		c.op.Observe(EventBackgroundRun, 0)

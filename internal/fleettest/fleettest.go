@@ -65,6 +65,8 @@ type Config struct {
 	LockTimeout time.Duration
 	// Deadline, if positive, is every caller's context deadline in a wave.
 	Deadline time.Duration
+	// LockPoll, if set, is the region's region.WithLockPoll(min, max).
+	LockPoll [2]time.Duration
 }
 
 // Wave is what one child reports for one wave of concurrent calls.
@@ -352,6 +354,9 @@ func newFleetHandle(cfg Config) (*fleetHandle, error) {
 			f.reported = append(f.reported, err.Error())
 			f.mu.Unlock()
 		})}
+	if cfg.LockPoll[0] > 0 {
+		opts = append(opts, region.WithLockPoll(cfg.LockPoll[0], cfg.LockPoll[1]))
+	}
 	if cfg.Role == "watcher" {
 		// A minute of L1 age and of polling: only announcements (and gaps) can tell the
 		// watchers about a change within the tests' bounds.
