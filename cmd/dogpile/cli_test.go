@@ -28,6 +28,7 @@ import (
 var server *testserver.Redis
 
 func TestMain(m *testing.M) {
+	runIfProcess()
 	dir, err := os.MkdirTemp("", "dogpile-cmd-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

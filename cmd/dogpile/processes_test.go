@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"go/build"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -56,115 +60,318 @@ func execDogpile(t *testing.T, bin string, env []string, args ...string) result 
 // memo.WithNamespace sets it.
 const usersNS = "example.com/app/users.Load"
 
-// errNoCreate is what the processes' creators return while a test watches what they serve: a
-// call that is not served the cached value fails, and stores and announces nothing.
+// envProcess carries a processSpec, as JSON, to a child process of the test binary: its presence
+// makes the process an application process (runIfProcess) instead of a test run.
+const envProcess = "DOGPILE_CMD_TEST_PROCESS"
+
+// processSpec is what an application process is started with.
+type processSpec struct {
+	Name   string        `json:"name"`    // names the values its function creates: "<name>-v<n>"
+	Config string        `json:"config"`  // the document's file, as the command reads it
+	MaxAge time.Duration `json:"max_age"` // of the users region's local cache
+}
+
+// errNoCreate is what a process's function returns unless it was asked to create: a call that
+// is not served the cached value runs the function, which fails, and stores and announces nothing.
 var errNoCreate = errors.New("creation refused by the test")
 
-// process is one application process of the users region: a region with a local cache,
-// configured from the document as the application configures it, and a memo handle.
-type process struct {
-	name    string
-	l1      *memory.Backend
-	handle  *memo.Handle[int, user]
-	version *atomic.Int64 // the Name of the next value created: "v<n>"
-	refuse  *atomic.Bool  // creators return errNoCreate
+// answer is what an application process says of its calls of the memo handle for 42.
+type answer struct {
+	Name    string `json:"name,omitempty"` // the Name of the user the call returned
+	Refused bool   `json:"refused"`        // the call returned errNoCreate
+	Err     string `json:"err,omitempty"`  // any other error the call returned
+	Ran     bool   `json:"ran"`            // the function ran during the call
+	Held    bool   `json:"held"`           // the key is in the local cache after the call
+	// A watch's end: when (Unix nanoseconds) the call was first not served the value, or Still
+	// when it was served it until the deadline.
+	At    int64 `json:"at,omitempty"`
+	Still bool  `json:"still,omitempty"`
 }
 
-func newProcess(t *testing.T, name string, doc config.Document, maxAge time.Duration, version *atomic.Int64, refuse *atomic.Bool) *process {
-	t.Helper()
-	p := &process{name: name, l1: memory.New(), version: version, refuse: refuse}
-	r := region.New("users", region.WithLocalCache(p.l1, maxAge))
-	if err := config.Configure(doc, nil, r); err != nil {
-		t.Fatal(err)
+// runIfProcess serves as an application process and exits, if the environment says this is one
+// (envProcess); otherwise it returns at once. TestMain calls it first.
+func runIfProcess() {
+	raw := os.Getenv(envProcess)
+	if raw == "" {
+		return
 	}
-	t.Cleanup(func() { _ = r.Close() })
-	p.handle = memo.Func(r, func(_ context.Context, id int) (user, error) {
-		if refuse.Load() {
+	quietRedis()
+	var spec processSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "process:", err)
+		os.Exit(2)
+	}
+	if err := serveProcess(spec, os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "process %s: %v\n", spec.Name, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// serveProcess is an application process: it configures its regions from the document, users
+// with a local cache, makes a memo handle on users, says "ready", and answers each line of in
+// with an answer, as JSON on a line of out, until in ends:
+//
+//	call                  one call, the function refusing to create
+//	create                one call, the function creating "<name>-v<n>" if it runs
+//	watch <value> <ns>    calls, the function refusing, until one is not served <value> or the
+//	                      deadline (Unix nanoseconds) passes; answers the last call
+func serveProcess(spec processSpec, in io.Reader, out io.Writer) error {
+	doc, err := config.ReadFile(spec.Config)
+	if err != nil {
+		return err
+	}
+	l1 := memory.New()
+	defer l1.Close()
+	users := region.New("users", region.WithLocalCache(l1, spec.MaxAge))
+	sessions := region.New("sessions")
+	if err := config.Configure(doc, nil, users, sessions); err != nil {
+		return err
+	}
+	defer users.Close()
+	defer sessions.Close()
+	var create atomic.Bool // the function creates; it refuses otherwise
+	var runs, created atomic.Int64
+	h := memo.Func(users, func(_ context.Context, id int) (user, error) {
+		runs.Add(1)
+		if !create.Load() {
 			return user{}, errNoCreate
 		}
-		return user{ID: id, Name: fmt.Sprintf("v%d", version.Add(1))}, nil
+		return user{ID: id, Name: fmt.Sprintf("%s-v%d", spec.Name, created.Add(1))}, nil
 	}, memo.WithNamespace(usersNS))
-	return p
-}
-
-// serves reports whether a call for 42 is answered with the value named want.
-func (p *process) serves(t *testing.T, want string) bool {
-	t.Helper()
-	u, err := p.handle.Call(t.Context(), 42)
-	if err != nil && !errors.Is(err, errNoCreate) {
-		t.Fatalf("%s: Call: %v", p.name, err)
+	ctx := context.Background()
+	call := func() answer {
+		before := runs.Load()
+		u, err := h.Call(ctx, 42)
+		a := answer{Name: u.Name, Ran: runs.Load() != before}
+		switch {
+		case errors.Is(err, errNoCreate):
+			a.Name, a.Refused = "", true
+		case err != nil:
+			a.Name, a.Err = "", err.Error()
+		}
+		_, err = l1.GetValue(ctx, usersNS+"|i:42")
+		a.Held = err == nil
+		return a
 	}
-	return err == nil && u.Name == want
+	enc := json.NewEncoder(out)
+	if _, err := fmt.Fprintln(out, "ready"); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		var a answer
+		switch f := strings.Fields(sc.Text()); {
+		case len(f) == 1 && f[0] == "call":
+			a = call()
+		case len(f) == 1 && f[0] == "create":
+			create.Store(true)
+			a = call()
+			create.Store(false)
+		case len(f) == 3 && f[0] == "watch":
+			ns, err := strconv.ParseInt(f[2], 10, 64)
+			if err != nil {
+				return err
+			}
+			deadline := time.Unix(0, ns)
+			for {
+				a = call()
+				now := time.Now()
+				if a.Err != "" || a.Name != f[1] {
+					a.At = now.UnixNano()
+					break
+				}
+				if now.After(deadline) {
+					a.Still = true
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		default:
+			return fmt.Errorf("unknown request %q", sc.Text())
+		}
+		if err := enc.Encode(a); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
 }
 
-// fillBoth has process a create the value for 42 and b read it, so that both hold it in their
-// local caches, and returns its name.
-func fillBoth(t *testing.T, a, b *process) string {
+// process is an application process of the test's: the test binary run as one (runIfProcess).
+type process struct {
+	name  string
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	lines chan string // its standard output, a line at a time; closed at its end
+}
+
+// answerTimeout bounds how long the test waits for a process's line: one that hangs fails the
+// test rather than hanging it.
+const answerTimeout = time.Minute
+
+// startProcess starts the application process name, configured from the document in file, and
+// waits until it is ready. It is stopped when t ends: its standard input is closed, on which it
+// closes its regions and exits, and it is killed if it has not within a few seconds.
+func startProcess(t *testing.T, name, file string, maxAge time.Duration) *process {
 	t.Helper()
-	a.refuse.Store(false)
-	u, err := a.handle.Call(t.Context(), 42)
+	spec, err := json.Marshal(processSpec{Name: name, Config: file, MaxAge: maxAge})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envProcess+"="+string(spec))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{name: fmt.Sprintf("process %s (pid %d)", name, cmd.Process.Pid), cmd: cmd, in: in, lines: make(chan string, 4)}
+	go func() {
+		defer close(p.lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = p.in.Close()
+		kill := time.After(5 * time.Second)
+		for open := true; open; { // its output to the end, which ends the reader
+			select {
+			case _, open = <-p.lines:
+			case <-kill:
+				t.Errorf("%s did not exit when its input closed: killed", p.name)
+				_ = p.cmd.Process.Kill()
+			}
+		}
+		if err := p.cmd.Wait(); err != nil {
+			t.Errorf("%s: %v", p.name, err)
+		}
+	})
+	if line := p.line(t); line != "ready" {
+		t.Fatalf("%s said %q, want ready", p.name, line)
+	}
+	return p
+}
+
+// line returns the process's next line of output.
+func (p *process) line(t *testing.T) string {
+	t.Helper()
+	select {
+	case line, ok := <-p.lines:
+		if !ok {
+			t.Fatalf("%s ended", p.name)
+		}
+		return line
+	case <-time.After(answerTimeout):
+		t.Fatalf("%s did not answer within %v", p.name, answerTimeout)
+		return ""
+	}
+}
+
+// send sends the process a request.
+func (p *process) send(t *testing.T, req string) {
+	t.Helper()
+	if _, err := io.WriteString(p.in, req+"\n"); err != nil {
+		t.Fatalf("%s: %v", p.name, err)
+	}
+}
+
+// answer reads the process's answer to a request; a call that failed other than by the
+// function's refusal fails t.
+func (p *process) answer(t *testing.T) answer {
+	t.Helper()
+	line := p.line(t)
+	var a answer
+	if err := json.Unmarshal([]byte(line), &a); err != nil {
+		t.Fatalf("%s: bad answer %q: %v", p.name, line, err)
+	}
+	if a.Err != "" {
+		t.Fatalf("%s: Call: %s", p.name, a.Err)
+	}
+	return a
+}
+
+// ask sends the process a request and returns its answer.
+func (p *process) ask(t *testing.T, req string) answer {
+	t.Helper()
+	p.send(t, req)
+	return p.answer(t)
+}
+
+// fillBoth has process a create the value for 42 (if it has none) and b read it, so that both hold it in their
+// local caches and serve it from there, and returns its name.
+func fillBoth(t *testing.T, a, b *process) string {
+	t.Helper()
+	got := a.ask(t, "create") // or finds the value a test before this one left
+	if got.Name == "" {
+		t.Fatalf("%s has no value: %+v", a.name, got)
+	}
+	name := got.Name
 	// a's creation was announced, and b may have been asked to drop the key just now: read it
 	// until b serves the value from its own cache.
 	deadline := time.Now().Add(5 * time.Second)
-	for !b.serves(t, u.Name) {
+	for b.ask(t, "call").Name != name {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s does not serve %s", b.name, u.Name)
+			t.Fatalf("%s does not serve %s", b.name, name)
 		}
 	}
-	a.refuse.Store(true)
 	for _, p := range []*process{a, b} {
-		if _, err := p.l1.GetValue(t.Context(), usersNS+"|i:42"); err != nil {
-			t.Fatalf("%s: the value is not in its local cache: %v", p.name, err)
-		}
-		if !p.serves(t, u.Name) {
-			t.Fatalf("%s does not serve %s", p.name, u.Name)
+		if got := p.ask(t, "call"); got.Name != name || got.Ran || !got.Held {
+			t.Fatalf("%s: %+v, want %s served from its local cache without running the function", p.name, got, name)
 		}
 	}
-	return u.Name
+	return name
 }
 
-// untilNotServed returns how long after start each of ps stops serving want, up to limit.
-func untilNotServed(t *testing.T, start time.Time, limit time.Duration, want string, ps ...*process) []time.Duration {
+// whileServed has each of ps call for 42 until it is not served the value named want, from
+// before run runs until limit after, and returns how long after run started each was first not
+// served it. A process whose call was not served want must have run the function for it.
+func whileServed(t *testing.T, want string, limit time.Duration, run func(), ps ...*process) []time.Duration {
 	t.Helper()
+	start := time.Now()
+	for _, p := range ps {
+		p.send(t, fmt.Sprintf("watch %s %d", want, start.Add(limit).UnixNano()))
+	}
+	run()
 	took := make([]time.Duration, len(ps))
 	for i, p := range ps {
-		for p.serves(t, want) {
-			if time.Since(start) > limit {
-				t.Fatalf("%s still serves %s %v after the command", p.name, want, limit)
-			}
-			time.Sleep(time.Millisecond)
+		a := p.answer(t)
+		if a.Still {
+			t.Fatalf("%s still serves %s %v after the command", p.name, want, limit)
 		}
-		took[i] = time.Since(start)
+		if !a.Ran || !a.Refused {
+			t.Errorf("%s was not served %s, and the function did not run: %+v", p.name, want, a)
+		}
+		took[i] = time.Unix(0, a.At).Sub(start)
 	}
 	return took
 }
 
-// TestCommandsReachProcessesLocalCaches runs the built command against two live processes of a
-// region with local caches, configured from the document the command reads: delete and
-// invalidate (keys, -match, -hard) given the region make both stop serving the value at once,
-// where a deletion without the region leaves it served until the local caches' max age; and get
-// finds what a memo handle stored from the key as the code writes it.
+// TestCommandsReachProcessesLocalCaches runs the built command against two application processes
+// (the test binary run as one: serveProcess), each with a region with a local cache configured
+// from the document the command reads, and a memo handle: delete and invalidate (keys, -match,
+// -hard, -soft) given the region make both stop serving the value at once, where a deletion
+// without the region leaves it served until the local caches' max age; and get finds what a memo
+// handle stored from the key as the code writes it.
 func TestCommandsReachProcessesLocalCaches(t *testing.T) {
 	bin := buildBinary(t)
 	u, prefix := redisURL(t)
 	const maxAge = 3 * time.Second
-	doc := config.Document{Regions: map[string]config.Region{"users": {
-		Backend:            "redis://" + server.Addr + "/0",
-		Arguments:          map[string]any{"prefix": prefix},
-		SharedInvalidation: "1m",
-	}}}
 	file := filepath.Join(t.TempDir(), "app.yaml")
 	yaml := fmt.Sprintf("regions:\n  users:\n    backend: redis://%s/0\n    arguments: {prefix: %q}\n    shared_invalidation: 1m\n  sessions:\n    backend: memory://\n", server.Addr, prefix)
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var version atomic.Int64
-	var refuse atomic.Bool
-	a := newProcess(t, "process A", doc, maxAge, &version, &refuse)
-	b := newProcess(t, "process B", doc, maxAge, &version, &refuse)
+	a := startProcess(t, "A", file, maxAge)
+	b := startProcess(t, "B", file, maxAge)
 	cfg := []string{"-config", file, "-region", "users"}
 	key := []string{"-fn", usersNS, "42"}
 
@@ -189,11 +396,12 @@ func TestCommandsReachProcessesLocalCaches(t *testing.T) {
 
 	t.Run("delete without the region leaves local caches serving", func(t *testing.T) {
 		name := fillBoth(t, a, b)
-		start := time.Now()
-		r := execDogpile(t, bin, nil, "delete", u, "-raw", usersNS+"|i:42")
+		var r result
+		took := whileServed(t, name, 2*maxAge, func() {
+			r = execDogpile(t, bin, nil, "delete", u, "-raw", usersNS+"|i:42")
+		}, a, b)
 		r.want(t, exitOK)
 		r.contains(t, "not announced (no -region)")
-		took := untilNotServed(t, start, 2*maxAge, name, a, b)
 		t.Logf("without -region, the deleted value was served for %v (A) and %v (B): the local max age is %v", took[0], took[1], maxAge)
 		if took[0] < maxAge/2 || took[1] < maxAge/2 {
 			t.Errorf("served for %v and %v only: something else dropped it", took[0], took[1])
@@ -214,17 +422,20 @@ func TestCommandsReachProcessesLocalCaches(t *testing.T) {
 	} {
 		t.Run(tc.name+" reaches local caches at once", func(t *testing.T) {
 			name := fillBoth(t, a, b)
-			start := time.Now()
-			r := execDogpile(t, bin, nil, tc.args...)
-			ran := time.Since(start)
+			var r result
+			var ran time.Duration
+			// Well within the local max age: the announcement, not the age, dropped it.
+			took := whileServed(t, name, maxAge/2, func() {
+				start := time.Now()
+				r = execDogpile(t, bin, nil, tc.args...)
+				ran = time.Since(start)
+			}, a, b)
 			r.want(t, exitOK)
 			r.contains(t, tc.want...)
 			if r.stderr != "" {
 				t.Errorf("stderr: %s", r.stderr)
 			}
-			// Well within the local max age: the announcement, not the age, dropped it.
-			took := untilNotServed(t, start, maxAge/2, name, a, b)
-			t.Logf("%s: the value left both local caches %v and %v after the command started (the command ran %v)", tc.name, took[0], took[1], ran)
+			t.Logf("%s: processes A and B stopped serving the value %v and %v after the command started (the command ran %v)", tc.name, took[0], took[1], ran)
 		})
 	}
 
