@@ -81,7 +81,11 @@ func Handler(r *region.Region, next http.Handler, opts ...Option) http.Handler {
 //   - Failures: a 5xx response is given to the requests that waited for it but never stored;
 //     under region.WithStaleIfError the expired response is served instead. A panic in next
 //     reaches the request that ran it (the server aborts its connection, as without the cache);
-//     the requests that waited for it get 500 Internal Server Error.
+//     the requests that waited for it get 500 Internal Server Error. A creation that outlasts the
+//     region's creation timeout (region.WithCreationTimeout) answers its request and those that
+//     waited for it 504 Gateway Timeout, stores nothing, and frees the URL for the next request.
+//     Under region.FailClosed a request whose cache read fails is answered by next, uncached
+//     (PASS, counted in Stats.Region.Errors); under FailOpen, the default, it is a miss (MISS).
 //   - Variants: a response's Vary header names request headers whose values select the
 //     variant: each variant is an entry of its own, found in two reads (the URL's list of Vary
 //     names, then the variant).

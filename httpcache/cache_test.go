@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends/memory"
+	"github.com/dogpile-go/dogpile/backends/wrap"
 	"github.com/dogpile-go/dogpile/httpcache"
 	"github.com/dogpile-go/dogpile/region"
 )
@@ -654,5 +656,170 @@ func TestEntriesSurviveEveryCodec(t *testing.T) {
 				t.Errorf("again: %d %q %v, runs %d; want what the first got, a hit", again.status, again.body, again.header, h.runs.Load())
 			}
 		})
+	}
+}
+
+func TestExpiredServedStaleToEveryRequestUnderBackgroundRefresh(t *testing.T) {
+	var slow atomic.Bool
+	started, release, returned := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	h := &counting{f: func(w http.ResponseWriter, r *http.Request, n int64) {
+		if slow.Load() {
+			close(started)
+			<-release
+			defer close(returned)
+		}
+		w.Header().Set("Cache-Control", "max-age=1")
+		fmt.Fprintf(w, "run %d", n)
+	}}
+	c := httpcache.New(newRegion(t, region.WithBackgroundRefresh(1)))
+	srv := httptest.NewServer(c.Handler(h))
+	defer srv.Close()
+	get(t, srv.URL+"/")
+	time.Sleep(1100 * time.Millisecond)
+	slow.Store(true)
+	// The request that finds the entry expired starts the regeneration and is answered at once:
+	// the handler is still held by release when its response arrives.
+	if r := get(t, srv.URL+"/"); r.body != "run 1" || r.header.Get("X-Cache") != "STALE" {
+		t.Fatalf("the request that triggered the regeneration got %q %q; want run 1, STALE", r.body, r.header.Get("X-Cache"))
+	}
+	<-started
+	for range 20 {
+		if r := get(t, srv.URL+"/"); r.body != "run 1" || r.header.Get("X-Cache") != "STALE" {
+			t.Fatalf("during regeneration: %q %q; want run 1, STALE", r.body, r.header.Get("X-Cache"))
+		}
+	}
+	slow.Store(false)
+	close(release)
+	<-returned
+	// The store follows the handler's return on the background goroutine: until it lands, the
+	// old response is still the one served.
+	deadline := time.Now().Add(5 * time.Second)
+	var r result
+	for r = get(t, srv.URL+"/"); r.body == "run 1" && time.Now().Before(deadline); r = get(t, srv.URL+"/") {
+		if r.header.Get("X-Cache") != "STALE" {
+			t.Fatalf("before the store: X-Cache %q; want STALE", r.header.Get("X-Cache"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if r.body != "run 2" || r.header.Get("X-Cache") != "HIT" {
+		t.Errorf("after the regeneration: %q %q; want run 2, HIT", r.body, r.header.Get("X-Cache"))
+	}
+	if n := h.runs.Load(); n != 2 {
+		t.Errorf("handler ran %d times; want 2 (once cold, once in the background)", n)
+	}
+	if s := c.Stats(); s.Misses != 1 || s.Stale < 21 {
+		t.Errorf("Misses %d, Stale %d; want 1 (the cold request alone), at least 21", s.Misses, s.Stale)
+	}
+}
+
+func TestFlushStreamsUncacheableResponseAsWritten(t *testing.T) {
+	const bound = 1 << 10
+	first := strings.Repeat("a", 2*bound) // past the bound: streamed, and within net/http's buffer
+	got := make(chan struct{})
+	h := &counting{f: func(w http.ResponseWriter, r *http.Request, n int64) {
+		fmt.Fprint(w, first)
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("Flush: %v", err)
+		}
+		select {
+		case <-got:
+		case <-time.After(5 * time.Second):
+			t.Error("the client did not get the first chunk while the handler ran")
+		}
+		fmt.Fprint(w, "rest")
+	}}
+	srv, c := serve(t, h, httpcache.WithMaxBodySize(bound))
+	resp, err := http.Get(srv.URL + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, len(first))
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != first {
+		t.Fatalf("first chunk: %v", err)
+	}
+	close(got)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "rest" || resp.Header.Get("X-Cache") != "PASS" {
+		t.Errorf("then %q, %v, X-Cache %q; want rest, PASS", rest, err, resp.Header.Get("X-Cache"))
+	}
+	if s := c.Stats(); s.Uncacheable != 1 {
+		t.Errorf("Uncacheable %d; want 1", s.Uncacheable)
+	}
+}
+
+func TestCreationTimeoutAnswersGatewayTimeout(t *testing.T) {
+	const clients = 5
+	var slow atomic.Bool
+	slow.Store(true)
+	var arrived atomic.Int64
+	h := &counting{f: func(w http.ResponseWriter, r *http.Request, n int64) {
+		if slow.Load() {
+			<-r.Context().Done() // the creation's context, cancelled at the timeout
+			if a := arrived.Load(); a != clients {
+				t.Errorf("%d of %d requests had arrived at the timeout: the test needs a longer one", a, clients)
+			}
+			fmt.Fprint(w, "too late")
+			return
+		}
+		fmt.Fprintf(w, "run %d", n)
+	}}
+	c := httpcache.New(newRegion(t, region.WithCreationTimeout(time.Second)))
+	cached := c.Handler(h)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		cached.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	results := make([]result, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() { results[i] = get(t, srv.URL+"/slow") })
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.status != http.StatusGatewayTimeout {
+			t.Errorf("request %d: %d %q; want 504, the leader and its waiters alike", i, r.status, r.body)
+		}
+	}
+	if n := h.runs.Load(); n != 1 {
+		t.Errorf("handler ran %d times for %d concurrent requests; want 1", n, clients)
+	}
+	slow.Store(false)
+	if r := get(t, srv.URL+"/slow"); r.status != 200 || r.body != "run 2" || r.header.Get("X-Cache") != "MISS" {
+		t.Errorf("after the timeout: %d %q %q; want 200, run 2, MISS (nothing stored, the key free)", r.status, r.body, r.header.Get("X-Cache"))
+	}
+}
+
+func TestFailClosedCacheFailureAnsweredByHandler(t *testing.T) {
+	faults := wrap.NewFaults(1)
+	r := region.New(t.Name(), region.WithFailurePolicy(region.FailClosed),
+		region.WithLogger(slog.New(slog.DiscardHandler))) // every request's failure is reported
+	if err := r.Configure(wrap.New(memory.New(), faults.Hook)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	h := &counting{}
+	c := httpcache.New(r)
+	srv := httptest.NewServer(c.Handler(h))
+	defer srv.Close()
+	get(t, srv.URL+"/")
+	if err := faults.Set(wrap.Fault{Rate: 1}, wrap.OpGet, wrap.OpSet, wrap.OpDelete, wrap.OpGetMulti,
+		wrap.OpSetMulti, wrap.OpDeleteMulti, wrap.OpTryLock, wrap.OpTryLockMulti, wrap.OpUnlock,
+		wrap.OpGetValue, wrap.OpSetValue, wrap.OpSetIfNotNewer, wrap.OpSetMultiIfNotNewer); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if r := get(t, srv.URL+"/"); r.status != 200 || r.body != fmt.Sprintf("run %d", i+2) || r.header.Get("X-Cache") != "PASS" {
+			t.Errorf("cache failing, request %d: %d %q %q; want 200, run %d from the handler, PASS", i+1, r.status, r.body, r.header.Get("X-Cache"), i+2)
+		}
+	}
+	if s := c.Stats(); s.Region.Errors.Read != 3 || s.Hits+s.Stale+s.Misses != 1 {
+		t.Errorf("failed reads %d, answers from the cache %d; want 3, 1 (the first request)", s.Region.Errors.Read, s.Hits+s.Stale+s.Misses)
+	}
+	faults.Clear()
+	get(t, srv.URL+"/")
+	if r := get(t, srv.URL+"/"); r.header.Get("X-Cache") != "HIT" {
+		t.Errorf("cache back: X-Cache %q; want HIT", r.header.Get("X-Cache"))
 	}
 }

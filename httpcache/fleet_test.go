@@ -58,29 +58,7 @@ func maybeFleetChild() {
 
 func TestFleetRunsHandlerOnce(t *testing.T) {
 	srv := testserver.StartRedis(t)
-	var urls []string
-	for range 2 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), envFleet+"="+srv.Addr)
-		cmd.Stderr = os.Stderr
-		in, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = in.Close(); _ = cmd.Wait() })
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil {
-			t.Fatalf("child: %v", err)
-		}
-		urls = append(urls, strings.TrimSpace(line))
-	}
+	urls := []string{startChild(t, envFleet, srv.Addr), startChild(t, envFleet, srv.Addr)}
 
 	const requests = 500
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: requests}}
@@ -121,4 +99,31 @@ func TestFleetRunsHandlerOnce(t *testing.T) {
 			t.Fatalf("bodies differ: %q and %q", bodies[0], b)
 		}
 	}
+}
+
+// startChild runs this test binary again with env=value, so that TestMain makes it a child
+// (maybeFleetChild, maybePurgeChild), and returns the URL the child prints. The child stops when
+// t ends: its standard input closes.
+func startChild(t *testing.T, env, value string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env+"="+value)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = in.Close(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	return strings.TrimSpace(line)
 }

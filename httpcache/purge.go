@@ -41,6 +41,9 @@ func (c *Cache) PurgeTag(ctx context.Context, tag string) error {
 // PurgeAll makes every entry of the Cache's region absent, in this process and, when the region
 // shares its invalidations (region.WithSharedInvalidation), in every process: it is
 // region.Region.Invalidate(ctx, region.Hard), and applies to whatever else the region holds.
+// Without region.WithSharedInvalidation the other processes, their local caches included
+// (region.WithLocalCache), serve their entries until these expire; with it they stop at once on a
+// backend that broadcasts (Redis pub/sub), and within the option's poll on the others.
 func (c *Cache) PurgeAll(ctx context.Context) error {
 	return c.region.Invalidate(ctx, region.Hard)
 }
