@@ -97,6 +97,10 @@ type Region struct {
 	// key signs; see region.WithSignedEntries. Better given in the environment
 	// (DOGPILE_<REGION>_SIGNED_ENTRIES) than written in a file.
 	SignedEntries string `json:"signed_entries,omitempty"`
+	// LocalCache and LocalMaxAge put an in-process tier of at most LocalCache decoded values,
+	// each kept at most LocalMaxAge ("30s"), in front of the backend; see region.WithLocalCache.
+	LocalCache  *int   `json:"local_cache,omitempty"`
+	LocalMaxAge string `json:"local_max_age,omitempty"`
 
 	src        source            // where in the document each field was set, for errors
 	env        map[string]string // fields from the environment, by region parameter
@@ -114,7 +118,10 @@ func (c Region) fields() map[string]string {
 		"expiration": c.Expiration, "storage_ttl": c.StorageTTL, "lock_timeout": c.LockTimeout,
 		"failure_policy": c.FailurePolicy, "stale_if_error": c.StaleIfError,
 		"shared_invalidation": c.SharedInvalidation, "creation_timeout": c.CreationTimeout,
-		"signed_entries": c.SignedEntries,
+		"signed_entries": c.SignedEntries, "local_max_age": c.LocalMaxAge,
+	}
+	if c.LocalCache != nil {
+		f["local_cache"] = strconv.Itoa(*c.LocalCache)
 	}
 	if c.BackgroundRefresh != nil {
 		f["background_refresh"] = strconv.Itoa(*c.BackgroundRefresh)
@@ -276,7 +283,7 @@ func configure(d Document, o Options, getenv func(string) string, environ []stri
 		c := overlay(entries[r.Name()], r.Name(), getenv)
 		b, opts, err := open(&d, c, r.Name())
 		if err == nil {
-			if err = regionParams.Check(r, opts...); err != nil {
+			if err = regionParams.Check(r, b, opts...); err != nil {
 				err = d.wrap(c.src.entryPath(r.Name()), err)
 				if cl, ok := backends.As[io.Closer](b); ok {
 					_ = cl.Close()

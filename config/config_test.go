@@ -197,6 +197,9 @@ func TestDocumentErrorsNameTheField(t *testing.T) {
 		{"list for a duration", mk("    backend: memory://\n    expiration: [1m]\n"), "", "line 4: regions.users.expiration: want a single value, not a list"},
 		{"key given twice", mk("    backend: memory://\n    backend: null://\n"), "", "line 4: regions.users.backend: given twice (also at line 3)"},
 		{"regions not a mapping", "regions: [users]\n", "", "line 1: regions: want a mapping, not a list"},
+		{"local cache over memory", mk("    backend: memory://\n    local_cache: 100\n    local_max_age: 1m\n"), "", "regions.users: region \"users\": configure: usage: region: invalid option: local_cache over a backend that keeps Go values"},
+		{"local max age alone", mk("    backend: memory://?copy=true\n    local_max_age: 1m\n"), "", "local_max_age without local_cache"},
+		{"bad env local cache", mk("    backend: memory://?copy=true\n    local_max_age: 1m\n"), "DOGPILE_USERS_LOCAL_CACHE=0", "regions.users.local_cache (from DOGPILE_USERS_LOCAL_CACHE)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// A good second region: nothing may be configured when the first fails.
@@ -216,6 +219,40 @@ func TestDocumentErrorsNameTheField(t *testing.T) {
 				if r.Configured() {
 					t.Errorf("region %s configured though the document failed", r.Name())
 				}
+			}
+		})
+	}
+}
+
+// TestLocalCacheFromDocumentAndEnvironment: local_cache and local_max_age are fields of documents
+// and DOGPILE_<REGION>_LOCAL_CACHE, DOGPILE_<REGION>_LOCAL_MAX_AGE variables.
+func TestLocalCacheFromDocumentAndEnvironment(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct{ name, doc, env string }{
+		{"document", "regions:\n  users: {backend: \"memory://?copy=true\", local_cache: 100, local_max_age: 1m}\n", ""},
+		{"environment", "regions:\n  users: {backend: \"memory://?copy=true\"}\n", "DOGPILE_USERS_LOCAL_CACHE=100 DOGPILE_USERS_LOCAL_MAX_AGE=30s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := config.Parse([]byte(tc.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{}
+			for _, kv := range strings.Fields(tc.env) {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = v
+			}
+			rs := newRegions(t, "users")
+			if err := config.Configure(d, func(k string) string { return env[k] }, rs...); err != nil {
+				t.Fatal(err)
+			}
+			// The backend copies: each of its reads decodes a new *string. The local tier keeps one.
+			v := region.NewView[*string](rs[0])
+			create := func(context.Context) (*string, error) { s := "v"; return &s, nil }
+			first, err1 := v.GetOrCreate(ctx, "k", create)
+			second, err2 := v.GetOrCreate(ctx, "k", create)
+			if err1 != nil || err2 != nil || first != second {
+				t.Errorf("the second call was not answered from a local tier (%v, %v)", err1, err2)
 			}
 		})
 	}

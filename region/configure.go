@@ -54,10 +54,11 @@ func (r *Region) ConfigureContext(ctx context.Context, b backends.Backend, opts 
 	if r.bound.Load() != nil {
 		return r.fail(OpConfigure, KindUsage, "", ErrAlreadyConfigured)
 	}
-	cfg, err := r.withOptions(opts)
+	cfg, err := r.withOptions(b, opts)
 	if err != nil {
 		return r.fail(OpConfigure, KindUsage, "", err)
 	}
+	cfg.makeLocal()
 	// No call reads cfg before the backend is bound (every operation loads bound first), so
 	// replacing it here, before the Store in configure, is safe.
 	if cfg.background != r.cfg.background {
@@ -73,10 +74,10 @@ func (r *Region) ConfigureContext(ctx context.Context, b backends.Backend, opts 
 	return nil
 }
 
-// checkConfig reports whether ConfigureWith would accept opts: the error it would return for
-// them, without configuring anything. Package config calls it (paramTable.Check) for every region
-// before it configures any.
-func (r *Region) checkConfig(opts ...Option) error {
+// checkConfig reports whether ConfigureWith would accept b and opts: the error it would return
+// for them, without configuring anything. Package config calls it (paramTable.Check) for every
+// region before it configures any.
+func (r *Region) checkConfig(b backends.Backend, opts ...Option) error {
 	r.configMu.Lock() // ConfigureWith writes the settings under it
 	defer r.configMu.Unlock()
 	if r.closed.Load() {
@@ -85,12 +86,12 @@ func (r *Region) checkConfig(opts ...Option) error {
 	if r.bound.Load() != nil {
 		return r.fail(OpConfigure, KindUsage, "", ErrAlreadyConfigured)
 	}
-	_, err := r.withOptions(opts)
+	_, err := r.withOptions(b, opts)
 	return r.fail(OpConfigure, KindUsage, "", err)
 }
 
-// withOptions returns the region's settings with opts applied, validated.
-func (r *Region) withOptions(opts []Option) (config, error) {
+// withOptions returns the region's settings with opts applied, validated, for the backend b.
+func (r *Region) withOptions(b backends.Backend, opts []Option) (config, error) {
 	cfg := r.cfg
 	for _, o := range opts {
 		if err := cfg.apply(o); err != nil {
@@ -98,6 +99,9 @@ func (r *Region) withOptions(opts []Option) (config, error) {
 		}
 	}
 	if err := cfg.validate(); err != nil {
+		return cfg, err
+	}
+	if err := cfg.validateLocal(b); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
@@ -125,6 +129,8 @@ func (r *Region) withOptions(opts []Option) (config, error) {
 //	circuit_breaker=100ms,5s   WithCircuitBreaker: min,max, or off
 //	lock_poll=1ms,100ms        WithLockPoll: min,max
 //	signed_entries=k1:c2Vj...  WithSignedEntries: id:base64-secret[,id:base64-secret...], the first signs
+//	local_cache=10000          WithLocalCache: a memory backend of at most this many entries
+//	local_max_age=30s          WithLocalCache's maxAge
 //
 // Durations read as time.ParseDuration reads them and must not be negative (in code, a negative
 // expiration means "already expired"; in a URL it is a typo), numbers as strconv does; package config takes
@@ -195,6 +201,8 @@ var regionParams = []regionParam{
 	{"circuit_breaker", circuitBreakerParam},
 	{"lock_poll", lockPollParam},
 	{"signed_entries", signedEntriesParam},
+	{"local_cache", localCacheParam},
+	{"local_max_age", localMaxAgeParam},
 }
 
 // paramNames returns the names of regionParams, in their order.

@@ -110,7 +110,7 @@ func TestConfigureWithDoesNotRaceInvalidateOrConfigCheck(t *testing.T) {
 		call func(r *region.Region)
 	}{
 		{"Invalidate", func(r *region.Region) { _ = r.Invalidate(context.Background(), region.Soft) }},
-		{"config check", func(r *region.Region) { _ = check(r, region.WithExpiration(time.Minute)) }},
+		{"config check", func(r *region.Region) { _ = check(r, nil, region.WithExpiration(time.Minute)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := region.New(t.Name())
@@ -164,5 +164,119 @@ func TestConfigureURLDocListsEveryParameter(t *testing.T) {
 		if !strings.Contains(doc, "\t"+name+"=") {
 			t.Errorf("ConfigureURL's documentation does not list %s", name)
 		}
+	}
+}
+
+// TestLocalCacheParams: local_cache and local_max_age make a local tier from a URL, together or
+// with a local cache given in code, and their bad values are errors naming them.
+func TestLocalCacheParams(t *testing.T) {
+	ctx := t.Context()
+	// Over memory://?copy=true, a byte backend, each backend read decodes a new *string; a local
+	// tier answers with the one it keeps.
+	servesFromLocalTier := func(t *testing.T, r *region.Region) bool {
+		t.Helper()
+		v := region.NewView[*string](r)
+		create := func(context.Context) (*string, error) { s := "v"; return &s, nil }
+		first, err := v.GetOrCreate(ctx, "k", create)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := v.GetOrCreate(ctx, "k", create)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return first == second
+	}
+	for _, tc := range []struct {
+		name  string
+		code  []region.Option
+		query string
+		local bool
+	}{
+		{"none", nil, "", false},
+		{"both", nil, "&local_cache=100&local_max_age=1m", true},
+		{"size with the code's tier", []region.Option{region.WithLocalCache(memory.New(), time.Minute)}, "&local_cache=100", true},
+		{"max age with the code's tier", []region.Option{region.WithLocalCache(memory.New(), time.Minute)}, "&local_max_age=5s", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := region.New("local", tc.code...)
+			defer r.Close()
+			if err := r.ConfigureURL("memory://?copy=true" + tc.query); err != nil {
+				t.Fatal(err)
+			}
+			if got := servesFromLocalTier(t, r); got != tc.local {
+				t.Errorf("served from a local tier: %v, want %v", got, tc.local)
+			}
+		})
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"local_cache=0&local_max_age=1m", "parameter local_cache"},
+		{"local_cache=-1&local_max_age=1m", "parameter local_cache"},
+		{"local_cache=many&local_max_age=1m", "parameter local_cache"},
+		{"local_cache=10&local_max_age=0s", "parameter local_max_age"},
+		{"local_cache=10&local_max_age=-1s", "parameter local_max_age"},
+		{"local_cache=10&local_max_age=soon", "parameter local_max_age"},
+		{"local_cache=10", "local_cache without local_max_age"},
+		{"local_max_age=30s", "local_max_age without local_cache"},
+	} {
+		r := region.New("local")
+		err := r.ConfigureURL("memory://?copy=true&" + tc.query)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want an error saying %q", tc.query, err, tc.want)
+		}
+		if r.Configured() {
+			t.Errorf("%s: configured", tc.query)
+		}
+		_ = r.Close()
+	}
+}
+
+// TestLocalCacheOverValueBackendIsAnError: a local tier in front of a backend that keeps Go values
+// would never be read; Configure, ConfigureWith and ConfigureURL refuse it, whether it was given
+// in code or by the parameters, and take nothing.
+func TestLocalCacheOverValueBackendIsAnError(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		code      bool // the region is given WithLocalCache at New
+		configure func(r *region.Region) error
+		want      string
+	}{
+		{"Configure", true, func(r *region.Region) error {
+			b := memory.New()
+			defer b.Close()
+			return r.Configure(b)
+		}, "WithLocalCache over a backend that keeps Go values (*memory.Backend): the local tier would never be used"},
+		{"ConfigureWith", false, func(r *region.Region) error {
+			b, l1 := memory.New(), memory.New()
+			defer b.Close()
+			defer l1.Close() // not taken by a failed ConfigureWith, as b is not
+			return r.ConfigureWith(b, region.WithLocalCache(l1, time.Minute))
+		}, "WithLocalCache over a backend that keeps Go values"},
+		{"ConfigureURL", false, func(r *region.Region) error {
+			return r.ConfigureURL("memory://?local_cache=100&local_max_age=1m")
+		}, "local_cache over a backend that keeps Go values (*memory.Backend)"},
+		{"ConfigureURL with the code's tier", true, func(r *region.Region) error {
+			return r.ConfigureURL("memory://")
+		}, "WithLocalCache over a backend that keeps Go values"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []region.Option
+			if tc.code {
+				opts = append(opts, region.WithLocalCache(memory.New(), time.Minute))
+			}
+			r := region.New("users", opts...)
+			defer r.Close()
+			err := tc.configure(r)
+			var re *region.Error
+			if !errors.Is(err, region.ErrInvalidOption) || !errors.As(err, &re) || re.Kind != region.KindUsage || re.Op != region.OpConfigure {
+				t.Fatalf("err = %v; want a usage *Error of configure wrapping ErrInvalidOption", err)
+			}
+			if !strings.Contains(err.Error(), `region "users": configure: usage: `) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %q; want it to say %q", err, tc.want)
+			}
+			if r.Configured() {
+				t.Error("configured")
+			}
+		})
 	}
 }

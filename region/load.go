@@ -15,6 +15,7 @@ type loaded[V any] struct {
 	delta   int64 // how long the value's creation took; 0: unknown
 	found   bool  // a usable entry: a value, or (neg) a cached "not found"
 	neg     bool
+	failed  bool // a byte backend's read failed, or the circuit breaker skipped it (FailOpen)
 }
 
 // negativeMark is what a ValueStore keeps for a cached "not found".
@@ -40,7 +41,7 @@ func (v *View[V]) load(ctx context.Context, b *bound, k string, s *scope) (loade
 		v.r.settle(ctx, t, err)
 	}
 	if err != nil {
-		return loaded[V]{}, v.readFailed(ctx, s, err)
+		return loaded[V]{failed: !errors.Is(err, backends.ErrNotFound)}, v.readFailed(ctx, s, err)
 	}
 	if rd.shared == 0 { // read for this caller alone
 		return v.decodeEntry(ctx, k, rd.raw, s), nil

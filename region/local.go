@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
+	"github.com/dogpile-go/dogpile/backends/memory"
 )
 
 // LocalCache is an in-process cache of Go values that a region can put in front of its backend
@@ -41,7 +43,31 @@ type LocalCache interface {
 // to the backend's. Batch reads (GetMulti, GetOrCreateMulti) go to the backend and do not use l1.
 // Only regions with a local cache announce their writes: give every process of the fleet the
 // option, or the others learn of the writes of those without it only as their entries age out.
-// l1 must keep Go values (StoresValues) and maxAge must be positive.
+//
+// While the backend is down, l1 carries the process, within the same bound. Under FailOpen, a
+// read the backend failed (or the circuit breaker skipped) takes what l1 holds for the key as
+// the backend's answer: a fresh value is served, without calling the creator; an expired one is
+// the old value of a regeneration, served at once to this process's other callers while one
+// regenerates, as an expired value read from the backend is. A value created while the backend
+// cannot be reached (its write failed with a connection error, or was skipped) is kept in l1,
+// so that the creator runs once a key per expiration or maxAge, whichever ends first, rather than
+// on every call. This is what l1 already promises: an entry served at most maxAge after this
+// process got it, other processes' writes arriving by announcement, which a backend that is
+// down does not carry either; and a process whose subscription dropped clears l1 once the
+// backend is back. An expired value is not served in place of calling the creator: only the
+// region's expiration says how old a value may be, and a backend being down says nothing of the
+// creator's own sources. Under FailClosed the backend's failure is returned, as without l1.
+//
+// l1 must keep Go values (StoresValues) and maxAge must be positive. Over a backend that keeps
+// Go values itself (the memory backend) l1 would never be used: Configure refuses it.
+//
+// Configuration documents, environment variables and URLs set the local tier with two region
+// parameters (see ConfigureURL): local_cache=10000 makes l1 a memory backend of at most that
+// many entries (memory.WithMaxEntries), and local_max_age=30s sets maxAge. They go together,
+// or with a local cache given in code: local_cache replaces its l1 (keeping its maxAge unless
+// local_max_age is given), local_max_age changes its maxAge. Either alone, without a local cache
+// in code, is an error: there is no good default for how late a process may see another's
+// write.
 func WithLocalCache(l1 LocalCache, maxAge time.Duration) Option {
 	return regionOption("WithLocalCache", func(c *config) error {
 		if l1 == nil || !l1.StoresValues() {
@@ -51,8 +77,67 @@ func WithLocalCache(l1 LocalCache, maxAge time.Duration) Option {
 			return fmt.Errorf("WithLocalCache(%v): maxAge must be positive", maxAge)
 		}
 		c.local = newLocal(l1, maxAge)
+		c.localSize, c.localAge = 0, 0
 		return nil
 	})
+}
+
+// localCacheParam reads local_cache, the most entries of a local tier of the memory backend.
+func localCacheParam(name, value string) (Option, error) {
+	n, err := strconv.Atoi(value)
+	if err != nil || n <= 0 {
+		return Option{}, fmt.Errorf("parameter %s: %q: want a number of entries > 0", name, value)
+	}
+	return regionOption(name, func(c *config) error { c.localSize = n; return nil }), nil
+}
+
+// localMaxAgeParam reads local_max_age, the max age of the local tier.
+func localMaxAgeParam(name, value string) (Option, error) {
+	d, err := time.ParseDuration(value)
+	if err != nil || d <= 0 {
+		return Option{}, fmt.Errorf("parameter %s: %q: want a duration > 0 (say 30s)", name, value)
+	}
+	return regionOption(name, func(c *config) error { c.localAge = d; return nil }), nil
+}
+
+// validateLocal checks the local tier's settings against each other and against b, the backend
+// to be configured (nil: not known yet).
+func (c *config) validateLocal(b backends.Backend) error {
+	switch {
+	case c.local == nil && c.localSize > 0 && c.localAge == 0:
+		return invalid("local_cache without local_max_age: say how long the local tier keeps an entry (local_max_age=30s)")
+	case c.local == nil && c.localSize == 0 && c.localAge > 0:
+		return invalid("local_max_age without local_cache: say how many entries the local tier keeps (local_cache=10000)")
+	case b == nil || c.local == nil && c.localSize == 0:
+		return nil
+	}
+	if vs, ok := backends.As[backends.ValueStore](b); ok && vs.StoresValues() {
+		name := "WithLocalCache"
+		if c.localSize > 0 {
+			name = "local_cache"
+		}
+		return invalid("%s over a backend that keeps Go values (%T): the local tier would never be used", name, vs)
+	}
+	return nil
+}
+
+// makeLocal gives c the local tier its parameters describe (local_cache, local_max_age), if any:
+// a memory backend, or the tier given in code with another max age. A tier given in code that
+// local_cache replaces is closed. Configure calls it once the settings are valid: the memory
+// backend starts goroutines, which the region's Close stops.
+func (c *config) makeLocal() {
+	switch {
+	case c.localSize > 0:
+		age := c.localAge
+		if age == 0 {
+			age = c.local.maxAge
+		}
+		_ = c.local.close()
+		c.local = newLocal(memory.New(memory.WithMaxEntries(c.localSize)), age)
+	case c.localAge > 0:
+		c.local = newLocal(c.local.cache, c.localAge)
+	}
+	c.localSize, c.localAge = 0, 0
 }
 
 // local is the region's local tier (WithLocalCache): decoded values kept in this process in

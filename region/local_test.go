@@ -2,14 +2,19 @@ package region_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends/memory"
 	"github.com/dogpile-go/dogpile/backends/redis"
+	"github.com/dogpile-go/dogpile/backends/wrap"
 	"github.com/dogpile-go/dogpile/internal/testserver"
 	"github.com/dogpile-go/dogpile/region"
 )
@@ -364,4 +369,110 @@ func TestLocalCacheKeepsTheFleetLockOnRedis(t *testing.T) {
 	if n := made.Load(); n != 1 {
 		t.Errorf("a cold key was created %d times by 3 regions with local caches, want 1", n)
 	}
+}
+
+// TestLocalCacheServesWhileTheBackendIsDown: under FailOpen, while the backend cannot be reached
+// (every call refused, read by read or skipped by the circuit breaker), the creator is not called
+// while the local tier holds a fresh value within its max age, and is called once it no longer
+// does; the value it makes is kept in the local tier, which answers the next calls again.
+func TestLocalCacheServesWhileTheBackendIsDown(t *testing.T) {
+	const maxAge = 10 * time.Second
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	for _, tc := range []struct {
+		name string
+		opts []region.Option
+		life time.Duration // how long a value is served in the outage: the expiration or maxAge
+	}{
+		{"breaker skips reads", nil, maxAge},
+		{"every read fails", []region.Option{region.WithCircuitBreaker(0, 0)}, maxAge},
+		{"expiration shorter than max age", []region.Option{region.WithExpiration(4 * time.Second)}, 4 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := t.Context()
+				faults := wrap.NewFaults(1)
+				l1 := memory.New()
+				r := newRegion(t, wrap.New(newBatchBackend(newShared()), faults.Hook),
+					append([]region.Option{region.WithLocalCache(l1, maxAge), region.WithExpiration(time.Hour)}, tc.opts...)...)
+				v := region.NewView[string](r)
+				var c counter
+				if got, err := v.GetOrCreate(ctx, "k", c.create); got != "v1" || err != nil {
+					t.Fatalf("before the outage: %q, %v", got, err)
+				}
+				if err := faults.Set(wrap.Fault{Rate: 1, Err: refused}); err != nil {
+					t.Fatal(err)
+				}
+				// Call every 100ms for three lives of a value; note when the creator runs.
+				made := []time.Time{time.Now()}
+				for end := time.Now().Add(3*tc.life + time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+					n := c.n.Load()
+					got, err := v.GetOrCreate(ctx, "k", c.create)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if c.n.Load() > n+1 {
+						t.Fatalf("%d creations in one call", c.n.Load()-n)
+					}
+					if c.n.Load() == n+1 {
+						made = append(made, time.Now())
+					}
+					if want := fmt.Sprintf("v%d", c.n.Load()); got != want {
+						t.Fatalf("served %q; want the last value made, %s", got, want)
+					}
+				}
+				if len(made) < 4 {
+					t.Fatalf("the creator ran %d times in %v of outage; want once every %v", len(made)-1, 3*tc.life, tc.life)
+				}
+				// The local tier's max age is timed by the memory backend's coarse clock: a
+				// value goes within a few of its 100ms steps after it.
+				for i := 1; i < len(made); i++ {
+					if gap := made[i].Sub(made[i-1]); gap < tc.life || gap > tc.life+500*time.Millisecond {
+						t.Errorf("creation %d came %v after the value before it; want %v (the value's life in the outage)", i+1, gap, tc.life)
+					}
+				}
+				if faults.Injected(0) == 0 {
+					t.Error("no backend call failed")
+				}
+			})
+		})
+	}
+}
+
+// TestExpiredLocalValueIsTheOldValueWhileTheBackendIsDown: when the backend read fails, an
+// expired value in the local tier is the old value of the regeneration, as one read from the
+// backend would be: with background refresh the caller gets it at once, and what the refresh
+// makes is kept in the local tier.
+func TestExpiredLocalValueIsTheOldValueWhileTheBackendIsDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		faults := wrap.NewFaults(1)
+		r := newRegion(t, wrap.New(newBatchBackend(newShared()), faults.Hook), region.WithLocalCache(memory.New(), time.Minute),
+			region.WithExpiration(time.Second), region.WithBackgroundRefresh(1))
+		v := region.NewView[string](r)
+		if err := v.Set(ctx, "k", "old"); err != nil {
+			t.Fatal(err)
+		}
+		if err := faults.Set(wrap.Fault{Rate: 1, Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // expired, still in the local tier
+		release, calls := make(chan struct{}), 0
+		create := func(context.Context) (string, error) { calls++; <-release; return "new", nil }
+		got := make(chan string, 1)
+		go func() { s, _ := v.GetOrCreate(ctx, "k", create); got <- s }()
+		synctest.Wait() // the call returned, or waits for the creator
+		close(release)
+		select {
+		case s := <-got:
+			if s != "old" {
+				t.Fatalf("%q; want the expired value at once while the refresh runs", s)
+			}
+		default:
+			t.Fatalf("the call waited for the creator; want the expired value at once (got %q after)", <-got)
+		}
+		synctest.Wait()
+		if got, err := v.GetOrCreate(ctx, "k", create); got != "new" || err != nil || calls != 1 {
+			t.Fatalf("after the refresh: %q, %v, %d creations; want its value from the local tier", got, err, calls)
+		}
+	})
 }

@@ -128,6 +128,9 @@ type config struct {
 
 	sharedPoll time.Duration // WithSharedInvalidation; 0: invalidations apply in this process only
 	local      *local        // WithLocalCache; nil: none
+	// local_cache and local_max_age (see WithLocalCache): the tier Configure makes (makeLocal).
+	localSize int
+	localAge  time.Duration
 
 	breakerMin, breakerMax time.Duration // WithCircuitBreaker; 0: off
 

@@ -29,6 +29,15 @@ func (v *View[V]) store(ctx context.Context, b *bound, k string, val V, created,
 	if err != nil {
 		if err != errSkipped { // it may have been applied (a timeout): drop the old value everywhere
 			b.local.evict(ctx, v.r, b, s, k)
+			since = b.local.epoch(k)
+		}
+		if cond && (err == errSkipped || reach(ctx, err) == reachedNot) {
+			// A creation the backend is down for: this process keeps it, for the local tier's
+			// max age, rather than run the creator on every call (see WithLocalCache).
+			b.local.write(ctx, k, since, func() backends.Item {
+				e := loaded[V]{val: val, created: created, delta: delta, found: true}
+				return e.localItem()
+			})
 		}
 		return v.r.backendFailed(s, KindWrite, err)
 	}

@@ -193,8 +193,11 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 		}
 	}
 	l.loaded, err = v.load(ctx, b, l.key, &scope{OpGetOrCreate, key})
-	if err == nil && l.found {
+	switch {
+	case err == nil && l.found:
 		b.local.fill(ctx, l.key, since, l.loaded.localItem)
+	case err == nil && l.failed:
+		l.loaded = v.localStandIn(ctx, &l) // the backend is down: see WithLocalCache
 	}
 	switch {
 	case err != nil:
@@ -250,6 +253,19 @@ func (v *View[V]) lookupLocal(ctx context.Context, l *lookup[V], it backends.Ite
 	v.c.hits.add()
 	l.loaded, l.hit = e, true
 	return true
+}
+
+// localStandIn is what the local tier holds for l's key, taken as the answer of a backend read
+// that failed under FailOpen (see WithLocalCache): the rest of the lookup serves it if fresh,
+// and hands it to the engine as the old value if expired. Without a tier, or without the key in
+// it, it is absent, as the failed read is.
+func (v *View[V]) localStandIn(ctx context.Context, l *lookup[V]) loaded[V] {
+	it, found, err := l.b.local.get(ctx, l.key)
+	if !found || err != nil {
+		return loaded[V]{}
+	}
+	e, _ := v.loadItem(ctx, it, nil, &scope{OpGetOrCreate, l.user})
+	return e
 }
 
 // Refresh runs create and stores its value under key (subject to the should-cache predicates)

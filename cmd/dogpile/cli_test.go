@@ -596,6 +596,7 @@ func TestInProcessBackends(t *testing.T) {
 		r.want(t, exitFailure)
 		r.contains(t, "a new process, such as this one, has none to inspect")
 		dogpile(t, "delete", "-raw", u, "k").want(t, exitFailure)
+		dogpile(t, "delete", "-region", "users", "-raw", u, "k").contains(t, "none to inspect")
 		dogpile(t, "invalidate", "-raw", u, "k").want(t, exitFailure)
 		r = dogpile(t, "stats", u)
 		r.want(t, exitOK)

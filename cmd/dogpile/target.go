@@ -96,6 +96,7 @@ func (c *cli) openURL(o *options, rawURL string, use regionUse, m keys.Mangler) 
 			return nil, &usageError{msg: err.Error()}
 		}
 	} else {
+		t.url, _ = url.Parse(openURL) // for newRegion; nil if it does not parse, as ConfigureURL says
 		r := t.newRegion(o.region, use)
 		if err := r.ConfigureURL(openURL); err != nil { // so do its
 			return nil, &usageError{msg: err.Error()}
@@ -235,7 +236,7 @@ func (t *target) newRegion(name string, use regionUse) *region.Region {
 	if t.mangler != nil {
 		opts = append(opts, region.WithKeyMangler(t.mangler))
 	}
-	if use >= announce {
+	if use >= announce && (t.url == nil || !t.inProcess()) { // refused over memory://: never read
 		opts = append(opts, region.WithLocalCache(memory.New(), announceAge))
 	}
 	if use == shareMark {

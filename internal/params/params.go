@@ -17,6 +17,8 @@ package params
 import (
 	"fmt"
 	"net/url"
+
+	"github.com/dogpile-go/dogpile/backends"
 )
 
 // Table is a region's parameters and the check of its settings: R is *region.Region and O
@@ -27,8 +29,8 @@ type Table[R, O any] struct {
 	// Param returns the option that the parameter name sets to value, checked alone, or an
 	// error naming the parameter.
 	Param func(name, value string) (O, error)
-	// Check returns the error r.ConfigureWith would return for opts, configuring nothing.
-	Check func(r R, opts ...O) error
+	// Check returns the error r.ConfigureWith would return for b and opts, configuring nothing.
+	Check func(r R, b backends.Backend, opts ...O) error
 }
 
 // FromQuery takes the parameters of t out of q and returns the options they set, in the order of
