@@ -80,12 +80,6 @@ func init() {
 		}
 		return opt.ext, true
 	}
-	extopt.Err = func(o any) error {
-		if opt, ok := o.(Option); ok {
-			return opt.err
-		}
-		return nil
-	}
 }
 
 // check returns the option's error at level at: its bad value, or that it is not accepted there.

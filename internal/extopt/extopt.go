@@ -9,6 +9,3 @@ var New func(name string, v any) any
 
 // Value returns what an option made by New carries, and whether o is such an option.
 var Value func(o any) (any, bool)
-
-// Err returns the error an option holds (a bad value), or nil.
-var Err func(o any) error
