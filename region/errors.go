@@ -84,7 +84,7 @@ const (
 	OpRefresh          Op = "refresh"             // View.Refresh
 	OpRefreshMulti     Op = "refresh_multi"       // View.RefreshMulti
 	OpInvalidate       Op = "invalidate"          // Region.Invalidate
-	OpConfigure        Op = "configure"           // Configure, ConfigureWith, ConfigureContext, ConfigureURL, CheckConfig
+	OpConfigure        Op = "configure"           // Configure, ConfigureWith, ConfigureContext, ConfigureURL
 	OpClose            Op = "close"               // Region.Close
 	OpPublishExpvar    Op = "publish_expvar"      // Region.PublishExpvar
 	// OpWatch is the region's own following of other processes' invalidations and writes
