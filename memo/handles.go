@@ -99,10 +99,12 @@ func Func[A, V any](r *region.Region, fn func(context.Context, A) (V, error), op
 }
 
 // Call returns fn(ctx, a) from the cache, calling fn under the dogpile lock when the value is
-// absent or expired (see region.View.GetOrCreate). A hit costs one backend read and one
-// allocation, the key.
+// absent or expired (see region.View.GetOrCreate). A hit costs one backend read and, on the
+// memory backend, for arguments keys encodes itself (basic types and structs of them), no
+// allocation: the key is built on the stack.
 func (h *Handle[A, V]) Call(ctx context.Context, a A) (V, error) {
-	k, err := h.Key(a)
+	var buf keyBuf
+	k, err := h.lend(&buf, a)
 	if err != nil {
 		var zero V
 		return zero, err
@@ -142,11 +144,19 @@ func (h *Handle[A, V]) Key(a A) (string, error) {
 		return h.c.generated(a)
 	}
 	var buf keyBuf
+	return own(h.lend(&buf, a))
+}
+
+// lend returns the key for a, built in buf unless a custom generator builds it.
+func (h *Handle[A, V]) lend(buf *keyBuf, a A) (string, error) {
+	if h.c.gen != nil {
+		return h.c.generated(a)
+	}
 	b, err := keys.Append(append(buf[:0], h.c.prefix...), a)
 	if err != nil {
 		return "", h.c.keyErr(err)
 	}
-	return string(b), nil
+	return lent(b), nil
 }
 
 type args2[A, B any] struct {
@@ -167,7 +177,8 @@ func Func2[A, B, V any](r *region.Region, fn func(context.Context, A, B) (V, err
 
 // Call returns fn(ctx, a, b) from the cache; see Handle.Call.
 func (h *Handle2[A, B, V]) Call(ctx context.Context, a A, b B) (V, error) {
-	k, err := h.Key(a, b)
+	var buf keyBuf
+	k, err := h.lend(&buf, a, b)
 	if err != nil {
 		var zero V
 		return zero, err
@@ -211,6 +222,14 @@ func (h *Handle2[A, B, V]) Key(a A, b B) (string, error) {
 		return h.c.generated(a, b)
 	}
 	var buf keyBuf
+	return own(h.lend(&buf, a, b))
+}
+
+// lend returns the key for (a, b), built in buf unless a custom generator builds it.
+func (h *Handle2[A, B, V]) lend(buf *keyBuf, a A, b B) (string, error) {
+	if h.c.gen != nil {
+		return h.c.generated(a, b)
+	}
 	k, err := keys.Append(append(buf[:0], h.c.prefix...), a)
 	if err == nil {
 		k, err = keys.Append(append(k, ','), b)
@@ -218,7 +237,7 @@ func (h *Handle2[A, B, V]) Key(a A, b B) (string, error) {
 	if err != nil {
 		return "", h.c.keyErr(err)
 	}
-	return string(k), nil
+	return lent(k), nil
 }
 
 type args3[A, B, C any] struct {
@@ -241,7 +260,8 @@ func Func3[A, B, C, V any](r *region.Region, fn func(context.Context, A, B, C) (
 
 // Call returns fn(ctx, a, b, c) from the cache; see Handle.Call.
 func (h *Handle3[A, B, C, V]) Call(ctx context.Context, a A, b B, c C) (V, error) {
-	k, err := h.Key(a, b, c)
+	var buf keyBuf
+	k, err := h.lend(&buf, a, b, c)
 	if err != nil {
 		var zero V
 		return zero, err
@@ -285,6 +305,14 @@ func (h *Handle3[A, B, C, V]) Key(a A, b B, c C) (string, error) {
 		return h.c.generated(a, b, c)
 	}
 	var buf keyBuf
+	return own(h.lend(&buf, a, b, c))
+}
+
+// lend returns the key for (a, b, c), built in buf unless a custom generator builds it.
+func (h *Handle3[A, B, C, V]) lend(buf *keyBuf, a A, b B, c C) (string, error) {
+	if h.c.gen != nil {
+		return h.c.generated(a, b, c)
+	}
 	k, err := keys.Append(append(buf[:0], h.c.prefix...), a)
 	if err == nil {
 		k, err = keys.Append(append(k, ','), b)
@@ -295,7 +323,7 @@ func (h *Handle3[A, B, C, V]) Key(a A, b B, c C) (string, error) {
 	if err != nil {
 		return "", h.c.keyErr(err)
 	}
-	return string(k), nil
+	return lent(k), nil
 }
 
 // Stats returns the counts of the function's calls: hits, misses, creations, waits... (see

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"unsafe"
 
 	"github.com/dogpile-go/dogpile/internal/extopt"
 	"github.com/dogpile-go/dogpile/keys"
@@ -180,3 +181,17 @@ func with(base, opts []region.Option) []region.Option {
 
 // keyBuf is the stack buffer default keys are built in; longer keys grow onto the heap.
 type keyBuf [128]byte
+
+// lent is the string of b, without a copy: the key of a call, built in a keyBuf on the caller's
+// stack. The region does not keep the keys its hit path is given (it copies those it keeps, on
+// the slow path), which the compiler checks: were one kept, escape analysis would move the
+// buffer to the heap. A key that leaves the call (Key) is copied with own.
+func lent(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// own returns a copy of the key a handle's lend built, for use past the call.
+func own(k string, err error) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	return strings.Clone(k), nil
+}

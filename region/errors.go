@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/internal/dogpile"
@@ -144,7 +145,10 @@ func (r *Region) errorOf(op Op, kind Kind, key string, err error) *Error {
 	if e, ok := err.(*Error); ok {
 		return e
 	}
-	return &Error{Op: op, Kind: kind, Key: key, Region: r.name, Err: err}
+	// Copies: the hit path lends the callers' keys (see View.hit), which must not outlive the
+	// call. op is copied too, because it comes in one scope with the key, and escape analysis
+	// does not tell a struct's fields apart: were op kept, the key would be deemed kept as well.
+	return &Error{Op: Op(strings.Clone(string(op))), Kind: kind, Key: strings.Clone(key), Region: r.name, Err: err}
 }
 
 // failAt is fail for the call s, whose key the error concerns.

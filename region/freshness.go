@@ -105,8 +105,20 @@ func (r *Region) fresh(created, delta int64, exp time.Duration) bool {
 	case exp < 0:
 		return false
 	default:
-		return r.now()-stored(created, delta) < int64(r.jittered(exp, created))
+		return r.within(stored(created, delta), int64(r.jittered(exp, created)))
 	}
+}
+
+// within reports whether less than d nanoseconds have passed since at. The coarse clock answers
+// when it can say so with a margin (see coarseClock); the precise clock answers the rest: ages
+// near d, ages past it, and every age under WithClock.
+func (r *Region) within(at, d int64) bool {
+	if r.cfg.clock == nil {
+		if c := coarse.read(); c != 0 && c-at < d-int64(coarseSlack) {
+			return true
+		}
+	}
+	return r.now()-at < d
 }
 
 // stored is when an entry whose creation began at created and took delta was stored.
@@ -219,7 +231,7 @@ func (r *Region) negFresh(created, delta int64, ttl time.Duration, p *policy) bo
 	if r.negTarget(p) == nil || created < r.softAt.Load() {
 		return false
 	}
-	return r.now()-stored(created, delta) < int64(r.jittered(ttl, created))
+	return r.within(stored(created, delta), int64(r.jittered(ttl, created)))
 }
 
 // notFound is the cause of the error of a call that finds a cached "not found".

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/dogpile-go/dogpile/backends"
+	"github.com/dogpile-go/dogpile/backends/memory"
 	"github.com/dogpile-go/dogpile/internal/dogpile"
 )
 
@@ -102,6 +105,9 @@ type Region struct {
 type bound struct {
 	backend backends.Backend
 	values  backends.ValueStore // nil unless the backend keeps Go values
+	// mem is values when it is the memory backend, whose reads do not retain the key: the hit
+	// path reads it with a key it borrows from its caller (see View.hit).
+	mem *memory.Backend
 	locker  backends.Locker     // nil: the dogpile lock holds within this process only
 
 	// The multi-key capabilities, each nil if the backend lacks it, and the most keys one call
@@ -167,6 +173,7 @@ func (r *Region) configure(b backends.Backend) {
 	bd := &bound{backend: b}
 	if vs, ok := backends.As[backends.ValueStore](b); ok && vs.StoresValues() {
 		bd.values = vs
+		bd.mem, _ = vs.(*memory.Backend)
 	}
 	if l, ok := backends.As[backends.Locker](b); ok {
 		bd.locker = l
@@ -296,6 +303,28 @@ func (r *Region) mangle(key string) string {
 		return key
 	}
 	return r.cfg.mangler(key)
+}
+
+// mangleBuf is the buffer on the stack that the hit path mangles keys into.
+type mangleBuf [64]byte
+
+// mangleInto is mangle for a key the caller lends (see View.hit): without a mangler the key
+// itself, else the mangled key, which the mangler may not keep; a custom mangler, which could,
+// is given a copy.
+func (r *Region) mangleInto(_ *mangleBuf, key string) string {
+	if r.cfg.mangler == nil {
+		return key
+	}
+	return r.cfg.mangler(strings.Clone(key))
+}
+
+// noescape returns s, hidden from the compiler's escape analysis, so that a string built on the
+// caller's stack can be handed to a call that the compiler cannot see through (an interface, a
+// hash of otter's) but that does not keep it. Only for such calls: a string that outlives the
+// stack frame it points into is memory corruption.
+func noescape(s string) string {
+	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	return unsafe.String(*(**byte)(unsafe.Pointer(&p)), len(s))
 }
 
 func (r *Region) now() int64 {

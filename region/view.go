@@ -3,6 +3,7 @@ package region
 import (
 	"context"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
@@ -115,7 +116,7 @@ func (v *View[V]) GetOrCreate(ctx context.Context, key string, create func(conte
 		return l.val, cmpErr(err, l.err)
 	}
 	if l.p.bypass {
-		return v.refresh(ctx, l.b, l.key, l.p, create, scope{OpGetOrCreate, key})
+		return v.refresh(ctx, l.b, l.key, l.p, create, scope{OpGetOrCreate, l.user})
 	}
 	return v.resolve(ctx, &l, create)
 }
@@ -129,7 +130,7 @@ func GetOrCreateWith[V, A any](ctx context.Context, v *View[V], key string, crea
 		return l.val, cmpErr(err, l.err)
 	}
 	if l.p.bypass {
-		return v.refresh(ctx, l.b, l.key, l.p, func(ctx context.Context) (V, error) { return create(ctx, arg) }, scope{OpGetOrCreate, key})
+		return v.refresh(ctx, l.b, l.key, l.p, func(ctx context.Context) (V, error) { return create(ctx, arg) }, scope{OpGetOrCreate, l.user})
 	}
 	return resolveWith(ctx, v, &l, create, arg)
 }
@@ -166,15 +167,43 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 	if err != nil {
 		return l, v.r.misuse(OpGetOrCreate, key, err)
 	}
-	l.b, l.p, l.key = b, p, v.r.mangle(key)
-	l.user = key
-	if p.bypass {
-		v.c.misses.Add(1)
+	l.b, l.p = b, p
+	if b.mem != nil && !p.bypass {
+		if v.hit(ctx, &l, key) {
+			return l, nil
+		}
+		l.user = strings.Clone(key)
+		l.key = v.r.mangle(l.user)
 		return l, nil
 	}
+	return l, v.lookupOwned(ctx, &l, strings.Clone(key))
+}
+
+// hit is lookup on the memory backend, up to the answer: it reports whether l is a hit. It reads
+// with key as its caller lent it (a memo handle builds keys in a buffer on its stack): nothing it
+// calls keeps key, or anything made of it, past the call, as the compiler's escape analysis
+// checks for every use but the memory backend's read, whose key is hidden from it (noescape):
+// that read does not keep its key. A hit costs no allocation, nor does a miss up to here.
+func (v *View[V]) hit(ctx context.Context, l *lookup[V], key string) bool {
+	var buf mangleBuf
+	it, err := l.b.mem.GetValue(ctx, noescape(v.r.mangleInto(&buf, key)))
+	l.loaded, _ = v.loadItem(ctx, it, err, &scope{OpGetOrCreate, key}) // a miss is its only error
+	return v.judge(l, key)
+}
+
+// lookupOwned is lookup on the other backends, and for a call that bypasses the cache: key is the
+// lookup's own (it is kept in l and may be kept by the backend).
+func (v *View[V]) lookupOwned(ctx context.Context, l *lookup[V], key string) error {
+	b := l.b
+	l.key = v.r.mangle(key)
+	l.user = key
+	if l.p.bypass {
+		v.c.misses.Add(1)
+		return nil
+	}
 	if it, found, err := b.local.get(ctx, l.key); found || err != nil {
-		if v.lookupLocal(ctx, &l, it, err) {
-			return l, nil
+		if v.lookupLocal(ctx, l, it, err) {
+			return nil
 		}
 	}
 	// Before the backend read: an eviction after it refuses the fill. (One before it is for a
@@ -189,46 +218,55 @@ func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts [
 			v.c.observe(dogpile.EventWaited, 1, time.Since(start))
 			l.hit = true
 			l.val, l.err = v.result(ctx, key, res, err)
-			return l, nil
+			return nil
 		}
 	}
+	var err error
 	l.loaded, err = v.load(ctx, b, l.key, &scope{OpGetOrCreate, key})
 	switch {
 	case err == nil && l.found:
 		b.local.fill(ctx, l.key, since, l.loaded.localItem)
 	case err == nil && l.failed:
-		l.loaded = v.localStandIn(ctx, &l) // the backend is down: see WithLocalCache
+		l.loaded = v.localStandIn(ctx, l) // the backend is down: see WithLocalCache
 	}
-	switch {
-	case err != nil:
+	if err != nil {
 		v.c.misses.Add(1)
-		return l, err
+		return err
+	}
+	v.judge(l, key)
+	return nil
+}
+
+// judge decides what the entry a lookup read, l.loaded, is worth: a hit (it reports true), or a
+// miss, counted, for the slow path. key is the caller's, for the error of a cached "not found".
+func (v *View[V]) judge(l *lookup[V], key string) bool {
+	switch {
 	case !l.found:
 		v.c.misses.Add(1)
-		return l, nil
+		return false
 	case l.neg:
 		if v.r.negFresh(l.created, l.delta, negTTL[V](v.r, l.p), l.p) {
 			v.c.negHits.Add(1)
 			l.hit, l.err = true, v.r.fail(OpGetOrCreate, KindCreator, key, v.r.notFound(l.p))
-			return l, nil
+			return true
 		}
 		v.c.misses.Add(1)
 		l.loaded = loaded[V]{} // an expired "not found": absent
-		return l, nil
+		return false
 	}
 	exp := expiration(v.r, l.p, l.val)
 	if !v.r.fresh(l.created, l.delta, exp) {
 		v.c.expired.Add(1)
-		return l, nil
+		return false
 	}
 	if v.r.early(l.created, l.delta, exp, l.p) {
 		v.c.expired.Add(1)
 		v.c.early.Add(1)
-		return l, nil
+		return false
 	}
 	l.hit = true
 	v.c.hits.add()
-	return l, nil
+	return true
 }
 
 // lookupLocal answers a read from what the region's local tier (WithLocalCache) returned for the
