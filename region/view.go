@@ -65,7 +65,16 @@ func (v *View[V]) Get(ctx context.Context, key string, opts ...Option) (V, bool,
 	if err != nil {
 		return zero, false, v.r.misuse(OpGet, key, err)
 	}
-	e, err := v.load(ctx, b, v.r.mangle(key), &scope{OpGet, key})
+	var e loaded[V]
+	if b.mem != nil {
+		// As View.hit: key is lent to a read that does not keep it.
+		var buf mangleBuf
+		it, rerr := b.mem.GetValue(ctx, noescape(v.r.mangleInto(&buf, key)))
+		e, err = v.loadItem(ctx, it, rerr, &scope{OpGet, key})
+	} else {
+		k := strings.Clone(key) // the backend and the shared reads may keep it
+		e, err = v.load(ctx, b, v.r.mangle(k), &scope{OpGet, k})
+	}
 	if err != nil || !e.found || e.neg {
 		return zero, false, err
 	}
@@ -100,8 +109,10 @@ func (v *View[V]) Delete(ctx context.Context, key string) error { return v.r.Del
 // where the backend has a distributed lock), and on an expired key one caller regenerates while
 // every other is served the old value at once.
 //
-// A hit costs one backend read and no lock; on the memory backend it allocates nothing. A
-// closure that captures variables is allocated by its caller on every call, hit or not:
+// A hit costs one backend read and no lock; on the memory backend it allocates nothing. No call
+// of a View keeps key once it returns (the slow path copies it), so a key the caller builds for
+// the call, in a buffer or by a short concatenation, can stay on the caller's stack. A closure
+// that captures variables is allocated by its caller on every call, hit or not:
 // GetOrCreateWith avoids that on hot paths.
 //
 // create's error is returned to the caller and to every caller waiting on the same creation, and
@@ -111,7 +122,8 @@ func (v *View[V]) Delete(ctx context.Context, key string) error { return v.r.Del
 //
 // opts apply to this call (see Option); WithBypass makes it a Refresh.
 func (v *View[V]) GetOrCreate(ctx context.Context, key string, create func(context.Context) (V, error), opts ...Option) (V, error) {
-	l, err := v.lookup(ctx, key, create == nil, opts)
+	var l lookup[V]
+	err := v.lookup(ctx, &l, key, create == nil, opts)
 	if err != nil || l.hit {
 		return l.val, cmpErr(err, l.err)
 	}
@@ -125,7 +137,8 @@ func (v *View[V]) GetOrCreate(ctx context.Context, key string, create func(conte
 // that the caller need not allocate a closure to bind it: memo handles call it with the wrapped
 // function and its arguments. The closure is made here, on the slow path only.
 func GetOrCreateWith[V, A any](ctx context.Context, v *View[V], key string, create func(context.Context, A) (V, error), arg A, opts ...Option) (V, error) {
-	l, err := v.lookup(ctx, key, create == nil, opts)
+	var l lookup[V]
+	err := v.lookup(ctx, &l, key, create == nil, opts)
 	if err != nil || l.hit {
 		return l.val, cmpErr(err, l.err)
 	}
@@ -154,29 +167,28 @@ type lookup[V any] struct {
 	user string // key as the caller gave it, for errors
 }
 
-func (v *View[V]) lookup(ctx context.Context, key string, nilCreate bool, opts []Option) (lookup[V], error) {
-	var l lookup[V]
+func (v *View[V]) lookup(ctx context.Context, l *lookup[V], key string, nilCreate bool, opts []Option) error {
 	if nilCreate {
-		return l, v.nilCreator(OpGetOrCreate, key)
+		return v.nilCreator(OpGetOrCreate, key)
 	}
 	p, err := v.policy(opts)
 	if err != nil {
-		return l, v.r.misuse(OpGetOrCreate, key, err)
+		return v.r.misuse(OpGetOrCreate, key, err)
 	}
 	b, err := v.r.use(key)
 	if err != nil {
-		return l, v.r.misuse(OpGetOrCreate, key, err)
+		return v.r.misuse(OpGetOrCreate, key, err)
 	}
 	l.b, l.p = b, p
 	if b.mem != nil && !p.bypass {
-		if v.hit(ctx, &l, key) {
-			return l, nil
+		if v.hit(ctx, l, key) {
+			return nil
 		}
 		l.user = strings.Clone(key)
 		l.key = v.r.mangle(l.user)
-		return l, nil
+		return nil
 	}
-	return l, v.lookupOwned(ctx, &l, strings.Clone(key))
+	return v.lookupOwned(ctx, l, strings.Clone(key))
 }
 
 // hit is lookup on the memory backend, up to the answer: it reports whether l is a hit. It reads
