@@ -217,7 +217,8 @@ func (b *Backend) StoresValues() bool {
 
 // GetValue returns the item stored under key by SetValue, or an error wrapping
 // backends.ErrNotFound. It returns the item as stored, without copying item.Value, and does not
-// allocate: a hit costs one otter lookup.
+// allocate: a hit costs one otter lookup. It keeps no reference to key once it returns: regions
+// read with keys that live on their caller's stack.
 func (b *Backend) GetValue(_ context.Context, key string) (backends.Item, error) {
 	e, ok := b.cache.GetIfPresent(key)
 	if !ok {
