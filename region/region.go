@@ -78,8 +78,11 @@ type Region struct {
 	markers [2]atomic.Int64
 
 	clock wallClock
-	// lastStamp is the last time handed out by stamp.
+	// lastStamp is the last time handed out by stamp, written by every creation: on a cache line
+	// of its own, away from what every hit reads (bound, softAt, hardAt, cfg).
+	_         [64]byte
 	lastStamp atomic.Int64
+	_         [56]byte
 
 	// reads shares the backend reads of one key among concurrent callers.
 	reads reads
