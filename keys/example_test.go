@@ -33,6 +33,18 @@ func ExampleSHA1() {
 	// Output: a9993e364706816aba3e25717850c26c9cd0d89d
 }
 
+func ExampleAppendSHA1() {
+	buf := make([]byte, 0, 64) // reused for every key
+	for _, key := range []string{"users.Load|i:1", "users.Load|i:2"} {
+		buf = append(buf[:0], "app:"...)
+		buf = keys.AppendSHA1(buf, key) // no allocation: buf has room for 40 more bytes
+		fmt.Println(string(buf))
+	}
+	// Output:
+	// app:426922740de0c76ac239c54a0b9108c6f7a8d7f0
+	// app:30f8f1c61e5f2d949b7a220548ca223e9b4b063b
+}
+
 func ExampleChain() {
 	mangle := keys.Chain(keys.Prefix("app:"), strings.ToUpper)
 	fmt.Println(mangle("users.Load|i:42"))

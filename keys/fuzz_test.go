@@ -1,6 +1,8 @@
 package keys
 
 import (
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"reflect"
@@ -46,8 +48,8 @@ func FuzzNoCollision(f *testing.F) {
 
 // FuzzRoundTrip checks, over a wider set of types including nils, nested []any and pointers,
 // that a key parses back into its arguments (so no two different argument lists share it, up to
-// the documented exceptions), that Default is deterministic, and that Append agrees with
-// AppendAny.
+// the documented exceptions), that Default is deterministic, that Append agrees with AppendAny,
+// and that SHA1 and AppendSHA1 of the key give crypto/sha1's digest in hex.
 func FuzzRoundTrip(f *testing.F) {
 	f.Add(encodeArgs([]any{"a", 1, nil, []string{"x,y"}}))
 	f.Add([]byte{opAnyList, 3, opNil, opAnyList, 1, opStringList, 255, opStrPtr, 2, 'a', ','})
@@ -59,6 +61,7 @@ func FuzzRoundTrip(f *testing.F) {
 			t.Fatalf("Default(%#v) gave %q then %q", args, key, again)
 		}
 		checkRoundTrip(t, key, args)
+		checkSHA1(t, key)
 		for _, arg := range args {
 			checkAppend(t, arg)
 		}
@@ -86,6 +89,20 @@ func checkRoundTrip(t *testing.T, key string, args []any) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("key %q parses as %#v, want %#v", key, got, want)
+	}
+}
+
+// checkSHA1 compares SHA1(key), and AppendSHA1 of key after existing bytes, with the hex of
+// crypto/sha1's digest of key.
+func checkSHA1(t *testing.T, key string) {
+	t.Helper()
+	sum := sha1.Sum([]byte(key))
+	want := hex.EncodeToString(sum[:])
+	if got := SHA1(key); got != want {
+		t.Fatalf("SHA1(%q) = %q, want %q", key, got, want)
+	}
+	if got := AppendSHA1([]byte("app:"), key); string(got) != "app:"+want {
+		t.Fatalf("AppendSHA1(%q, %q) = %q, want %q", "app:", key, got, "app:"+want)
 	}
 }
 

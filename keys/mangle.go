@@ -3,6 +3,7 @@ package keys
 import (
 	"crypto/sha1"
 	"encoding/hex"
+	"unsafe"
 )
 
 // Mangler turns a generated key into the key a backend stores, for example to fit a backend's
@@ -10,14 +11,23 @@ import (
 type Mangler func(key string) string
 
 // SHA1 returns the lowercase hex SHA-1 of key (40 bytes), like dogpile.cache's sha1_mangle_key.
-// Its output is always a valid Memcached key. Cost: hashing key, and one allocation (the
-// result) for keys up to 256 bytes, two for longer ones.
+// Its output is always a valid Memcached key. Cost: hashing key (read in place, never copied)
+// and one allocation, the result. AppendSHA1 writes the same 40 bytes into a caller's buffer.
 func SHA1(key string) string {
-	var buf [256]byte // keys up to this size are hashed without allocating a copy
-	sum := sha1.Sum(append(buf[:0], key...))
-	var out [2 * sha1.Size]byte
-	hex.Encode(out[:], sum[:])
-	return string(out[:])
+	var buf [2 * sha1.Size]byte
+	return string(AppendSHA1(buf[:0], key))
+}
+
+// AppendSHA1 appends the lowercase hex SHA-1 of key (40 bytes, the same as SHA1(key)) to dst
+// and returns the extended slice. It is for building mangled keys in buffers that are reused
+// from call to call, where SHA1 would allocate a string each time. Cost: hashing key (read in
+// place, never copied), and no allocation when dst has room for 40 more bytes
+// (cap(dst)-len(dst) >= 40); otherwise one, to grow dst as append does. It keeps no reference
+// to key or dst.
+func AppendSHA1(dst []byte, key string) []byte {
+	// sha1.Sum only reads its input, so a view of key's bytes stands in for a copy.
+	sum := sha1.Sum(unsafe.Slice(unsafe.StringData(key), len(key)))
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // Prefix returns a Mangler that prepends p to every key. The Mangler costs one allocation a call.
