@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"github.com/dogpile-go/dogpile/internal/extopt"
@@ -112,6 +113,7 @@ type config struct {
 	lockTimeout time.Duration
 	signer      *signer // WithSignedEntries; nil: entries are not signed
 	mangler     keys.Mangler
+	sha1        bool // mangler is keys.SHA1, which the hit path applies with keys.AppendSHA1
 	codec       Codec
 	background  int
 	failClosed  bool
@@ -201,9 +203,13 @@ func WithLockTimeout(d time.Duration) Option {
 // WithKeyMangler sets a function applied to every key before it reaches the backend: keys.SHA1
 // to bound key length, keys.Prefix to share a backend between applications, keys.Chain of
 // several. A region setting.
+//
+// keys.SHA1 given as it is (not wrapped in a Chain or a closure) is applied on the hit path
+// without allocating: the region mangles into a buffer on its stack with keys.AppendSHA1.
 func WithKeyMangler(m keys.Mangler) Option {
 	return regionOption("WithKeyMangler", func(c *config) error {
 		c.mangler = m
+		c.sha1 = m != nil && reflect.ValueOf(m).Pointer() == reflect.ValueOf(keys.Mangler(keys.SHA1)).Pointer()
 		return nil
 	})
 }

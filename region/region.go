@@ -14,6 +14,7 @@ import (
 	"github.com/dogpile-go/dogpile/backends"
 	"github.com/dogpile-go/dogpile/backends/memory"
 	"github.com/dogpile-go/dogpile/internal/dogpile"
+	"github.com/dogpile-go/dogpile/keys"
 )
 
 // ErrNotConfigured is returned by every operation on a region that has no backend yet: see
@@ -314,9 +315,13 @@ type mangleBuf [64]byte
 // mangleInto is mangle for a key the caller lends (see View.hit): without a mangler the key
 // itself, else the mangled key, which the mangler may not keep; a custom mangler, which could,
 // is given a copy.
-func (r *Region) mangleInto(_ *mangleBuf, key string) string {
-	if r.cfg.mangler == nil {
+func (r *Region) mangleInto(buf *mangleBuf, key string) string {
+	switch {
+	case r.cfg.mangler == nil:
 		return key
+	case r.cfg.sha1:
+		b := keys.AppendSHA1(buf[:0], key)
+		return unsafe.String(unsafe.SliceData(b), len(b))
 	}
 	return r.cfg.mangler(strings.Clone(key))
 }

@@ -707,6 +707,30 @@ func TestKeyMangler(t *testing.T) {
 	}
 }
 
+func TestSHA1ManglerOnTheHitPathAllocatesNothing(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New()
+	r := newRegion(t, b, region.WithKeyMangler(keys.SHA1), region.WithExpiration(time.Hour))
+	v := region.NewView[*string](r)
+	x := "x"
+	create := func(context.Context) (*string, error) { return &x, nil }
+	if _, err := v.GetOrCreate(ctx, "user:1", create); err != nil {
+		t.Fatal(err)
+	}
+	if it, err := b.GetValue(ctx, keys.SHA1("user:1")); err != nil || it.Value != &x {
+		t.Fatalf("value not under the mangled key: %v, %v", it, err)
+	}
+	if got, ok, err := v.Get(ctx, "user:1"); err != nil || !ok || got != &x {
+		t.Fatalf("Get through the mangler = %v, %v, %v", got, ok, err)
+	}
+	if n := testing.AllocsPerRun(1000, func() { _, _ = v.GetOrCreate(ctx, "user:1", create) }); n != 0 {
+		t.Errorf("a GetOrCreate hit through keys.SHA1 allocates %v times, want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { _, _, _ = v.Get(ctx, "user:1") }); n != 0 {
+		t.Errorf("a Get hit through keys.SHA1 allocates %v times, want 0", n)
+	}
+}
+
 // locking wraps a backend with a Locker whose lock table the test can see and hold.
 type locking struct {
 	backends.Backend
