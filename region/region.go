@@ -107,8 +107,8 @@ type bound struct {
 	values  backends.ValueStore // nil unless the backend keeps Go values
 	// mem is values when it is the memory backend, whose reads do not retain the key: the hit
 	// path reads it with a key it borrows from its caller (see View.hit).
-	mem *memory.Backend
-	locker  backends.Locker     // nil: the dogpile lock holds within this process only
+	mem    *memory.Backend
+	locker backends.Locker // nil: the dogpile lock holds within this process only
 
 	// The multi-key capabilities, each nil if the backend lacks it, and the most keys one call
 	// of them may carry (0: no limit).
