@@ -55,7 +55,7 @@ cover:
 ## test`). The decoders' targets (entries, the codecs) fail when one input allocates more than
 ## the bound the decoder documents.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := ./keys:FuzzNoCollision ./keys:FuzzRoundTrip ./backends:FuzzDecodeEntry \
+FUZZ_TARGETS := ./keys:FuzzNoCollision ./keys:FuzzRoundTrip ./keys:FuzzEncoderMatchesAppendAny ./backends:FuzzDecodeEntry \
 	./region:FuzzGob ./region:FuzzJSON ./region:FuzzRaw ./backends/file:FuzzDecode \
 	./cmd/dogpile:FuzzDescribeEntry ./httpcache:FuzzEntry
 fuzz:

@@ -1,6 +1,7 @@
 package keys_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -26,6 +27,31 @@ func ExampleAppend() {
 	}
 	fmt.Println(string(buf))
 	// Output: users.Load|i64:42
+}
+
+func ExampleEncoderFor() {
+	type point struct {
+		X, Y int
+		Tag  string
+	}
+	enc, err := keys.EncoderFor[point]() // once, at construction
+	if err != nil {
+		panic(err)
+	}
+	buf := make([]byte, 0, 64)
+	buf = append(buf, "shapes.Near"...)
+	buf = append(buf, keys.Sep)
+	buf, err = enc.Append(buf, point{X: 3, Y: -4, Tag: "a"}) // no allocation, no reflect
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(string(buf))
+
+	_, err = keys.EncoderFor[map[string]int]()
+	fmt.Println(errors.Is(err, keys.ErrUnsupported))
+	// Output:
+	// shapes.Near|{i:3,i:-4,s1:a}
+	// true
 }
 
 func ExampleSHA1() {

@@ -68,6 +68,20 @@ func FuzzRoundTrip(f *testing.F) {
 	})
 }
 
+// FuzzEncoderMatchesAppendAny fills a value of each of the Encoder tests' types (flat structs
+// EncoderFor plans, and types it leaves to Append) from fuzz input and checks that
+// Encoder.Append writes the bytes AppendAny writes: the stored key format.
+func FuzzEncoderMatchesAppendAny(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte("\x08\xff\xff\xff\xff\xff\xff\xff\xff\x03abc\x01\x05"))
+	f.Add([]byte("\x08\x7f\xf8\x00\x00\x00\x00\x00\x01\x08\x80\x00\x00\x00\x00\x00\x00\x00\x1fx,y}z"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, c := range encoderCases {
+			c.same(t, &reader{data})
+		}
+	})
+}
+
 func mustKey(t *testing.T, args []any) string {
 	t.Helper()
 	key, err := Default("ns", args...)

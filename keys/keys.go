@@ -123,7 +123,8 @@ func AppendAny(dst []byte, arg any) ([]byte, error) {
 // Append is the generic fast path: it appends the same bytes as AppendAny(dst, any(a)).
 // For basic kinds (string, []byte, bool, every int, uint, float and complex kind, including named
 // types whose underlying kind is one of these) and for time.Time it does not allocate when dst
-// has capacity; other types take AppendAny's path and cost what it costs.
+// has capacity; other types take AppendAny's path and cost what it costs. An Encoder (see
+// EncoderFor) also encodes structs and arrays of these without allocating.
 func Append[A any](dst []byte, a A) ([]byte, error) {
 	// Reading a through a pointer to its underlying type is sound: a type and its underlying
 	// type have the same memory layout, and each case matches the kind to that type.

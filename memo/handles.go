@@ -2,7 +2,6 @@ package memo
 
 import (
 	"context"
-	"reflect"
 
 	"github.com/dogpile-go/dogpile/keys"
 	"github.com/dogpile-go/dogpile/region"
@@ -21,7 +20,7 @@ type Handle0[V any] struct {
 // programmer errors caught as the program starts.
 func Func0[V any](r *region.Region, fn func(context.Context) (V, error), opts ...region.Option) *Handle0[V] {
 	call := func(ctx context.Context, _ struct{}) (V, error) { return fn(ctx) }
-	h := &Handle0[V]{c: newCore(r, fn, call, nil, opts)}
+	h := &Handle0[V]{c: newCore(r, newConfig(r, fn, opts), call)}
 	if h.c.gen != nil {
 		h.key, h.err = h.c.generated()
 	} else {
@@ -74,7 +73,10 @@ func (h *Handle0[V]) Uncached(ctx context.Context) (V, error) { return h.c.fn(ct
 func (h *Handle0[V]) Key() (string, error) { return h.key, h.err }
 
 // Handle is a cached function of one argument; see Func.
-type Handle[A, V any] struct{ c *core[A, V] }
+type Handle[A, V any] struct {
+	c   *core[A, V]
+	enc *keys.Encoder[A] // nil with a custom key generator
+}
 
 // Func wraps fn, a function of one argument, with the cache region r:
 //
@@ -93,15 +95,17 @@ type Handle[A, V any] struct{ c *core[A, V] }
 // region.ErrInvalidOption) if an option is invalid or not a setting of functions (a codec, a
 // bypass): these are programmer errors, caught as the program starts.
 func Func[A, V any](r *region.Region, fn func(context.Context, A) (V, error), opts ...region.Option) *Handle[A, V] {
-	h := &Handle[A, V]{c: newCore(r, fn, fn, []reflect.Type{reflect.TypeFor[A]()}, opts)}
+	c := newConfig(r, fn, opts)
+	h := &Handle[A, V]{enc: encoder[A](c)}
+	h.c = newCore(r, c, fn)
 	h.c.keyOf = h.Key
 	return h
 }
 
 // Call returns fn(ctx, a) from the cache, calling fn under the dogpile lock when the value is
 // absent or expired (see region.View.GetOrCreate). A hit costs one backend read and, on the
-// memory backend, for arguments keys encodes itself (basic types and structs of them), no
-// allocation: the key is built on the stack.
+// memory backend, no allocation when keys encodes a without allocating (basic kinds, time.Time,
+// and structs and arrays of them: see keys.EncoderFor): the key is built on the stack.
 func (h *Handle[A, V]) Call(ctx context.Context, a A) (V, error) {
 	var buf keyBuf
 	k, err := h.lend(&buf, a)
@@ -116,7 +120,7 @@ func (h *Handle[A, V]) Call(ctx context.Context, a A) (V, error) {
 //
 //	u, err := userByID.With(region.WithExpiration(time.Minute)).Call(ctx, 42)
 func (h *Handle[A, V]) With(opts ...region.Option) *Handle[A, V] {
-	return &Handle[A, V]{c: h.c.with(opts)}
+	return &Handle[A, V]{c: h.c.with(opts), enc: h.enc}
 }
 
 // Invalidate deletes the cached value for a, so that the next Call creates it again.
@@ -152,7 +156,7 @@ func (h *Handle[A, V]) lend(buf *keyBuf, a A) (string, error) {
 	if h.c.gen != nil {
 		return h.c.generated(a)
 	}
-	b, err := keys.Append(append(buf[:0], h.c.prefix...), a)
+	b, err := h.enc.Append(append(buf[:0], h.c.prefix...), a)
 	if err != nil {
 		return "", h.c.keyErr(err)
 	}
@@ -165,12 +169,18 @@ type args2[A, B any] struct {
 }
 
 // Handle2 is a cached function of two arguments; see Func2.
-type Handle2[A, B, V any] struct{ c *core[args2[A, B], V] }
+type Handle2[A, B, V any] struct {
+	c  *core[args2[A, B], V]
+	ea *keys.Encoder[A] // nil with a custom key generator, as eb
+	eb *keys.Encoder[B]
+}
 
 // Func2 wraps fn, a function of two arguments, with the cache region r; see Func.
 func Func2[A, B, V any](r *region.Region, fn func(context.Context, A, B) (V, error), opts ...region.Option) *Handle2[A, B, V] {
 	call := func(ctx context.Context, p args2[A, B]) (V, error) { return fn(ctx, p.a, p.b) }
-	h := &Handle2[A, B, V]{c: newCore(r, fn, call, []reflect.Type{reflect.TypeFor[A](), reflect.TypeFor[B]()}, opts)}
+	c := newConfig(r, fn, opts)
+	h := &Handle2[A, B, V]{ea: encoder[A](c), eb: encoder[B](c)}
+	h.c = newCore(r, c, call)
 	h.c.keyOf = func(p args2[A, B]) (string, error) { return h.Key(p.a, p.b) }
 	return h
 }
@@ -188,7 +198,7 @@ func (h *Handle2[A, B, V]) Call(ctx context.Context, a A, b B) (V, error) {
 
 // With returns a handle for calls with opts: see Handle0.With.
 func (h *Handle2[A, B, V]) With(opts ...region.Option) *Handle2[A, B, V] {
-	return &Handle2[A, B, V]{c: h.c.with(opts)}
+	return &Handle2[A, B, V]{c: h.c.with(opts), ea: h.ea, eb: h.eb}
 }
 
 // Invalidate deletes the cached value for (a, b).
@@ -230,9 +240,9 @@ func (h *Handle2[A, B, V]) lend(buf *keyBuf, a A, b B) (string, error) {
 	if h.c.gen != nil {
 		return h.c.generated(a, b)
 	}
-	k, err := keys.Append(append(buf[:0], h.c.prefix...), a)
+	k, err := h.ea.Append(append(buf[:0], h.c.prefix...), a)
 	if err == nil {
-		k, err = keys.Append(append(k, ','), b)
+		k, err = h.eb.Append(append(k, ','), b)
 	}
 	if err != nil {
 		return "", h.c.keyErr(err)
@@ -247,13 +257,19 @@ type args3[A, B, C any] struct {
 }
 
 // Handle3 is a cached function of three arguments; see Func3.
-type Handle3[A, B, C, V any] struct{ c *core[args3[A, B, C], V] }
+type Handle3[A, B, C, V any] struct {
+	c  *core[args3[A, B, C], V]
+	ea *keys.Encoder[A] // nil with a custom key generator, as eb and ec
+	eb *keys.Encoder[B]
+	ec *keys.Encoder[C]
+}
 
 // Func3 wraps fn, a function of three arguments, with the cache region r; see Func.
 func Func3[A, B, C, V any](r *region.Region, fn func(context.Context, A, B, C) (V, error), opts ...region.Option) *Handle3[A, B, C, V] {
 	call := func(ctx context.Context, p args3[A, B, C]) (V, error) { return fn(ctx, p.a, p.b, p.c) }
-	types := []reflect.Type{reflect.TypeFor[A](), reflect.TypeFor[B](), reflect.TypeFor[C]()}
-	h := &Handle3[A, B, C, V]{c: newCore(r, fn, call, types, opts)}
+	c := newConfig(r, fn, opts)
+	h := &Handle3[A, B, C, V]{ea: encoder[A](c), eb: encoder[B](c), ec: encoder[C](c)}
+	h.c = newCore(r, c, call)
 	h.c.keyOf = func(p args3[A, B, C]) (string, error) { return h.Key(p.a, p.b, p.c) }
 	return h
 }
@@ -271,7 +287,7 @@ func (h *Handle3[A, B, C, V]) Call(ctx context.Context, a A, b B, c C) (V, error
 
 // With returns a handle for calls with opts: see Handle0.With.
 func (h *Handle3[A, B, C, V]) With(opts ...region.Option) *Handle3[A, B, C, V] {
-	return &Handle3[A, B, C, V]{c: h.c.with(opts)}
+	return &Handle3[A, B, C, V]{c: h.c.with(opts), ea: h.ea, eb: h.eb, ec: h.ec}
 }
 
 // Invalidate deletes the cached value for (a, b, c).
@@ -313,12 +329,12 @@ func (h *Handle3[A, B, C, V]) lend(buf *keyBuf, a A, b B, c C) (string, error) {
 	if h.c.gen != nil {
 		return h.c.generated(a, b, c)
 	}
-	k, err := keys.Append(append(buf[:0], h.c.prefix...), a)
+	k, err := h.ea.Append(append(buf[:0], h.c.prefix...), a)
 	if err == nil {
-		k, err = keys.Append(append(k, ','), b)
+		k, err = h.eb.Append(append(k, ','), b)
 	}
 	if err == nil {
-		k, err = keys.Append(append(k, ','), c)
+		k, err = h.ec.Append(append(k, ','), c)
 	}
 	if err != nil {
 		return "", h.c.keyErr(err)

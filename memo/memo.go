@@ -62,9 +62,8 @@ type core[P, V any] struct {
 	opts   []region.Option // a call-scoped handle's (With), for Call, Refresh and Cached
 }
 
-// newCore validates the handle's configuration; it panics on programmer errors (see Func).
-func newCore[P, V any](r *region.Region, fn any, call func(context.Context, P) (V, error), argTypes []reflect.Type, opts []region.Option) *core[P, V] {
-	c := newConfig(r, fn, argTypes, opts)
+// newCore builds the core of a handle configured by c, which calls call.
+func newCore[P, V any](r *region.Region, c config, call func(context.Context, P) (V, error)) *core[P, V] {
 	return &core[P, V]{
 		view:   region.NewView[V](r, c.view...),
 		fn:     call,
@@ -74,9 +73,9 @@ func newCore[P, V any](r *region.Region, fn any, call func(context.Context, P) (
 	}
 }
 
-// newConfig applies opts for a handle of fn, whose arguments (besides the context) are of
-// argTypes, and validates the result; it panics on programmer errors (see Func).
-func newConfig(r *region.Region, fn any, argTypes []reflect.Type, opts []region.Option) config {
+// newConfig applies opts for a handle of fn and validates the result; it panics on programmer
+// errors (see Func). The handle's constructor checks its argument types with encoder.
+func newConfig(r *region.Region, fn any, opts []region.Option) config {
 	if r == nil {
 		panic("memo: nil region")
 	}
@@ -105,16 +104,22 @@ func newConfig(r *region.Region, fn any, argTypes []reflect.Type, opts []region.
 	if err := keys.ValidNamespace(c.namespace); err != nil {
 		panic(fmt.Sprintf("memo: %v (set one with memo.WithNamespace)", err))
 	}
-	if c.gen == nil {
-		for _, t := range argTypes {
-			if err := keys.Check(t); err != nil {
-				panic(fmt.Sprintf("memo: %s: %v (use memo.WithKeyGenerator)", c.namespace, err))
-			}
-		}
-	}
 	// The handle's statistics go by its namespace, unless a region.WithName of opts says otherwise.
 	c.view = append([]region.Option{region.WithName(c.namespace)}, c.view...)
 	return c
+}
+
+// encoder returns the encoder of a handle's arguments of type A, or nil when the handle,
+// configured by c, has a custom key generator. It panics if keys cannot encode A (see Func).
+func encoder[A any](c config) *keys.Encoder[A] {
+	if c.gen != nil {
+		return nil
+	}
+	e, err := keys.EncoderFor[A]()
+	if err != nil {
+		panic(fmt.Sprintf("memo: %s: %v (use memo.WithKeyGenerator)", c.namespace, err))
+	}
+	return e
 }
 
 func (c *core[P, V]) keyErr(err error) error {

@@ -447,12 +447,18 @@ func TestHitAllocatesNothingForKeysBuiltFromBasicArguments(t *testing.T) {
 	h2 := memo.Func2(r, func(_ context.Context, a int64, b bool) (int64, error) { return a, nil }, memo.WithNamespace("two"))
 	h3 := memo.Func3(r, func(_ context.Context, a uint8, b float64, c string) (int, error) { return 1, nil }, memo.WithNamespace("three"))
 	h0 := memo.Func0(r, func(context.Context) (int, error) { return 1, nil }, memo.WithNamespace("zero"))
+	type point struct {
+		X, Y int
+		Tag  string
+	}
+	hp := memo.Func(r, func(_ context.Context, p point) (int, error) { return p.X + p.Y, nil }, memo.WithNamespace("point"))
 	calls := map[string]func(){
 		"Func[int64]":  func() { _, _ = h.Call(ctx, 42) },
 		"Func[string]": func() { _, _ = hs.Call(ctx, "a string argument") },
 		"Func2":        func() { _, _ = h2.Call(ctx, 7, true) },
 		"Func3":        func() { _, _ = h3.Call(ctx, 3, 1.5, "c") },
 		"Func0":        func() { _, _ = h0.Call(ctx) },
+		"Func[point]":  func() { _, _ = hp.Call(ctx, point{X: 3, Y: 4, Tag: "a tag"}) },
 	}
 	for name, call := range calls {
 		call() // the miss that caches the value

@@ -3,7 +3,6 @@ package memo
 import (
 	"context"
 	"fmt"
-	"reflect"
 
 	"github.com/dogpile-go/dogpile/keys"
 	"github.com/dogpile-go/dogpile/region"
@@ -17,7 +16,8 @@ type MultiHandle[K comparable, V any] struct {
 	ns     string
 	prefix string
 	gen    keys.Generator
-	opts   []region.Option // With's
+	enc    *keys.Encoder[K] // nil with a custom key generator
+	opts   []region.Option  // With's
 }
 
 // Multi wraps fn, a function that loads many values by id in one call (one query, one RPC), with
@@ -36,13 +36,15 @@ type MultiHandle[K comparable, V any] struct {
 // no WithKeyGenerator is given, as Func does. A custom key generator must give different ids
 // different keys.
 func Multi[K comparable, V any](r *region.Region, fn func(ctx context.Context, ids []K) (map[K]V, error), opts ...region.Option) *MultiHandle[K, V] {
-	c := newConfig(r, fn, []reflect.Type{reflect.TypeFor[K]()}, opts)
+	c := newConfig(r, fn, opts)
+	enc := encoder[K](c)
 	return &MultiHandle[K, V]{
 		view:   region.NewView[V](r, c.view...),
 		fn:     fn,
 		ns:     c.namespace,
 		prefix: c.namespace + string(keys.Sep),
 		gen:    c.gen,
+		enc:    enc,
 	}
 }
 
@@ -143,7 +145,7 @@ func (h *MultiHandle[K, V]) Key(id K) (string, error) {
 		return k, nil
 	}
 	var buf keyBuf
-	b, err := keys.Append(append(buf[:0], h.prefix...), id)
+	b, err := h.enc.Append(append(buf[:0], h.prefix...), id)
 	if err != nil {
 		return "", fmt.Errorf("memo: %s: key: %w", h.ns, err)
 	}
