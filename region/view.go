@@ -68,8 +68,12 @@ func (v *View[V]) Get(ctx context.Context, key string, opts ...Option) (V, bool,
 	var e loaded[V]
 	if b.mem != nil {
 		// As View.hit: key is lent to a read that does not keep it.
-		var buf mangleBuf
-		it, rerr := b.mem.GetValue(ctx, noescape(v.r.mangleInto(&buf, key)))
+		k := key
+		if v.r.cfg.mangler != nil {
+			var buf mangleBuf // declared here, so that a region without a mangler does not clear it
+			k = v.r.mangleInto(&buf, key)
+		}
+		it, rerr := b.mem.GetValue(ctx, noescape(k))
 		e, err = v.loadItem(ctx, it, rerr, &scope{OpGet, key})
 	} else {
 		k := strings.Clone(key) // the backend and the shared reads may keep it
@@ -197,8 +201,12 @@ func (v *View[V]) lookup(ctx context.Context, l *lookup[V], key string, nilCreat
 // checks for every use but the memory backend's read, whose key is hidden from it (noescape):
 // that read does not keep its key. A hit costs no allocation, nor does a miss up to here.
 func (v *View[V]) hit(ctx context.Context, l *lookup[V], key string) bool {
-	var buf mangleBuf
-	it, err := l.b.mem.GetValue(ctx, noescape(v.r.mangleInto(&buf, key)))
+	k := key
+	if v.r.cfg.mangler != nil {
+		var buf mangleBuf // declared here, so that a region without a mangler does not clear it
+		k = v.r.mangleInto(&buf, key)
+	}
+	it, err := l.b.mem.GetValue(ctx, noescape(k))
 	l.loaded, _ = v.loadItem(ctx, it, err, &scope{OpGetOrCreate, key}) // a miss is its only error
 	return v.judge(l, key)
 }
