@@ -276,6 +276,38 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 	return f.wait(ctx)
 }
 
+// Early answers a call whose entry cur is still fresh but due for an early refresh: it returns
+// cur.Value at once, and regenerates the entry in the background unless the key's flight is
+// already under way. Nobody waits for an early refresh: its caller, and every caller that comes
+// while it runs, are served the current value. The regeneration follows the rules of an expired
+// entry's (the distributed lock tried without waiting, the entry read again under it) and runs
+// on a background worker when the engine has them, skipped when every one is busy; without
+// them, on a goroutine of its own, one at a time per key (the key's flight), which Close cancels
+// and waits for. Its error goes to Op.Failed.
+func (e *Engine) Early(ctx context.Context, op Op, cur Entry) any {
+	f, leader := e.flights.join(op.Key(), op.Kind(), false)
+	if !leader {
+		return cur.Value // regenerated already, early or expired, by another caller
+	}
+	how := refresh
+	if e.slots == nil {
+		how = detached
+	}
+	switch err := spawn(e, how, creation{e: e, ctx: ctx, op: op, f: f, cur: cur, have: true, background: true}); err {
+	case nil:
+		op.Observe(EventBackground, 0)
+	case errBusy:
+		e.flights.finish(f, cur.Value, nil)
+		op.Observe(EventDropped, 0)
+		if e.OnDrop != nil {
+			e.OnDrop(op.Key())
+		}
+	default: // closed: the value is fresh all the same
+		e.flights.finish(f, cur.Value, nil)
+	}
+	return cur.Value
+}
+
 // creation is the work of a flight that a call of Resolve leads: what spawn runs.
 type creation struct {
 	e   *Engine
