@@ -38,6 +38,21 @@ func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context
 	return v.result(ctx, l.user, res, err)
 }
 
+// served reports whether a call that found l, a value expired or due for an early refresh, is
+// answered with it at once because its key is being regenerated (or created) in this process
+// already: what the engine would answer, without the op, the closure and the flight lookup under
+// a lock of a call that goes to it. The herd on a key that expired takes this path, all but the
+// caller that leads the regeneration.
+func (v *View[V]) served(l *lookup[V]) bool {
+	if !l.found || !v.r.engine.Flying(l.key, v.typ) {
+		return false
+	}
+	if !v.dueEarly(l) {
+		v.c.observe(dogpile.EventStale, 1, 0)
+	}
+	return true
+}
+
 // dueEarly reports whether l, found and not a hit, is a value still fresh that lookup found due
 // for an early refresh, rather than an expired one. It checks the expiration again, on this path
 // only, and only where early refresh is on.

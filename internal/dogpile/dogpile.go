@@ -220,6 +220,12 @@ func (e *Engine) Forget(key string) { e.flights.forget(key) }
 // ForgetAll is Forget for every key, for a hard invalidation of the whole region.
 func (e *Engine) ForgetAll() { e.flights.forgetAll() }
 
+// Flying reports whether a creation or regeneration of key (for callers of kind) is in flight in
+// this process. A caller that holds an expired entry of key may then serve it at once, as Resolve
+// would answer it, without building an Op: the cheap way for the herd on a key being regenerated.
+// It costs a lookup under a shard's read lock.
+func (e *Engine) Flying(key string, kind any) bool { return e.flights.flying(key, kind) }
+
 // Join waits for the creation of key (for callers of kind) in flight in this process, if there is
 // one that creates an absent key, and returns its result with ok true: callers of a cold key that
 // arrive while it is being created need not read the backend first, since they would find it
@@ -475,6 +481,19 @@ func (f *flight) wait(ctx context.Context) (any, error) {
 	}
 }
 
+// flying reports whether a flight for key and kind is in progress.
+func (g *group) flying(key string, kind any) bool {
+	s := g.shard(key)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, f := range s.m[key] {
+		if f.kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
 // find returns the flight of an absent key's creation for key and kind, or nil.
 func (g *group) find(key string, kind any) *flight {
 	s := g.shard(key)
@@ -497,10 +516,11 @@ type group struct {
 }
 
 type shard struct {
-	mu sync.Mutex
+	// mu is read-locked by flying, which the herd on a key being regenerated calls at once.
+	mu sync.RWMutex
 	// m holds the flights of each key, one per kind: almost always one.
 	m map[string][]*flight // guarded by mu
-	_ [40]byte             // keeps neighbouring shards' mutexes off one cache line
+	_ [32]byte             // keeps neighbouring shards' mutexes off one cache line
 }
 
 func (g *group) init() {
