@@ -164,6 +164,7 @@ const (
 	usRaw      = "dogpile-view"      // the library's typed view on a prebuilt key
 	usNoExp    = "dogpile-noexp"     // dogpile without expiration
 	usBG       = "dogpile-bg"        // the library with background refresh
+	usEarly    = "dogpile-early"     // the library with early refresh (scenario 4b only)
 	otterKeyed = "otter-keyed"       // otter with the key built per call, like dogpile's handles
 	otterNoExp = "otter-keyed-noexp" // otter-keyed without expiration
 	floor      = "syncmap"           // the floor: a sync.Map and nothing else

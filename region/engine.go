@@ -21,9 +21,14 @@ func (r *Region) newEngine(background int) *dogpile.Engine {
 	return e
 }
 
-// resolve hands a call that was not a hit to the lock engine.
+// resolve hands a call that was not a hit to the lock engine. A value still fresh, due for an
+// early refresh (WithEarlyRefresh), is served at once and regenerated in the background.
 func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context.Context) (V, error)) (V, error) {
 	o := &op[V]{v: v, b: l.b, key: l.key, user: l.user, p: l.p, create: create}
+	if l.found && v.dueEarly(l) {
+		v.r.engine.Early(ctx, o, dogpile.Entry{Value: l.val, Created: l.created, Delta: l.delta})
+		return l.val, nil
+	}
 	res, err := v.r.engine.Resolve(ctx, o, dogpile.Entry{Value: l.val, Created: l.created, Delta: l.delta}, l.found)
 	if err != nil && l.found && ctx.Err() == nil && !isReported(err) && !errors.Is(err, dogpile.ErrClosed) {
 		if val, ok := v.instead(ctx, l, err); ok {
@@ -31,6 +36,28 @@ func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context
 		}
 	}
 	return v.result(ctx, l.user, res, err)
+}
+
+// served reports whether a call that found l, a value expired or due for an early refresh, is
+// answered with it at once because its key is being regenerated (or created) in this process
+// already: what the engine would answer, without the op, the closure and the flight lookup under
+// a lock of a call that goes to it. The herd on a key that expired takes this path, all but the
+// caller that leads the regeneration.
+func (v *View[V]) served(l *lookup[V]) bool {
+	if !l.found || !v.r.engine.Flying(l.key, v.typ) {
+		return false
+	}
+	if !v.dueEarly(l) {
+		v.c.observe(dogpile.EventStale, 1, 0)
+	}
+	return true
+}
+
+// dueEarly reports whether l, found and not a hit, is a value still fresh that lookup found due
+// for an early refresh, rather than an expired one. It checks the expiration again, on this path
+// only, and only where early refresh is on.
+func (v *View[V]) dueEarly(l *lookup[V]) bool {
+	return v.r.beta(l.p) > 0 && !l.neg && v.r.fresh(l.created, l.delta, expiration(v.r, l.p, l.val))
 }
 
 // result is what the caller of key gets from the engine's answer: the value, or the error (a

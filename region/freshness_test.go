@@ -539,7 +539,8 @@ func TestRegenerationRateUnderLoad(t *testing.T) {
 func TestFailedEarlyRefreshServesFreshValue(t *testing.T) {
 	ctx := t.Context()
 	clk := newClock()
-	// beta huge: every read of a value with a known delta is due for an early refresh.
+	// beta huge: every read of a value with a known delta, in the last fifth of its expiration,
+	// is due for an early refresh.
 	r := newRegion(t, nil, region.WithExpiration(time.Hour), region.WithEarlyRefresh(1e12), clk.option())
 	v := region.NewView[string](r)
 	if _, err := v.GetOrCreate(ctx, "k", func(context.Context) (string, error) {
@@ -548,7 +549,7 @@ func TestFailedEarlyRefreshServesFreshValue(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	clk.advance(time.Minute) // 59 minutes from expiry: fresh
+	clk.advance(50 * time.Minute) // 10 minutes from expiry: fresh
 	got, err := v.GetOrCreate(ctx, "k", func(context.Context) (string, error) { return "", errUpstream })
 	if err != nil || got != "v" {
 		t.Errorf("fresh value, failed early refresh: got %q, %v; want the fresh value %q and no error", got, err, "v")
@@ -630,4 +631,197 @@ func TestEarlyRefreshWithLongExpiration(t *testing.T) {
 	if s := v.Stats(); calls != 1 || s.EarlyRefreshes != 0 {
 		t.Errorf("a value that expires in centuries: %d creations, %d early refreshes; want 1 and 0", calls, s.EarlyRefreshes)
 	}
+}
+
+// An early refresh never starts before a value has lived four fifths of its expiration, however
+// large beta: a value lives at least 80% of it.
+func TestEarlyRefreshNeverBeforeTheLastFifth(t *testing.T) {
+	ctx := t.Context()
+	clk := newClock()
+	refreshed := make(chan struct{})
+	r := newRegion(t, nil, region.WithExpiration(time.Minute), region.WithEarlyRefresh(1e12), clk.option())
+	v := region.NewView[int](r)
+	var calls atomic.Int32
+	create := func(context.Context) (int, error) {
+		n := calls.Add(1)
+		if n == 1 {
+			clk.advance(time.Second) // delta: 1s
+		} else {
+			close(refreshed)
+		}
+		return int(n), nil
+	}
+	if _, err := v.GetOrCreate(ctx, "k", create); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(48*time.Second - time.Nanosecond) // stored 1s ago: 48s is four fifths of a minute
+	for range 1000 {
+		if got, err := v.GetOrCreate(ctx, "k", create); err != nil || got != 1 {
+			t.Fatalf("before the last fifth: got %d, %v; want the value 1", got, err)
+		}
+	}
+	if s := v.Stats(); s.EarlyRefreshes != 0 {
+		t.Fatalf("%d early refreshes before the value lived four fifths of its expiration, want 0", s.EarlyRefreshes)
+	}
+	clk.advance(time.Nanosecond)
+	if got, err := v.GetOrCreate(ctx, "k", create); err != nil || got != 1 {
+		t.Fatalf("in the last fifth: got %d, %v; want the value 1, served at once", got, err)
+	}
+	if s := v.Stats(); s.EarlyRefreshes != 1 {
+		t.Fatalf("%d early refreshes in the last fifth with a huge beta, want 1", s.EarlyRefreshes)
+	}
+	<-refreshed
+}
+
+// Nobody waits for an early refresh: the caller whose read starts it and every caller while it
+// runs get the current value at once, with background workers or without, and the key is
+// regenerated once.
+func TestEarlyRefreshMakesNobodyWait(t *testing.T) {
+	for name, opts := range map[string][]region.Option{
+		"without workers": nil,
+		"with workers":    {region.WithBackgroundRefresh(1)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := t.Context()
+				release := make(chan struct{})
+				r := newRegion(t, nil, append(opts, region.WithExpiration(time.Minute), region.WithEarlyRefresh(1e12))...)
+				v := region.NewView[int](r)
+				var calls atomic.Int32
+				create := func(context.Context) (int, error) {
+					n := calls.Add(1)
+					if n == 1 {
+						time.Sleep(time.Second) // delta: 1s
+					} else {
+						<-release // the refresh is in progress until the test says
+					}
+					return int(n), nil
+				}
+				if _, err := v.GetOrCreate(ctx, "k", create); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(50 * time.Second) // in the last fifth
+				// Were a caller to wait for the blocked refresh, the bubble would deadlock.
+				var wg sync.WaitGroup
+				for range 10 {
+					wg.Go(func() {
+						start := time.Now()
+						got, err := v.GetOrCreate(ctx, "k", create)
+						if err != nil || got != 1 || time.Since(start) != 0 {
+							t.Errorf("during an early refresh: got %d, %v after %v; want the current value 1 at once", got, err, time.Since(start))
+						}
+					})
+				}
+				wg.Wait()
+				synctest.Wait()
+				if n := calls.Load(); n != 2 {
+					t.Errorf("%d creations, want 2: one early refresh for the ten callers", n)
+				}
+				close(release)
+				synctest.Wait()
+				if got, _ := v.GetOrCreate(ctx, "k", create); got != 2 {
+					t.Errorf("after the early refresh got %d, want its value 2", got)
+				}
+				if s := v.Stats(); s.Waits != 0 {
+					t.Errorf("%d calls waited, want 0", s.Waits)
+				}
+			})
+		})
+	}
+}
+
+// Close cancels an early refresh that runs on a goroutine of its own (a region without background
+// workers) and waits for it: nothing is left running.
+func TestCloseStopsEarlyRefresh(t *testing.T) {
+	ctx := t.Context()
+	clk := newClock()
+	started, ended := make(chan struct{}), make(chan error, 1)
+	r := newRegion(t, nil, region.WithExpiration(time.Minute), region.WithEarlyRefresh(1e12), clk.option())
+	v := region.NewView[int](r)
+	if _, err := v.GetOrCreate(ctx, "k", func(context.Context) (int, error) {
+		clk.advance(time.Second)
+		return 1, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(50 * time.Second)
+	if got, err := v.GetOrCreate(ctx, "k", func(ctx context.Context) (int, error) {
+		close(started)
+		<-ctx.Done()
+		ended <- ctx.Err()
+		return 0, ctx.Err()
+	}); err != nil || got != 1 {
+		t.Fatalf("got %d, %v; want the current value 1", got, err)
+	}
+	<-started
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the refresh's context ended with %v, want context.Canceled", err)
+		}
+	default:
+		t.Error("Close returned while the early refresh still ran")
+	}
+}
+
+// hotKeyLoads runs 100 goroutines reading one key every millisecond of the bubble's virtual
+// time for 1.5s, with a 200ms expiration and a creator that takes 10ms, and returns how many
+// times the creator ran and how many calls waited (took any virtual time).
+func hotKeyLoads(t *testing.T, opts ...region.Option) (loads, waited int64) {
+	const (
+		exp      = 200 * time.Millisecond
+		creation = 10 * time.Millisecond
+		span     = 1500 * time.Millisecond
+	)
+	r := newRegion(t, memory.New(), append([]region.Option{region.WithExpiration(exp)}, opts...)...)
+	v := region.NewView[int](r)
+	var n, w atomic.Int64
+	create := func(context.Context) (int, error) {
+		time.Sleep(creation)
+		return int(n.Add(1)), nil
+	}
+	ctx := t.Context()
+	if _, err := v.GetOrCreate(ctx, "hot", create); err != nil {
+		t.Fatal(err)
+	}
+	n.Store(0)
+	end := time.Now().Add(span)
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			for time.Now().Before(end) {
+				start := time.Now()
+				if _, err := v.GetOrCreate(ctx, "hot", create); err != nil {
+					t.Error(err)
+					return
+				}
+				if time.Since(start) > 0 {
+					w.Add(1)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	synctest.Wait() // the last early refresh
+	return n.Load(), w.Load()
+}
+
+// On a hot key, early refresh (beta 1) costs at most 1.5 times the regenerations of plain expiry,
+// and no caller waits: the key is regenerated before it expires.
+func TestEarlyRefreshOnAHotKeyCostsFewLoads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		plain, plainWaited := hotKeyLoads(t)
+		early, earlyWaited := hotKeyLoads(t, region.WithEarlyRefresh(1))
+		t.Logf("1.5s, 100 readers: plain expiry %d loads, %d waiters; early refresh %d loads, %d waiters", plain, plainWaited, early, earlyWaited)
+		if float64(early) > 1.5*float64(plain) {
+			t.Errorf("early refresh: %d loads, more than 1.5 times plain expiry's %d", early, plain)
+		}
+		if earlyWaited != 0 {
+			t.Errorf("early refresh: %d calls waited, want 0", earlyWaited)
+		}
+	})
 }

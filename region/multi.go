@@ -196,7 +196,7 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 	out := make(map[string]V, len(bk.keys))
 	var wants []dogpile.Want
 	for i, u := range bk.users {
-		e := es[i]
+		e, early := es[i], false
 		switch {
 		case !e.found:
 			v.c.misses.Add(1)
@@ -212,12 +212,13 @@ func (v *View[V]) GetOrCreateMulti(ctx context.Context, keys []string, create fu
 		case v.r.early(e.created, e.delta, expiration(v.r, p, e.val), p):
 			v.c.expired.Add(1)
 			v.c.early.Add(1)
+			early = true
 		default:
 			v.c.hits.add()
 			out[u] = e.val
 			continue
 		}
-		wants = append(wants, dogpile.Want{Index: i, Cur: dogpile.Entry{Value: e.val, Created: e.created, Delta: e.delta}, Have: e.found})
+		wants = append(wants, dogpile.Want{Index: i, Cur: dogpile.Entry{Value: e.val, Created: e.created, Delta: e.delta}, Have: e.found, Early: early})
 	}
 	if len(wants) == 0 {
 		return out, nil

@@ -125,12 +125,25 @@ func TestEverySettingTakesEffectAtEveryLevel(t *testing.T) {
 			}
 		}},
 		{"WithEarlyRefresh", region.WithEarlyRefresh(1e9), []region.Option{region.WithExpiration(time.Hour)}, func(t *testing.T, clk *clock, get func(context.Context) (int, error), c *creator) {
-			// A creation that takes a second, and a beta so large that a value one second
-			// after its creation, with an hour left, is refreshed early.
-			c.next = func(call int) (int, error) { clk.advance(time.Second); return call, nil }
+			// A creation that takes a second, and a beta so large that a value in the last fifth
+			// of its expiration is refreshed early: in the background, its reader served the
+			// current value.
+			refreshed := make(chan int, 1)
+			c.next = func(call int) (int, error) {
+				clk.advance(time.Second)
+				if call == 2 {
+					refreshed <- call
+				}
+				return call, nil
+			}
 			mustGet(t, ctx, get, 1)
-			clk.advance(time.Second)
-			mustGet(t, ctx, get, 2)
+			clk.advance(50 * time.Minute)
+			mustGet(t, ctx, get, 1)
+			select {
+			case <-refreshed:
+			case <-time.After(time.Minute): // a fail-safe, not a measure: the refresh starts at once
+				t.Fatal("no early refresh")
+			}
 		}},
 		{"WithCreationTimeout", region.WithCreationTimeout(time.Millisecond), nil, func(t *testing.T, clk *clock, get func(context.Context) (int, error), c *creator) {
 			block := make(chan struct{})

@@ -157,13 +157,25 @@ func WithExpirationFor[V any](f func(v V, negative error) time.Duration) Option 
 // Lowenstein, "Optimal Probabilistic Cache Stampede Prevention", VLDB 2015): a fresh value is
 // regenerated before it expires, by one caller, with a probability that grows as its expiry
 // nears and with how long its last creation took (recorded with every value). beta scales it:
-// 1 is the paper's optimum, larger refreshes earlier, 0 turns it off (the default). With
-// WithBackgroundRefresh the early regeneration runs in the background, so a hot key is
-// refreshed before it ever expires and no caller waits; without it, the one caller that
-// regenerates waits for the creation while the others are served the current value. The
+// 1 is the paper's optimum, larger refreshes earlier, 0 turns it off (the default).
+//
+// A value is never refreshed before it has lived four fifths of its expiration: an early
+// refresh starts, if at all, in the last 20% of it. So a value lives at least 80% of its
+// expiration, and a hot key is regenerated at most 1.25 times as often as with plain expiry,
+// whatever beta and however long the creation. A creation longer than a fifth of the
+// expiration starts at the window's opening and ends after the expiry: meanwhile callers are
+// served the old value, as they are while any regeneration runs.
+//
+// Nobody waits for an early refresh, since the value is still fresh: the caller whose read
+// starts it, and every caller while it runs, get the current value at once, and the value is
+// regenerated in the background, on a worker of WithBackgroundRefresh when the region has them
+// (skipped when every one is busy, and tried again by a later read). Without them it runs on a
+// goroutine of its own, at most one per key at a time, which Close cancels and waits for. The
 // regeneration takes the key's dogpile lock like any other: one at a time, one per fleet where
-// the backend can lock. It costs a random draw on every hit of a value with an expiration.
-// beta must be a finite, non-negative number. Accepted at every level (see Option).
+// the backend can lock. Its error goes to the logger and the error handler. It costs a random
+// draw on the hits of a value in the last fifth of its expiration, and a clock reading on the
+// hits of a value with an expiration. beta must be a finite, non-negative number. Accepted at
+// every level (see Option).
 func WithEarlyRefresh(beta float64) Option {
 	var err error
 	if !(beta >= 0) || math.IsInf(beta, 1) {

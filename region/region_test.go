@@ -870,6 +870,32 @@ func TestHitAllocatesNothing(t *testing.T) {
 	}
 }
 
+// A caller served the old value of an expired key while another regenerates it allocates
+// nothing: the herd on an expired key costs what hits cost.
+func TestStaleServedAllocatesNothing(t *testing.T) {
+	clk := newClock()
+	r := newRegion(t, nil, region.WithExpiration(time.Minute), region.WithBackgroundRefresh(1), clk.option())
+	v := region.NewView[*struct{ N int }](r)
+	ctx := context.Background()
+	release := make(chan struct{})
+	defer close(release)
+	create := func(context.Context) (*struct{ N int }, error) { return &struct{ N int }{1}, nil }
+	blocked := func(context.Context) (*struct{ N int }, error) { <-release; return &struct{ N int }{2}, nil }
+	if _, err := v.GetOrCreate(ctx, "k", create); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(2 * time.Minute)
+	if _, err := v.GetOrCreate(ctx, "k", blocked); err != nil { // regenerates in the background
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(1000, func() { _, _ = v.GetOrCreate(ctx, "k", create) }); n != 0 {
+		t.Fatalf("a GetOrCreate served the old value allocates %v times, want 0", n)
+	}
+	if s := v.Stats(); s.Stale < 1000 {
+		t.Fatalf("%d calls served stale, want every one of the 1000", s.Stale)
+	}
+}
+
 // writeFails is a byte backend whose reads work and whose writes fail.
 type writeFails struct{ backends.Backend }
 

@@ -57,10 +57,11 @@ type Stats struct {
 	Errors ErrorStats
 }
 
-// BackgroundStats counts background regenerations (WithBackgroundRefresh) by what became of
-// them, in keys (a batch counts each of its keys). A read that finds a value expired, and leads
-// its regeneration, either hands it to a worker (Scheduled) or, every worker being busy, leaves
-// the value expired for a later read to try again (Skipped). A scheduled regeneration runs its
+// BackgroundStats counts background regenerations (WithBackgroundRefresh, and early refreshes,
+// which always run in the background: see WithEarlyRefresh) by what became of them, in keys (a
+// batch counts each of its keys). A read that finds a value expired or due for an early refresh,
+// and leads its regeneration, either hands it to a worker (Scheduled) or, every worker being
+// busy, leaves the value as it is for a later read to try again (Skipped). A scheduled regeneration runs its
 // creator (Run) unless it finds another process regenerating the key, its lock held or a new
 // value stored already, or the region closes first: Scheduled - Run are those.
 type BackgroundStats struct {

@@ -446,7 +446,9 @@ func TestStoreFailureReportedOnce(t *testing.T) {
 func TestFailedEarlyRefreshCountedAsCreatorError(t *testing.T) {
 	ctx := t.Context()
 	clk := newClock()
-	r := newRegion(t, nil, region.WithExpiration(time.Hour), region.WithEarlyRefresh(1e12), clk.option())
+	reported := make(chan error, 1)
+	r := newRegion(t, nil, region.WithExpiration(time.Hour), region.WithEarlyRefresh(1e12), clk.option(),
+		region.WithErrorHandler(func(_ context.Context, err error) { reported <- err }))
 	v := region.NewView[string](r)
 	if _, err := v.GetOrCreate(ctx, "k", func(context.Context) (string, error) {
 		clk.advance(time.Second)
@@ -454,10 +456,11 @@ func TestFailedEarlyRefreshCountedAsCreatorError(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	clk.advance(time.Minute)
+	clk.advance(50 * time.Minute) // in the last fifth of the expiration
 	if got, err := v.GetOrCreate(ctx, "k", func(context.Context) (string, error) { return "", errUpstream }); err != nil || got != "v" {
 		t.Fatalf("got %q, %v", got, err)
 	}
+	<-reported // the refresh runs in the background
 	if e := v.Stats().Errors; e.Write != 0 || e.Creator != 1 {
 		t.Errorf("a failed early refresh counted as %+v; want one creator error, no write error", e)
 	}

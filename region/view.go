@@ -134,6 +134,9 @@ func (v *View[V]) GetOrCreate(ctx context.Context, key string, create func(conte
 	if l.p.bypass {
 		return v.refresh(ctx, l.b, l.key, l.p, create, scope{OpGetOrCreate, l.user})
 	}
+	if v.served(&l) {
+		return l.val, nil
+	}
 	return v.resolve(ctx, &l, create)
 }
 
@@ -148,6 +151,9 @@ func GetOrCreateWith[V, A any](ctx context.Context, v *View[V], key string, crea
 	}
 	if l.p.bypass {
 		return v.refresh(ctx, l.b, l.key, l.p, func(ctx context.Context) (V, error) { return create(ctx, arg) }, scope{OpGetOrCreate, l.user})
+	}
+	if v.served(&l) {
+		return l.val, nil
 	}
 	return resolveWith(ctx, v, &l, create, arg)
 }

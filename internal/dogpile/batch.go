@@ -63,9 +63,12 @@ type Made struct {
 type Want struct {
 	// Index is the key's number in the Batch.
 	Index int
-	// Cur is the entry read, valid when Have is true (then expired).
+	// Cur is the entry read, valid when Have is true (then expired, or due for an early refresh).
 	Cur  Entry
 	Have bool
+	// Early says that Cur is still fresh but due for an early refresh: it is served now, and
+	// regenerated in the background, as Engine.Early does for one key.
+	Early bool
 }
 
 // Result is what a batch call gets for one Want.
@@ -89,7 +92,8 @@ type Result struct {
 // With background refresh on, the expired keys this call leads are regenerated in the
 // background and served old now, as Resolve does for one key, unless the call also creates absent
 // keys: it waits for that creation anyway, so its expired keys are created in the same call and
-// it gets their new values.
+// it gets their new values. Keys due for an early refresh (Want.Early) are treated so with or
+// without background workers: without them, their regeneration runs on a goroutine of its own.
 //
 // An error of any key ends the call with that error.
 func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Result, error) {
@@ -102,7 +106,7 @@ func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Res
 	for j, w := range wants {
 		f, leader := e.flights.join(b.Key(w.Index), kind, !w.Have)
 		switch {
-		case leader && w.Have && e.slots != nil:
+		case leader && w.Have && (e.slots != nil || w.Early):
 			// Regenerated in the background (or not at all, with every worker busy); the old
 			// value now, either way.
 			back = append(back, led{f: f, Want: w})
@@ -114,7 +118,9 @@ func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Res
 		case w.Have:
 			// Someone in this process is regenerating it: the old value, now.
 			res[j] = Result{Value: w.Cur.Value, OK: true}
-			b.Observe(EventStale, 1, 0)
+			if !w.Early {
+				b.Observe(EventStale, 1, 0)
+			}
 			continue
 		default:
 			followed++ // absent, and another caller creates it: waited for below
@@ -131,7 +137,9 @@ func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Res
 		back = nil
 	}
 	if len(back) > 0 {
-		b.Observe(EventStale, len(back), 0)
+		if n := len(back) - countEarly(back); n > 0 {
+			b.Observe(EventStale, n, 0)
+		}
 		e.background(ctx, b, back)
 	}
 	if len(fore) > 0 {
@@ -172,10 +180,26 @@ type led struct {
 	done bool
 }
 
-// background hands the expired keys a batch leads to a background worker, or, with every worker
+// countEarly is how many of ls are due for an early refresh.
+func countEarly(ls []led) int {
+	n := 0
+	for _, l := range ls {
+		if l.Early {
+			n++
+		}
+	}
+	return n
+}
+
+// background hands the expired keys a batch leads to a background worker (or, for keys due for
+// an early refresh on an engine without workers, to a goroutine of its own), or, with every worker
 // busy (or after Close), ends their flights with the old values.
 func (e *Engine) background(ctx context.Context, b Batch, back []led) {
-	if spawn(e, refresh, batchCreation{e: e, ctx: ctx, b: b, ls: back, background: true}) == nil {
+	how := refresh
+	if e.slots == nil {
+		how = detached
+	}
+	if spawn(e, how, batchCreation{e: e, ctx: ctx, b: b, ls: back, background: true}) == nil {
 		b.Observe(EventBackground, len(back), 0)
 		return
 	}

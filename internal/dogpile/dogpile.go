@@ -220,6 +220,12 @@ func (e *Engine) Forget(key string) { e.flights.forget(key) }
 // ForgetAll is Forget for every key, for a hard invalidation of the whole region.
 func (e *Engine) ForgetAll() { e.flights.forgetAll() }
 
+// Flying reports whether a creation or regeneration of key (for callers of kind) is in flight in
+// this process. A caller that holds an expired entry of key may then serve it at once, as Resolve
+// would answer it, without building an Op: the cheap way for the herd on a key being regenerated.
+// It costs a lookup under a shard's read lock.
+func (e *Engine) Flying(key string, kind any) bool { return e.flights.flying(key, kind) }
+
 // Join waits for the creation of key (for callers of kind) in flight in this process, if there is
 // one that creates an absent key, and returns its result with ok true: callers of a cold key that
 // arrive while it is being created need not read the backend first, since they would find it
@@ -274,6 +280,38 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 		return nil, err
 	}
 	return f.wait(ctx)
+}
+
+// Early answers a call whose entry cur is still fresh but due for an early refresh: it returns
+// cur.Value at once, and regenerates the entry in the background unless the key's flight is
+// already under way. Nobody waits for an early refresh: its caller, and every caller that comes
+// while it runs, are served the current value. The regeneration follows the rules of an expired
+// entry's (the distributed lock tried without waiting, the entry read again under it) and runs
+// on a background worker when the engine has them, skipped when every one is busy; without
+// them, on a goroutine of its own, one at a time per key (the key's flight), which Close cancels
+// and waits for. Its error goes to Op.Failed.
+func (e *Engine) Early(ctx context.Context, op Op, cur Entry) any {
+	f, leader := e.flights.join(op.Key(), op.Kind(), false)
+	if !leader {
+		return cur.Value // regenerated already, early or expired, by another caller
+	}
+	how := refresh
+	if e.slots == nil {
+		how = detached
+	}
+	switch err := spawn(e, how, creation{e: e, ctx: ctx, op: op, f: f, cur: cur, have: true, background: true}); err {
+	case nil:
+		op.Observe(EventBackground, 0)
+	case errBusy:
+		e.flights.finish(f, cur.Value, nil)
+		op.Observe(EventDropped, 0)
+		if e.OnDrop != nil {
+			e.OnDrop(op.Key())
+		}
+	default: // closed: the value is fresh all the same
+		e.flights.finish(f, cur.Value, nil)
+	}
+	return cur.Value
 }
 
 // creation is the work of a flight that a call of Resolve leads: what spawn runs.
@@ -443,6 +481,19 @@ func (f *flight) wait(ctx context.Context) (any, error) {
 	}
 }
 
+// flying reports whether a flight for key and kind is in progress.
+func (g *group) flying(key string, kind any) bool {
+	s := g.shard(key)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, f := range s.m[key] {
+		if f.kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
 // find returns the flight of an absent key's creation for key and kind, or nil.
 func (g *group) find(key string, kind any) *flight {
 	s := g.shard(key)
@@ -465,10 +516,11 @@ type group struct {
 }
 
 type shard struct {
-	mu sync.Mutex
+	// mu is read-locked by flying, which the herd on a key being regenerated calls at once.
+	mu sync.RWMutex
 	// m holds the flights of each key, one per kind: almost always one.
 	m map[string][]*flight // guarded by mu
-	_ [40]byte             // keeps neighbouring shards' mutexes off one cache line
+	_ [32]byte             // keeps neighbouring shards' mutexes off one cache line
 }
 
 func (g *group) init() {

@@ -48,7 +48,8 @@ const (
 // steps are what a run runs, in order. Times keep the whole run under 15 minutes on 2 cores:
 // the hit step's 62 sub-benchmarks run 150ms each, the memory scenario (whose op is 100,000
 // gets) a fixed 5 ops, the scenarios that wait for 50 ms loaders a fixed 5 ops
-// (-benchtime=5x), the herd on Redis, whose loader takes 200 ms, a fixed 3.
+// (-benchtime=5x), the early refresh scenario, whose op reads for 1.5 s, a fixed 1, the herd on
+// Redis, whose loader takes 200 ms, a fixed 3.
 var steps = []step{
 	{"hit", "^Benchmark(Hit|HitParallel|Get|GetParallel)$",
 		[]string{"-cpu=1,2", "-benchtime=150ms"},
@@ -61,6 +62,9 @@ var steps = []step{
 		[]string{"-benchtime=1x"}},
 	{"load", "^Benchmark(Stampede|Expiry)$",
 		[]string{"-benchtime=5x"},
+		[]string{"-benchtime=1x"}},
+	{"early", "^BenchmarkEarlyRefresh$",
+		[]string{"-benchtime=1x"},
 		[]string{"-benchtime=1x"}},
 	{"redis", "^BenchmarkRedis(Hit|Batch|BatchCold)$",
 		[]string{"-benchtime=200ms"},

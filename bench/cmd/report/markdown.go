@@ -171,6 +171,24 @@ var scenarios = []scenario{
 		plots:  []string{"expiry"},
 	},
 	{
+		title: "4b. Early refresh on a hot key",
+		about: "Each op, 100 goroutines read one key for 1.5 s, each once a millisecond; the " +
+			"expiration is 200 ms and the loader takes 10 ms. dogpile has plain expiry " +
+			"(region.WithExpiration: at each expiry the caller that regenerates waits, the others " +
+			"are served the old value); dogpile-early adds region.WithEarlyRefresh(1) (XFetch: the " +
+			"value is regenerated in the background in the last fifth of its expiration, before it " +
+			"expires). loader-calls counts the loader's runs per op, background ones included; " +
+			"waiters is how many reads took longer than 10 ms; p99 and max are of every read's " +
+			"latency. One op per run (-benchtime=1x).",
+		cols: []col{
+			{"loader calls/op", "EarlyRefresh", 0, "loader-calls/op"},
+			{"waiters/op", "EarlyRefresh", 0, "waiters/op"},
+			{"p99", "EarlyRefresh", 0, "p99-ms"},
+			{"max", "EarlyRefresh", 0, "max-ms"},
+		},
+		ratios: []int{0},
+	},
+	{
 		title: "5. Redis: hit latency and round trips",
 		about: "A warm hit on a redis-server on loopback that the benchmarks start (as the " +
 			"library's tests do), one goroutine, so ns/op is a hit's latency. Each contender has a " +
@@ -344,6 +362,7 @@ var contenderNotes = []struct{ name, note string }{
 	{"dogpile-view", "The same region through `region.GetOrCreateWith` on a typed `View`, with the prebuilt key the peers get: the engine without the key building. In scenario 1b, `View.Get`."},
 	{"dogpile-noexp", "`dogpile` without `region.WithExpiration`: an extra row, in the warm-read scenarios only, that shows what the expiration costs."},
 	{"dogpile-bg", "`dogpile` with `region.WithBackgroundRefresh(1)`; it differs from `dogpile` only in how it serves expired values, so it runs in scenario 4 only."},
+	{"dogpile-early", "`dogpile` with `region.WithEarlyRefresh(1)`; it runs in scenario 4b only, beside `dogpile` with plain expiry."},
 	{"otter", "`github.com/maypok86/otter/v2`: `Cache.Get` with a `LoaderFunc`, on the prebuilt key; bounded with `MaximumSize`; with expiration, `ExpiryWriting` of 10 minutes (the like of `region.WithExpiration`), and in scenario 4 `RefreshWriting` with `ExpiryWriting` of an hour. In scenario 1b, `GetIfPresent`."},
 	{"otter-keyed", "`otter` with the key built on every call (in a buffer on the stack, one allocation), as dogpile's memo handles build theirs: their like-for-like peer. Warm-read scenarios only."},
 	{"otter-keyed-noexp", "`otter-keyed` without expiration: the extra row beside `dogpile-noexp`."},
