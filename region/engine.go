@@ -42,9 +42,10 @@ func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context
 // answered with it at once because its key is being regenerated (or created) in this process
 // already: what the engine would answer, without the op, the closure and the flight lookup under
 // a lock of a call that goes to it. The herd on a key that expired takes this path, all but the
-// caller that leads the regeneration.
-func (v *View[V]) served(l *lookup[V]) bool {
-	if !l.found || !v.r.engine.Flying(l.key, v.typ) {
+// caller that leads the regeneration. key is l's mangled key, which lookup may not have copied
+// into l yet.
+func (v *View[V]) served(l *lookup[V], key string) bool {
+	if !l.found || !v.r.engine.Flying(key, v.typ) {
 		return false
 	}
 	if !v.dueEarly(l) {

@@ -134,7 +134,7 @@ func (v *View[V]) GetOrCreate(ctx context.Context, key string, create func(conte
 	if l.p.bypass {
 		return v.refresh(ctx, l.b, l.key, l.p, create, scope{OpGetOrCreate, l.user})
 	}
-	if v.served(&l) {
+	if v.served(&l, l.key) {
 		return l.val, nil
 	}
 	return v.resolve(ctx, &l, create)
@@ -152,7 +152,7 @@ func GetOrCreateWith[V, A any](ctx context.Context, v *View[V], key string, crea
 	if l.p.bypass {
 		return v.refresh(ctx, l.b, l.key, l.p, func(ctx context.Context) (V, error) { return create(ctx, arg) }, scope{OpGetOrCreate, l.user})
 	}
-	if v.served(&l) {
+	if v.served(&l, l.key) {
 		return l.val, nil
 	}
 	return resolveWith(ctx, v, &l, create, arg)
@@ -205,7 +205,8 @@ func (v *View[V]) lookup(ctx context.Context, l *lookup[V], key string, nilCreat
 // with key as its caller lent it (a memo handle builds keys in a buffer on its stack): nothing it
 // calls keeps key, or anything made of it, past the call, as the compiler's escape analysis
 // checks for every use but the memory backend's read, whose key is hidden from it (noescape):
-// that read does not keep its key. A hit costs no allocation, nor does a miss up to here.
+// that read does not keep its key. A hit costs no allocation, nor does a miss up to here. An
+// expired value whose regeneration is in flight here is served as a hit is (see served).
 func (v *View[V]) hit(ctx context.Context, l *lookup[V], key string) bool {
 	k := key
 	if v.r.cfg.mangler != nil {
@@ -214,7 +215,11 @@ func (v *View[V]) hit(ctx context.Context, l *lookup[V], key string) bool {
 	}
 	it, err := l.b.mem.GetValue(ctx, noescape(k))
 	l.loaded, _ = v.loadItem(ctx, it, err, &scope{OpGetOrCreate, key}) // a miss is its only error
-	return v.judge(l, key)
+	if v.judge(l, key) || v.served(l, k) {
+		l.hit = true
+		return true
+	}
+	return false
 }
 
 // lookupOwned is lookup on the other backends, and for a call that bypasses the cache: key is the
