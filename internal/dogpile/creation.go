@@ -49,7 +49,8 @@ func forCaller(ctx context.Context) spawnMode {
 // spawn runs t as how says, counted in e.wg so that Close waits for it. After Close it runs
 // nothing and returns ErrClosed (except for nested); a refresh with no free slot returns
 // errBusy. The task comes by value rather than as a closure, so that running it inline
-// allocates nothing and starting a goroutine allocates only the goroutine's own closure.
+// allocates nothing. A task that needs a goroutine goes to an idle worker if there is one (see
+// worker), and starts one otherwise.
 func spawn[T task](e *Engine, how spawnMode, t T) error {
 	if err := e.enter(how); err != nil {
 		return err
@@ -61,14 +62,64 @@ func spawn[T task](e *Engine, how spawnMode, t T) error {
 		t.run()
 		return nil
 	}
-	go func() {
-		defer e.wg.Done() // last: Close returns only once the slot is free too
-		if how == refresh {
-			defer func() { <-e.slots }()
-		}
-		t.run()
-	}()
+	j := job{t: t, how: how}
+	select {
+	case e.jobs <- j:
+	default:
+		e.wg.Add(1) // the worker's own count; the task's keeps it above zero meanwhile
+		go e.worker(j)
+	}
 	return nil
+}
+
+// job is a task handed to a worker, with the mode spawn was asked for.
+type job struct {
+	t   task
+	how spawnMode
+}
+
+// workerIdle is how long a worker waits for another task before it ends: between one and two
+// of these after its last task.
+const workerIdle = time.Second
+
+// worker runs j, then the tasks spawn hands it while it is idle, and ends when it has had none
+// for workerIdle, or at Close. A worker that runs one creation after another keeps its stack,
+// grown to what a creation needs, where a goroutine started for each one pays for its start
+// and for growing its stack every time. A task that calls runtime.Goexit ends its worker, its
+// counts released by their defers.
+func (e *Engine) worker(j job) {
+	defer e.wg.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	busy := false // ran a task since idle was last set
+	for {
+		e.runJob(j)
+		busy = true
+		for {
+			select {
+			case j = <-e.jobs:
+			case <-e.closing.Done():
+				return
+			case <-idle.C:
+				if !busy {
+					return
+				}
+				busy = false
+				idle.Reset(workerIdle)
+				continue
+			}
+			break
+		}
+	}
+}
+
+// runJob runs j and releases what spawn took for it.
+func (e *Engine) runJob(j job) {
+	defer e.wg.Done() // last: Close returns only once the slot is free too
+	if j.how == refresh {
+		defer func() { <-e.slots }()
+	}
+	j.t.run()
 }
 
 // enter counts a task about to start and, for a refresh, takes its slot.

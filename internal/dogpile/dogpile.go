@@ -149,6 +149,10 @@ type Engine struct {
 	closed bool
 	wg     sync.WaitGroup
 
+	// jobs hands tasks to idle workers (spawn, worker): unbuffered, so a send succeeds only
+	// when a worker waits for one.
+	jobs chan job
+
 	// slots bounds background refreshes: one token a running refresh. nil: no background refresh.
 	slots chan struct{}
 
@@ -184,7 +188,7 @@ var ErrCreationTimeout = errors.New("dogpile: creation timed out")
 // many refreshes running at once; 0 regenerates expired entries on the winner's call.
 func New(backgroundWorkers int) *Engine {
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{closing: ctx, stop: cancel}
+	e := &Engine{closing: ctx, stop: cancel, jobs: make(chan job)}
 	e.flights.init()
 	if backgroundWorkers > 0 {
 		e.slots = make(chan struct{}, backgroundWorkers)

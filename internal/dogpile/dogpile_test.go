@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -864,5 +865,39 @@ func TestSingleGoexitInlineReleasesClose(t *testing.T) {
 	case <-closed:
 	case <-time.After(2 * time.Second):
 		t.Fatal("Close has not returned after 2s: the inline creation's wg count was never released")
+	}
+}
+
+// TestIdleWorkersEndWithoutClose: the goroutines that run creations wait a while for the next
+// one and then end by themselves, so that an engine nobody closes leaves none behind. The
+// bubble fails the test if one is still blocked when it ends.
+func TestIdleWorkersEndWithoutClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		e := New(0)
+		e.CreationTimeout = time.Minute // the creator runs on a worker
+		for i := range 3 {
+			// A cancelable context: the creation runs on a worker too.
+			v, err := get(t.Context(), e, s.op("k"+strconv.Itoa(i), false, func(context.Context) (any, error) { return i, nil }))
+			if err != nil || v != i {
+				t.Fatalf("creation %d: (%v, %v)", i, v, err)
+			}
+		}
+		time.Sleep(3 * workerIdle)
+		synctest.Wait()
+	})
+}
+
+// TestCloseEndsIdleWorkers: Close waits for the idle workers to end, as for the creations.
+func TestCloseEndsIdleWorkers(t *testing.T) {
+	s := newStore(time.Minute)
+	e := New(0)
+	e.CreationTimeout = time.Minute
+	if _, err := get(t.Context(), e, s.op("k", false, func(context.Context) (any, error) { return "v", nil })); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	if err := goleak.Find(); err != nil {
+		t.Errorf("after Close: %v", err)
 	}
 }
