@@ -350,7 +350,7 @@ func (c batchCreation) round(ctx context.Context, pending []*led) ([]*led, error
 	if c.background {
 		b.Observe(EventBackgroundRun, len(create), 0)
 	}
-	made, err := bounded(e, ctx, b, func(ctx context.Context) (Made, error) { return b.Create(ctx, idx) })
+	made, err := bounded[Made](e, ctx, b, batchCreator{b, idx})
 	if err != nil {
 		return nil, err
 	}
@@ -420,3 +420,11 @@ func indexes(ls []*led) []int {
 	}
 	return idx
 }
+
+// batchCreator is the creator call of a Batch for items idx.
+type batchCreator struct {
+	b   Batch
+	idx []int
+}
+
+func (c batchCreator) Create(ctx context.Context) (Made, error) { return c.b.Create(ctx, c.idx) }

@@ -141,23 +141,37 @@ func (e *Engine) enter(how spawnMode) error {
 }
 
 // lead runs work, the creation of the flights a caller leads, and hands its outcome to finish
-// as guard does. work runs under a context that keeps the caller's values but not its
+// as guard does. work runs under a creationContext: the caller's values, but not its
 // cancellation, so that one impatient caller does not cancel a creation others wait for; Close
 // cancels it, and an error this cancellation causes reaches finish as ErrClosed, or callers whose
 // own context is live would take it for theirs.
 func lead(e *Engine, callerCtx context.Context, work func(context.Context) (any, error), finish func(any, error)) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(callerCtx))
-	stop := context.AfterFunc(e.closing, cancel)
-	defer func() {
-		stop()
-		cancel()
-	}()
+	ctx := &creationContext{Context: e.closing, values: callerCtx}
 	guard(func() (any, error) { return work(ctx) }, func(v any, err error) {
 		if err != nil && e.closing.Err() != nil && errors.Is(err, context.Canceled) {
 			err = ErrClosed
 		}
 		finish(v, err)
 	})
+}
+
+// creationContext is the context of a creation: the values of the caller that leads it, and the
+// engine's cancellation (Close), which is the Context it embeds. It costs one allocation and
+// registers nothing with the engine's context: the contexts derived from it for each creator
+// call (bounded) do, and they end with the call.
+type creationContext struct {
+	context.Context                 // the engine's closing: Done, Err, Deadline
+	values          context.Context // the leading caller's
+}
+
+// Value looks key up in the engine's context first: it holds no values of its own, and answers
+// the context package's lookup of the innermost cancellation (context.Cause, and the contexts
+// derived from this one), which must not find the caller's.
+func (c *creationContext) Value(key any) any {
+	if v := c.Context.Value(key); v != nil {
+		return v
+	}
+	return c.values.Value(key)
 }
 
 // guard calls work and then finish with work's results, whatever work does. If work panics,
@@ -187,22 +201,29 @@ func (e *Engine) creationTimeout(x any) time.Duration {
 	return e.CreationTimeout
 }
 
-// bounded runs create under the creation timeout of x, the Op or Batch whose creator it is.
-// Without one it is a plain call on the caller's goroutine. With one, create runs on a goroutine
-// of its own (counted in e.wg, so that Close waits for it) with a context cancelled at the
-// timeout; bounded returns its result, or ErrCreationTimeout once the timeout passes, abandoning
-// it. A panic or runtime.Goexit in create comes back as a *PanicError or ErrGoexit.
-func bounded[T any](e *Engine, ctx context.Context, x any, create func(context.Context) (T, error)) (T, error) {
+// creator is one creator call that bounded makes: Op's Create, or a Batch's for some items.
+type creator[T any] interface {
+	Create(ctx context.Context) (T, error)
+}
+
+// bounded runs c.Create under the creation timeout of x, the Op or Batch whose creator it is.
+// Without one it is a plain call on the caller's goroutine, under a context that ends with it.
+// With one, it runs on a worker (counted in e.wg, so that Close waits for it) with a context
+// cancelled at the timeout; bounded returns its result, or ErrCreationTimeout once the timeout
+// passes, abandoning it. A panic or runtime.Goexit in it comes back as a *PanicError or ErrGoexit.
+func bounded[T any](e *Engine, ctx context.Context, x any, c creator[T]) (T, error) {
 	d := e.creationTimeout(x)
 	if d <= 0 {
-		return create(ctx)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		return c.Create(ctx)
 	}
 	var zero T
 	ctx, cancel := context.WithTimeoutCause(ctx, d, ErrCreationTimeout)
 	done := make(chan result[T], 1) // buffered: an abandoned creator does not block
 	// Nested: the creation running bounded is counted, so Close, once called, is still waiting
 	// and waits for the creator too; spawn never refuses it.
-	_ = spawn(e, nested, timed[T]{ctx: ctx, cancel: cancel, create: create, done: done})
+	_ = spawn(e, nested, &timed[T]{ctx: ctx, cancel: cancel, c: c, done: done})
 	select {
 	case r := <-done:
 		if r.err != nil && errors.Is(r.err, context.DeadlineExceeded) && context.Cause(ctx) == ErrCreationTimeout {
@@ -223,7 +244,7 @@ func bounded[T any](e *Engine, ctx context.Context, x any, create func(context.C
 type timed[T any] struct {
 	ctx    context.Context
 	cancel context.CancelFunc
-	create func(context.Context) (T, error)
+	c      creator[T]
 	done   chan<- result[T]
 }
 
@@ -232,9 +253,9 @@ type result[T any] struct {
 	err error
 }
 
-func (t timed[T]) run() {
+func (t *timed[T]) run() {
 	defer t.cancel()
-	guard(func() (T, error) { return t.create(t.ctx) }, func(v T, err error) { t.done <- result[T]{v, err} })
+	guard(func() (T, error) { return t.c.Create(t.ctx) }, func(v T, err error) { t.done <- result[T]{v, err} })
 }
 
 // fresher is what Op and Batch share for madeSince.

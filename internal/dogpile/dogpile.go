@@ -390,7 +390,7 @@ func (c creation) createLocked(ctx context.Context) (any, error) {
 	if c.background {
 		c.op.Observe(EventBackgroundRun, 0)
 	}
-	v, err := bounded(c.e, ctx, c.op, c.op.Create)
+	v, err := bounded[any](c.e, ctx, c.op, c.op)
 	if err != nil {
 		return nil, err
 	}
