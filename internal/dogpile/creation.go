@@ -155,25 +155,6 @@ func lead(e *Engine, callerCtx context.Context, work func(context.Context) (any,
 	})
 }
 
-// creationContext is the context of a creation: the values of the caller that leads it, and the
-// engine's cancellation (Close), which is the Context it embeds. It costs one allocation and
-// registers nothing with the engine's context: the contexts derived from it for each creator
-// call (bounded) do, and they end with the call.
-type creationContext struct {
-	context.Context                 // the engine's closing: Done, Err, Deadline
-	values          context.Context // the leading caller's
-}
-
-// Value looks key up in the engine's context first: it holds no values of its own, and answers
-// the context package's lookup of the innermost cancellation (context.Cause, and the contexts
-// derived from this one), which must not find the caller's.
-func (c *creationContext) Value(key any) any {
-	if v := c.Context.Value(key); v != nil {
-		return v
-	}
-	return c.values.Value(key)
-}
-
 // guard calls work and then finish with work's results, whatever work does. If work panics,
 // finish gets a *PanicError and the panic stops here; if it calls runtime.Goexit, finish gets
 // ErrGoexit and the goroutine then ends, as Goexit asks. finish is deferred so that it runs in
@@ -208,9 +189,10 @@ type creator[T any] interface {
 
 // bounded runs c.Create under the creation timeout of x, the Op or Batch whose creator it is.
 // Without one it is a plain call on the caller's goroutine, under a context that ends with it.
-// With one, it runs on a worker (counted in e.wg, so that Close waits for it) with a context
-// cancelled at the timeout; bounded returns its result, or ErrCreationTimeout once the timeout
-// passes, abandoning it. A panic or runtime.Goexit in it comes back as a *PanicError or ErrGoexit.
+// With one, it runs on a worker (counted in e.wg, so that Close waits for it) under a context
+// that ends at the timeout (callContext); bounded returns its result, or ErrCreationTimeout once
+// the timeout passes, abandoning it. A panic or runtime.Goexit in it comes back as a *PanicError
+// or ErrGoexit.
 func bounded[T any](e *Engine, ctx context.Context, x any, c creator[T]) (T, error) {
 	d := e.creationTimeout(x)
 	if d <= 0 {
@@ -219,43 +201,44 @@ func bounded[T any](e *Engine, ctx context.Context, x any, c creator[T]) (T, err
 		return c.Create(ctx)
 	}
 	var zero T
-	ctx, cancel := context.WithTimeoutCause(ctx, d, ErrCreationTimeout)
-	done := make(chan result[T], 1) // buffered: an abandoned creator does not block
+	t := &timed[T]{c: c, done: make(chan struct{})}
+	t.ctx.init(ctx, time.Now().Add(d))
 	// Nested: the creation running bounded is counted, so Close, once called, is still waiting
 	// and waits for the creator too; spawn never refuses it.
-	_ = spawn(e, nested, &timed[T]{ctx: ctx, cancel: cancel, c: c, done: done})
+	_ = spawn(e, nested, t)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
 	select {
-	case r := <-done:
-		if r.err != nil && errors.Is(r.err, context.DeadlineExceeded) && context.Cause(ctx) == ErrCreationTimeout {
-			return zero, fmt.Errorf("%w after %v: %w", ErrCreationTimeout, d, r.err)
+	case <-t.done:
+		if t.err != nil && errors.Is(t.err, context.DeadlineExceeded) && t.ctx.expired() {
+			return zero, fmt.Errorf("%w after %v: %w", ErrCreationTimeout, d, t.err)
 		}
-		return r.v, r.err
+		return t.v, t.err
 	case <-ctx.Done():
-		if context.Cause(ctx) != ErrCreationTimeout {
-			// Cancelled from above (Close): wait for the creator, which sees it too.
-			r := <-done
-			return r.v, r.err
-		}
+		// Cancelled from above (Close): wait for the creator, which sees it too.
+		<-t.done
+		return t.v, t.err
+	case <-timer.C:
 		return zero, fmt.Errorf("%w after %v", ErrCreationTimeout, d)
 	}
 }
 
-// timed is the task of bounded: one call of a creator, guarded, its result sent on done.
+// timed is the task of bounded: one call of a creator, guarded, its result set in v and err
+// before done is closed. An abandoned creator sets them for nobody.
 type timed[T any] struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	c      creator[T]
-	done   chan<- result[T]
-}
-
-type result[T any] struct {
-	v   T
-	err error
+	ctx  callContext
+	c    creator[T]
+	done chan struct{}
+	v    T
+	err  error
 }
 
 func (t *timed[T]) run() {
-	defer t.cancel()
-	guard(func() (T, error) { return t.c.Create(t.ctx) }, func(v T, err error) { t.done <- result[T]{v, err} })
+	defer t.ctx.end()
+	guard(func() (T, error) { return t.c.Create(&t.ctx) }, func(v T, err error) {
+		t.v, t.err = v, err
+		close(t.done)
+	})
 }
 
 // fresher is what Op and Batch share for madeSince.
