@@ -13,8 +13,10 @@
 //     woken by a Waker when the holder announces its release), reads once more, and only then
 //     creates, stores and releases.
 //   - A creator's error or panic reaches the caller and every joined waiter; no path leaves a
-//     lock held or a goroutine running. A caller whose context ends stops waiting; the creation
-//     goes on for the others and is cancelled only by Close.
+//     lock held or a creation running. A caller whose context ends stops waiting; the creation
+//     goes on for the others and is cancelled only by Close. The goroutines that run creations
+//     off their callers' (workers) wait a second or two for the next one, and end then or at
+//     Close.
 //
 // The hit path (a fresh entry) never reaches this package: regions check freshness themselves,
 // so a hit takes no lock and starts no goroutine.
@@ -202,8 +204,8 @@ func (e *Engine) Background() bool { return e.slots != nil }
 // removed when they end, so this is also the memory the engine holds for keys.
 func (e *Engine) InFlight() int { return e.flights.len() }
 
-// Close cancels the context of every creation in progress, waits for them to end, and makes
-// later creations fail with ErrClosed. Callers waiting for a cancelled creation get ErrClosed. A
+// Close cancels the context of every creation in progress, waits for them and for the idle
+// workers to end, and makes later creations fail with ErrClosed. Callers waiting for a cancelled creation get ErrClosed. A
 // creator that ignores its context delays Close until it returns. Close is safe to call more than
 // once.
 func (e *Engine) Close() {
