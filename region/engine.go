@@ -24,7 +24,13 @@ func (r *Region) newEngine(background int) *dogpile.Engine {
 // resolve hands a call that was not a hit to the lock engine. A value still fresh, due for an
 // early refresh (WithEarlyRefresh), is served at once and regenerated in the background.
 func (v *View[V]) resolve(ctx context.Context, l *lookup[V], create func(context.Context) (V, error)) (V, error) {
-	o := &op[V]{v: v, b: l.b, key: l.key, user: l.user, p: l.p, create: create}
+	o := &op[V]{create: create}
+	return v.resolveOp(ctx, l, o)
+}
+
+// resolveOp is resolve with the op made by the caller, who set its creator; o gets the rest from l.
+func (v *View[V]) resolveOp(ctx context.Context, l *lookup[V], o *op[V]) (V, error) {
+	o.v, o.b, o.key, o.user, o.p = v, l.b, l.key, l.user, l.p
 	if l.found && v.dueEarly(l) {
 		v.r.engine.Early(ctx, o, dogpile.Entry{Value: l.val, Created: l.created, Delta: l.delta})
 		return l.val, nil
@@ -135,9 +141,25 @@ type op[V any] struct {
 	user    string // key as the caller gave it, for errors
 	p       *policy
 	create  func(context.Context) (V, error)
-	started int64 // when Create began: the created-at of what it makes
-	delta   int64 // how long Create took
+	with    boundCreator[V] // in place of create when set: a creator bound to its argument
+	started int64           // when Create began: the created-at of what it makes
+	delta   int64           // how long Create took
 }
+
+// boundCreator is a creator bound to its argument (GetOrCreateWith) without a closure.
+type boundCreator[V any] interface {
+	call(ctx context.Context) (V, error)
+}
+
+// opWith is the op of a GetOrCreateWith call, with its creator and argument: one allocation
+// for both, where an op and a closure binding the argument were two.
+type opWith[V, A any] struct {
+	op[V]
+	fn  func(context.Context, A) (V, error)
+	arg A
+}
+
+func (o *opWith[V, A]) call(ctx context.Context) (V, error) { return o.fn(ctx, o.arg) }
 
 // CreationTimeout is the creation timeout the view or the call sets (WithCreationTimeout), which
 // replaces the region's for the creations this call leads.
@@ -167,7 +189,13 @@ func (o *op[V]) Create(ctx context.Context) (any, error) {
 			o.v.c.created(time.Since(start), errPanicked)
 		}
 	}()
-	v, err := o.create(ctx)
+	var v V
+	var err error
+	if o.with != nil {
+		v, err = o.with.call(ctx)
+	} else {
+		v, err = o.create(ctx)
+	}
 	returned = true
 	o.v.c.created(time.Since(start), err)
 	o.delta = o.v.r.now() - o.started

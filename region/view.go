@@ -158,10 +158,12 @@ func GetOrCreateWith[V, A any](ctx context.Context, v *View[V], key string, crea
 	return resolveWith(ctx, v, &l, create, arg)
 }
 
-// resolveWith binds arg to create; apart from GetOrCreateWith so that only the slow path
-// allocates the closure.
+// resolveWith binds arg to create in the op it hands to the engine; apart from GetOrCreateWith
+// so that only the slow path allocates the op.
 func resolveWith[V, A any](ctx context.Context, v *View[V], l *lookup[V], create func(context.Context, A) (V, error), arg A) (V, error) {
-	return v.resolve(ctx, l, func(ctx context.Context) (V, error) { return create(ctx, arg) })
+	o := &opWith[V, A]{fn: create, arg: arg}
+	o.with = o
+	return v.resolveOp(ctx, l, &o.op)
 }
 
 // lookup is the first half of every get-or-create: the read and the freshness check. What it

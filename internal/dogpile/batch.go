@@ -104,7 +104,7 @@ func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Res
 	followed := 0    // absent keys another caller creates
 	kind := b.Kind()
 	for j, w := range wants {
-		f, leader := e.flights.join(b.Key(w.Index), kind, !w.Have)
+		f, leader := e.flights.join(b.Key(w.Index), kind, !w.Have, true)
 		switch {
 		case leader && w.Have && (e.slots != nil || w.Early):
 			// Regenerated in the background (or not at all, with every worker busy); the old
@@ -374,7 +374,7 @@ func (c batchCreation) round(ctx context.Context, pending []*led) ([]*led, error
 	if c.background {
 		b.Observe(EventBackgroundRun, len(create), 0)
 	}
-	made, err := bounded(e, ctx, b, func(ctx context.Context) (Made, error) { return b.Create(ctx, idx) })
+	made, err := bounded[Made](e, ctx, b, batchCreator{b, idx})
 	if err != nil {
 		return nil, err
 	}
@@ -444,3 +444,11 @@ func indexes(ls []*led) []int {
 	}
 	return idx
 }
+
+// batchCreator is the creator call of a Batch for items idx.
+type batchCreator struct {
+	b   Batch
+	idx []int
+}
+
+func (c batchCreator) Create(ctx context.Context) (Made, error) { return c.b.Create(ctx, c.idx) }

@@ -49,7 +49,8 @@ func forCaller(ctx context.Context) spawnMode {
 // spawn runs t as how says, counted in e.wg so that Close waits for it. After Close it runs
 // nothing and returns ErrClosed (except for nested); a refresh with no free slot returns
 // errBusy. The task comes by value rather than as a closure, so that running it inline
-// allocates nothing and starting a goroutine allocates only the goroutine's own closure.
+// allocates nothing. A task that needs a goroutine goes to an idle worker if there is one (see
+// worker), and starts one otherwise.
 func spawn[T task](e *Engine, how spawnMode, t T) error {
 	if err := e.enter(how); err != nil {
 		return err
@@ -61,14 +62,64 @@ func spawn[T task](e *Engine, how spawnMode, t T) error {
 		t.run()
 		return nil
 	}
-	go func() {
-		defer e.wg.Done() // last: Close returns only once the slot is free too
-		if how == refresh {
-			defer func() { <-e.slots }()
-		}
-		t.run()
-	}()
+	j := job{t: t, how: how}
+	select {
+	case e.jobs <- j:
+	default:
+		e.wg.Add(1) // the worker's own count; the task's keeps it above zero meanwhile
+		go e.worker(j)
+	}
 	return nil
+}
+
+// job is a task handed to a worker, with the mode spawn was asked for.
+type job struct {
+	t   task
+	how spawnMode
+}
+
+// workerIdle is how long a worker waits for another task before it ends: between one and two
+// of these after its last task.
+const workerIdle = time.Second
+
+// worker runs j, then the tasks spawn hands it while it is idle, and ends when it has had none
+// for workerIdle, or at Close. A worker that runs one creation after another keeps its stack,
+// grown to what a creation needs, where a goroutine started for each one pays for its start
+// and for growing its stack every time. A task that calls runtime.Goexit ends its worker, its
+// counts released by their defers.
+func (e *Engine) worker(j job) {
+	defer e.wg.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	busy := false // ran a task since idle was last set
+	for {
+		e.runJob(j)
+		busy = true
+		for {
+			select {
+			case j = <-e.jobs:
+			case <-e.closing.Done():
+				return
+			case <-idle.C:
+				if !busy {
+					return
+				}
+				busy = false
+				idle.Reset(workerIdle)
+				continue
+			}
+			break
+		}
+	}
+}
+
+// runJob runs j and releases what spawn took for it.
+func (e *Engine) runJob(j job) {
+	defer e.wg.Done() // last: Close returns only once the slot is free too
+	if j.how == refresh {
+		defer func() { <-e.slots }()
+	}
+	j.t.run()
 }
 
 // enter counts a task about to start and, for a refresh, takes its slot.
@@ -90,17 +141,12 @@ func (e *Engine) enter(how spawnMode) error {
 }
 
 // lead runs work, the creation of the flights a caller leads, and hands its outcome to finish
-// as guard does. work runs under a context that keeps the caller's values but not its
+// as guard does. work runs under a creationContext: the caller's values, but not its
 // cancellation, so that one impatient caller does not cancel a creation others wait for; Close
 // cancels it, and an error this cancellation causes reaches finish as ErrClosed, or callers whose
 // own context is live would take it for theirs.
 func lead(e *Engine, callerCtx context.Context, work func(context.Context) (any, error), finish func(any, error)) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(callerCtx))
-	stop := context.AfterFunc(e.closing, cancel)
-	defer func() {
-		stop()
-		cancel()
-	}()
+	ctx := &creationContext{Context: e.closing, values: callerCtx}
 	guard(func() (any, error) { return work(ctx) }, func(v any, err error) {
 		if err != nil && e.closing.Err() != nil && errors.Is(err, context.Canceled) {
 			err = ErrClosed
@@ -136,54 +182,63 @@ func (e *Engine) creationTimeout(x any) time.Duration {
 	return e.CreationTimeout
 }
 
-// bounded runs create under the creation timeout of x, the Op or Batch whose creator it is.
-// Without one it is a plain call on the caller's goroutine. With one, create runs on a goroutine
-// of its own (counted in e.wg, so that Close waits for it) with a context cancelled at the
-// timeout; bounded returns its result, or ErrCreationTimeout once the timeout passes, abandoning
-// it. A panic or runtime.Goexit in create comes back as a *PanicError or ErrGoexit.
-func bounded[T any](e *Engine, ctx context.Context, x any, create func(context.Context) (T, error)) (T, error) {
+// creator is one creator call that bounded makes: Op's Create, or a Batch's for some items.
+type creator[T any] interface {
+	Create(ctx context.Context) (T, error)
+}
+
+// bounded runs c.Create under the creation timeout of x, the Op or Batch whose creator it is.
+// Without one it is a plain call on the caller's goroutine, under a context that ends with it.
+// With one, it runs on a worker (counted in e.wg, so that Close waits for it) under a context
+// that ends at the timeout (callContext); bounded returns its result, or ErrCreationTimeout once
+// the timeout passes, abandoning it. A panic or runtime.Goexit in it comes back as a *PanicError
+// or ErrGoexit.
+func bounded[T any](e *Engine, ctx context.Context, x any, c creator[T]) (T, error) {
 	d := e.creationTimeout(x)
 	if d <= 0 {
-		return create(ctx)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		return c.Create(ctx)
 	}
 	var zero T
-	ctx, cancel := context.WithTimeoutCause(ctx, d, ErrCreationTimeout)
-	done := make(chan result[T], 1) // buffered: an abandoned creator does not block
+	t := &timed[T]{c: c, done: make(chan struct{})}
+	t.ctx.init(ctx, time.Now().Add(d))
 	// Nested: the creation running bounded is counted, so Close, once called, is still waiting
 	// and waits for the creator too; spawn never refuses it.
-	_ = spawn(e, nested, timed[T]{ctx: ctx, cancel: cancel, create: create, done: done})
+	_ = spawn(e, nested, t)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
 	select {
-	case r := <-done:
-		if r.err != nil && errors.Is(r.err, context.DeadlineExceeded) && context.Cause(ctx) == ErrCreationTimeout {
-			return zero, fmt.Errorf("%w after %v: %w", ErrCreationTimeout, d, r.err)
+	case <-t.done:
+		if t.err != nil && errors.Is(t.err, context.DeadlineExceeded) && t.ctx.expired() {
+			return zero, fmt.Errorf("%w after %v: %w", ErrCreationTimeout, d, t.err)
 		}
-		return r.v, r.err
+		return t.v, t.err
 	case <-ctx.Done():
-		if context.Cause(ctx) != ErrCreationTimeout {
-			// Cancelled from above (Close): wait for the creator, which sees it too.
-			r := <-done
-			return r.v, r.err
-		}
+		// Cancelled from above (Close): wait for the creator, which sees it too.
+		<-t.done
+		return t.v, t.err
+	case <-timer.C:
 		return zero, fmt.Errorf("%w after %v", ErrCreationTimeout, d)
 	}
 }
 
-// timed is the task of bounded: one call of a creator, guarded, its result sent on done.
+// timed is the task of bounded: one call of a creator, guarded, its result set in v and err
+// before done is closed. An abandoned creator sets them for nobody.
 type timed[T any] struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	create func(context.Context) (T, error)
-	done   chan<- result[T]
+	ctx  callContext
+	c    creator[T]
+	done chan struct{}
+	v    T
+	err  error
 }
 
-type result[T any] struct {
-	v   T
-	err error
-}
-
-func (t timed[T]) run() {
-	defer t.cancel()
-	guard(func() (T, error) { return t.create(t.ctx) }, func(v T, err error) { t.done <- result[T]{v, err} })
+func (t *timed[T]) run() {
+	defer t.ctx.end()
+	guard(func() (T, error) { return t.c.Create(&t.ctx) }, func(v T, err error) {
+		t.v, t.err = v, err
+		close(t.done)
+	})
 }
 
 // fresher is what Op and Batch share for madeSince.

@@ -13,8 +13,10 @@
 //     woken by a Waker when the holder announces its release), reads once more, and only then
 //     creates, stores and releases.
 //   - A creator's error or panic reaches the caller and every joined waiter; no path leaves a
-//     lock held or a goroutine running. A caller whose context ends stops waiting; the creation
-//     goes on for the others and is cancelled only by Close.
+//     lock held or a creation running. A caller whose context ends stops waiting; the creation
+//     goes on for the others and is cancelled only by Close. The goroutines that run creations
+//     off their callers' (workers) wait a second or two for the next one, and end then or at
+//     Close.
 //
 // The hit path (a fresh entry) never reaches this package: regions check freshness themselves,
 // so a hit takes no lock and starts no goroutine.
@@ -25,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"slices"
 	"sync"
 	"time"
 )
@@ -149,6 +150,10 @@ type Engine struct {
 	closed bool
 	wg     sync.WaitGroup
 
+	// jobs hands tasks to idle workers (spawn, worker): unbuffered, so a send succeeds only
+	// when a worker waits for one.
+	jobs chan job
+
 	// slots bounds background refreshes: one token a running refresh. nil: no background refresh.
 	slots chan struct{}
 
@@ -184,7 +189,7 @@ var ErrCreationTimeout = errors.New("dogpile: creation timed out")
 // many refreshes running at once; 0 regenerates expired entries on the winner's call.
 func New(backgroundWorkers int) *Engine {
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{closing: ctx, stop: cancel}
+	e := &Engine{closing: ctx, stop: cancel, jobs: make(chan job)}
 	e.flights.init()
 	if backgroundWorkers > 0 {
 		e.slots = make(chan struct{}, backgroundWorkers)
@@ -199,8 +204,8 @@ func (e *Engine) Background() bool { return e.slots != nil }
 // removed when they end, so this is also the memory the engine holds for keys.
 func (e *Engine) InFlight() int { return e.flights.len() }
 
-// Close cancels the context of every creation in progress, waits for them to end, and makes
-// later creations fail with ErrClosed. Callers waiting for a cancelled creation get ErrClosed. A
+// Close cancels the context of every creation in progress, waits for them and for the idle
+// workers to end, and makes later creations fail with ErrClosed. Callers waiting for a cancelled creation get ErrClosed. A
 // creator that ignores its context delays Close until it returns. Close is safe to call more than
 // once.
 func (e *Engine) Close() {
@@ -244,7 +249,9 @@ func (e *Engine) Join(ctx context.Context, key string, kind any) (v any, err err
 // Resolve answers a call whose entry was not fresh: cur is the entry read (valid when have is
 // true, expired by op.Fresh). It returns the value to give the caller.
 func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any, error) {
-	f, leader := e.flights.join(op.Key(), op.Kind(), !have)
+	background := have && e.slots != nil
+	how := forCaller(ctx)
+	f, leader := e.flights.join(op.Key(), op.Kind(), !have, !background && how != inline)
 	if !leader {
 		if have {
 			// Someone in this process is regenerating: the old value, now.
@@ -257,7 +264,7 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 		return v, err
 	}
 	c := creation{e: e, ctx: ctx, op: op, f: f, cur: cur, have: have}
-	if have && e.slots != nil {
+	if background {
 		c.background = true // its caller is counted as served old below, once
 		switch err := spawn(e, refresh, c); err {
 		case nil:
@@ -275,9 +282,12 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 		op.Observe(EventStale, 0)
 		return cur.Value, nil
 	}
-	if err := spawn(e, forCaller(ctx), c); err != nil {
+	if err := spawn(e, how, c); err != nil {
 		e.flights.finish(f, nil, err)
 		return nil, err
+	}
+	if how == inline {
+		return f.val, f.err // finished by this goroutine
 	}
 	return f.wait(ctx)
 }
@@ -291,7 +301,7 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 // them, on a goroutine of its own, one at a time per key (the key's flight), which Close cancels
 // and waits for. Its error goes to Op.Failed.
 func (e *Engine) Early(ctx context.Context, op Op, cur Entry) any {
-	f, leader := e.flights.join(op.Key(), op.Kind(), false)
+	f, leader := e.flights.join(op.Key(), op.Kind(), false, false)
 	if !leader {
 		return cur.Value // regenerated already, early or expired, by another caller
 	}
@@ -424,7 +434,7 @@ func (c creation) createLocked(ctx context.Context) (any, error) {
 	if c.background {
 		c.op.Observe(EventBackgroundRun, 0)
 	}
-	v, err := bounded(c.e, ctx, c.op, c.op.Create)
+	v, err := bounded[any](c.e, ctx, c.op, c.op)
 	if err != nil {
 		return nil, err
 	}
@@ -440,8 +450,12 @@ func (c creation) createLocked(ctx context.Context) (any, error) {
 type flight struct {
 	key  string
 	kind any
+	next *flight // the flight of the same key for another kind; guarded by the shard's mu
 
-	done chan struct{} // closed when val and err are set
+	// done is closed when val and err are set. It is made when the flight starts for a leader
+	// that waits on it, and otherwise by the first caller that joins it (under the shard's mu):
+	// a creation that runs on its caller's goroutine, and that nobody joins, needs none.
+	done chan struct{}
 	val  any
 	err  error
 
@@ -471,7 +485,8 @@ func (f *flight) forget() {
 	f.mu.Unlock()
 }
 
-// wait returns the flight's result, or ctx.Err() if ctx ends first.
+// wait returns the flight's result, or ctx.Err() if ctx ends first. f.done must be made: by
+// join for the leader that asked for it, or for the caller that joined f.
 func (f *flight) wait(ctx context.Context) (any, error) {
 	select {
 	case <-f.done:
@@ -486,7 +501,7 @@ func (g *group) flying(key string, kind any) bool {
 	s := g.shard(key)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, f := range s.m[key] {
+	for f := s.m[key]; f != nil; f = f.next {
 		if f.kind == kind {
 			return true
 		}
@@ -494,14 +509,23 @@ func (g *group) flying(key string, kind any) bool {
 	return false
 }
 
-// find returns the flight of an absent key's creation for key and kind, or nil.
+// joined makes f.done for a caller that joins f, if it is not made yet; the shard's mu is held.
+func (f *flight) joined() *flight {
+	if f.done == nil {
+		f.done = make(chan struct{})
+	}
+	return f
+}
+
+// find returns the flight of an absent key's creation for key and kind, or nil; the caller
+// waits for it.
 func (g *group) find(key string, kind any) *flight {
 	s := g.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, f := range s.m[key] {
+	for f := s.m[key]; f != nil; f = f.next {
 		if f.kind == kind && f.absent {
-			return f
+			return f.joined()
 		}
 	}
 	return nil
@@ -518,15 +542,15 @@ type group struct {
 type shard struct {
 	// mu is read-locked by flying, which the herd on a key being regenerated calls at once.
 	mu sync.RWMutex
-	// m holds the flights of each key, one per kind: almost always one.
-	m map[string][]*flight // guarded by mu
-	_ [32]byte             // keeps neighbouring shards' mutexes off one cache line
+	// m holds the flights of each key, one per kind, linked by next: almost always one.
+	m map[string]*flight // guarded by mu
+	_ [32]byte           // keeps neighbouring shards' mutexes off one cache line
 }
 
 func (g *group) init() {
 	g.seed = maphash.MakeSeed()
 	for i := range g.shards {
-		g.shards[i].m = make(map[string][]*flight)
+		g.shards[i].m = make(map[string]*flight)
 	}
 }
 
@@ -535,18 +559,23 @@ func (g *group) shard(key string) *shard {
 }
 
 // join returns the flight for key and kind, starting one (leader true) if there is none; absent
-// says what a started one is for.
-func (g *group) join(key string, kind any, absent bool) (f *flight, leader bool) {
+// says what a started one is for, and wait whether its leader will wait for it (f.wait). A caller
+// that joins a flight may wait for it.
+func (g *group) join(key string, kind any, absent, wait bool) (f *flight, leader bool) {
 	s := g.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, f := range s.m[key] {
+	head := s.m[key]
+	for f := head; f != nil; f = f.next {
 		if f.kind == kind {
-			return f, false
+			return f.joined(), false
 		}
 	}
-	f = &flight{key: key, kind: kind, done: make(chan struct{}), absent: absent}
-	s.m[key] = append(s.m[key], f)
+	f = &flight{key: key, kind: kind, next: head, absent: absent}
+	if wait {
+		f.done = make(chan struct{})
+	}
+	s.m[key] = f
 	return f, true
 }
 
@@ -555,32 +584,45 @@ func (g *group) finish(f *flight, val any, err error) {
 	s := g.shard(f.key)
 	s.mu.Lock()
 	s.remove(f)
-	s.mu.Unlock()
 	f.val, f.err = val, err
-	close(f.done)
+	// Out of the map, f can be joined no more: done, if nobody made it, stays nil.
+	done := f.done
+	s.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
 }
 
 // remove takes f out of the map if it is still there; s.mu is held.
 func (s *shard) remove(f *flight) {
-	fs := s.m[f.key]
-	i := slices.Index(fs, f)
-	if i < 0 {
+	for p := s.m[f.key]; p != nil; p = p.next {
+		if p == f {
+			break
+		}
+		if p.next == f {
+			p.next = f.next
+			return
+		}
+	}
+	if s.m[f.key] != f {
 		return
 	}
-	if len(fs) == 1 {
+	if f.next == nil {
 		delete(s.m, f.key)
-		return
+	} else {
+		s.m[f.key] = f.next
 	}
-	s.m[f.key] = slices.Delete(fs, i, i+1)
 }
 
+// forget detaches the flights of key. Out of the map, their next links are written no more, so
+// they are walked after the lock is released.
 func (g *group) forget(key string) {
 	s := g.shard(key)
 	s.mu.Lock()
 	fs := s.m[key]
 	delete(s.m, key)
 	s.mu.Unlock()
-	for _, f := range fs {
+	for f := fs; f != nil; f = f.next {
 		f.forget()
 	}
 }
@@ -590,10 +632,10 @@ func (g *group) forgetAll() {
 		s := &g.shards[i]
 		s.mu.Lock()
 		m := s.m
-		s.m = make(map[string][]*flight)
+		s.m = make(map[string]*flight)
 		s.mu.Unlock()
 		for _, fs := range m {
-			for _, f := range fs {
+			for f := fs; f != nil; f = f.next {
 				f.forget()
 			}
 		}
@@ -606,7 +648,9 @@ func (g *group) len() int {
 		s := &g.shards[i]
 		s.mu.Lock()
 		for _, fs := range s.m {
-			n += len(fs)
+			for f := fs; f != nil; f = f.next {
+				n++
+			}
 		}
 		s.mu.Unlock()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -865,4 +866,104 @@ func TestSingleGoexitInlineReleasesClose(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("Close has not returned after 2s: the inline creation's wg count was never released")
 	}
+}
+
+// TestIdleWorkersEndWithoutClose: the goroutines that run creations wait a while for the next
+// one and then end by themselves, so that an engine nobody closes leaves none behind. The
+// bubble fails the test if one is still blocked when it ends.
+func TestIdleWorkersEndWithoutClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		e := New(0)
+		e.CreationTimeout = time.Minute // the creator runs on a worker
+		for i := range 3 {
+			// A cancelable context: the creation runs on a worker too.
+			v, err := get(t.Context(), e, s.op("k"+strconv.Itoa(i), false, func(context.Context) (any, error) { return i, nil }))
+			if err != nil || v != i {
+				t.Fatalf("creation %d: (%v, %v)", i, v, err)
+			}
+		}
+		time.Sleep(3 * workerIdle)
+		synctest.Wait()
+	})
+}
+
+// TestCloseEndsIdleWorkers: Close waits for the idle workers to end, as for the creations.
+func TestCloseEndsIdleWorkers(t *testing.T) {
+	s := newStore(time.Minute)
+	e := New(0)
+	e.CreationTimeout = time.Minute
+	if _, err := get(t.Context(), e, s.op("k", false, func(context.Context) (any, error) { return "v", nil })); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	if err := goleak.Find(); err != nil {
+		t.Errorf("after Close: %v", err)
+	}
+}
+
+// TestCreatorContextUnderATimeout: the context of a creator call under a creation timeout has
+// the caller's values and the timeout's deadline, is done at the timeout with ErrCreationTimeout
+// as its cause whether or not the creator asked for Done before, and is done once the call
+// returned, for a creator that kept it.
+func TestCreatorContextUnderATimeout(t *testing.T) {
+	type ctxKey struct{}
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(time.Minute)
+		e := New(0)
+		e.CreationTimeout = time.Second
+		defer e.Close()
+		ctx := context.WithValue(context.Background(), ctxKey{}, "trace-1")
+		start := time.Now()
+		kept := make(chan context.Context, 2)
+		for _, early := range []bool{false, true} {
+			_, err := get(ctx, e, s.op("k"+strconv.FormatBool(early), false, func(ctx context.Context) (any, error) {
+				if got := ctx.Value(ctxKey{}); got != "trace-1" {
+					t.Errorf("the creator's context value: %v, want trace-1", got)
+				}
+				if d, ok := ctx.Deadline(); !ok || d != start.Add(time.Second) {
+					t.Errorf("the creator's deadline: %v %v, want %v", d, ok, start.Add(time.Second))
+				}
+				if early {
+					<-ctx.Done()
+				} else {
+					time.Sleep(2 * time.Second)
+				}
+				if err := ctx.Err(); err != context.DeadlineExceeded {
+					t.Errorf("asked Done first %v: Err after the timeout %v, want DeadlineExceeded", early, err)
+				}
+				if cause := context.Cause(ctx); cause != ErrCreationTimeout {
+					t.Errorf("asked Done first %v: cause %v, want ErrCreationTimeout", early, cause)
+				}
+				return "late", nil
+			}))
+			if !errors.Is(err, ErrCreationTimeout) {
+				t.Fatalf("got %v, want ErrCreationTimeout", err)
+			}
+			synctest.Wait()
+			start = time.Now()
+		}
+		for _, asked := range []bool{false, true} {
+			_, err := get(ctx, e, s.op("kept"+strconv.FormatBool(asked), false, func(ctx context.Context) (any, error) {
+				if asked {
+					_ = ctx.Done()
+				}
+				kept <- ctx
+				return "v", nil
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			c := <-kept
+			if err := c.Err(); err != context.Canceled {
+				t.Errorf("asked Done before %v: Err once the call returned %v, want Canceled", asked, err)
+			}
+			select {
+			case <-c.Done():
+			default:
+				t.Errorf("asked Done before %v: not done once the call returned", asked)
+			}
+		}
+	})
 }

@@ -1,0 +1,105 @@
+package dogpile
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// The contexts creators run under: the creation's (creationContext), which keeps the leading
+// caller's values but not its cancellation, and, under a creation timeout, one for each creator
+// call (callContext), which ends at the timeout.
+
+// creationContext is the context of a creation: the values of the caller that leads it, and the
+// engine's cancellation (Close), which is the Context it embeds. It costs one allocation and
+// registers nothing with the engine's context: the contexts derived from it for each creator
+// call (bounded) do, and they end with the call.
+type creationContext struct {
+	context.Context                 // the engine's closing: Done, Err, Deadline
+	values          context.Context // the leading caller's
+}
+
+// Value looks key up in the engine's context first: it holds no values of its own, and answers
+// the context package's lookup of the innermost cancellation (context.Cause, and the contexts
+// derived from this one), which must not find the caller's.
+func (c *creationContext) Value(key any) any {
+	if v := c.Context.Value(key); v != nil {
+		return v
+	}
+	return c.values.Value(key)
+}
+
+// callContext is the context of one creator call under a creation timeout: a child of the
+// creation's context that ends at deadline, with ErrCreationTimeout as its cause, or when the
+// call returns (end). It is what context.WithTimeoutCause would return, made lazily: the
+// context package's one (real) is made only when the creator asks for Done or for a value, which
+// are the ways to wait for it or to derive from it, so that a creator that does neither costs
+// no allocation, no timer and no registration with the engine's context. Err and Deadline are
+// answered from the clock until then.
+type callContext struct {
+	parent   context.Context
+	deadline time.Time
+
+	mu     sync.Mutex
+	real   context.Context    // guarded by mu; nil until made
+	cancel context.CancelFunc // guarded by mu; real's
+	ended  bool               // guarded by mu: the call returned
+}
+
+func (c *callContext) init(parent context.Context, deadline time.Time) {
+	c.parent, c.deadline = parent, deadline
+}
+
+// made returns real, making it first if it is not made yet.
+func (c *callContext) made() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.real == nil {
+		c.real, c.cancel = context.WithDeadlineCause(c.parent, c.deadline, ErrCreationTimeout)
+		if c.ended {
+			c.cancel()
+		}
+	}
+	return c.real
+}
+
+// end cancels the context once the call returned, as the cancel function of
+// context.WithTimeoutCause would: a creator that kept it sees it done.
+func (c *callContext) end() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ended = true
+	if c.cancel != nil {
+		c.cancel()
+	}
+}
+
+// expired reports whether the deadline has passed.
+func (c *callContext) expired() bool { return !time.Now().Before(c.deadline) }
+
+func (c *callContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c *callContext) Done() <-chan struct{} { return c.made().Done() }
+
+func (c *callContext) Value(key any) any { return c.made().Value(key) }
+
+func (c *callContext) Err() error {
+	c.mu.Lock()
+	real, ended := c.real, c.ended
+	c.mu.Unlock()
+	switch {
+	case real != nil:
+		return real.Err()
+	case ended:
+		return context.Canceled
+	}
+	if err := c.parent.Err(); err != nil {
+		return err
+	}
+	if c.expired() {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func (c *callContext) String() string { return "dogpile.callContext" }
