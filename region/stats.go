@@ -117,8 +117,10 @@ type striped struct {
 
 func (s *striped) add() {
 	var probe byte
-	// Goroutine stacks are at least 2 KiB apart, so bits above the 11th tell goroutines apart.
-	s.cells[uintptr(unsafe.Pointer(&probe))>>11&7].n.Add(1)
+	// Goroutine stacks are at least 2 KiB apart, so bits above the 11th tell goroutines apart;
+	// stacks are aligned to their size, so the low ones of those are alike from one goroutine to
+	// the next: a multiplicative hash mixes the higher ones in.
+	s.cells[uint64(uintptr(unsafe.Pointer(&probe))>>11)*0x9e3779b97f4a7c15>>61].n.Add(1)
 }
 
 func (s *striped) load() uint64 {
