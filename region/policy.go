@@ -259,9 +259,8 @@ func WithShouldCache[V any](f func(V) bool) Option {
 // callers of its key in this process that have no deadline, and, with the watchdog, the key in
 // every process. A negative d is an error. While the bound is on, a creation runs on a goroutine
 // of a pool of idle workers, not on its caller's, and the caller waits for it with a timer: on
-// the memory backend this hand-off is most of what a miss costs (about half of it, measured with
-// the bench module's zipf scenario). A region of in-memory values whose creators return, and
-// that wants its misses cheap, can set d == 0. Accepted at every level (see Option): the creation
+// the memory backend this hand-off is much of what a miss costs. A region of in-memory values
+// whose creators return, and that wants its misses cheap, can set d == 0. Accepted at every level (see Option): the creation
 // takes the bound of the call that starts it.
 func WithCreationTimeout(d time.Duration) Option {
 	var err error
