@@ -49,15 +49,23 @@ func newCluster(dir string, cleanup func(func())) (*Cluster, error) {
 	}
 	c := &Cluster{}
 	for i := range 6 {
-		busPort, err := freePort()
-		if err != nil {
-			return nil, err
-		}
 		nodeDir := filepath.Join(dir, "node"+strconv.Itoa(i))
 		if err := os.Mkdir(nodeDir, 0o755); err != nil {
 			return nil, err
 		}
+		// Each port newServer tries (it tries again on a port taken meanwhile) gets a bus port of
+		// its own, which a bus port taken before the node binds it fails as its own port does;
+		// a restart (Start after Stop) keeps the node's.
+		busPorts := map[int]int{}
 		s, err := newServer("redis-server", func(port int) []string {
+			busPort, ok := busPorts[port]
+			if !ok {
+				p, err := freePort()
+				if err != nil {
+					p = port + 10000 // redis-server's own default
+				}
+				busPort, busPorts[port] = p, p
+			}
 			return []string{"redis-server",
 				"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 				"--save", "", "--appendonly", "no", "--dir", nodeDir,

@@ -108,15 +108,20 @@ func newServer(name string, args func(int) []string, ready func(string) error) (
 	if _, err := exec.LookPath(name); err != nil {
 		return nil, fmt.Errorf("%s is not installed: run `make test`, which installs it, or apt-get install %s", name, name)
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	// A port freePort found free may be taken before the server binds it (by another test's
+	// server, say): the server then exits, and a new port is tried, up to three times.
+	var err error
+	for range 3 {
+		var port int
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
+		s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), name: name, args: args, ready: ready, port: port}
+		if err = s.Start(); err == nil {
+			return s, nil
+		}
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), name: name, args: args, ready: ready, port: port}
-	if err := s.Start(); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return nil, err
 }
 
 // Start starts the server again on the same port after Stop. It waits until the server answers,
