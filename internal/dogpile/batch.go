@@ -231,11 +231,13 @@ func (c batchCreation) run() {
 		return nil, c.rounds(ctx)
 	}, func(_ any, err error) {
 		failed = err
+		var open []*flight
 		for i := range c.ls {
 			if !c.ls[i].done {
-				c.e.flights.finish(c.ls[i].f, nil, err)
+				open = append(open, c.ls[i].f)
 			}
 		}
+		c.e.flights.finishAll(open, nil, err)
 	})
 	if c.background && failed != nil {
 		c.b.Failed(context.WithoutCancel(c.ctx), failed)

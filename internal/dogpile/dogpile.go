@@ -579,6 +579,26 @@ func (g *group) join(key string, kind any, absent, wait bool) (f *flight, leader
 	return f, true
 }
 
+// finishAll is finish for several flights with one result, the creation of a batch that failed:
+// every one is out of the map before any of their callers wakes, so that a caller who got the
+// error of one and calls again starts afresh for all, rather than join one not finished yet.
+func (g *group) finishAll(fs []*flight, val any, err error) {
+	var dones []chan struct{}
+	for _, f := range fs {
+		s := g.shard(f.key)
+		s.mu.Lock()
+		s.remove(f)
+		f.val, f.err = val, err
+		if f.done != nil {
+			dones = append(dones, f.done)
+		}
+		s.mu.Unlock()
+	}
+	for _, done := range dones {
+		close(done)
+	}
+}
+
 // finish publishes the result and removes the flight, so the next call for key starts afresh.
 func (g *group) finish(f *flight, val any, err error) {
 	s := g.shard(f.key)
