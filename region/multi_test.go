@@ -1020,6 +1020,7 @@ func TestErrorHandlerMayDeleteDuringBatchStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		_ = r.Close() // nothing is stuck: Close ends the region's workers
 	case <-time.After(2 * time.Second):
 		t.Fatal("GetOrCreateMulti has not returned after 2s: the error handler's DeleteMulti waits for the flight mutex its own goroutine holds")
 	}
