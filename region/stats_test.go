@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -140,6 +141,9 @@ func TestStatsSurviveCollectedViews(t *testing.T) {
 	}
 }
 
+// expvarRuns numbers the runs of TestPublishExpvar.
+var expvarRuns atomic.Int64
+
 // PublishExpvar shows times in seconds, the reads and the hit ratio, and the counts of each
 // view under "functions", by name: a memo handle's namespace, a view's WithName, an unnamed
 // view's value type.
@@ -147,7 +151,8 @@ func TestPublishExpvar(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := t.Context()
 		r := newRegion(t, nil)
-		name := "dogpile-test-" + t.Name()
+		// expvar names are the process's for good: a name of its own for each run (-count).
+		name := fmt.Sprintf("dogpile-test-%s-%d", t.Name(), expvarRuns.Add(1))
 		if err := r.PublishExpvar(name); err != nil {
 			t.Fatal(err)
 		}
