@@ -756,7 +756,9 @@ func TestCreationTimeoutAnswersGatewayTimeout(t *testing.T) {
 	h := &counting{f: func(w http.ResponseWriter, r *http.Request, n int64) {
 		if slow.Load() {
 			<-r.Context().Done() // the creation's context, cancelled at the timeout
-			if a := arrived.Load(); a != clients {
+			// Every request of the burst had arrived by then (a later one, sent once the burst
+			// got its 504s, may have too: the callers' timer and the context's fire apart).
+			if a := arrived.Load(); a < clients {
 				t.Errorf("%d of %d requests had arrived at the timeout: the test needs a longer one", a, clients)
 			}
 			fmt.Fprint(w, "too late")
