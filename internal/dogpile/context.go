@@ -29,16 +29,17 @@ func (c *creationContext) Value(key any) any {
 	return c.values.Value(key)
 }
 
-// callContext is the context of one creator call under a creation timeout: a child of the
-// creation's context that ends at deadline, with ErrCreationTimeout as its cause, or when the
-// call returns (end). It is what context.WithTimeoutCause would return, made lazily: the
-// context package's one (real) is made only when the creator asks for Done or for a value, which
-// are the ways to wait for it or to derive from it, so that a creator that does neither costs
-// no allocation, no timer and no registration with the engine's context. Err and Deadline are
-// answered from the clock until then.
+// callContext is the context of one creator call: a child of the creation's context that ends
+// when the call returns (end) and, under a creation timeout, at deadline, with ErrCreationTimeout
+// as its cause. It is what context.WithTimeoutCause (or, without a deadline, context.WithCancel)
+// would return, made lazily: the context package's one (real) is made only when the creator asks
+// for Done or for a value, which are the ways to wait for it or to derive from it, so that a
+// creator that does neither costs no timer and no registration with the engine's context (whose
+// lock every creation would otherwise take, in every goroutine). Err and Deadline are answered
+// from the clock until then.
 type callContext struct {
 	parent   context.Context
-	deadline time.Time
+	deadline time.Time // zero: none
 
 	mu     sync.Mutex
 	real   context.Context    // guarded by mu; nil until made
@@ -55,7 +56,11 @@ func (c *callContext) made() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.real == nil {
-		c.real, c.cancel = context.WithDeadlineCause(c.parent, c.deadline, ErrCreationTimeout)
+		if c.deadline.IsZero() {
+			c.real, c.cancel = context.WithCancel(c.parent)
+		} else {
+			c.real, c.cancel = context.WithDeadlineCause(c.parent, c.deadline, ErrCreationTimeout)
+		}
 		if c.ended {
 			c.cancel()
 		}
@@ -74,10 +79,18 @@ func (c *callContext) end() {
 	}
 }
 
-// expired reports whether the deadline has passed.
-func (c *callContext) expired() bool { return !time.Now().Before(c.deadline) }
+// expired reports whether the deadline, if there is one, has passed.
+func (c *callContext) expired() bool {
+	return !c.deadline.IsZero() && !time.Now().Before(c.deadline)
+}
 
-func (c *callContext) Deadline() (time.Time, bool) { return c.deadline, true }
+// Deadline is the call's deadline if it has one, and otherwise its parent's.
+func (c *callContext) Deadline() (time.Time, bool) {
+	if c.deadline.IsZero() {
+		return c.parent.Deadline()
+	}
+	return c.deadline, true
+}
 
 func (c *callContext) Done() <-chan struct{} { return c.made().Done() }
 

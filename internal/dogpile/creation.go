@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 )
 
@@ -188,57 +189,78 @@ type creator[T any] interface {
 }
 
 // bounded runs c.Create under the creation timeout of x, the Op or Batch whose creator it is.
-// Without one it is a plain call on the caller's goroutine, under a context that ends with it.
+// Without one it is a plain call on the caller's goroutine, under a context that ends with it
+// (callContext).
 // With one, it runs on a worker (counted in e.wg, so that Close waits for it) under a context
 // that ends at the timeout (callContext); bounded returns its result, or ErrCreationTimeout once
 // the timeout passes, abandoning it. A panic or runtime.Goexit in it comes back as a *PanicError
 // or ErrGoexit.
+//
+// The caller waits on one channel, which the first of the creator's return and the timeout
+// closes: no select, and the timeout is a function the runtime calls, not a channel to watch.
 func bounded[T any](e *Engine, ctx context.Context, x any, c creator[T]) (T, error) {
 	d := e.creationTimeout(x)
 	if d <= 0 {
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		return c.Create(ctx)
+		call := &callContext{parent: ctx}
+		defer call.end()
+		return c.Create(call)
 	}
 	var zero T
 	t := &timed[T]{c: c, done: make(chan struct{})}
 	t.ctx.init(ctx, time.Now().Add(d))
+	timer := time.AfterFunc(d, t.timeout)
 	// Nested: the creation running bounded is counted, so Close, once called, is still waiting
 	// and waits for the creator too; spawn never refuses it.
 	_ = spawn(e, nested, t)
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-t.done:
-		if t.err != nil && errors.Is(t.err, context.DeadlineExceeded) && t.ctx.expired() {
-			return zero, fmt.Errorf("%w after %v: %w", ErrCreationTimeout, d, t.err)
-		}
-		return t.v, t.err
-	case <-ctx.Done():
-		// Cancelled from above (Close): wait for the creator, which sees it too.
-		<-t.done
-		return t.v, t.err
-	case <-timer.C:
+	<-t.done
+	timer.Stop()
+	switch {
+	case t.state.Load() == timedOut:
 		return zero, fmt.Errorf("%w after %v", ErrCreationTimeout, d)
+	case !t.ctx.expired():
+		return t.v, t.err
+	case t.err != nil && errors.Is(t.err, context.DeadlineExceeded):
+		return zero, fmt.Errorf("%w after %v: %w", ErrCreationTimeout, d, t.err)
 	}
+	// Returned at the deadline, its context ended as the timeout fired: late all the same.
+	return zero, fmt.Errorf("%w after %v", ErrCreationTimeout, d)
 }
 
+// The states of a timed call: the first of its return and its timeout moves it out of running,
+// and closes done.
+const (
+	running uint32 = iota
+	returned
+	timedOut
+)
+
 // timed is the task of bounded: one call of a creator, guarded, its result set in v and err
-// before done is closed. An abandoned creator sets them for nobody.
+// before done is closed, unless the timeout closed it first: then the abandoned creator sets
+// them for nobody.
 type timed[T any] struct {
-	ctx  callContext
-	c    creator[T]
-	done chan struct{}
-	v    T
-	err  error
+	ctx   callContext
+	c     creator[T]
+	done  chan struct{}
+	state atomic.Uint32
+	v     T
+	err   error
 }
 
 func (t *timed[T]) run() {
 	defer t.ctx.end()
 	guard(func() (T, error) { return t.c.Create(&t.ctx) }, func(v T, err error) {
 		t.v, t.err = v, err
-		close(t.done)
+		if t.state.CompareAndSwap(running, returned) {
+			close(t.done)
+		}
 	})
+}
+
+// timeout ends the wait for a call that has not returned by its deadline.
+func (t *timed[T]) timeout() {
+	if t.state.CompareAndSwap(running, timedOut) {
+		close(t.done)
+	}
 }
 
 // fresher is what Op and Batch share for madeSince.
