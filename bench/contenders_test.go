@@ -109,6 +109,7 @@ type config struct {
 	stale   bool
 	hitPath bool     // the scenario times warm reads: the hit-path variants take part
 	oneKey  bool     // the scenario reads one key: the caches of one value take part
+	misses  bool     // the scenario times misses too: the miss-path variants take part
 	only    []string // the contenders that take part (among those that can); nil: every one
 }
 
@@ -141,6 +142,9 @@ type contender struct {
 	// built, a key mangler, no expiration); it runs in the hit-path scenarios only.
 	variant bool
 	oneKey  bool // it caches one value (a function of no argument): it runs where one key is read
+	// missVariant: it differs from another contender only in what a miss costs; it runs in the
+	// scenarios that time misses among hits (cfg.misses) only.
+	missVariant bool
 }
 
 // runs reports whether c takes part in a scenario that asks cfg.
@@ -150,7 +154,8 @@ func (c contender) runs(cfg config) bool {
 		c.unbounded && cfg.strict,
 		c.staleOnly && !cfg.stale,
 		c.variant && !cfg.hitPath,
-		c.oneKey && !cfg.oneKey:
+		c.oneKey && !cfg.oneKey,
+		c.missVariant && !cfg.misses:
 		return false
 	}
 	return true
@@ -163,6 +168,7 @@ const (
 	usFunc0    = "dogpile-func0"     // memo.Func0: a function of no argument, one key
 	usRaw      = "dogpile-view"      // the library's typed view on a prebuilt key
 	usNoExp    = "dogpile-noexp"     // dogpile without expiration
+	usNoBound  = "dogpile-unbounded" // dogpile without a creation timeout: misses on the caller's goroutine
 	usBG       = "dogpile-bg"        // the library with background refresh
 	usEarly    = "dogpile-early"     // the library with early refresh (scenario 4b only)
 	otterKeyed = "otter-keyed"       // otter with the key built per call, like dogpile's handles
@@ -180,6 +186,7 @@ var contenders = []contender{
 	{name: usFunc0, new: newDogpileFunc0, variant: true, oneKey: true},
 	{name: usRaw, new: newDogpileView},
 	{name: usNoExp, new: noExpiry(newDogpileMemo), variant: true},
+	{name: usNoBound, new: newDogpileUnbounded, missVariant: true},
 	{name: usBG, new: newDogpileBackground, staleOnly: true},
 	{name: "otter", new: newOtter},
 	{name: otterKeyed, new: newOtterKeyed, variant: true},
@@ -227,6 +234,15 @@ func newDogpileMemo(tb testing.TB, cfg config) cache {
 // key with keys.SHA1 (region.WithKeyMangler).
 func newDogpileSHA1(tb testing.TB, cfg config) cache {
 	h := memo.Func(newRegion(tb, cfg, region.WithKeyMangler(keys.SHA1)), cfg.src.load, memo.WithNamespace("user"))
+	return cacheFunc(h.Call)
+}
+
+// newDogpileUnbounded is newDogpileMemo on a region whose creations are not bounded
+// (region.WithCreationTimeout(0)): a miss runs its creator on the caller's goroutine, where under
+// the default bound it runs on a worker while the caller waits with a timer. It shows what the
+// bound costs a miss.
+func newDogpileUnbounded(tb testing.TB, cfg config) cache {
+	h := memo.Func(newRegion(tb, cfg, region.WithCreationTimeout(0)), cfg.src.load, memo.WithNamespace("user"))
 	return cacheFunc(h.Call)
 }
 

@@ -350,6 +350,8 @@ var pairs = []pair{
 		slices.Concat(hitMeasures, zipfMeasures)},
 	{"dogpile-view", "`View.Get`, prebuilt key", "otter", "otter `GetIfPresent`, prebuilt key",
 		getMeasures},
+	{"dogpile-unbounded", "`memo.Func`, key built per call, `WithCreationTimeout(0)`", "otter-keyed", "otter `Get` + Loader, key built per call",
+		zipfMeasures},
 	{"dogpile-noexp", "`memo.Func`, key built per call, *no expiration*", "otter-keyed-noexp", "otter `Get` + Loader, key built per call, *no expiration*",
 		slices.Concat(hitMeasures, zipfMeasures)},
 }
@@ -361,6 +363,7 @@ var contenderNotes = []struct{ name, note string }{
 	{"dogpile-func0", "`memo.Func0`, a function of no argument, whose one key the handle builds once. The one-key hit scenario only."},
 	{"dogpile-view", "The same region through `region.GetOrCreateWith` on a typed `View`, with the prebuilt key the peers get: the engine without the key building. In scenario 1b, `View.Get`."},
 	{"dogpile-noexp", "`dogpile` without `region.WithExpiration`: an extra row, in the warm-read scenarios only, that shows what the expiration costs."},
+	{"dogpile-unbounded", "`dogpile` with `region.WithCreationTimeout(0)`: its creators run on their caller's goroutine, where under the default bound (the lock timeout) each runs on a worker while its caller waits. It runs in the Zipf scenario only, the one that times misses among hits, to show what the bound costs."},
 	{"dogpile-bg", "`dogpile` with `region.WithBackgroundRefresh(1)`; it differs from `dogpile` only in how it serves expired values, so it runs in scenario 4 only."},
 	{"dogpile-early", "`dogpile` with `region.WithEarlyRefresh(1)`; it runs in scenario 4b only, beside `dogpile` with plain expiry."},
 	{"otter", "`github.com/maypok86/otter/v2`: `Cache.Get` with a `LoaderFunc`, on the prebuilt key; bounded with `MaximumSize`; with expiration, `ExpiryWriting` of 10 minutes (the like of `region.WithExpiration`), and in scenario 4 `RefreshWriting` with `ExpiryWriting` of an hour. In scenario 1b, `GetIfPresent`."},
