@@ -11,9 +11,10 @@ func procID() int {
 	return p
 }
 
-// procPin and procUnpin are the runtime's own, the pair sync.Pool uses to find its per-P slot. The
-// runtime keeps them reachable through go:linkname, with their signatures fixed, for the
-// packages that need a P's id (see go.dev/issue/67401); a goroutine holds its P only between
+// procPin and procUnpin are the runtime's own, the pair sync.Pool uses to find its per-P slot.
+// They are internal to the runtime, which tolerates their use through go:linkname by the widely
+// used packages that already made it, and marks them not to be removed or changed (see
+// go.dev/issue/67401): the linker accepts the reference. A goroutine holds its P only between
 // the two calls, never across anything that can block.
 //
 //go:linkname procPin runtime.procPin

@@ -7,10 +7,26 @@ import (
 	"testing"
 )
 
-// TestStripedCountsEveryAdd adds from more goroutines than there are cells, on as many Ps as the
-// machine allows, and finds every add in the sum.
+// TestStripedCountsEveryAdd adds from more goroutines than there are cells, on more Ps than
+// there are cells (so that Ps share them) and on fewer, GOMAXPROCS changing as they add, and
+// finds every add in the sum.
 func TestStripedCountsEveryAdd(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(40))
 	var s striped
+	stop := make(chan struct{})
+	changed := make(chan struct{})
+	go func() {
+		defer close(changed)
+		for _, n := range []int{3, 64, 1, 17, 40} {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			runtime.GOMAXPROCS(n)
+			runtime.Gosched()
+		}
+	}()
 	const goroutines, adds = 64, 1000
 	var wg sync.WaitGroup
 	for range goroutines {
@@ -24,6 +40,8 @@ func TestStripedCountsEveryAdd(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	close(stop)
+	<-changed
 	if got := s.load(); got != goroutines*adds {
 		t.Fatalf("load() = %d after %d adds", got, goroutines*adds)
 	}

@@ -217,12 +217,12 @@ func bounded[T any](e *Engine, ctx context.Context, x any, c creator[T]) (T, err
 	switch {
 	case t.state.Load() == timedOut:
 		return zero, fmt.Errorf("%w after %v", ErrCreationTimeout, d)
-	case !t.ctx.expired():
+	case !t.late:
 		return t.v, t.err
 	case t.err != nil && errors.Is(t.err, context.DeadlineExceeded):
 		return zero, fmt.Errorf("%w after %v: %w", ErrCreationTimeout, d, t.err)
 	}
-	// Returned at the deadline, its context ended as the timeout fired: late all the same.
+	// Returned after its deadline, before the timeout closed done: late, whatever it returned.
 	return zero, fmt.Errorf("%w after %v", ErrCreationTimeout, d)
 }
 
@@ -244,12 +244,15 @@ type timed[T any] struct {
 	state atomic.Uint32
 	v     T
 	err   error
+	// late is set with v and err: the call returned after its deadline. Read when it returns,
+	// not when its caller wakes, which may be later.
+	late bool
 }
 
 func (t *timed[T]) run() {
 	defer t.ctx.end()
 	guard(func() (T, error) { return t.c.Create(&t.ctx) }, func(v T, err error) {
-		t.v, t.err = v, err
+		t.v, t.err, t.late = v, err, t.ctx.expired()
 		if t.state.CompareAndSwap(running, returned) {
 			close(t.done)
 		}

@@ -967,3 +967,36 @@ func TestCreatorContextUnderATimeout(t *testing.T) {
 		}
 	})
 }
+
+// lateCheckCreator returns 2 ms before its deadline, after it leaves behind a goroutine watching
+// its context that will spin when the call ends: on one P, that goroutine runs before the
+// caller, which wakes after the deadline.
+type lateCheckCreator struct{ returned, deadline *time.Time }
+
+func (c lateCheckCreator) Create(ctx context.Context) (any, error) {
+	*c.deadline, _ = ctx.Deadline()
+	context.AfterFunc(ctx, func() {
+		for start := time.Now(); time.Since(start) < 20*time.Millisecond; {
+		}
+	})
+	time.Sleep(time.Until(*c.deadline) - 2*time.Millisecond)
+	*c.returned = time.Now()
+	return "v", nil
+}
+
+// TestCreatorReturningBeforeItsDeadlineIsNotLate: whether a creator under a timeout was late is
+// decided when it returns, not when its caller wakes, which may be after the deadline.
+func TestCreatorReturningBeforeItsDeadlineIsNotLate(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	e := New(0)
+	defer e.Close()
+	e.CreationTimeout = 50 * time.Millisecond
+	for range 5 {
+		var returned, deadline time.Time
+		v, err := bounded[any](e, context.Background(), struct{}{}, lateCheckCreator{&returned, &deadline})
+		if returned.Before(deadline) && (err != nil || v != "v") {
+			t.Fatalf("returned %v before its deadline, its caller woke %v after it: (%v, %v), want (v, nil)",
+				deadline.Sub(returned), time.Since(deadline), v, err)
+		}
+	}
+}
