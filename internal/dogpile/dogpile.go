@@ -270,11 +270,7 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 		case nil:
 			op.Observe(EventBackground, 0)
 		case errBusy:
-			e.flights.finish(f, cur.Value, nil)
-			op.Observe(EventDropped, 0)
-			if e.OnDrop != nil {
-				e.OnDrop(op.Key())
-			}
+			e.dropped(f, op, cur)
 		default:
 			e.flights.finish(f, nil, err)
 			return nil, err
@@ -313,15 +309,21 @@ func (e *Engine) Early(ctx context.Context, op Op, cur Entry) any {
 	case nil:
 		op.Observe(EventBackground, 0)
 	case errBusy:
-		e.flights.finish(f, cur.Value, nil)
-		op.Observe(EventDropped, 0)
-		if e.OnDrop != nil {
-			e.OnDrop(op.Key())
-		}
+		e.dropped(f, op, cur)
 	default: // closed: the value is fresh all the same
 		e.flights.finish(f, cur.Value, nil)
 	}
 	return cur.Value
+}
+
+// dropped ends f, a background regeneration of cur that no worker was free to run, with cur's
+// value for whoever joined it, and reports the drop (EventDropped, OnDrop).
+func (e *Engine) dropped(f *flight, op Op, cur Entry) {
+	e.flights.finish(f, cur.Value, nil)
+	op.Observe(EventDropped, 0)
+	if e.OnDrop != nil {
+		e.OnDrop(op.Key())
+	}
 }
 
 // creation is the work of a flight that a call of Resolve leads: what spawn runs.
