@@ -45,37 +45,65 @@ type callContext struct {
 	real   context.Context    // guarded by mu; nil until made
 	cancel context.CancelFunc // guarded by mu; real's
 	ended  bool               // guarded by mu: the call returned
+	// endErr and endCause are what Err and Cause answer once the call returned before real was
+	// made, fixed at that moment (end): guarded by mu.
+	endErr, endCause error
 }
 
 func (c *callContext) init(parent context.Context, deadline time.Time) {
 	c.parent, c.deadline = parent, deadline
 }
 
-// made returns real, making it first if it is not made yet.
+// made returns real, making it first if it is not made yet. Made after the call returned, it is
+// done at once, with the error and cause the call ended with (end), not those of the moment it
+// is made: a deadline that passed since does not turn Canceled into DeadlineExceeded.
 func (c *callContext) made() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.real == nil {
-		if c.deadline.IsZero() {
-			c.real, c.cancel = context.WithCancel(c.parent)
+	switch {
+	case c.real != nil:
+	case c.ended:
+		// Detached from the parent, whose later cancellation must not change the answer; it
+		// keeps the parent's values.
+		base := context.WithoutCancel(c.parent)
+		if c.endErr == context.DeadlineExceeded {
+			// A deadline in the past (the call's, or the zero time for a parent's): done at once.
+			c.real, c.cancel = context.WithDeadlineCause(base, c.deadline, c.endCause)
 		} else {
-			c.real, c.cancel = context.WithDeadlineCause(c.parent, c.deadline, ErrCreationTimeout)
+			real, cancel := context.WithCancelCause(base)
+			cancel(c.endCause)
+			c.real, c.cancel = real, func() {}
 		}
-		if c.ended {
-			c.cancel()
-		}
+	case c.deadline.IsZero():
+		c.real, c.cancel = context.WithCancel(c.parent)
+	default:
+		c.real, c.cancel = context.WithDeadlineCause(c.parent, c.deadline, ErrCreationTimeout)
 	}
 	return c.real
 }
 
-// end cancels the context once the call returned, as the cancel function of
-// context.WithTimeoutCause would: a creator that kept it sees it done.
+// end ends the context once the call returned, as the cancel function of
+// context.WithTimeoutCause would: a creator that kept it sees it done. Not made yet, it fixes
+// what Err and Cause will answer: the parent's error if the parent ended, DeadlineExceeded if
+// the deadline passed, Canceled otherwise.
 func (c *callContext) end() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.ended {
+		return
+	}
 	c.ended = true
 	if c.cancel != nil {
 		c.cancel()
+		return
+	}
+	switch {
+	case c.parent.Err() != nil:
+		c.endErr, c.endCause = c.parent.Err(), context.Cause(c.parent)
+	case c.expired():
+		c.endErr, c.endCause = context.DeadlineExceeded, ErrCreationTimeout
+	default:
+		c.endErr, c.endCause = context.Canceled, context.Canceled
 	}
 }
 
@@ -98,13 +126,13 @@ func (c *callContext) Value(key any) any { return c.made().Value(key) }
 
 func (c *callContext) Err() error {
 	c.mu.Lock()
-	real, ended := c.real, c.ended
+	real, ended, endErr := c.real, c.ended, c.endErr
 	c.mu.Unlock()
 	switch {
 	case real != nil:
 		return real.Err()
 	case ended:
-		return context.Canceled
+		return endErr
 	}
 	if err := c.parent.Err(); err != nil {
 		return err

@@ -1000,3 +1000,73 @@ func TestCreatorReturningBeforeItsDeadlineIsNotLate(t *testing.T) {
 		}
 	}
 }
+
+// TestCallContextAnswersAsTheContextPackageWould runs a creator call's context (callContext) and
+// the context package's equivalent (context.WithDeadlineCause, or WithCancel without a deadline)
+// through the same timeline: the call returns before or after its deadline, or after its parent
+// was cancelled with a cause; a kept context is first asked for Done only later, after the
+// deadline and after the parent's cancellation. Err and Cause must agree at every step.
+func TestCallContextAnswersAsTheContextPackageWould(t *testing.T) {
+	errParent := errors.New("parent cancelled")
+	for _, tc := range []struct {
+		name          string
+		deadline      bool
+		runFor        time.Duration // before the call returns; the deadline is at 1s
+		cancelParent  bool          // with errParent, before the call returns
+		askDoneDuring bool          // make the real context during the call
+	}{
+		{name: "returned in time", deadline: true, runFor: 0},
+		{name: "returned late", deadline: true, runFor: 2 * time.Second},
+		{name: "returned in time, Done asked during the call", deadline: true, askDoneDuring: true},
+		{name: "no deadline", runFor: 2 * time.Second},
+		{name: "parent cancelled", deadline: true, cancelParent: true},
+		{name: "parent cancelled, no deadline", cancelParent: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				parent, cancelParent := context.WithCancelCause(context.Background())
+				defer cancelParent(nil)
+				var deadline time.Time
+				var ref context.Context
+				var endRef context.CancelFunc
+				if tc.deadline {
+					deadline = time.Now().Add(time.Second)
+					ref, endRef = context.WithDeadlineCause(parent, deadline, ErrCreationTimeout)
+				} else {
+					ref, endRef = context.WithCancel(parent)
+				}
+				c := &callContext{}
+				c.init(parent, deadline)
+				if tc.askDoneDuring {
+					_ = c.Done()
+				}
+				time.Sleep(tc.runFor)
+				if tc.cancelParent {
+					cancelParent(errParent)
+				}
+				check := func(when string) {
+					t.Helper()
+					if got, want := c.Err(), ref.Err(); got != want {
+						t.Errorf("%s: Err %v, want %v", when, got, want)
+					}
+				}
+				check("during the call")
+				c.end()
+				endRef()
+				check("once the call returned")
+				time.Sleep(3 * time.Second) // past the deadline
+				cancelParent(errors.New("cancelled after the call"))
+				check("after the deadline and the parent's cancellation")
+				select {
+				case <-c.Done():
+				default:
+					t.Error("not done once the call returned")
+				}
+				check("once asked for Done")
+				if got, want := context.Cause(c), context.Cause(ref); got != want {
+					t.Errorf("Cause %v, want %v", got, want)
+				}
+			})
+		})
+	}
+}
