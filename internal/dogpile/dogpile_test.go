@@ -968,18 +968,18 @@ func TestCreatorContextUnderATimeout(t *testing.T) {
 	})
 }
 
-// lateCheckCreator returns 2 ms before its deadline, after it leaves behind a goroutine watching
+// lateCheckCreator returns 5 ms before its deadline, after it leaves behind a goroutine watching
 // its context that will spin when the call ends: on one P, that goroutine runs before the
-// caller, which wakes after the deadline.
+// caller, which wakes after the deadline (a goroutine runs 10 ms before it is preempted).
 type lateCheckCreator struct{ returned, deadline *time.Time }
 
 func (c lateCheckCreator) Create(ctx context.Context) (any, error) {
 	*c.deadline, _ = ctx.Deadline()
 	context.AfterFunc(ctx, func() {
-		for start := time.Now(); time.Since(start) < 20*time.Millisecond; {
+		for start := time.Now(); time.Since(start) < 30*time.Millisecond; {
 		}
 	})
-	time.Sleep(time.Until(*c.deadline) - 2*time.Millisecond)
+	time.Sleep(time.Until(*c.deadline) - 5*time.Millisecond)
 	*c.returned = time.Now()
 	return "v", nil
 }
