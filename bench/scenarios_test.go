@@ -353,11 +353,7 @@ func BenchmarkExpiry(b *testing.B) {
 			lat := crowd(b, c, id, expiryReaders)
 			src.waitIdle() // a refresh in the background counts too
 			loads += src.calls.Load() - before
-			for _, d := range lat {
-				if d > waitThreshold {
-					waited++
-				}
-			}
+			waited += waiters(lat)
 			all = append(all, lat...)
 		}
 		b.StartTimer()
@@ -400,11 +396,7 @@ func BenchmarkEarlyRefresh(b *testing.B) {
 				lat := readFor(b, c, id, earlyReaders, earlySpan)
 				src.waitIdle() // a refresh in the background counts too
 				loads += src.calls.Load() - before
-				for _, d := range lat {
-					if d > waitThreshold {
-						waited++
-					}
-				}
+				waited += waiters(lat)
 				all = append(all, lat...)
 			}
 			b.StartTimer()
@@ -415,6 +407,17 @@ func BenchmarkEarlyRefresh(b *testing.B) {
 			b.ReportMetric(float64(all[len(all)-1])/float64(time.Millisecond), "max-ms")
 		})
 	}
+}
+
+// waiters counts the callers among lat that waited: took longer than waitThreshold.
+func waiters(lat []time.Duration) int64 {
+	var n int64
+	for _, d := range lat {
+		if d > waitThreshold {
+			n++
+		}
+	}
+	return n
 }
 
 // readFor runs n goroutines that read id once a millisecond for span, and returns the latency

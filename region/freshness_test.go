@@ -494,41 +494,13 @@ func TestExpiryCountsFromWhenStored(t *testing.T) {
 // (expiration plus creation), as a cache with plain expiry does, not once every 200ms.
 func TestRegenerationRateUnderLoad(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const (
-			exp      = 200 * time.Millisecond
-			creation = 50 * time.Millisecond
-			span     = 10 * time.Second
-		)
-		r := newRegion(t, memory.New(), region.WithExpiration(exp))
-		v := region.NewView[int](r)
-		var n atomic.Int32
-		create := func(context.Context) (int, error) {
-			time.Sleep(creation)
-			return int(n.Add(1)), nil
-		}
-		ctx := t.Context()
-		if _, err := v.GetOrCreate(ctx, "hot", create); err != nil {
-			t.Fatal(err)
-		}
-		n.Store(0)
-		end := time.Now().Add(span)
-		var wg sync.WaitGroup
-		for range 100 {
-			wg.Go(func() {
-				for time.Now().Before(end) {
-					if _, err := v.GetOrCreate(ctx, "hot", create); err != nil {
-						t.Error(err)
-						return
-					}
-					time.Sleep(5 * time.Millisecond)
-				}
-			})
-		}
-		wg.Wait()
-		want := int32(span / (exp + creation)) // 40; 50 if freshness counted from the start
-		t.Logf("%d regenerations in %v: one every %v", n.Load(), span, span/time.Duration(max(n.Load(), 1)))
-		if got := n.Load(); got < want-1 || got > want+1 {
-			t.Errorf("%d regenerations in %v, want %d (one per expiration + creation)", got, span, want)
+		h := hotLoad{exp: 200 * time.Millisecond, creation: 50 * time.Millisecond,
+			span: 10 * time.Second, every: 5 * time.Millisecond}
+		n, _ := h.run(t)
+		want := int64(h.span / (h.exp + h.creation)) // 40; 50 if freshness counted from the start
+		t.Logf("%d regenerations in %v: one every %v", n, h.span, h.span/time.Duration(max(n, 1)))
+		if n < want-1 || n > want+1 {
+			t.Errorf("%d regenerations in %v, want %d (one per expiration + creation)", n, h.span, want)
 		}
 	})
 }
@@ -767,20 +739,25 @@ func TestCloseStopsEarlyRefresh(t *testing.T) {
 	}
 }
 
-// hotKeyLoads runs 100 goroutines reading one key every millisecond of the bubble's virtual
-// time for 1.5s, with a 200ms expiration and a creator that takes 10ms, and returns how many
-// times the creator ran and how many calls waited (took any virtual time).
-func hotKeyLoads(t *testing.T, opts ...region.Option) (loads, waited int64) {
-	const (
-		exp      = 200 * time.Millisecond
-		creation = 10 * time.Millisecond
-		span     = 1500 * time.Millisecond
-	)
-	r := newRegion(t, memory.New(), append([]region.Option{region.WithExpiration(exp)}, opts...)...)
+// hotLoad is a hot key under load: 100 goroutines read it once every `every` of the bubble's
+// virtual time for span, with an expiration exp and a creator that takes creation.
+type hotLoad struct {
+	exp, creation, span, every time.Duration
+}
+
+// earlyLoad is the hot key of the early-refresh tests: a read every millisecond for 1.5s, a
+// 200ms expiration, a 10ms creator.
+var earlyLoad = hotLoad{exp: 200 * time.Millisecond, creation: 10 * time.Millisecond,
+	span: 1500 * time.Millisecond, every: time.Millisecond}
+
+// run returns how many times the creator ran (after the first creation) and how many calls
+// waited (took any virtual time).
+func (h hotLoad) run(t *testing.T, opts ...region.Option) (loads, waited int64) {
+	r := newRegion(t, memory.New(), append([]region.Option{region.WithExpiration(h.exp)}, opts...)...)
 	v := region.NewView[int](r)
 	var n, w atomic.Int64
 	create := func(context.Context) (int, error) {
-		time.Sleep(creation)
+		time.Sleep(h.creation)
 		return int(n.Add(1)), nil
 	}
 	ctx := t.Context()
@@ -788,7 +765,7 @@ func hotKeyLoads(t *testing.T, opts ...region.Option) (loads, waited int64) {
 		t.Fatal(err)
 	}
 	n.Store(0)
-	end := time.Now().Add(span)
+	end := time.Now().Add(h.span)
 	var wg sync.WaitGroup
 	for range 100 {
 		wg.Go(func() {
@@ -801,7 +778,7 @@ func hotKeyLoads(t *testing.T, opts ...region.Option) (loads, waited int64) {
 				if time.Since(start) > 0 {
 					w.Add(1)
 				}
-				time.Sleep(time.Millisecond)
+				time.Sleep(h.every)
 			}
 		})
 	}
@@ -814,8 +791,8 @@ func hotKeyLoads(t *testing.T, opts ...region.Option) (loads, waited int64) {
 // and no caller waits: the key is regenerated before it expires.
 func TestEarlyRefreshOnAHotKeyCostsFewLoads(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		plain, plainWaited := hotKeyLoads(t)
-		early, earlyWaited := hotKeyLoads(t, region.WithEarlyRefresh(1))
+		plain, plainWaited := earlyLoad.run(t)
+		early, earlyWaited := earlyLoad.run(t, region.WithEarlyRefresh(1))
 		t.Logf("1.5s, 100 readers: plain expiry %d loads, %d waiters; early refresh %d loads, %d waiters", plain, plainWaited, early, earlyWaited)
 		if float64(early) > 1.5*float64(plain) {
 			t.Errorf("early refresh: %d loads, more than 1.5 times plain expiry's %d", early, plain)
