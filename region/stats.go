@@ -60,9 +60,9 @@ type Stats struct {
 // which always run in the background: see WithEarlyRefresh) by what became of them, in keys (a
 // batch counts each of its keys). A read that finds a value expired or due for an early refresh,
 // and leads its regeneration, either hands it to a worker (Scheduled) or, every worker being
-// busy, leaves the value as it is for a later read to try again (Skipped). A scheduled regeneration runs its
-// creator (Run) unless it finds another process regenerating the key, its lock held or a new
-// value stored already, or the region closes first: Scheduled - Run are those.
+// busy, leaves the value as it is for a later read to try again (Skipped). A scheduled
+// regeneration runs its creator (Run) unless it finds another process regenerating the key, its
+// lock held or a new value stored already, or the region closes first: Scheduled - Run are those.
 type BackgroundStats struct {
 	Scheduled uint64 // regenerations handed to a background worker
 	Run       uint64 // scheduled regenerations that called their creator
@@ -107,8 +107,9 @@ type counters struct {
 
 // striped is a counter spread over cache lines, one cell per P (the scheduler's processors,
 // GOMAXPROCS of them), Ps beyond the cells' number sharing them: parallel adds from different Ps
-// write different lines, and the sum stays exact. Picking the cell by the goroutine's stack
-// address instead made two goroutines meet on one cell often enough to halve parallel hits.
+// write different lines, and the sum stays exact. (A cell picked by the goroutine's stack
+// address, the other cheap way, puts two goroutines on one cell often enough to halve parallel
+// hits.)
 type striped struct {
 	// A leading line keeps the first cell off the first line of the counter's allocation: there,
 	// on the 2-core AMD EPYC machines this was measured on, parallel adds ran 2.5 times slower,
