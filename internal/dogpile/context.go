@@ -3,6 +3,7 @@ package dogpile
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,12 +35,17 @@ func (c *creationContext) Value(key any) any {
 // as its cause. It is what context.WithTimeoutCause (or, without a deadline, context.WithCancel)
 // would return, made lazily: the context package's one (real) is made only when the creator asks
 // for Done or for a value, which are the ways to wait for it or to derive from it, so that a
-// creator that does neither costs no timer and no registration with the engine's context (whose
-// lock every creation would otherwise take, in every goroutine). Err and Deadline are answered
-// from the clock until then.
+// creator that does neither costs no registration with the engine's context (whose lock every
+// creation would otherwise take, in every goroutine). Until then its own timer answers Err: as
+// in the context package, the deadline has passed once the timer has fired, so that no answer
+// reads the clock.
 type callContext struct {
 	parent   context.Context
-	deadline time.Time // zero: none
+	deadline time.Time   // zero: none
+	timer    *time.Timer // fires at deadline; nil without one
+	onExpire expirer     // told when the timer fires; may be nil
+	// past is set when the timer fires, before onExpire is told.
+	past atomic.Bool
 
 	mu     sync.Mutex
 	real   context.Context    // guarded by mu; nil until made
@@ -50,8 +56,28 @@ type callContext struct {
 	endErr, endCause error
 }
 
-func (c *callContext) init(parent context.Context, deadline time.Time) {
-	c.parent, c.deadline = parent, deadline
+// expirer is told that a call's deadline passed before the call returned.
+type expirer interface{ expire() }
+
+// init readies c for a call under parent that ends after d (never if d <= 0); at that moment,
+// unless the call returned first, its timer tells onExpire (if not nil), on a goroutine of its
+// own.
+func (c *callContext) init(parent context.Context, d time.Duration, onExpire expirer) {
+	c.parent = parent
+	if d <= 0 {
+		return
+	}
+	c.deadline = time.Now().Add(d)
+	c.onExpire = onExpire
+	c.timer = time.AfterFunc(d, c.fire)
+}
+
+// fire is the timer's function.
+func (c *callContext) fire() {
+	c.past.Store(true)
+	if c.onExpire != nil {
+		c.onExpire.expire()
+	}
 }
 
 // made returns real, making it first if it is not made yet. Made after the call returned, it is
@@ -93,6 +119,9 @@ func (c *callContext) end() {
 		return
 	}
 	c.ended = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
 	if c.cancel != nil {
 		c.cancel()
 		return
@@ -100,16 +129,23 @@ func (c *callContext) end() {
 	switch {
 	case c.parent.Err() != nil:
 		c.endErr, c.endCause = c.parent.Err(), context.Cause(c.parent)
-	case c.expired():
+	case c.past.Load(): // real is not made: only the timer can have fired
 		c.endErr, c.endCause = context.DeadlineExceeded, ErrCreationTimeout
 	default:
 		c.endErr, c.endCause = context.Canceled, context.Canceled
 	}
 }
 
-// expired reports whether the deadline, if there is one, has passed.
+// expired reports whether the deadline, if there is one, has passed: whether its timer, or the
+// real context's (which may fire first), has fired.
 func (c *callContext) expired() bool {
-	return !c.deadline.IsZero() && !time.Now().Before(c.deadline)
+	if c.past.Load() {
+		return true
+	}
+	c.mu.Lock()
+	real := c.real
+	c.mu.Unlock()
+	return real != nil && c.timer != nil && context.Cause(real) == ErrCreationTimeout
 }
 
 // Deadline is the call's deadline if it has one, and otherwise its parent's.

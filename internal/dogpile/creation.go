@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -64,16 +65,17 @@ func spawn[T task](e *Engine, how spawnMode, t T) error {
 		return nil
 	}
 	j := job{t: t, how: how}
-	select {
-	case e.jobs <- j:
-	default:
-		e.wg.Add(1) // the worker's own count; the task's keeps it above zero meanwhile
-		go e.worker(j)
+	if w := e.idle.pop(); w != nil {
+		w.jobs <- j // buffered, and empty while the worker is idle: never blocks
+		return nil
 	}
+	e.wg.Add(1) // the worker's own count; the task's keeps it above zero meanwhile
+	go e.worker(j)
 	return nil
 }
 
-// job is a task handed to a worker, with the mode spawn was asked for.
+// job is a task handed to a worker, with the mode spawn was asked for. The zero job tells an idle
+// worker to end.
 type job struct {
 	t   task
 	how spawnMode
@@ -86,32 +88,101 @@ const workerIdle = time.Second
 // worker runs j, then the tasks spawn hands it while it is idle, and ends when it has had none
 // for workerIdle, or at Close. A worker that runs one creation after another keeps its stack,
 // grown to what a creation needs, where a goroutine started for each one pays for its start
-// and for growing its stack every time. A task that calls runtime.Goexit ends its worker, its
-// counts released by their defers.
+// and for growing its stack every time. While idle it waits on a channel of its own, which the
+// pool alone sends to: a receive from one channel is the cheapest way for a goroutine to wait
+// and be woken (no select, no timer of its own). A task that calls runtime.Goexit ends its
+// worker, its counts released by their defers.
 func (e *Engine) worker(j job) {
 	defer e.wg.Done()
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
-	busy := false // ran a task since idle was last set
+	w := &idler{jobs: make(chan job, 1)}
 	for {
 		e.runJob(j)
-		busy = true
-		for {
-			select {
-			case j = <-e.jobs:
-			case <-e.closing.Done():
-				return
-			case <-idle.C:
-				if !busy {
-					return
-				}
-				busy = false
-				idle.Reset(workerIdle)
-				continue
-			}
-			break
+		if !e.idle.push(w) {
+			return
+		}
+		if j = <-w.jobs; j.t == nil {
+			return
 		}
 	}
+}
+
+// idler is an idle worker in a pool.
+type idler struct {
+	jobs chan job // the worker's next task; capacity 1
+	// round is the pool's round when the worker last became idle: guarded by the pool's mu.
+	round uint64
+}
+
+// pool is a stack of idle workers: the last to become idle is the first to run a task, so that
+// the workers at the bottom are the ones idle longest, and a timer (reap) ends those that have
+// been idle for a whole round of workerIdle. The timer runs only while some worker is idle.
+type pool struct {
+	mu      sync.Mutex
+	idle    []*idler // guarded by mu
+	round   uint64   // guarded by mu: the number of reaps
+	reaping bool     // guarded by mu: reap is due
+	closed  bool     // guarded by mu
+}
+
+// pop takes the idle worker that became idle last, or returns nil if none is.
+func (p *pool) pop() *idler {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.idle)
+	if n == 0 {
+		return nil
+	}
+	w := p.idle[n-1]
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	return w
+}
+
+// push makes w idle, and reports false if the pool is closed: the worker then ends.
+func (p *pool) push(w *idler) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	w.round = p.round
+	p.idle = append(p.idle, w)
+	if !p.reaping {
+		p.reaping = true
+		time.AfterFunc(workerIdle, p.reap)
+	}
+	return true
+}
+
+// reap ends the workers that were idle already when it last ran, and runs again in workerIdle
+// while some worker is idle.
+func (p *pool) reap() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for n < len(p.idle) && p.idle[n].round < p.round {
+		p.idle[n].jobs <- job{}
+		p.idle[n] = nil
+		n++
+	}
+	p.idle = append(p.idle[:0], p.idle[n:]...)
+	clear(p.idle[len(p.idle):cap(p.idle)])
+	p.round++
+	if p.reaping = len(p.idle) > 0 && !p.closed; p.reaping {
+		time.AfterFunc(workerIdle, p.reap)
+	}
+}
+
+// close ends every idle worker, and the others as they become idle.
+func (p *pool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for i, w := range p.idle {
+		w.jobs <- job{}
+		p.idle[i] = nil
+	}
+	p.idle = p.idle[:0]
 }
 
 // runJob runs j and releases what spawn took for it.
@@ -207,13 +278,11 @@ func bounded[T any](e *Engine, ctx context.Context, x any, c creator[T]) (T, err
 	}
 	var zero T
 	t := &timed[T]{c: c, done: make(chan struct{})}
-	t.ctx.init(ctx, time.Now().Add(d))
-	timer := time.AfterFunc(d, t.timeout)
+	t.ctx.init(ctx, d, t)
 	// Nested: the creation running bounded is counted, so Close, once called, is still waiting
 	// and waits for the creator too; spawn never refuses it.
 	_ = spawn(e, nested, t)
 	<-t.done
-	timer.Stop()
 	switch {
 	case t.state.Load() == timedOut:
 		return zero, fmt.Errorf("%w after %v", ErrCreationTimeout, d)
@@ -259,8 +328,8 @@ func (t *timed[T]) run() {
 	})
 }
 
-// timeout ends the wait for a call that has not returned by its deadline.
-func (t *timed[T]) timeout() {
+// expire ends the wait for a call that has not returned by its deadline.
+func (t *timed[T]) expire() {
 	if t.state.CompareAndSwap(running, timedOut) {
 		close(t.done)
 	}

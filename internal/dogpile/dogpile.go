@@ -150,9 +150,8 @@ type Engine struct {
 	closed bool
 	wg     sync.WaitGroup
 
-	// jobs hands tasks to idle workers (spawn, worker): unbuffered, so a send succeeds only
-	// when a worker waits for one.
-	jobs chan job
+	// idle holds the workers waiting for a task (spawn, worker).
+	idle pool
 
 	// slots bounds background refreshes: one token a running refresh. nil: no background refresh.
 	slots chan struct{}
@@ -189,7 +188,7 @@ var ErrCreationTimeout = errors.New("dogpile: creation timed out")
 // many refreshes running at once; 0 regenerates expired entries on the winner's call.
 func New(backgroundWorkers int) *Engine {
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{closing: ctx, stop: cancel, jobs: make(chan job)}
+	e := &Engine{closing: ctx, stop: cancel}
 	e.flights.init()
 	if backgroundWorkers > 0 {
 		e.slots = make(chan struct{}, backgroundWorkers)
@@ -213,6 +212,7 @@ func (e *Engine) Close() {
 	e.closed = true
 	e.mu.Unlock()
 	e.stop()
+	e.idle.close()
 	e.wg.Wait()
 }
 

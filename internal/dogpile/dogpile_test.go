@@ -1026,17 +1026,17 @@ func TestCallContextAnswersAsTheContextPackageWould(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				parent, cancelParent := context.WithCancelCause(context.Background())
 				defer cancelParent(nil)
-				var deadline time.Time
+				var d time.Duration
 				var ref context.Context
 				var endRef context.CancelFunc
 				if tc.deadline {
-					deadline = time.Now().Add(time.Second)
-					ref, endRef = context.WithDeadlineCause(parent, deadline, ErrCreationTimeout)
+					d = time.Second
+					ref, endRef = context.WithDeadlineCause(parent, time.Now().Add(d), ErrCreationTimeout)
 				} else {
 					ref, endRef = context.WithCancel(parent)
 				}
 				c := &callContext{}
-				c.init(parent, deadline)
+				c.init(parent, d, nil)
 				if tc.askDoneDuring {
 					_ = c.Done()
 				}
