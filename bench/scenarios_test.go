@@ -206,8 +206,8 @@ var zipfSeq = sync.OnceValue(func() []int32 {
 // BenchmarkZipf is scenario 2: zipf-distributed reads from every P over a cache bounded to 10%
 // of the key space, with expiration on and a loader that answers at once. It reports throughput
 // (ns/op) and the hit ratio of the timed reads (1 - loads/reads). Caches that cannot be bounded
-// sit it out. It is the one scenario that times misses among hits, so dogpile-unbounded runs here
-// beside dogpile: the difference is what the default creation bound costs.
+// sit it out. It is the one scenario that times misses among hits, so dogpile-bounded runs here
+// beside dogpile: the difference is what a creation timeout costs.
 func BenchmarkZipf(b *testing.B) {
 	seq := zipfSeq()
 	cfg := hitConfig

@@ -98,6 +98,7 @@ func (r *Region) withOptions(b backends.Backend, opts []Option) (config, error) 
 			return cfg, err
 		}
 	}
+	_, cfg.locks = backends.As[backends.Locker](b)
 	if err := cfg.validate(); err != nil {
 		return cfg, err
 	}

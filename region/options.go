@@ -111,16 +111,19 @@ type config struct {
 	pol         policy // the region's level of the policy settings
 	storageTTL  time.Duration
 	lockTimeout time.Duration
-	signer      *signer // WithSignedEntries; nil: entries are not signed
-	mangler     keys.Mangler
-	sha1        bool // mangler is keys.SHA1, which the hit path applies with keys.AppendSHA1
-	codec       Codec
-	background  int
-	failClosed  bool
-	logger      *slog.Logger
-	onError     func(ctx context.Context, err error)
-	clock       func() time.Time
-	jitter      float64
+	// locks: the backend has a distributed lock (backends.Locker). Set when the region is
+	// configured.
+	locks      bool
+	signer     *signer // WithSignedEntries; nil: entries are not signed
+	mangler    keys.Mangler
+	sha1       bool // mangler is keys.SHA1, which the hit path applies with keys.AppendSHA1
+	codec      Codec
+	background int
+	failClosed bool
+	logger     *slog.Logger
+	onError    func(ctx context.Context, err error)
+	clock      func() time.Time
+	jitter     float64
 
 	sharedPoll time.Duration // WithSharedInvalidation; 0: invalidations apply in this process only
 	local      *local        // WithLocalCache; nil: none
@@ -153,20 +156,27 @@ func (c *config) apply(o Option) error {
 // a process that dies while creating a value blocks its key for at most this long.
 const DefaultLockTimeout = 30 * time.Second
 
-// creation is the creation timeout in force at the region level: the one set, or the lock
-// timeout.
+// creation is the creation timeout in force at the region level: the one set or, on a backend
+// with a distributed lock, the lock timeout (none on a backend without one).
 func (c *config) creation() time.Duration {
-	if c.pol.creationSet {
+	switch {
+	case c.pol.creationSet:
 		return c.pol.creation
+	case c.locks:
+		return c.lockTimeout
 	}
-	return c.lockTimeout
+	return 0
 }
 
 // tombstoneTTL is how long a deletion's tombstone stays in a backend that stores conditionally:
 // as long as a creation that began before it may still store (its timeout, and the lock timeout
 // for the write that follows), or an hour when creations are not bounded.
 func (c *config) tombstoneTTL() time.Duration {
-	if d := c.creation(); d > 0 {
+	d := c.lockTimeout
+	if c.pol.creationSet {
+		d = c.pol.creation
+	}
+	if d > 0 {
 		return d + c.lockTimeout
 	}
 	return time.Hour

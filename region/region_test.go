@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dogpile-go/dogpile/backends"
+	"github.com/dogpile-go/dogpile/backends/file"
 	"github.com/dogpile-go/dogpile/backends/memory"
 	"github.com/dogpile-go/dogpile/backends/redis"
 	"github.com/dogpile-go/dogpile/internal/testserver"
@@ -977,20 +978,29 @@ func TestHardInvalidationOnByteBackend(t *testing.T) {
 }
 
 // TestCreationTimeout: a creator that never returns holds its key only for the creation timeout
-// (the lock timeout unless set): its callers then get ErrCreationTimeout, and the next call
-// creates again.
+// (by default, on a backend with a distributed lock, the lock timeout): its callers then get
+// ErrCreationTimeout, and the next call creates again.
 func TestCreationTimeout(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		opts []region.Option
-		want time.Duration
+		name    string
+		backend func(t *testing.T) backends.Backend
+		opts    []region.Option
+		want    time.Duration
 	}{
-		{"set", []region.Option{region.WithCreationTimeout(2 * time.Second)}, 2 * time.Second},
-		{"the lock timeout by default", []region.Option{region.WithLockTimeout(5 * time.Second)}, 5 * time.Second},
+		{"set", func(*testing.T) backends.Backend { return memory.New() },
+			[]region.Option{region.WithCreationTimeout(2 * time.Second)}, 2 * time.Second},
+		{"the lock timeout by default, with a distributed lock", func(t *testing.T) backends.Backend {
+			b, err := file.New(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}, []region.Option{region.WithLockTimeout(5 * time.Second)}, 5 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			b := tc.backend(t)
 			synctest.Test(t, func(t *testing.T) {
-				r := newRegion(t, memory.New(), tc.opts...)
+				r := newRegion(t, b, tc.opts...)
 				v := region.NewView[string](r)
 				stuck := make(chan struct{})
 				defer close(stuck)
@@ -1012,6 +1022,33 @@ func TestCreationTimeout(t *testing.T) {
 	if err := region.New("x").ConfigureWith(memory.New(), region.WithCreationTimeout(-time.Second)); err == nil {
 		t.Error("a negative creation timeout was accepted")
 	}
+}
+
+// TestNoCreationTimeoutByDefaultWithoutADistributedLock: on the memory backend a creation is not
+// bounded unless a timeout is set: it runs on its caller's goroutine, as a plain call would, and
+// a creator slower than the default lock timeout still gives its value to its caller and to the
+// callers that joined it.
+func TestNoCreationTimeoutByDefaultWithoutADistributedLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRegion(t, memory.New())
+		v := region.NewView[string](r)
+		slow := 2 * region.DefaultLockTimeout
+		joined := make(chan string, 1)
+		got, err := v.GetOrCreate(context.Background(), "k", func(context.Context) (string, error) {
+			go func() {
+				got, err := v.GetOrCreate(context.Background(), "k", func(context.Context) (string, error) { return "second", nil })
+				joined <- fmt.Sprintf("%s %v", got, err)
+			}()
+			time.Sleep(slow)
+			return "slow", nil
+		})
+		if err != nil || got != "slow" {
+			t.Fatalf("got (%q, %v), want (slow, nil)", got, err)
+		}
+		if got := <-joined; got != "slow <nil>" {
+			t.Errorf("the caller that joined got %s, want slow <nil>", got)
+		}
+	})
 }
 
 // TestCreationTimeoutReleasesTheFleetLockOnRedis: a process whose creator hangs (it ignores its
