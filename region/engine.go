@@ -182,11 +182,13 @@ func (o *op[V]) Fresh(e dogpile.Entry) bool { return o.v.freshEntry(e, o.p) }
 func (o *op[V]) Create(ctx context.Context) (any, error) {
 	// A value counts as created when its creation began: an invalidation during the creation
 	// applies to it, since it may have read data from before.
-	o.started = o.v.r.stamp()
-	start, returned := time.Now(), false
+	// Its duration, for the statistics, is read from the same clock: two reads a creation.
+	var start int64
+	o.started, start = o.v.r.stampRead()
+	returned := false
 	defer func() {
 		if !returned { // a panic or runtime.Goexit, passing through to the engine
-			o.v.c.created(time.Since(start), errPanicked)
+			o.v.c.created(time.Duration(max(o.v.r.now()-start, 0)), errPanicked)
 		}
 	}()
 	var v V
@@ -197,8 +199,9 @@ func (o *op[V]) Create(ctx context.Context) (any, error) {
 		v, err = o.create(ctx)
 	}
 	returned = true
-	o.v.c.created(time.Since(start), err)
-	o.delta = o.v.r.now() - o.started
+	end := o.v.r.now()
+	o.delta = end - o.started
+	o.v.c.created(time.Duration(max(end-start, 0)), err)
 	if err != nil && o.v.r.negMatch(err, o.p) {
 		return negative{err}, nil
 	}

@@ -347,13 +347,18 @@ func (r *Region) now() int64 {
 // within one clock tick or across a step back of the clock. It costs a clock read and a
 // compare-and-swap; reads use now.
 func (r *Region) stamp() int64 {
+	s, _ := r.stampRead()
+	return s
+}
+
+// stampRead is stamp, with the clock reading it was made from (which may be earlier).
+func (r *Region) stampRead() (stamp, read int64) {
+	read = r.now()
 	for {
-		now, last := r.now(), r.lastStamp.Load()
-		if now <= last {
-			now = last + 1
-		}
-		if r.lastStamp.CompareAndSwap(last, now) {
-			return now
+		last := r.lastStamp.Load()
+		stamp = max(read, last+1)
+		if r.lastStamp.CompareAndSwap(last, stamp) {
+			return stamp, read
 		}
 	}
 }

@@ -227,7 +227,7 @@ type batchCreation struct {
 // creator does (lead). A background regeneration then reports its error to Batch.Failed.
 func (c batchCreation) run() {
 	var failed error
-	lead(c.e, c.ctx, func(ctx context.Context) (any, error) {
+	lead(c.e, c.ctx, nil, func(ctx context.Context) (any, error) {
 		return nil, c.rounds(ctx)
 	}, func(_ any, err error) {
 		failed = err
@@ -376,7 +376,7 @@ func (c batchCreation) round(ctx context.Context, pending []*led) ([]*led, error
 	if c.background {
 		b.Observe(EventBackgroundRun, len(create), 0)
 	}
-	made, err := bounded[Made](e, ctx, b, batchCreator{b, idx})
+	made, err := bounded[Made](e, ctx, b, batchCreator{b, idx}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -217,8 +217,14 @@ func (e *Engine) enter(how spawnMode) error {
 // cancellation, so that one impatient caller does not cancel a creation others wait for; Close
 // cancels it, and an error this cancellation causes reaches finish as ErrClosed, or callers whose
 // own context is live would take it for theirs.
-func lead(e *Engine, callerCtx context.Context, work func(context.Context) (any, error), finish func(any, error)) {
-	ctx := &creationContext{Context: e.closing, values: callerCtx}
+//
+// ctx, if not nil, is where the creationContext goes (a field of the flight, which saves an
+// allocation); nil, lead allocates one.
+func lead(e *Engine, callerCtx context.Context, ctx *creationContext, work func(context.Context) (any, error), finish func(any, error)) {
+	if ctx == nil {
+		ctx = new(creationContext)
+	}
+	*ctx = creationContext{Context: e.closing, values: callerCtx}
 	guard(func() (any, error) { return work(ctx) }, func(v any, err error) {
 		if err != nil && e.closing.Err() != nil && errors.Is(err, context.Canceled) {
 			err = ErrClosed
@@ -269,10 +275,16 @@ type creator[T any] interface {
 //
 // The caller waits on one channel, which the first of the creator's return and the timeout
 // closes: no select, and the timeout is a function the runtime calls, not a channel to watch.
-func bounded[T any](e *Engine, ctx context.Context, x any, c creator[T]) (T, error) {
+//
+// call, if not nil, is where the callContext of an unbounded call goes (a field of the flight,
+// which saves an allocation); nil, bounded allocates one.
+func bounded[T any](e *Engine, ctx context.Context, x any, c creator[T], call *callContext) (T, error) {
 	d := e.creationTimeout(x)
 	if d <= 0 {
-		call := &callContext{parent: ctx}
+		if call == nil {
+			call = new(callContext)
+		}
+		call.parent = ctx
 		defer call.end()
 		return c.Create(call)
 	}

@@ -343,7 +343,7 @@ type creation struct {
 // run produces the flight's result and finishes it, whatever the creator does (lead). A
 // background regeneration then reports its error to Op.Failed.
 func (c creation) run() {
-	lead(c.e, c.ctx, func(ctx context.Context) (any, error) {
+	lead(c.e, c.ctx, &c.f.ctx, func(ctx context.Context) (any, error) {
 		if c.have {
 			return c.regenerate(ctx)
 		}
@@ -436,7 +436,7 @@ func (c creation) createLocked(ctx context.Context) (any, error) {
 	if c.background {
 		c.op.Observe(EventBackgroundRun, 0)
 	}
-	v, err := bounded[any](c.e, ctx, c.op, c.op)
+	v, err := bounded[any](c.e, ctx, c.op, c.op, &c.f.call)
 	if err != nil {
 		return nil, err
 	}
@@ -469,6 +469,11 @@ type flight struct {
 	// one that stores first is stored before Forget's caller goes on to write or delete the key.
 	mu        sync.Mutex
 	forgotten bool // guarded by mu
+
+	// ctx and call are the contexts of the flight's creation and of its one creator call, made
+	// with it, which saves allocating them. Only its leader uses them.
+	ctx  creationContext
+	call callContext
 }
 
 // store saves v unless the flight was forgotten.

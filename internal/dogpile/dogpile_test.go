@@ -993,7 +993,7 @@ func TestCreatorReturningBeforeItsDeadlineIsNotLate(t *testing.T) {
 	e.CreationTimeout = 50 * time.Millisecond
 	for range 5 {
 		var returned, deadline time.Time
-		v, err := bounded[any](e, context.Background(), struct{}{}, lateCheckCreator{&returned, &deadline})
+		v, err := bounded[any](e, context.Background(), struct{}{}, lateCheckCreator{&returned, &deadline}, nil)
 		if returned.Before(deadline) && (err != nil || v != "v") {
 			t.Fatalf("returned %v before its deadline, its caller woke %v after it: (%v, %v), want (v, nil)",
 				deadline.Sub(returned), time.Since(deadline), v, err)
