@@ -84,6 +84,9 @@ func Handler(r *region.Region, next http.Handler, opts ...Option) http.Handler {
 //     the requests that waited for it get 500 Internal Server Error. A creation that outlasts the
 //     region's creation timeout (region.WithCreationTimeout) answers its request and those that
 //     waited for it 504 Gateway Timeout, stores nothing, and frees the URL for the next request.
+//     On a backend without a distributed lock (memory) a region has no creation timeout unless
+//     it sets one: without it a handler that never returns holds its URL, and every request for
+//     it waits until its own context ends.
 //     Under region.FailClosed a request whose cache read fails is answered by next, uncached
 //     (PASS, counted in Stats.Region.Errors); under FailOpen, the default, it is a miss (MISS).
 //   - Variants: a response's Vary header names request headers whose values select the

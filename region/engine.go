@@ -307,20 +307,21 @@ func (o *batchOp[V]) Fresh(e dogpile.Entry) bool { return o.v.freshEntry(e, o.p)
 func (o *batchOp[V]) Create(ctx context.Context, idx []int) (dogpile.Made, error) {
 	missing := pick(o.bk.users, idx)
 	// As for one key: values count as created when their creation began.
-	started := o.v.r.stamp()
-	start, returned := time.Now(), false
+	started, start := o.v.r.stampRead()
+	returned := false
 	defer func() {
 		if !returned { // a panic or runtime.Goexit, passing through to the engine
-			o.v.c.created(time.Since(start), errPanicked)
+			o.v.c.created(time.Duration(max(o.v.r.now()-start, 0)), errPanicked)
 		}
 	}()
 	m, err := o.create(ctx, missing)
 	returned = true
-	o.v.c.created(time.Since(start), err)
+	end := o.v.r.now()
+	o.v.c.created(time.Duration(max(end-start, 0)), err)
 	if err != nil {
 		return dogpile.Made{}, err
 	}
-	made := dogpile.Made{Vals: make([]any, len(idx)), OK: make([]bool, len(idx)), Created: started, Delta: o.v.r.now() - started}
+	made := dogpile.Made{Vals: make([]any, len(idx)), OK: make([]bool, len(idx)), Created: started, Delta: end - started}
 	neg := o.v.r.negTarget(o.p) != nil
 	for j, u := range missing {
 		if val, ok := m[u]; ok {

@@ -172,11 +172,7 @@ func (c *config) creation() time.Duration {
 // as long as a creation that began before it may still store (its timeout, and the lock timeout
 // for the write that follows), or an hour when creations are not bounded.
 func (c *config) tombstoneTTL() time.Duration {
-	d := c.lockTimeout
-	if c.pol.creationSet {
-		d = c.pol.creation
-	}
-	if d > 0 {
+	if d := c.creation(); d > 0 {
 		return d + c.lockTimeout
 	}
 	return time.Hour

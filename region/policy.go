@@ -260,9 +260,11 @@ func WithShouldCache[V any](f func(V) bool) Option {
 // By default, on a backend with a distributed lock (backends.Locker: Redis, memcached, files),
 // a creation is bounded by the lock timeout (WithLockTimeout, DefaultLockTimeout), so that it
 // never outlives its lock: set a longer d for creations that take longer and are held by the
-// lock watchdog. On a backend without one (memory), creations are not bounded by default: they
-// run on their caller's goroutine, as a loader does in otter or singleflight, and a creator that
-// never returns blocks the callers of its key that have no deadline; set d to bound them. d == 0
+// lock watchdog. On a backend without one (memory), creations are not bounded by default: one
+// led by a caller whose context cannot end runs on its caller's goroutine, as a loader does in
+// otter or singleflight (any other runs on a worker, so that its caller may leave), and a
+// creator that never returns holds its key, and blocks its callers that have no deadline; set d
+// to bound them (an HTTP handler behind httpcache, say). d == 0
 // turns the bound off everywhere: with the watchdog, a creator that never returns then holds its
 // key in every process. A negative d is an error. Accepted at every level (see Option): the
 // creation takes the bound of the call that starts it.

@@ -34,7 +34,8 @@ type Stats struct {
 	// counted in Expired too).
 	EarlyRefreshes uint64
 	// Creations are calls of creators; a batch creator counts once a call. CreationErrors are
-	// those that returned an error or panicked, and CreationTime their total duration.
+	// those that returned an error or panicked, and CreationTime their total duration, read from
+	// the region's clock (WithClock's, if set).
 	Creations      uint64
 	CreationErrors uint64
 	CreationTime   time.Duration

@@ -56,7 +56,9 @@ func run(w io.Writer, cfg config) (outcome, error) {
 	if cfg.clients < 1 || cfg.slow <= 0 || cfg.maxAge < time.Second {
 		return out, errors.New("-clients and -slow must be positive, -max-age at least 1s")
 	}
-	var opts []region.Option
+	// A bound on each run of the handler: on memory there is none by default, and a handler that
+	// hung would hold its URL.
+	opts := []region.Option{region.WithCreationTimeout(30 * time.Second)}
 	if cfg.background {
 		opts = append(opts, region.WithBackgroundRefresh(4))
 	}

@@ -8,13 +8,13 @@ import (
 )
 
 // The contexts creators run under: the creation's (creationContext), which keeps the leading
-// caller's values but not its cancellation, and, under a creation timeout, one for each creator
-// call (callContext), which ends at the timeout.
+// caller's values but not its cancellation, and one for each creator call (callContext), which
+// ends with the call and, under a creation timeout, at the timeout.
 
 // creationContext is the context of a creation: the values of the caller that leads it, and the
-// engine's cancellation (Close), which is the Context it embeds. It costs one allocation and
-// registers nothing with the engine's context: the contexts derived from it for each creator
-// call (bounded) do, and they end with the call.
+// engine's cancellation (Close), which is the Context it embeds. It registers nothing with the
+// engine's context: the contexts derived from it for each creator call (bounded) do, when asked
+// for Done, and they end with the call.
 type creationContext struct {
 	context.Context                 // the engine's closing: Done, Err, Deadline
 	values          context.Context // the leading caller's
