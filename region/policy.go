@@ -254,8 +254,8 @@ func WithShouldCache[V any](f func(V) bool) Option {
 // of idle workers, not on its caller's, and the caller waits for it with a timer, so that the
 // caller gets ErrCreationTimeout on time even from a creator that ignores its context: that
 // creator goes on running on its worker (Close waits for it), and what it returns then is
-// dropped. The hand-off costs about a microsecond a miss, which matters on the memory backend
-// only.
+// dropped. The hand-off costs one to two microseconds a miss (scenario 2 of BENCHMARKS.md),
+// which matters on the memory backend only.
 //
 // By default, on a backend with a distributed lock (backends.Locker: Redis, memcached, files),
 // a creation is bounded by the lock timeout (WithLockTimeout, DefaultLockTimeout), so that it
