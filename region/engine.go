@@ -188,7 +188,7 @@ func (o *op[V]) Create(ctx context.Context) (any, error) {
 	returned := false
 	defer func() {
 		if !returned { // a panic or runtime.Goexit, passing through to the engine
-			o.v.c.created(time.Duration(max(o.v.r.now()-start, 0)), errPanicked)
+			o.v.createdSince(start, errPanicked)
 		}
 	}()
 	var v V
@@ -199,9 +199,7 @@ func (o *op[V]) Create(ctx context.Context) (any, error) {
 		v, err = o.create(ctx)
 	}
 	returned = true
-	end := o.v.r.now()
-	o.delta = end - o.started
-	o.v.c.created(time.Duration(max(end-start, 0)), err)
+	o.delta = o.v.createdSince(start, err) - o.started
 	if err != nil && o.v.r.negMatch(err, o.p) {
 		return negative{err}, nil
 	}
@@ -224,6 +222,14 @@ func (o *op[V]) StoreFailed(ctx context.Context, err error) error {
 }
 
 func (o *op[V]) Observe(e dogpile.Event, d time.Duration) { o.v.c.observe(e, 1, d) }
+
+// createdSince counts a creator call that began at start (the reading of Region.stampRead) and
+// ended now with err, and returns now: the one clock read a creation makes at its end.
+func (v *View[V]) createdSince(start int64, err error) (now int64) {
+	now = v.r.now()
+	v.c.created(time.Duration(max(now-start, 0)), err)
+	return now
+}
 
 func (o *op[V]) TryLock(ctx context.Context) (func(), bool, error) {
 	if o.b.locker == nil {
@@ -311,13 +317,12 @@ func (o *batchOp[V]) Create(ctx context.Context, idx []int) (dogpile.Made, error
 	returned := false
 	defer func() {
 		if !returned { // a panic or runtime.Goexit, passing through to the engine
-			o.v.c.created(time.Duration(max(o.v.r.now()-start, 0)), errPanicked)
+			o.v.createdSince(start, errPanicked)
 		}
 	}()
 	m, err := o.create(ctx, missing)
 	returned = true
-	end := o.v.r.now()
-	o.v.c.created(time.Duration(max(end-start, 0)), err)
+	end := o.v.createdSince(start, err)
 	if err != nil {
 		return dogpile.Made{}, err
 	}

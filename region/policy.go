@@ -264,10 +264,10 @@ func WithShouldCache[V any](f func(V) bool) Option {
 // led by a caller whose context cannot end runs on its caller's goroutine, as a loader does in
 // otter or singleflight (any other runs on a worker, so that its caller may leave), and a
 // creator that never returns holds its key, and blocks its callers that have no deadline; set d
-// to bound them (an HTTP handler behind httpcache, say). d == 0
-// turns the bound off everywhere: with the watchdog, a creator that never returns then holds its
-// key in every process. A negative d is an error. Accepted at every level (see Option): the
-// creation takes the bound of the call that starts it.
+// to bound them (an HTTP handler behind httpcache, say). d == 0 turns the bound off everywhere:
+// with the watchdog, a creator that never returns then holds its key in every process. A
+// negative d is an error. Accepted at every level (see Option): the creation takes the bound of
+// the call that starts it.
 func WithCreationTimeout(d time.Duration) Option {
 	var err error
 	if d < 0 {
