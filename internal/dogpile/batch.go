@@ -402,12 +402,25 @@ func (c batchCreation) round(ctx context.Context, pending []*led) ([]*led, error
 func (e *Engine) storeBatch(ctx context.Context, b Batch, ls []*led, made Made) error {
 	var idx []int
 	var keep []any
+	// One deferred release for all: a defer in the loop would be allocated for each flight.
+	locked := 0
+	defer func() {
+		for j, l := range ls {
+			if locked == 0 {
+				return
+			}
+			if made.OK[j] {
+				l.f.mu.Unlock()
+				locked--
+			}
+		}
+	}()
 	for j, l := range ls {
 		if !made.OK[j] {
 			continue
 		}
 		l.f.mu.Lock()
-		defer l.f.mu.Unlock()
+		locked++
 		if !l.f.forgotten {
 			idx = append(idx, l.Index)
 			keep = append(keep, made.Vals[j])

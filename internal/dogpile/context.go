@@ -12,23 +12,31 @@ import (
 // ends with the call and, under a creation timeout, at the timeout.
 
 // creationContext is the context of a creation: the values of the caller that leads it, and the
-// engine's cancellation (Close), which is the Context it embeds. It registers nothing with the
-// engine's context: the contexts derived from it for each creator call (bounded) do, when asked
-// for Done, and they end with the call.
+// engine's cancellation (Close), whose context (closing) answers Done, Err and Deadline. It
+// registers nothing with the engine's context: the contexts derived from it for each creator
+// call (bounded) do, when asked for Done, and they end with the call. It reaches the engine's
+// context through the engine, one word where the context would take two, which keeps the
+// flight that holds it in a smaller size class.
 type creationContext struct {
-	context.Context                 // the engine's closing: Done, Err, Deadline
-	values          context.Context // the leading caller's
+	e      *Engine
+	values context.Context // the leading caller's
 }
+
+func (c *creationContext) Deadline() (time.Time, bool) { return c.e.closing.Deadline() }
+func (c *creationContext) Done() <-chan struct{}       { return c.e.closing.Done() }
+func (c *creationContext) Err() error                  { return c.e.closing.Err() }
 
 // Value looks key up in the engine's context first: it holds no values of its own, and answers
 // the context package's lookup of the innermost cancellation (context.Cause, and the contexts
 // derived from this one), which must not find the caller's.
 func (c *creationContext) Value(key any) any {
-	if v := c.Context.Value(key); v != nil {
+	if v := c.e.closing.Value(key); v != nil {
 		return v
 	}
 	return c.values.Value(key)
 }
+
+func (c *creationContext) String() string { return "dogpile.creationContext" }
 
 // callContext is the context of one creator call: a child of the creation's context that ends
 // when the call returns (end) and, under a creation timeout, at deadline, with ErrCreationTimeout
@@ -40,19 +48,35 @@ func (c *creationContext) Value(key any) any {
 // in the context package, the deadline has passed once the timer has fired, so that no answer
 // reads the clock.
 type callContext struct {
-	parent   context.Context
-	deadline time.Time   // zero: none
-	timer    *time.Timer // fires at deadline; nil without one
-	onExpire expirer     // told when the timer fires; may be nil
+	parent context.Context
+	// bound is the deadline of a call under a creation timeout, set by init before the call and
+	// not changed after it; nil: the call has none.
+	bound *callBound
 	// past is set when the timer fires, before onExpire is told.
 	past atomic.Bool
 
-	mu     sync.Mutex
-	real   context.Context    // guarded by mu; nil until made
-	cancel context.CancelFunc // guarded by mu; real's
-	ended  bool               // guarded by mu: the call returned
+	mu    sync.Mutex
+	ended bool // guarded by mu: the call returned
+	// made is the real context once made, or what Err and Cause answer once the call returned
+	// before it was made, if that is not Canceled: guarded by mu, and nil until either is
+	// needed, which keeps the common call, whose creator asks for neither, small.
+	made *callMade
+}
+
+// callBound is the deadline of a call under a creation timeout.
+type callBound struct {
+	deadline time.Time
+	timer    *time.Timer // fires at deadline
+	onExpire expirer     // told when the timer fires; may be nil
+}
+
+// callMade is what a call's context holds once the context package's is made, or once the call
+// returned (end) before it was.
+type callMade struct {
+	real   context.Context    // nil until made
+	cancel context.CancelFunc // real's
 	// endErr and endCause are what Err and Cause answer once the call returned before real was
-	// made, fixed at that moment (end): guarded by mu.
+	// made, fixed at that moment (end).
 	endErr, endCause error
 }
 
@@ -61,51 +85,74 @@ type expirer interface{ expire() }
 
 // init readies c for a call under parent that ends after d (never if d <= 0); at that moment,
 // unless the call returned first, its timer tells onExpire (if not nil), on a goroutine of its
-// own.
-func (c *callContext) init(parent context.Context, d time.Duration, onExpire expirer) {
+// own. b, if not nil, is where the deadline goes (a field of the task, which saves an
+// allocation); nil, init allocates one when there is a deadline.
+func (c *callContext) init(parent context.Context, d time.Duration, b *callBound, onExpire expirer) {
 	c.parent = parent
 	if d <= 0 {
 		return
 	}
-	c.deadline = time.Now().Add(d)
-	c.onExpire = onExpire
-	c.timer = time.AfterFunc(d, c.fire)
+	if b == nil {
+		b = new(callBound)
+	}
+	b.deadline = time.Now().Add(d)
+	b.onExpire = onExpire
+	c.bound = b
+	b.timer = time.AfterFunc(d, c.fire)
 }
 
 // fire is the timer's function.
 func (c *callContext) fire() {
 	c.past.Store(true)
-	if c.onExpire != nil {
-		c.onExpire.expire()
+	if c.bound.onExpire != nil {
+		c.bound.onExpire.expire()
 	}
 }
 
-// made returns real, making it first if it is not made yet. Made after the call returned, it is
-// done at once, with the error and cause the call ended with (end), not those of the moment it
-// is made: a deadline that passed since does not turn Canceled into DeadlineExceeded.
-func (c *callContext) made() context.Context {
+// deadline is the call's own deadline, or the zero time if it has none.
+func (c *callContext) deadline() time.Time {
+	if c.bound == nil {
+		return time.Time{}
+	}
+	return c.bound.deadline
+}
+
+// real returns the context package's context, making it first if it is not made yet. Made
+// after the call returned, it is done at once, with the error and cause the call ended with
+// (end), not those of the moment it is made: a deadline that passed since does not turn
+// Canceled into DeadlineExceeded.
+func (c *callContext) real() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	m := c.made
+	if m == nil {
+		m = new(callMade)
+		c.made = m
+	}
 	switch {
-	case c.real != nil:
+	case m.real != nil:
 	case c.ended:
+		endErr, endCause := m.endErr, m.endCause
+		if endErr == nil {
+			endErr, endCause = context.Canceled, context.Canceled
+		}
 		// Detached from the parent, whose later cancellation must not change the answer; it
 		// keeps the parent's values.
 		base := context.WithoutCancel(c.parent)
-		if c.endErr == context.DeadlineExceeded {
+		if endErr == context.DeadlineExceeded {
 			// A deadline in the past (the call's, or the zero time for a parent's): done at once.
-			c.real, c.cancel = context.WithDeadlineCause(base, c.deadline, c.endCause)
+			m.real, m.cancel = context.WithDeadlineCause(base, c.deadline(), endCause)
 		} else {
 			real, cancel := context.WithCancelCause(base)
-			cancel(c.endCause)
-			c.real, c.cancel = real, func() {}
+			cancel(endCause)
+			m.real, m.cancel = real, func() {}
 		}
-	case c.deadline.IsZero():
-		c.real, c.cancel = context.WithCancel(c.parent)
+	case c.bound == nil:
+		m.real, m.cancel = context.WithCancel(c.parent)
 	default:
-		c.real, c.cancel = context.WithDeadlineCause(c.parent, c.deadline, ErrCreationTimeout)
+		m.real, m.cancel = context.WithDeadlineCause(c.parent, c.bound.deadline, ErrCreationTimeout)
 	}
-	return c.real
+	return m.real
 }
 
 // end ends the context once the call returned, as the cancel function of
@@ -119,21 +166,21 @@ func (c *callContext) end() {
 		return
 	}
 	c.ended = true
-	if c.timer != nil {
-		c.timer.Stop()
+	if c.bound != nil {
+		c.bound.timer.Stop()
 	}
-	if c.cancel != nil {
-		c.cancel()
+	if c.made != nil {
+		// Made is only ever set with real, before the call returned.
+		c.made.cancel()
 		return
 	}
 	switch {
 	case c.parent.Err() != nil:
-		c.endErr, c.endCause = c.parent.Err(), context.Cause(c.parent)
+		c.made = &callMade{endErr: c.parent.Err(), endCause: context.Cause(c.parent)}
 	case c.past.Load(): // real is not made: only the timer can have fired
-		c.endErr, c.endCause = context.DeadlineExceeded, ErrCreationTimeout
-	default:
-		c.endErr, c.endCause = context.Canceled, context.Canceled
+		c.made = &callMade{endErr: context.DeadlineExceeded, endCause: ErrCreationTimeout}
 	}
+	// Otherwise Canceled, what an ended call with nothing made answers.
 }
 
 // expired reports whether the deadline, if there is one, has passed: whether its timer, or the
@@ -142,33 +189,46 @@ func (c *callContext) expired() bool {
 	if c.past.Load() {
 		return true
 	}
+	if c.bound == nil {
+		return false
+	}
 	c.mu.Lock()
-	real := c.real
+	var real context.Context
+	if c.made != nil {
+		real = c.made.real
+	}
 	c.mu.Unlock()
-	return real != nil && c.timer != nil && context.Cause(real) == ErrCreationTimeout
+	return real != nil && context.Cause(real) == ErrCreationTimeout
 }
 
 // Deadline is the call's deadline if it has one, and otherwise its parent's.
 func (c *callContext) Deadline() (time.Time, bool) {
-	if c.deadline.IsZero() {
+	if c.bound == nil {
 		return c.parent.Deadline()
 	}
-	return c.deadline, true
+	return c.bound.deadline, true
 }
 
-func (c *callContext) Done() <-chan struct{} { return c.made().Done() }
+func (c *callContext) Done() <-chan struct{} { return c.real().Done() }
 
-func (c *callContext) Value(key any) any { return c.made().Value(key) }
+func (c *callContext) Value(key any) any { return c.real().Value(key) }
 
 func (c *callContext) Err() error {
 	c.mu.Lock()
-	real, ended, endErr := c.real, c.ended, c.endErr
+	ended := c.ended
+	var real context.Context
+	var endErr error
+	if c.made != nil {
+		real, endErr = c.made.real, c.made.endErr
+	}
 	c.mu.Unlock()
 	switch {
 	case real != nil:
 		return real.Err()
-	case ended:
+	case ended && endErr != nil:
 		return endErr
+	case ended:
+		return context.Canceled
 	}
 	if err := c.parent.Err(); err != nil {
 		return err

@@ -224,7 +224,7 @@ func lead(e *Engine, callerCtx context.Context, ctx *creationContext, work func(
 	if ctx == nil {
 		ctx = new(creationContext)
 	}
-	*ctx = creationContext{Context: e.closing, values: callerCtx}
+	*ctx = creationContext{e: e, values: callerCtx}
 	guard(func() (any, error) { return work(ctx) }, func(v any, err error) {
 		if err != nil && e.closing.Err() != nil && errors.Is(err, context.Canceled) {
 			err = ErrClosed
@@ -290,7 +290,7 @@ func bounded[T any](e *Engine, ctx context.Context, x any, c creator[T], call *c
 	}
 	var zero T
 	t := &timed[T]{c: c, done: make(chan struct{})}
-	t.ctx.init(ctx, d, t)
+	t.ctx.init(ctx, d, &t.bound, t)
 	// Nested: the creation running bounded is counted, so Close, once called, is still waiting
 	// and waits for the creator too; spawn never refuses it.
 	_ = spawn(e, nested, t)
@@ -320,6 +320,7 @@ const (
 // them for nobody.
 type timed[T any] struct {
 	ctx   callContext
+	bound callBound // ctx's
 	c     creator[T]
 	done  chan struct{}
 	state atomic.Uint32

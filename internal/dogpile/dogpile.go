@@ -390,10 +390,7 @@ func (c creation) create(ctx context.Context) (any, error) {
 			return nil, err
 		}
 		if ok {
-			if unlock != nil {
-				defer unlock()
-			}
-			return c.createLocked(ctx)
+			return c.createHolding(ctx, unlock)
 		}
 		// Another process holds the lock and is creating: its value may be there already.
 		pace.begin(ctx, key)
@@ -427,6 +424,16 @@ func (c creation) made(ctx context.Context) (v any, ok bool, err error) {
 	return nil, false, nil
 }
 
+// createHolding runs createLocked and then releases the key's lock with unlock, if not nil. Its
+// own function, so that the deferred release is not in create's loop, where every defer would
+// cost an allocation and the runtime's slow path.
+func (c creation) createHolding(ctx context.Context, unlock func()) (any, error) {
+	if unlock != nil {
+		defer unlock()
+	}
+	return c.createLocked(ctx)
+}
+
 // createLocked runs under the key's lock: read once more, and create only if no other process
 // made the entry since (madeSince).
 func (c creation) createLocked(ctx context.Context) (any, error) {
@@ -453,6 +460,9 @@ type flight struct {
 	key  string
 	kind any
 	next *flight // the flight of the same key for another kind; guarded by the shard's mu
+	// shard is the group's shard that holds the flight while it is in progress, which saves
+	// hashing its key again to finish it.
+	shard *shard
 
 	// done is closed when val and err are set. It is made when the flight starts for a leader
 	// that waits on it, and otherwise by the first caller that joins it (under the shard's mu):
@@ -578,7 +588,7 @@ func (g *group) join(key string, kind any, absent, wait bool) (f *flight, leader
 			return f.joined(), false
 		}
 	}
-	f = &flight{key: key, kind: kind, next: head, absent: absent}
+	f = &flight{key: key, kind: kind, next: head, shard: s, absent: absent}
 	if wait {
 		f.done = make(chan struct{})
 	}
@@ -592,7 +602,7 @@ func (g *group) join(key string, kind any, absent, wait bool) (f *flight, leader
 func (g *group) finishAll(fs []*flight, val any, err error) {
 	var dones []chan struct{}
 	for _, f := range fs {
-		s := g.shard(f.key)
+		s := f.shard
 		s.mu.Lock()
 		s.remove(f)
 		f.val, f.err = val, err
@@ -608,7 +618,7 @@ func (g *group) finishAll(fs []*flight, val any, err error) {
 
 // finish publishes the result and removes the flight, so the next call for key starts afresh.
 func (g *group) finish(f *flight, val any, err error) {
-	s := g.shard(f.key)
+	s := f.shard
 	s.mu.Lock()
 	s.remove(f)
 	f.val, f.err = val, err
@@ -622,22 +632,20 @@ func (g *group) finish(f *flight, val any, err error) {
 
 // remove takes f out of the map if it is still there; s.mu is held.
 func (s *shard) remove(f *flight) {
-	for p := s.m[f.key]; p != nil; p = p.next {
-		if p == f {
-			break
+	head := s.m[f.key]
+	if head == f {
+		if f.next == nil {
+			delete(s.m, f.key)
+		} else {
+			s.m[f.key] = f.next
 		}
+		return
+	}
+	for p := head; p != nil; p = p.next {
 		if p.next == f {
 			p.next = f.next
 			return
 		}
-	}
-	if s.m[f.key] != f {
-		return
-	}
-	if f.next == nil {
-		delete(s.m, f.key)
-	} else {
-		s.m[f.key] = f.next
 	}
 }
 

@@ -1036,7 +1036,7 @@ func TestCallContextAnswersAsTheContextPackageWould(t *testing.T) {
 					ref, endRef = context.WithCancel(parent)
 				}
 				c := &callContext{}
-				c.init(parent, d, nil)
+				c.init(parent, d, nil, nil)
 				if tc.askDoneDuring {
 					_ = c.Done()
 				}
