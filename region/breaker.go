@@ -204,7 +204,7 @@ const (
 // (nil, a miss, a value too large, a malformed entry, an error reply) reachedYes.
 func reach(ctx context.Context, err error) reached {
 	switch {
-	case err == nil, errors.Is(err, backends.ErrNotFound), errors.Is(err, backends.ErrTooLarge),
+	case err == nil, isNotFound(err), errors.Is(err, backends.ErrTooLarge),
 		errors.Is(err, backends.ErrMalformed):
 		return reachedYes
 	case errors.Is(err, context.Canceled), errors.Is(ctx.Err(), context.Canceled):

@@ -41,7 +41,7 @@ func (v *View[V]) load(ctx context.Context, b *bound, k string, s *scope) (loade
 		v.r.settle(ctx, t, err)
 	}
 	if err != nil {
-		return loaded[V]{failed: !errors.Is(err, backends.ErrNotFound)}, v.readFailed(ctx, s, err)
+		return loaded[V]{failed: !isNotFound(err)}, v.readFailed(ctx, s, err)
 	}
 	if rd.shared == 0 { // read for this caller alone
 		return v.decodeEntry(ctx, k, rd.raw, s), nil
@@ -140,8 +140,21 @@ func (v *View[V]) decode(payload []byte) (_ V, err error) {
 }
 
 func (v *View[V]) readFailed(ctx context.Context, s *scope, err error) error {
-	if errors.Is(err, backends.ErrNotFound) {
+	if isNotFound(err) {
 		return nil
 	}
 	return v.failed(ctx, v.r.backendFailed(*s, KindRead, err))
+}
+
+// isNotFound is errors.Is(err, backends.ErrNotFound), answered without errors.Is for the forms a
+// backend returns on every miss: the sentinel, or the sentinel wrapped once with its name.
+// errors.Is costs a miss more than the rest of its handling.
+func isNotFound(err error) bool {
+	if err == backends.ErrNotFound {
+		return true
+	}
+	if w, ok := err.(interface{ Unwrap() error }); ok && w.Unwrap() == backends.ErrNotFound {
+		return true
+	}
+	return errors.Is(err, backends.ErrNotFound)
 }

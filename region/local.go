@@ -5,7 +5,6 @@ import (
 	crand "crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
@@ -171,7 +170,7 @@ func (c *local) lookup(ctx context.Context, k string) (backends.Item, bool, erro
 	switch {
 	case err == nil:
 		return it, true, nil
-	case errors.Is(err, backends.ErrNotFound):
+	case isNotFound(err):
 		return backends.Item{}, false, nil
 	}
 	return backends.Item{}, false, err
