@@ -518,7 +518,8 @@ func (g *group) flying(key string, kind any) bool {
 	s := g.shard(key)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for f := s.m[key]; f != nil; f = f.next {
+	head, _ := s.head(key)
+	for f := head; f != nil; f = f.next {
 		if f.kind == kind {
 			return true
 		}
@@ -540,7 +541,8 @@ func (g *group) find(key string, kind any) *flight {
 	s := g.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for f := s.m[key]; f != nil; f = f.next {
+	head, _ := s.head(key)
+	for f := head; f != nil; f = f.next {
 		if f.kind == kind && f.absent {
 			return f.joined()
 		}
@@ -549,25 +551,69 @@ func (g *group) find(key string, kind any) *flight {
 }
 
 // group is the set of flights in progress, sharded by key hash so that misses on different keys
-// rarely meet on one mutex. A flight is in the map from its start until it finishes or is
+// rarely meet on one mutex. A flight is in its shard from its start until it finishes or is
 // forgotten.
 type group struct {
 	seed   maphash.Seed
 	shards [32]shard
 }
 
+// shard holds the flights of its keys, one per kind, linked by next (almost always one): the
+// first flight of each key is its head, kept in few or, once few is full, in m. A shard rarely
+// has more than a few keys in flight at once, and a map's insert and delete cost a miss more
+// than the rest of its flight's bookkeeping; few costs a scan of four words.
 type shard struct {
 	// mu is read-locked by flying, which the herd on a key being regenerated calls at once.
-	mu sync.RWMutex
-	// m holds the flights of each key, one per kind, linked by next: almost always one.
-	m map[string]*flight // guarded by mu
-	_ [32]byte           // keeps neighbouring shards' mutexes off one cache line
+	mu  sync.RWMutex
+	few [4]*flight         // guarded by mu; nil slots are free
+	m   map[string]*flight // guarded by mu; nil until few overflows
+	// 64 bytes in all: neighbouring shards' mutexes mostly sit on lines of their own.
 }
 
-func (g *group) init() {
-	g.seed = maphash.MakeSeed()
-	for i := range g.shards {
-		g.shards[i].m = make(map[string]*flight)
+// slotInMap is the slot head returns for a head kept in the shard's map.
+const slotInMap = -1
+
+func (g *group) init() { g.seed = maphash.MakeSeed() }
+
+// head returns the first flight of key and its slot in few (slotInMap for m), or nil if key
+// has none in flight; s.mu is held.
+func (s *shard) head(key string) (*flight, int) {
+	for i, f := range s.few {
+		if f != nil && f.key == key {
+			return f, i
+		}
+	}
+	if len(s.m) > 0 {
+		if f := s.m[key]; f != nil {
+			return f, slotInMap
+		}
+	}
+	return nil, slotInMap
+}
+
+// add makes f the head of its key, which has none; s.mu is held.
+func (s *shard) add(f *flight) {
+	for i, g := range s.few {
+		if g == nil {
+			s.few[i] = f
+			return
+		}
+	}
+	if s.m == nil {
+		s.m = make(map[string]*flight)
+	}
+	s.m[f.key] = f
+}
+
+// replace makes f (nil: none) the head of key, whose head was at slot; s.mu is held.
+func (s *shard) replace(key string, slot int, f *flight) {
+	switch {
+	case slot != slotInMap:
+		s.few[slot] = f
+	case f == nil:
+		delete(s.m, key)
+	default:
+		s.m[key] = f
 	}
 }
 
@@ -582,7 +628,7 @@ func (g *group) join(key string, kind any, absent, wait bool) (f *flight, leader
 	s := g.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	head := s.m[key]
+	head, slot := s.head(key)
 	for f := head; f != nil; f = f.next {
 		if f.kind == kind {
 			return f.joined(), false
@@ -592,7 +638,11 @@ func (g *group) join(key string, kind any, absent, wait bool) (f *flight, leader
 	if wait {
 		f.done = make(chan struct{})
 	}
-	s.m[key] = f
+	if head == nil {
+		s.add(f)
+	} else {
+		s.replace(key, slot, f)
+	}
 	return f, true
 }
 
@@ -630,15 +680,11 @@ func (g *group) finish(f *flight, val any, err error) {
 	}
 }
 
-// remove takes f out of the map if it is still there; s.mu is held.
+// remove takes f out of the shard if it is still there; s.mu is held.
 func (s *shard) remove(f *flight) {
-	head := s.m[f.key]
+	head, slot := s.head(f.key)
 	if head == f {
-		if f.next == nil {
-			delete(s.m, f.key)
-		} else {
-			s.m[f.key] = f.next
-		}
+		s.replace(f.key, slot, f.next)
 		return
 	}
 	for p := head; p != nil; p = p.next {
@@ -654,8 +700,10 @@ func (s *shard) remove(f *flight) {
 func (g *group) forget(key string) {
 	s := g.shard(key)
 	s.mu.Lock()
-	fs := s.m[key]
-	delete(s.m, key)
+	fs, slot := s.head(key)
+	if fs != nil {
+		s.replace(key, slot, nil)
+	}
 	s.mu.Unlock()
 	for f := fs; f != nil; f = f.next {
 		f.forget()
@@ -666,9 +714,14 @@ func (g *group) forgetAll() {
 	for i := range g.shards {
 		s := &g.shards[i]
 		s.mu.Lock()
-		m := s.m
-		s.m = make(map[string]*flight)
+		few, m := s.few, s.m
+		s.few, s.m = [len(s.few)]*flight{}, nil
 		s.mu.Unlock()
+		for _, fs := range few {
+			for f := fs; f != nil; f = f.next {
+				f.forget()
+			}
+		}
 		for _, fs := range m {
 			for f := fs; f != nil; f = f.next {
 				f.forget()
@@ -682,6 +735,11 @@ func (g *group) len() int {
 	for i := range g.shards {
 		s := &g.shards[i]
 		s.mu.Lock()
+		for _, fs := range s.few {
+			for f := fs; f != nil; f = f.next {
+				n++
+			}
+		}
 		for _, fs := range s.m {
 			for f := fs; f != nil; f = f.next {
 				n++

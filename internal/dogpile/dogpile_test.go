@@ -3,6 +3,7 @@ package dogpile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strconv"
 	"strings"
@@ -407,6 +408,90 @@ func TestFlightsDoNotLeak(t *testing.T) {
 	if n := e.InFlight(); n != 0 {
 		t.Fatalf("InFlight = %d after 10,000 keys came and went, want 0", n)
 	}
+}
+
+// TestGroupKeepsEveryKeyInFlight puts more keys in flight at once than a shard keeps outside its
+// map, two kinds each, and checks that each flight is found, joined, finished and forgotten
+// alone, in whatever order, wherever its shard keeps it.
+func TestGroupKeepsEveryKeyInFlight(t *testing.T) {
+	var g group
+	g.init()
+	const keys = 500 // about 16 per shard: most shards overflow into their map
+	kinds := []any{"a", "b"}
+	started := make(map[string]*flight)
+	name := func(i int, kind any) string { return fmt.Sprintf("key%d/%v", i, kind) }
+	for i := range keys {
+		for _, kind := range kinds {
+			f, leader := g.join(fmt.Sprint("key", i), kind, true, false)
+			if !leader {
+				t.Fatalf("%s: joined a flight, want a new one", name(i, kind))
+			}
+			started[name(i, kind)] = f
+		}
+	}
+	check := func(when string, live func(i int, kind any) bool) {
+		t.Helper()
+		n := 0
+		for i := range keys {
+			for _, kind := range kinds {
+				key := fmt.Sprint("key", i)
+				want := live(i, kind)
+				if want {
+					n++
+				}
+				if got := g.flying(key, kind); got != want {
+					t.Fatalf("%s: flying(%s) = %v, want %v", when, name(i, kind), got, want)
+				}
+				f := g.find(key, kind)
+				if want != (f != nil) || (f != nil && f != started[name(i, kind)]) {
+					t.Fatalf("%s: find(%s) = %p, want the flight started for it: %v", when, name(i, kind), f, want)
+				}
+			}
+		}
+		if got := g.len(); got != n {
+			t.Fatalf("%s: len = %d, want %d", when, got, n)
+		}
+	}
+	check("all started", func(int, any) bool { return true })
+	for i := range keys {
+		f, leader := g.join(fmt.Sprint("key", i), "b", true, false)
+		if leader || f != started[name(i, "b")] {
+			t.Fatalf("second join of %s: leader %v, flight %p, want the first's %p", name(i, "b"), leader, f, started[name(i, "b")])
+		}
+	}
+	// Finish the first kind of even keys, both kinds of every third, in an order that takes heads
+	// and links alike.
+	finished := func(i int, kind any) bool { return (i%2 == 0 && kind == "a") || i%3 == 0 }
+	for i := keys - 1; i >= 0; i-- {
+		for _, kind := range kinds {
+			if finished(i, kind) {
+				g.finish(started[name(i, kind)], i, nil)
+			}
+		}
+	}
+	check("some finished", func(i int, kind any) bool { return !finished(i, kind) })
+	for i := range keys {
+		if i%5 == 0 {
+			g.forget(fmt.Sprint("key", i))
+		}
+	}
+	live := func(i int, kind any) bool { return !finished(i, kind) && i%5 != 0 }
+	check("some forgotten", live)
+	// A key whose flights are all gone starts afresh.
+	for i := range keys {
+		for _, kind := range kinds {
+			if !live(i, kind) {
+				f, leader := g.join(fmt.Sprint("key", i), kind, true, false)
+				if !leader {
+					t.Fatalf("%s: joined a flight that was gone", name(i, kind))
+				}
+				started[name(i, kind)] = f
+			}
+		}
+	}
+	check("restarted", func(int, any) bool { return true })
+	g.forgetAll()
+	check("all forgotten", func(int, any) bool { return false })
 }
 
 func TestDistributedWaitPicksUpOtherProcessValue(t *testing.T) {
