@@ -356,7 +356,7 @@ func (c creation) run() {
 
 // regenerate handles an expired entry: try the distributed lock without waiting; lost, the old
 // value stands; won, read again (another process may have just regenerated) and create.
-func (c creation) regenerate(ctx context.Context) (any, error) {
+func (c *creation) regenerate(ctx context.Context) (any, error) {
 	unlock, ok, err := c.op.TryLock(ctx)
 	if err != nil {
 		return nil, err
@@ -376,7 +376,7 @@ func (c creation) regenerate(ctx context.Context) (any, error) {
 // create handles an absent entry: wait for the distributed lock, polling for the value that its
 // holder may store meanwhile (and reading it at once when the holder announces the lock's
 // release), then read again and create.
-func (c creation) create(ctx context.Context) (any, error) {
+func (c *creation) create(ctx context.Context) (any, error) {
 	pace := c.e.backoff()
 	defer func() {
 		if d, ok := pace.end(); ok {
@@ -413,7 +413,7 @@ func (c creation) create(ctx context.Context) (any, error) {
 
 // made reads the entry and returns its value with ok true if it spares the caller its creation
 // (madeSince).
-func (c creation) made(ctx context.Context) (v any, ok bool, err error) {
+func (c *creation) made(ctx context.Context) (v any, ok bool, err error) {
 	got, found, err := c.op.Load(ctx)
 	if err != nil {
 		return nil, false, err
@@ -427,7 +427,7 @@ func (c creation) made(ctx context.Context) (v any, ok bool, err error) {
 // createHolding runs createLocked and then releases the key's lock with unlock, if not nil. Its
 // own function, so that the deferred release is not in create's loop, where every defer would
 // cost an allocation and the runtime's slow path.
-func (c creation) createHolding(ctx context.Context, unlock func()) (any, error) {
+func (c *creation) createHolding(ctx context.Context, unlock func()) (any, error) {
 	if unlock != nil {
 		defer unlock()
 	}
@@ -436,7 +436,7 @@ func (c creation) createHolding(ctx context.Context, unlock func()) (any, error)
 
 // createLocked runs under the key's lock: read once more, and create only if no other process
 // made the entry since (madeSince).
-func (c creation) createLocked(ctx context.Context) (any, error) {
+func (c *creation) createLocked(ctx context.Context) (any, error) {
 	if v, ok, err := c.made(ctx); ok || err != nil {
 		return v, err
 	}
