@@ -144,7 +144,13 @@ type op[V any] struct {
 	with    boundCreator[V] // in place of create when set: a creator bound to its argument
 	started int64           // when Create began: the created-at of what it makes
 	delta   int64           // how long Create took
+	// room holds the flight the op leads, if it leads one: a miss allocates the op and its
+	// flight at once.
+	room dogpile.Room
 }
+
+// Room is where the engine puts the flight the op leads.
+func (o *op[V]) Room() *dogpile.Room { return &o.room }
 
 // boundCreator is a creator bound to its argument (GetOrCreateWith) without a closure.
 type boundCreator[V any] interface {

@@ -104,7 +104,7 @@ func (e *Engine) ResolveBatch(ctx context.Context, b Batch, wants []Want) ([]Res
 	followed := 0    // absent keys another caller creates
 	kind := b.Kind()
 	for j, w := range wants {
-		f, leader := e.flights.join(b.Key(w.Index), kind, !w.Have, true)
+		f, leader := e.flights.join(b.Key(w.Index), kind, !w.Have, true, nil)
 		switch {
 		case leader && w.Have && (e.slots != nil || w.Early):
 			// Regenerated in the background (or not at all, with every worker busy); the old

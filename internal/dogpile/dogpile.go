@@ -246,12 +246,28 @@ func (e *Engine) Join(ctx context.Context, key string, kind any) (v any, err err
 	return v, err, true
 }
 
+// Room is space for the flight an Op leads, in the Op's own allocation: an Op that has one
+// (Roomy) spares a miss the allocation of its flight. Its zero value is ready for one flight;
+// an Op leads at most one, and the engine allocates any other.
+type Room struct{ f flight }
+
+// Roomy is implemented by an Op that carries a Room for the flight it may lead.
+type Roomy interface{ Room() *Room }
+
+// roomOf returns op's Room, or nil if it has none.
+func roomOf(op Op) *Room {
+	if r, ok := op.(Roomy); ok {
+		return r.Room()
+	}
+	return nil
+}
+
 // Resolve answers a call whose entry was not fresh: cur is the entry read (valid when have is
 // true, expired by op.Fresh). It returns the value to give the caller.
 func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any, error) {
 	background := have && e.slots != nil
 	how := forCaller(ctx)
-	f, leader := e.flights.join(op.Key(), op.Kind(), !have, !background && how != inline)
+	f, leader := e.flights.join(op.Key(), op.Kind(), !have, !background && how != inline, roomOf(op))
 	if !leader {
 		if have {
 			// Someone in this process is regenerating: the old value, now.
@@ -297,7 +313,7 @@ func (e *Engine) Resolve(ctx context.Context, op Op, cur Entry, have bool) (any,
 // them, on a goroutine of its own, one at a time per key (the key's flight), which Close cancels
 // and waits for. Its error goes to Op.Failed.
 func (e *Engine) Early(ctx context.Context, op Op, cur Entry) any {
-	f, leader := e.flights.join(op.Key(), op.Kind(), false, false)
+	f, leader := e.flights.join(op.Key(), op.Kind(), false, false, roomOf(op))
 	if !leader {
 		return cur.Value // regenerated already, early or expired, by another caller
 	}
@@ -624,7 +640,7 @@ func (g *group) shard(key string) *shard {
 // join returns the flight for key and kind, starting one (leader true) if there is none; absent
 // says what a started one is for, and wait whether its leader will wait for it (f.wait). A caller
 // that joins a flight may wait for it.
-func (g *group) join(key string, kind any, absent, wait bool) (f *flight, leader bool) {
+func (g *group) join(key string, kind any, absent, wait bool, room *Room) (f *flight, leader bool) {
 	s := g.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -634,7 +650,12 @@ func (g *group) join(key string, kind any, absent, wait bool) (f *flight, leader
 			return f.joined(), false
 		}
 	}
-	f = &flight{key: key, kind: kind, next: head, shard: s, absent: absent}
+	if room != nil && room.f.shard == nil {
+		f = &room.f
+	} else {
+		f = new(flight)
+	}
+	f.key, f.kind, f.next, f.shard, f.absent = key, kind, head, s, absent
 	if wait {
 		f.done = make(chan struct{})
 	}

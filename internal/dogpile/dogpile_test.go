@@ -422,7 +422,7 @@ func TestGroupKeepsEveryKeyInFlight(t *testing.T) {
 	name := func(i int, kind any) string { return fmt.Sprintf("key%d/%v", i, kind) }
 	for i := range keys {
 		for _, kind := range kinds {
-			f, leader := g.join(fmt.Sprint("key", i), kind, true, false)
+			f, leader := g.join(fmt.Sprint("key", i), kind, true, false, nil)
 			if !leader {
 				t.Fatalf("%s: joined a flight, want a new one", name(i, kind))
 			}
@@ -454,7 +454,7 @@ func TestGroupKeepsEveryKeyInFlight(t *testing.T) {
 	}
 	check("all started", func(int, any) bool { return true })
 	for i := range keys {
-		f, leader := g.join(fmt.Sprint("key", i), "b", true, false)
+		f, leader := g.join(fmt.Sprint("key", i), "b", true, false, nil)
 		if leader || f != started[name(i, "b")] {
 			t.Fatalf("second join of %s: leader %v, flight %p, want the first's %p", name(i, "b"), leader, f, started[name(i, "b")])
 		}
@@ -481,7 +481,7 @@ func TestGroupKeepsEveryKeyInFlight(t *testing.T) {
 	for i := range keys {
 		for _, kind := range kinds {
 			if !live(i, kind) {
-				f, leader := g.join(fmt.Sprint("key", i), kind, true, false)
+				f, leader := g.join(fmt.Sprint("key", i), kind, true, false, nil)
 				if !leader {
 					t.Fatalf("%s: joined a flight that was gone", name(i, kind))
 				}
@@ -492,6 +492,33 @@ func TestGroupKeepsEveryKeyInFlight(t *testing.T) {
 	check("restarted", func(int, any) bool { return true })
 	g.forgetAll()
 	check("all forgotten", func(int, any) bool { return false })
+}
+
+// TestRoomHoldsOneFlight checks that an Op's Room holds the first flight the Op leads, and that a
+// second one is allocated apart, leaving the first, which its joiners may still read, as it was.
+func TestRoomHoldsOneFlight(t *testing.T) {
+	var g group
+	g.init()
+	var room Room
+	f1, leader := g.join("k", "a", true, true, &room)
+	if !leader || f1 != &room.f {
+		t.Fatalf("first flight: leader %v, in the room %v; want a new flight in the room", leader, f1 == &room.f)
+	}
+	if j, leader := g.join("k", "a", true, false, nil); leader || j != f1 {
+		t.Fatal("a second caller did not join the flight in the room")
+	}
+	g.finish(f1, 1, nil)
+	f2, leader := g.join("k", "a", true, true, &room)
+	if !leader || f2 == f1 {
+		t.Fatalf("second flight: leader %v, the room's again %v; want a new flight apart", leader, f2 == f1)
+	}
+	g.finish(f2, 2, nil)
+	if v, err := f1.wait(context.Background()); v != 1 || err != nil {
+		t.Fatalf("the first flight's result became (%v, %v), want (1, nil)", v, err)
+	}
+	if v, _ := f2.wait(context.Background()); v != 2 {
+		t.Fatalf("the second flight's result is %v, want 2", v)
+	}
 }
 
 func TestDistributedWaitPicksUpOtherProcessValue(t *testing.T) {
