@@ -52,8 +52,10 @@ type callContext struct {
 	// bound is the deadline of a call under a creation timeout, set by init before the call and
 	// not changed after it; nil: the call has none.
 	bound *callBound
-	// past is set when the timer fires, before onExpire is told.
-	past atomic.Bool
+	// past is set when the timer fires, before onExpire is told: to deadlineFirst if the parent
+	// had not ended then, so that the deadline is what ended the context, as in the context
+	// package, where the first cancellation sticks; to deadlineAfter otherwise.
+	past atomic.Uint32
 
 	mu    sync.Mutex
 	ended bool // guarded by mu: the call returned
@@ -80,6 +82,12 @@ type callMade struct {
 	endErr, endCause error
 }
 
+// The values of callContext.past once the timer fired.
+const (
+	deadlineFirst uint32 = 1 + iota
+	deadlineAfter
+)
+
 // expirer is told that a call's deadline passed before the call returned.
 type expirer interface{ expire() }
 
@@ -103,18 +111,14 @@ func (c *callContext) init(parent context.Context, d time.Duration, b *callBound
 
 // fire is the timer's function.
 func (c *callContext) fire() {
-	c.past.Store(true)
+	if c.parent.Err() == nil {
+		c.past.Store(deadlineFirst)
+	} else {
+		c.past.Store(deadlineAfter)
+	}
 	if c.bound.onExpire != nil {
 		c.bound.onExpire.expire()
 	}
-}
-
-// deadline is the call's own deadline, or the zero time if it has none.
-func (c *callContext) deadline() time.Time {
-	if c.bound == nil {
-		return time.Time{}
-	}
-	return c.bound.deadline
 }
 
 // real returns the context package's context, making it first if it is not made yet. Made
@@ -140,8 +144,9 @@ func (c *callContext) real() context.Context {
 		// keeps the parent's values.
 		base := context.WithoutCancel(c.parent)
 		if endErr == context.DeadlineExceeded {
-			// A deadline in the past (the call's, or the zero time for a parent's): done at once.
-			m.real, m.cancel = context.WithDeadlineCause(base, c.deadline(), endCause)
+			// A deadline in the past (the call's passed, or a parent's earlier one did; the zero
+			// time stands for both): done at once.
+			m.real, m.cancel = context.WithDeadlineCause(base, time.Time{}, endCause)
 		} else {
 			real, cancel := context.WithCancelCause(base)
 			cancel(endCause)
@@ -174,19 +179,29 @@ func (c *callContext) end() {
 		c.made.cancel()
 		return
 	}
-	switch {
-	case c.parent.Err() != nil:
-		c.made = &callMade{endErr: c.parent.Err(), endCause: context.Cause(c.parent)}
-	case c.past.Load(): // real is not made: only the timer can have fired
-		c.made = &callMade{endErr: context.DeadlineExceeded, endCause: ErrCreationTimeout}
+	if err, cause := c.endedBy(); err != nil {
+		c.made = &callMade{endErr: err, endCause: cause}
 	}
 	// Otherwise Canceled, what an ended call with nothing made answers.
+}
+
+// endedBy returns the error and cause the context has ended with before the call returned, while
+// real is not made, or nil: its deadline's if the timer fired while the parent was live, the
+// parent's if the parent ended first.
+func (c *callContext) endedBy() (err, cause error) {
+	if c.past.Load() == deadlineFirst {
+		return context.DeadlineExceeded, ErrCreationTimeout
+	}
+	if err := c.parent.Err(); err != nil {
+		return err, context.Cause(c.parent)
+	}
+	return nil, nil
 }
 
 // expired reports whether the deadline, if there is one, has passed: whether its timer, or the
 // real context's (which may fire first), has fired.
 func (c *callContext) expired() bool {
-	if c.past.Load() {
+	if c.past.Load() != 0 {
 		return true
 	}
 	if c.bound == nil {
@@ -230,13 +245,8 @@ func (c *callContext) Err() error {
 	case ended:
 		return context.Canceled
 	}
-	if err := c.parent.Err(); err != nil {
-		return err
-	}
-	if c.expired() {
-		return context.DeadlineExceeded
-	}
-	return nil
+	err, _ := c.endedBy()
+	return err
 }
 
 func (c *callContext) String() string { return "dogpile.callContext" }

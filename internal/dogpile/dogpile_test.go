@@ -1116,8 +1116,9 @@ func TestCreatorReturningBeforeItsDeadlineIsNotLate(t *testing.T) {
 // TestCallContextAnswersAsTheContextPackageWould runs a creator call's context (callContext) and
 // the context package's equivalent (context.WithDeadlineCause, or WithCancel without a deadline)
 // through the same timeline: the call returns before or after its deadline, or after its parent
-// was cancelled with a cause; a kept context is first asked for Done only later, after the
-// deadline and after the parent's cancellation. Err and Cause must agree at every step.
+// was cancelled with a cause (before or after the deadline passed) or reached a deadline of its
+// own; a kept context is first asked for Done only later, after the deadline and after the
+// parent's cancellation. Err and Cause must agree at every step.
 func TestCallContextAnswersAsTheContextPackageWould(t *testing.T) {
 	errParent := errors.New("parent cancelled")
 	for _, tc := range []struct {
@@ -1126,6 +1127,8 @@ func TestCallContextAnswersAsTheContextPackageWould(t *testing.T) {
 		runFor        time.Duration // before the call returns; the deadline is at 1s
 		cancelParent  bool          // with errParent, before the call returns
 		askDoneDuring bool          // make the real context during the call
+		parentIn      time.Duration // if positive, the parent's own deadline, from the start
+		askDoneAtEnd  bool          // make the real context as soon as the call returned
 	}{
 		{name: "returned in time", deadline: true, runFor: 0},
 		{name: "returned late", deadline: true, runFor: 2 * time.Second},
@@ -1133,10 +1136,18 @@ func TestCallContextAnswersAsTheContextPackageWould(t *testing.T) {
 		{name: "no deadline", runFor: 2 * time.Second},
 		{name: "parent cancelled", deadline: true, cancelParent: true},
 		{name: "parent cancelled, no deadline", cancelParent: true},
+		{name: "parent cancelled after the deadline passed", deadline: true, runFor: 2 * time.Second, cancelParent: true},
+		{name: "parent's deadline before the call's", deadline: true, runFor: time.Second * 3 / 4, parentIn: time.Second / 2, askDoneAtEnd: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				parent, cancelParent := context.WithCancelCause(context.Background())
+				base := context.Background()
+				if tc.parentIn > 0 {
+					var cancel context.CancelFunc
+					base, cancel = context.WithTimeout(base, tc.parentIn)
+					defer cancel()
+				}
+				parent, cancelParent := context.WithCancelCause(base)
 				defer cancelParent(nil)
 				var d time.Duration
 				var ref context.Context
@@ -1166,6 +1177,14 @@ func TestCallContextAnswersAsTheContextPackageWould(t *testing.T) {
 				c.end()
 				endRef()
 				check("once the call returned")
+				if tc.askDoneAtEnd {
+					select {
+					case <-c.Done():
+					default:
+						t.Error("not done once the call returned")
+					}
+					check("asked for Done once the call returned")
+				}
 				time.Sleep(3 * time.Second) // past the deadline
 				cancelParent(errors.New("cancelled after the call"))
 				check("after the deadline and the parent's cancellation")
