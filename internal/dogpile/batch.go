@@ -31,7 +31,8 @@ type Batch interface {
 	Create(ctx context.Context, idx []int) (Made, error)
 	// Store saves created values (or decides not to, by the should-cache rules); vals[j] is the
 	// value of idx[j], made by the Create call that returned made (its Created and Delta). As
-	// Op.Store, it returns errors without reporting them.
+	// Op.Store, it returns errors without reporting them. It must not change made's slices,
+	// which the engine reads again once it returns.
 	Store(ctx context.Context, idx []int, vals []any, made Made) error
 	// StoreFailed is Op.StoreFailed.
 	StoreFailed(ctx context.Context, err error) error
