@@ -527,11 +527,13 @@ func renderPairs(b *bytes.Buffer, d *dataset) {
 	p("same run, with expiration on (`region.WithExpiration(10*time.Minute)` as the README configures a ")
 	p("region; otter `ExpiryWriting` of 10 minutes): a key built per call against a key built per call, ")
 	p("a prebuilt key against a prebuilt key, a read without a loader against a read without a loader. ")
-	p("The figures come from scenarios 1, 1b, 2 and 2b below. The ratio is dogpile ÷ peer; the verdict ")
-	p("is benchstat's test, as in the summary. The last pair, with expiration off, shows what the ")
-	p("expiration costs each; it is not a target.\n\n")
-	p("| dogpile | peer | measure | dogpile | peer | dogpile ÷ peer | verdict | B/op, allocs/op: dogpile; peer |\n")
-	p("|---|---|---|---|---|---|---|---|\n")
+	p("The figures come from scenarios 1, 1b, 2 and 2b below. The ratio is dogpile ÷ peer, of the ")
+	p("medians; the paired ratio is the median of the ten runs' own ratios (each run measures both, ")
+	p("seconds apart), which a change of the shared machine's speed between runs moves less. The ")
+	p("verdict is benchstat's test, as in the summary. The last pair, with expiration off, shows what ")
+	p("the expiration costs each; it is not a target.\n\n")
+	p("| dogpile | peer | measure | dogpile | peer | dogpile ÷ peer | paired | verdict | B/op, allocs/op: dogpile; peer |\n")
+	p("|---|---|---|---|---|---|---|---|---|\n")
 	for _, pr := range pairs {
 		for i, m := range pr.measures {
 			oursCell, peerCell := "", ""
@@ -543,16 +545,20 @@ func renderPairs(b *bytes.Buffer, d *dataset) {
 			mine, ok1 := d.get(c.bench, pr.ours, c.procs, c.unit)
 			theirs, ok2 := d.get(c.bench, pr.peer, c.procs, c.unit)
 			if !ok1 || !ok2 {
-				p("| %s | %s | %s | — | — | — | not measured | |\n", oursCell, peerCell, m.title)
+				p("| %s | %s | %s | — | — | — | — | not measured | |\n", oursCell, peerCell, m.title)
 				continue
 			}
 			ratio, verdict := compare(mine, theirs, m.higher, pr.peer)
+			paired := "—"
+			if r, ok := d.pairedRatio(c.bench, pr.ours, pr.peer, c.procs, c.unit); ok {
+				paired = fmt.Sprintf("%.2f×", r)
+			}
 			allocs := ""
 			if c.unit == "ns/op" {
 				allocs = allocsOf(d, c, pr.ours) + "; " + allocsOf(d, c, pr.peer)
 			}
-			p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", oursCell, peerCell, m.title,
-				withCI(mine, c.unit), withCI(theirs, c.unit), ratio, verdict, allocs)
+			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", oursCell, peerCell, m.title,
+				withCI(mine, c.unit), withCI(theirs, c.unit), ratio, paired, verdict, allocs)
 		}
 	}
 	p("\n")

@@ -121,6 +121,38 @@ func (d *dataset) get(bench, impl string, procs int, unit string) (stat, bool) {
 	return stat{s, benchmath.AssumeNothing.Summary(s, 0.95)}, true
 }
 
+// pairedRatio is the median, over the runs, of a's value in bench at procs (0: the only
+// GOMAXPROCS) for unit over b's in the same run: each run of a step (one go test command)
+// measures both, seconds apart, so the ratio of one run is not moved by a change of the
+// machine's speed between runs, which moves both medians of a ratio of medians. It is false
+// unless both were measured in every run.
+func (d *dataset) pairedRatio(bench, a, b string, procs int, unit string) (float64, bool) {
+	if procs == 0 {
+		ps := d.procs[bench]
+		if len(ps) == 0 {
+			return 0, false
+		}
+		procs = ps[0]
+	}
+	va, vb := d.values[key{bench, a, procs}][unit], d.values[key{bench, b, procs}][unit]
+	if len(va) == 0 || len(va) != len(vb) {
+		return 0, false
+	}
+	r := make([]float64, 0, len(va))
+	for i := range va {
+		if vb[i] == 0 {
+			return 0, false
+		}
+		r = append(r, va[i]/vb[i])
+	}
+	slices.Sort(r)
+	n := len(r)
+	if n%2 == 1 {
+		return r[n/2], true
+	}
+	return (r[n/2-1] + r[n/2]) / 2, true
+}
+
 // differs reports whether two samples differ significantly (Mann-Whitney U test at benchstat's
 // default alpha). Identical constant samples do not.
 func differs(a, b stat) bool {
